@@ -1,0 +1,214 @@
+"""The `shoal` command: run the suite on this machine (`up`, `down`, `status`, `demo`)."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shoal import __version__
+from shoal.kit.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, SettingsError
+from shoal.runner import health
+from shoal.runner.suite import LOCK_FILE, PID_FILE, STATE_FILE, SuiteConfig, admin_key, port_in_use
+
+EXIT_UNHEALTHY = 3
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state_dir or os.environ.get("SHOAL_HOME", ".shoal")).resolve()
+
+
+def _running_pid(state: Path) -> int | None:
+    """The supervisor's pid when one holds the state directory's lock, else None."""
+    lock = state / LOCK_FILE
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            return int((state / PID_FILE).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _statuses(config: SuiteConfig) -> dict[str, str]:
+    full = {
+        "ingest": "shoal.v1.IngestService",
+        "versioning": "shoal.v1.VersioningService",
+        "asset": "shoal.v1.AssetService",
+        "metrics": "shoal.v1.MetricsService",
+        "embedding": "shoal.v1.EmbeddingService",
+    }
+    return {name: health.check(config.host, config.services[name].grpc_port, full[name]) for name in SERVICES}
+
+
+def _print_table(config: SuiteConfig, statuses: dict[str, str]) -> None:
+    print(f"{'service':<12}{'grpc':<22}{'metrics':<30}status")
+    for name in SERVICES:
+        ports = config.services[name]
+        grpc_addr = f"{config.host}:{ports.grpc_port}"
+        metrics_addr = f"http://{config.host}:{ports.metrics_port}/metrics"
+        print(f"{name:<12}{grpc_addr:<22}{metrics_addr:<30}{statuses[name]}")
+    print(f"redis       {config.effective_redis_url}{'  (embedded)' if config.embedded_redis else ''}")
+    print(f"store       {config.effective_store_url}")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    state = _state_dir(args)
+    pid = _running_pid(state)
+    if pid is not None:
+        print(f"shoal is already running from {state} (supervisor pid {pid}); `shoal down` stops it", file=sys.stderr)
+        return 1
+    config = SuiteConfig.with_ports(
+        str(state),
+        base_port=args.base_port,
+        metrics_base_port=args.metrics_base_port,
+        host=args.host,
+        redis_url=args.redis_url or os.environ.get("SHOAL_REDIS_URL", ""),
+        redis_port=args.redis_port,
+        store_url=args.store_url or os.environ.get("SHOAL_STORE_URL", ""),
+        s3_endpoint=args.s3_endpoint or os.environ.get("SHOAL_S3_ENDPOINT", ""),
+        s3_access_key=os.environ.get("SHOAL_S3_ACCESS_KEY", ""),
+        s3_secret_key=os.environ.get("SHOAL_S3_SECRET_KEY", ""),
+        s3_secure=os.environ.get("SHOAL_S3_SECURE", "false").lower() in {"1", "true", "yes", "on"},
+        log_level=args.log_level,
+    )
+    if config.store_url.startswith("s3://") and not (config.s3_endpoint and config.s3_access_key and config.s3_secret_key):
+        print("an s3:// store needs --s3-endpoint, SHOAL_S3_ACCESS_KEY and SHOAL_S3_SECRET_KEY", file=sys.stderr)
+        return 2
+    busy = [
+        f"{name} {kind} port {port}"
+        for name, ports in config.services.items()
+        for kind, port in (("gRPC", ports.grpc_port), ("metrics", ports.metrics_port))
+        if port_in_use(config.host, port)
+    ]
+    if config.embedded_redis and port_in_use(config.host, config.redis_port):
+        busy.append(f"embedded Redis port {config.redis_port}")
+    if busy:
+        print("cannot start, ports in use: " + ", ".join(busy), file=sys.stderr)
+        return 1
+    try:
+        admin_key(state)  # validate or create the key now, so a bad one fails here rather than in five logs
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    config.save()
+    (state / "logs").mkdir(exist_ok=True)
+    with (state / "logs" / "supervisor.log").open("ab") as out:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "shoal.runner.supervisor", str(state)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + args.timeout
+    statuses: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        if supervisor.poll() is not None:
+            print(f"the supervisor exited with {supervisor.returncode}; see {state / 'logs'}", file=sys.stderr)
+            return 1
+        statuses = _statuses(config)
+        if all(s == "SERVING" for s in statuses.values()):
+            _print_table(config, statuses)
+            print(f"admin API key: {'from SHOAL_ADMIN_API_KEY' if os.environ.get('SHOAL_ADMIN_API_KEY') else state / 'admin_api_key'}")
+            print(f"logs: {state / 'logs'}   stop with: shoal down" + (f" --state-dir {state}" if args.state_dir else ""))
+            return 0
+        time.sleep(0.3)
+    _print_table(config, statuses)
+    print(f"not every service became healthy within {args.timeout:.0f} s; see {state / 'logs'}", file=sys.stderr)
+    return EXIT_UNHEALTHY
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = _state_dir(args)
+    pid = _running_pid(state)
+    if pid is None:
+        print(f"shoal is not running from {state}")
+        return 0
+    if pid > 0:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if _running_pid(state) is None:
+            print("shoal stopped")
+            return 0
+        time.sleep(0.2)
+    if pid > 0:
+        # The supervisor did not finish in time: stop its whole session (it and every child) for good.
+        os.killpg(pid, signal.SIGKILL)
+    print("shoal did not stop in time; killed it", file=sys.stderr)
+    return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = _state_dir(args)
+    if not (state / STATE_FILE).exists() or _running_pid(state) is None:
+        print(f"shoal is not running from {state}")
+        return EXIT_UNHEALTHY
+    config = SuiteConfig.load(state)
+    statuses = _statuses(config)
+    if args.json:
+        print(json.dumps({"state_dir": str(state), "services": statuses}))
+    else:
+        _print_table(config, statuses)
+    return 0 if all(s == "SERVING" for s in statuses.values()) else EXIT_UNHEALTHY
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from shoal.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(args, cmd_up, cmd_down)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="shoal", description="Versioned ML datasets over gRPC.")
+    top.add_argument("--version", action="version", version=f"shoal {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def with_state(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--state-dir", help="where logs, data and the state file go (default: $SHOAL_HOME or ./.shoal)")
+        return p
+
+    for name, helptext in (("up", "start the suite on this machine"), ("demo", "start the suite, use it, stop it")):
+        p = with_state(sub.add_parser(name, help=helptext))
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--base-port", type=int, default=DEFAULT_GRPC_PORTS["ingest"], help="gRPC port of ingest; the others follow")
+        p.add_argument("--metrics-base-port", type=int, default=DEFAULT_METRICS_PORTS["ingest"])
+        p.add_argument("--redis-url", default="", help="external Redis (default: run an embedded redis-server)")
+        p.add_argument("--redis-port", type=int, default=6390, help="port of the embedded Redis")
+        p.add_argument("--store-url", default="", help="file:///path or s3://bucket[/prefix] (default: <state>/store)")
+        p.add_argument("--s3-endpoint", default="", help="S3/MinIO endpoint, e.g. http://minio:9000")
+        p.add_argument("--log-level", default="INFO")
+        p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait until every service is healthy")
+        p.set_defaults(func=cmd_up if name == "up" else cmd_demo)
+    p = with_state(sub.add_parser("down", help="stop what `shoal up` started"))
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_down)
+    p = with_state(sub.add_parser("status", help="health of every service"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

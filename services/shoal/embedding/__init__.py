@@ -1,0 +1,1 @@
+"""The embedding service: indexes on GPU or CPU, search, selection, duplicates and projections."""

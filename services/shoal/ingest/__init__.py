@@ -1,0 +1,1 @@
+"""The ingest service: upload sessions, synchronous validation, the queue's producer side."""

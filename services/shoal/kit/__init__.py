@@ -1,0 +1,1 @@
+"""What every Shoal service shares: settings, logging, the gRPC server and its interceptors, storage adapters."""

@@ -1,0 +1,68 @@
+"""Start-up shared by every service process: settings → logging → adapters → server → serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from shoal.kit import logs, redisconn
+from shoal.kit.apikeys import ApiKeyVerifier
+from shoal.kit.errors import ShoalError
+from shoal.kit.objectstore import ObjectStore, open_store
+from shoal.kit.server import Service, ShoalServer, serve_until_signalled
+from shoal.kit.settings import Settings, SettingsError
+
+log = logging.getLogger("shoal.kit.bootstrap")
+
+
+@dataclass
+class Runtime:
+    """The adapters a service's servicers are built with."""
+
+    settings: Settings
+    store: ObjectStore
+    redis: Redis
+
+
+Build = Callable[[Runtime], Sequence[Service]]
+
+
+def create_server(settings: Settings, build: Build) -> ShoalServer:
+    """A ready-to-start server for one service (tests call this with port-0 settings)."""
+    store = open_store(settings.store)
+    redis = redisconn.connect(settings.redis_url)
+    runtime = Runtime(settings, store, redis)
+
+    async def check_store() -> None:
+        await asyncio.to_thread(store.check)
+
+    async def check_redis() -> None:
+        await redisconn.check(redis)
+
+    return ShoalServer(
+        settings=settings,
+        services=build(runtime),
+        verifier=ApiKeyVerifier(store, settings.admin_api_key, settings.api_key_cache_seconds),
+        checks=(check_redis, check_store),
+    )
+
+
+def run_service(service: str, build: Build) -> None:
+    """Entry point of a service process: exits 2 with a clear message on bad settings."""
+    try:
+        settings = Settings.from_env(service)
+    except SettingsError as err:
+        print(f"shoal-{service}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logs.configure(service, settings.log_level)
+    try:
+        server = create_server(settings, build)
+    except ShoalError as err:
+        log.error("cannot start: %s", err)
+        raise SystemExit(1) from None
+    asyncio.run(serve_until_signalled(server))

@@ -1,0 +1,261 @@
+"""Server interceptors, outermost first: request id → Prometheus metrics → error mapping → API-key authentication.
+
+Each interceptor supplies an async context manager that wraps one call; `_wrap` applies it to every kind of RPC
+(unary, server-, client- and bidi-streaming) so that interceptors are written once, not four times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Final
+
+import grpc
+
+from shoal.kit import context, grpc_metrics
+from shoal.kit.apikeys import ApiKeyVerifier
+from shoal.kit.errors import Internal, ShoalError, Unauthenticated, Unimplemented
+from shoal.kit.status import to_grpc_status
+
+log = logging.getLogger("shoal.kit.rpc")
+
+REQUEST_ID_KEY: Final = "x-request-id"
+API_KEY_KEY: Final = "x-api-key"
+_REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Health checks and reflection (which describes only the public contract) need no key.
+OPEN_SERVICES: Final = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection")
+_CLIENT_ERRORS: Final = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+Scope = Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
+
+
+def is_open(full_method: str) -> bool:
+    return full_method.lstrip("/").split("/", 1)[0] in OPEN_SERVICES
+
+
+def metadata_value(ctx: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
+    for k, v in ctx.invocation_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return ""
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _iterate(result: Any) -> AsyncIterator[Any]:
+    """Iterate what a streaming behaviour returned: an async iterator, a sync iterator, or an awaitable (a handler
+    that writes through `context.write`)."""
+    if hasattr(result, "__aiter__"):
+        async for item in result:
+            yield item
+    elif inspect.isawaitable(result):
+        await result
+    elif result is not None:
+        for item in result:
+            yield item
+
+
+def _wrap(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandler:
+    """The same handler with `scope(context)` entered around the whole call."""
+    ser, de = handler.response_serializer, handler.request_deserializer
+    if handler.unary_unary is not None:
+        uu = handler.unary_unary
+
+        async def unary_unary(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with scope(ctx):
+                return await _maybe_await(uu(request, ctx))
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, request_deserializer=de, response_serializer=ser)
+    if handler.unary_stream is not None:
+        us = handler.unary_stream
+
+        async def unary_stream(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async with scope(ctx):
+                async for item in _iterate(us(request, ctx)):
+                    yield item
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, request_deserializer=de, response_serializer=ser)
+    if handler.stream_unary is not None:
+        su = handler.stream_unary
+
+        async def stream_unary(requests: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with scope(ctx):
+                return await _maybe_await(su(requests, ctx))
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary, request_deserializer=de, response_serializer=ser)
+    ss = handler.stream_stream
+    assert ss is not None
+
+    async def stream_stream(requests: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        async with scope(ctx):
+            async for item in _iterate(ss(requests, ctx)):
+                yield item
+
+    return grpc.stream_stream_rpc_method_handler(stream_stream, request_deserializer=de, response_serializer=ser)
+
+
+class _ScopeInterceptor(grpc.aio.ServerInterceptor):
+    """An interceptor defined by one async context manager per call."""
+
+    applies_to_open_services = True
+
+    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or (not self.applies_to_open_services and is_open(method)):
+            return handler
+        return _wrap(handler, lambda ctx: self.scope(method, handler, ctx))
+
+
+class RequestIdInterceptor(_ScopeInterceptor):
+    """Takes the caller's `x-request-id` (or makes one), puts it on every log line and sends it back."""
+
+    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+        return self._scope(method, ctx)
+
+    @asynccontextmanager
+    async def _scope(self, method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        given = metadata_value(ctx, REQUEST_ID_KEY)
+        rid = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        rid_token, method_token = context.request_id.set(rid), context.method.set(method)
+        ctx.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+        try:
+            yield
+        finally:
+            context.request_id.reset(rid_token)
+            context.method.reset(method_token)
+
+
+class MetricsInterceptor(_ScopeInterceptor):
+    """`grpc_server_started_total`, `grpc_server_handled_total`, `grpc_server_handling_seconds`, and an access log line."""
+
+    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+        kind = grpc_metrics.rpc_type(handler.request_streaming, handler.response_streaming)
+        return self._scope(method, kind, ctx)
+
+    @asynccontextmanager
+    async def _scope(self, method: str, kind: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        service, name = grpc_metrics.split_method(method)
+        grpc_metrics.STARTED.labels(kind, service, name).inc()
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            yield
+        except grpc.aio.AbortError:
+            code = _code_of(ctx, grpc.StatusCode.UNKNOWN)
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except BaseException:
+            code = grpc.StatusCode.UNKNOWN
+            raise
+        else:
+            code = _code_of(ctx, grpc.StatusCode.OK)
+        finally:
+            elapsed = time.perf_counter() - start
+            grpc_metrics.HANDLED.labels(kind, service, name, code.name).inc()
+            grpc_metrics.HANDLING_SECONDS.labels(kind, service, name).observe(elapsed)
+            level = logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO if code in _CLIENT_ERRORS else logging.WARNING
+            log.log(level, "rpc finished", extra={"grpc_code": code.name, "duration_ms": round(elapsed * 1000, 3)})
+
+
+def _code_of(ctx: grpc.aio.ServicerContext[Any, Any], default: grpc.StatusCode) -> grpc.StatusCode:
+    code = ctx.code()
+    if code is None:
+        return default
+    if isinstance(code, grpc.StatusCode):
+        return code
+    return next((c for c in grpc.StatusCode if c.value[0] == code), default)
+
+
+class ErrorInterceptor(_ScopeInterceptor):
+    """Maps domain errors to `google.rpc.Status` with details; unknown exceptions become INTERNAL with a generic
+    message and a logged traceback, never a leaked stack."""
+
+    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+        return self._scope(method, ctx)
+
+    @asynccontextmanager
+    async def _scope(self, method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        try:
+            yield
+        except ShoalError as err:
+            await ctx.abort_with_status(to_grpc_status(err))
+        except NotImplementedError:
+            # The generated servicer base raises this for every RPC a service does not implement yet.
+            missing = Unimplemented(f"{method} is not implemented yet", reason="NOT_IMPLEMENTED", metadata={"method": method})
+            await ctx.abort_with_status(to_grpc_status(missing))
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("unhandled error")
+            internal = Internal("internal error; the server logged the details under this call's request id", reason="INTERNAL")
+            await ctx.abort_with_status(to_grpc_status(internal))
+
+
+class AuthInterceptor(_ScopeInterceptor):
+    """Rejects calls without a valid API key (`x-api-key`, or `authorization: Bearer …`) with UNAUTHENTICATED."""
+
+    applies_to_open_services = False
+
+    def __init__(self, verifier: ApiKeyVerifier) -> None:
+        self.verifier = verifier
+
+    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+        return self._scope(ctx)
+
+    @asynccontextmanager
+    async def _scope(self, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        secret = metadata_value(ctx, API_KEY_KEY)
+        if not secret:
+            bearer = metadata_value(ctx, "authorization")
+            if bearer.lower().startswith("bearer "):
+                secret = bearer[7:].strip()
+        if not secret:
+            raise Unauthenticated("missing API key: send it as `x-api-key` metadata", reason="API_KEY_MISSING")
+        key_id = self.verifier.needs_lookup(secret)
+        if key_id is not None and self.verifier.verify_admin(secret) is None:
+            await asyncio.to_thread(self.verifier.load, key_id)
+        principal = self.verifier.verify_cached(secret)
+        if principal is None:
+            raise Unauthenticated("invalid, revoked or expired API key", reason="API_KEY_INVALID")
+        token = context.principal.set(principal)
+        try:
+            yield
+        finally:
+            context.principal.reset(token)
+
+
+def default_interceptors(verifier: ApiKeyVerifier) -> Sequence[grpc.aio.ServerInterceptor]:
+    """The interceptor chain every Shoal service runs, outermost first."""
+    return (RequestIdInterceptor(), MetricsInterceptor(), ErrorInterceptor(), AuthInterceptor(verifier))

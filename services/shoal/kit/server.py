@@ -1,0 +1,162 @@
+"""One bootstrap for every service: grpc.aio server with the interceptor chain, health, reflection, Prometheus
+metrics on a separate port, dependency-aware readiness, and graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from shoal.kit import grpc_metrics
+from shoal.kit.apikeys import ApiKeyVerifier
+from shoal.kit.errors import ShoalError
+from shoal.kit.interceptors import default_interceptors
+from shoal.kit.settings import Settings
+
+log = logging.getLogger("shoal.kit.server")
+
+Check = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Service:
+    """A servicer to serve: the instance, the generated `add_*_to_server` function and the proto service name."""
+
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    full_name: str
+
+
+@dataclass
+class ShoalServer:
+    """A running Shoal service. `grpc_port` and `metrics_port` are the bound ports (useful when asked for port 0)."""
+
+    settings: Settings
+    services: Sequence[Service]
+    verifier: ApiKeyVerifier
+    checks: Sequence[Check] = ()
+    check_interval_seconds: float = 5.0
+    interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
+    grpc_port: int = 0
+    metrics_port: int = 0
+    _server: grpc.aio.Server | None = None
+    _health: health.aio.HealthServicer | None = None
+    _metrics_http: WSGIServer | None = None
+    _metrics_thread: threading.Thread | None = None
+    _probe: asyncio.Task[None] | None = None
+    _stopping: bool = False
+    _ready: dict[str, bool] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        options = [
+            ("grpc.max_receive_message_length", self.settings.max_message_bytes),
+            ("grpc.max_send_message_length", self.settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        chain = self.interceptors if self.interceptors is not None else default_interceptors(self.verifier)
+        server = grpc.aio.server(interceptors=chain, options=options)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [s.full_name for s in self.services]
+        for svc in self.services:
+            svc.add_to_server(svc.servicer, server)
+            _preinitialize_metrics(svc)
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        self.grpc_port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
+        if self.grpc_port == 0:
+            raise OSError(f"cannot bind gRPC port {self.settings.host}:{self.settings.grpc_port}")
+        self._metrics_http, self._metrics_thread = start_http_server(self.settings.metrics_port, addr=self.settings.host)
+        self.metrics_port = self._metrics_http.server_port
+        await server.start()
+        self._server = server
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._refresh_readiness()
+        self._probe = asyncio.create_task(self._probe_loop(), name="readiness-probe")
+        log.info(
+            "serving",
+            extra={"grpc_port": self.grpc_port, "metrics_port": self.metrics_port, "services": names},
+        )
+
+    async def _refresh_readiness(self) -> None:
+        """Per-service health follows the dependencies (Redis, object store): NOT_SERVING while one is down, so a
+        readiness probe takes the pod out of rotation; the overall "" status stays SERVING for liveness."""
+        ok = True
+        for check in self.checks:
+            try:
+                await check()
+            except ShoalError as err:
+                ok = False
+                log.warning("dependency check failed: %s", err.message, extra={"reason": err.reason})
+                break
+        if self._health is None or self._stopping:
+            return
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        for svc in self.services:
+            if self._ready.get(svc.full_name) != ok:
+                self._ready[svc.full_name] = ok
+                await self._health.set(svc.full_name, status)
+
+    async def _probe_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.check_interval_seconds)
+            await self._refresh_readiness()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING first, then stop taking calls and let in-flight ones finish within `grace` seconds."""
+        if self._server is None or self._stopping:
+            return
+        self._stopping = True
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        log.info("shutting down", extra={"grace_seconds": grace})
+        if self._probe is not None:
+            self._probe.cancel()
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+
+def _preinitialize_metrics(svc: Service) -> None:
+    descriptor = _service_descriptor(svc.full_name)
+    if descriptor is None:
+        return
+    for method in descriptor.methods:
+        kind = grpc_metrics.rpc_type(method.client_streaming, method.server_streaming)
+        grpc_metrics.preinitialize(svc.full_name, method.name, kind)
+
+
+def _service_descriptor(full_name: str) -> Any:
+    from google.protobuf import descriptor_pool  # noqa: PLC0415
+
+    try:
+        return descriptor_pool.Default().FindServiceByName(full_name)
+    except KeyError:
+        return None
+
+
+async def serve_until_signalled(server: ShoalServer) -> None:
+    """Start `server` and run until SIGTERM or SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    await stop.wait()
+    await server.stop()

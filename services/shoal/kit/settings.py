@@ -1,0 +1,151 @@
+"""Typed settings, parsed once from `SHOAL_*` environment variables.
+
+Every service reads the same variables; `shoal up` and the Helm chart set the per-service ones (ports) for each
+process. Missing or placeholder secrets stop start-up with a message that says which variable to set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+SERVICES: Final = ("ingest", "versioning", "asset", "metrics", "embedding")
+
+# gRPC and Prometheus ports of each service on one machine (`shoal up`); in Kubernetes every pod uses its own.
+DEFAULT_GRPC_PORTS: Final = {"ingest": 50051, "versioning": 50052, "asset": 50053, "metrics": 50054, "embedding": 50055}
+DEFAULT_METRICS_PORTS: Final = {"ingest": 9461, "versioning": 9462, "asset": 9463, "metrics": 9464, "embedding": 9465}
+
+# Values that are clearly not real secrets; refusing them keeps a copied example config out of production.
+_PLACEHOLDERS: Final = frozenset({"changeme", "change-me", "secret", "password", "admin", "test", "xxx", "todo"})
+MIN_ADMIN_KEY_LENGTH: Final = 16
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where the object store is: `file:///path` (local directory) or `s3://bucket[/prefix]`."""
+
+    url: str = "file://./.shoal/store"
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    s3_secure: bool = True
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service process needs to start."""
+
+    service: str
+    admin_api_key: str
+    host: str = "127.0.0.1"
+    grpc_port: int = 0
+    metrics_port: int = 0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    store: StoreSettings = field(default_factory=StoreSettings)
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = 10.0
+    max_message_bytes: int = 64 * 1024 * 1024
+    api_key_cache_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse settings for `service` from the environment (or `environ`)."""
+        env = os.environ if environ is None else environ
+        if service not in SERVICES:
+            raise SettingsError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+        admin_key = env.get("SHOAL_ADMIN_API_KEY", "")
+        check_admin_key(admin_key)
+        store = StoreSettings(
+            url=env.get("SHOAL_STORE_URL", StoreSettings.url),
+            s3_endpoint=env.get("SHOAL_S3_ENDPOINT", ""),
+            s3_access_key=env.get("SHOAL_S3_ACCESS_KEY", ""),
+            s3_secret_key=env.get("SHOAL_S3_SECRET_KEY", ""),
+            s3_region=env.get("SHOAL_S3_REGION", "us-east-1"),
+            s3_secure=_bool(env, "SHOAL_S3_SECURE", default=True),
+        )
+        if not (store.is_s3 or store.url.startswith("file://")):
+            raise SettingsError(f"SHOAL_STORE_URL must start with file:// or s3://, got {store.url!r}")
+        if store.is_s3:
+            missing = [
+                name
+                for name, value in (
+                    ("SHOAL_S3_ENDPOINT", store.s3_endpoint),
+                    ("SHOAL_S3_ACCESS_KEY", store.s3_access_key),
+                    ("SHOAL_S3_SECRET_KEY", store.s3_secret_key),
+                )
+                if not value
+            ]
+            if missing:
+                raise SettingsError(f"SHOAL_STORE_URL is an s3:// URL, so set {', '.join(missing)}")
+        return cls(
+            service=service,
+            admin_api_key=admin_key,
+            host=env.get("SHOAL_HOST", "127.0.0.1"),
+            grpc_port=_int(env, "SHOAL_GRPC_PORT", DEFAULT_GRPC_PORTS[service]),
+            metrics_port=_int(env, "SHOAL_METRICS_PORT", DEFAULT_METRICS_PORTS[service]),
+            redis_url=env.get("SHOAL_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            store=store,
+            log_level=env.get("SHOAL_LOG_LEVEL", "INFO").upper(),
+            shutdown_grace_seconds=_float(env, "SHOAL_SHUTDOWN_GRACE_SECONDS", 10.0),
+            api_key_cache_seconds=_float(env, "SHOAL_API_KEY_CACHE_SECONDS", 30.0),
+        )
+
+
+def check_admin_key(key: str) -> None:
+    """Refuse a missing, short or placeholder admin key."""
+    if not key:
+        raise SettingsError("SHOAL_ADMIN_API_KEY is not set: give the admin API key (16 characters or more)")
+    if key.strip().lower() in _PLACEHOLDERS or len(key) < MIN_ADMIN_KEY_LENGTH:
+        raise SettingsError(
+            f"SHOAL_ADMIN_API_KEY looks like a placeholder: use a random key of {MIN_ADMIN_KEY_LENGTH} characters "
+            "or more (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not 0 <= value <= 65535 and name.endswith("_PORT"):
+        raise SettingsError(f"{name} must be a port number 0..65535, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")

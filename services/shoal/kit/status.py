@@ -1,0 +1,75 @@
+"""Domain errors ⇄ `google.rpc.Status` with `ErrorInfo` and `BadRequest` details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from shoal.kit.errors import Code, FieldViolation, ShoalError
+
+ERROR_DOMAIN = "shoal.v1"
+
+
+def to_status_proto(err: ShoalError) -> status_pb2.Status:
+    """The `google.rpc.Status` of a domain error: its code, message, ErrorInfo and (if any) BadRequest."""
+    status = status_pb2.Status(code=code_pb2.Code.Value(err.code.value), message=err.message)
+    info = error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN, metadata=dict(err.metadata))
+    status.details.add().Pack(info)
+    if err.violations:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in err.violations
+            ]
+        )
+        status.details.add().Pack(bad)
+    return status
+
+
+def to_grpc_status(err: ShoalError) -> grpc.Status:
+    """A `grpc.Status` for `context.abort_with_status`."""
+    return rpc_status.to_status(to_status_proto(err))  # type: ignore[no-any-return]
+
+
+@dataclass
+class RpcErrorDetails:
+    """What a client reads off a failed call: code, message and the unpacked details."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str = ""
+    domain: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    violations: list[FieldViolation] = field(default_factory=list)
+
+    @property
+    def domain_code(self) -> Code | None:
+        try:
+            return Code(self.code.name)
+        except ValueError:
+            return None
+
+
+def unpack(error: grpc.RpcError) -> RpcErrorDetails:
+    """Unpack the rich status of a failed call (works for sync and asyncio calls)."""
+    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    message: str = error.details() or ""  # type: ignore[attr-defined]
+    out = RpcErrorDetails(code=code, message=message)
+    trailing = error.trailing_metadata() or ()  # type: ignore[attr-defined]
+    raw = next((v for k, v in trailing if k == rpc_status.GRPC_DETAILS_METADATA_KEY), None)
+    if raw is None:
+        return out
+    status = status_pb2.Status.FromString(raw)
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            out.reason, out.domain, out.metadata = info.reason, info.domain, dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            out.violations = [FieldViolation(v.field, v.description) for v in bad.field_violations]
+    return out

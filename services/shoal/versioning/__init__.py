@@ -1,0 +1,1 @@
+"""The versioning service: the catalog, the versioned tables and the queue's consumer side."""

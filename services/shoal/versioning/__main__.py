@@ -1,0 +1,12 @@
+"""`shoal-versioning`: settings → logging → serve until SIGTERM."""
+
+from shoal.versioning.server import build
+from shoal.kit.bootstrap import run_service
+
+
+def main() -> None:
+    run_service("versioning", build)
+
+
+if __name__ == "__main__":
+    main()
