@@ -15,7 +15,7 @@ from pathlib import Path
 from shoal import __version__
 from shoal.kit.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, SettingsError
 from shoal.runner import health
-from shoal.runner.suite import LOCK_FILE, PID_FILE, STATE_FILE, SuiteConfig, admin_key, port_in_use
+from shoal.runner.suite import ADMIN_KEY_FILE, LOCK_FILE, PID_FILE, STATE_FILE, SuiteConfig, admin_key, port_in_use
 
 EXIT_UNHEALTHY = 3
 
@@ -86,7 +86,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         s3_secure=os.environ.get("SHOAL_S3_SECURE", "false").lower() in {"1", "true", "yes", "on"},
         log_level=args.log_level,
     )
-    if config.store_url.startswith("s3://") and not (config.s3_endpoint and config.s3_access_key and config.s3_secret_key):
+    if config.store_url.startswith("s3://") and not (
+        config.s3_endpoint and config.s3_access_key and config.s3_secret_key
+    ):
         print("an s3:// store needs --s3-endpoint, SHOAL_S3_ACCESS_KEY and SHOAL_S3_SECRET_KEY", file=sys.stderr)
         return 2
     busy = [
@@ -124,8 +126,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         statuses = _statuses(config)
         if all(s == "SERVING" for s in statuses.values()):
             _print_table(config, statuses)
-            print(f"admin API key: {'from SHOAL_ADMIN_API_KEY' if os.environ.get('SHOAL_ADMIN_API_KEY') else state / 'admin_api_key'}")
-            print(f"logs: {state / 'logs'}   stop with: shoal down" + (f" --state-dir {state}" if args.state_dir else ""))
+            key_source = "SHOAL_ADMIN_API_KEY" if os.environ.get("SHOAL_ADMIN_API_KEY") else state / ADMIN_KEY_FILE
+            print(f"admin API key: {key_source}")
+            print(
+                f"logs: {state / 'logs'}   stop with: shoal down" + (f" --state-dir {state}" if args.state_dir else "")
+            )
             return 0
         time.sleep(0.3)
     _print_table(config, statuses)
@@ -186,7 +191,9 @@ def parser() -> argparse.ArgumentParser:
     for name, helptext in (("up", "start the suite on this machine"), ("demo", "start the suite, use it, stop it")):
         p = with_state(sub.add_parser(name, help=helptext))
         p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--base-port", type=int, default=DEFAULT_GRPC_PORTS["ingest"], help="gRPC port of ingest; the others follow")
+        p.add_argument(
+            "--base-port", type=int, default=DEFAULT_GRPC_PORTS["ingest"], help="gRPC port of ingest; the others follow"
+        )
         p.add_argument("--metrics-base-port", type=int, default=DEFAULT_METRICS_PORTS["ingest"])
         p.add_argument("--redis-url", default="", help="external Redis (default: run an embedded redis-server)")
         p.add_argument("--redis-port", type=int, default=6390, help="port of the embedded Redis")

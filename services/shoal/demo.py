@@ -28,7 +28,7 @@ def _reflected_services(target: str) -> list[str]:
 
 
 def _handled_total(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (our own metrics endpoint)
+    with urllib.request.urlopen(url, timeout=5) as response:
         body = response.read().decode()
     lines = [
         line
@@ -65,7 +65,9 @@ def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
                 print(f"{info.code.name}: {info.message} (reason {info.reason})")
             print("== the same call with the admin key")
             try:
-                stub.ListProjects(versioning_service_pb2.ListProjectsRequest(), metadata=[("x-api-key", key)], timeout=5)
+                stub.ListProjects(
+                    versioning_service_pb2.ListProjectsRequest(), metadata=(("x-api-key", key),), timeout=5
+                )
             except grpc.RpcError as err:
                 info = unpack(err)
                 print(f"{info.code.name}: {info.message} (reason {info.reason})")

@@ -17,4 +17,10 @@ class AssetServicer(asset_service_pb2_grpc.AssetServiceServicer):
 
 
 def build(runtime: Runtime) -> Sequence[Service]:
-    return [Service(AssetServicer(runtime), asset_service_pb2_grpc.add_AssetServiceServicer_to_server, "shoal.v1.AssetService")]
+    return [
+        Service(
+            AssetServicer(runtime),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
+            asset_service_pb2_grpc.add_AssetServiceServicer_to_server,
+            "shoal.v1.AssetService",
+        )
+    ]

@@ -20,7 +20,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
 def build(runtime: Runtime) -> Sequence[Service]:
     return [
         Service(
-            EmbeddingServicer(runtime),
+            EmbeddingServicer(runtime),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
             embedding_service_pb2_grpc.add_EmbeddingServiceServicer_to_server,
             "shoal.v1.EmbeddingService",
         ),

@@ -19,6 +19,8 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
 def build(runtime: Runtime) -> Sequence[Service]:
     return [
         Service(
-            IngestServicer(runtime), ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, "shoal.v1.IngestService"
+            IngestServicer(runtime),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
+            ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
+            "shoal.v1.IngestService",
         )
     ]

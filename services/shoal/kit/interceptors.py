@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import grpc
 
@@ -29,7 +29,11 @@ REQUEST_ID_KEY: Final = "x-request-id"
 API_KEY_KEY: Final = "x-api-key"
 _REQUEST_ID_RE: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Health checks and reflection (which describes only the public contract) need no key.
-OPEN_SERVICES: Final = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection")
+OPEN_SERVICES: Final = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
 _CLIENT_ERRORS: Final = frozenset(
     {
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -77,11 +81,11 @@ async def _iterate(result: Any) -> AsyncIterator[Any]:
             yield item
 
 
-def _wrap(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandler:
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any], scope: Scope) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler with `scope(context)` entered around the whole call."""
     ser, de = handler.response_serializer, handler.request_deserializer
     if handler.unary_unary is not None:
-        uu = handler.unary_unary
+        uu: Callable[..., Any] = handler.unary_unary
 
         async def unary_unary(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with scope(ctx):
@@ -89,7 +93,7 @@ def _wrap(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandler
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, request_deserializer=de, response_serializer=ser)
     if handler.unary_stream is not None:
-        us = handler.unary_stream
+        us: Callable[..., Any] = handler.unary_stream
 
         async def unary_stream(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async with scope(ctx):
@@ -98,14 +102,14 @@ def _wrap(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandler
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, request_deserializer=de, response_serializer=ser)
     if handler.stream_unary is not None:
-        su = handler.stream_unary
+        su: Callable[..., Any] = handler.stream_unary
 
         async def stream_unary(requests: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with scope(ctx):
                 return await _maybe_await(su(requests, ctx))
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, request_deserializer=de, response_serializer=ser)
-    ss = handler.stream_stream
+    ss: Callable[..., Any] | None = handler.stream_stream
     assert ss is not None
 
     async def stream_stream(requests: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
@@ -116,21 +120,23 @@ def _wrap(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandler
     return grpc.stream_stream_rpc_method_handler(stream_stream, request_deserializer=de, response_serializer=ser)
 
 
-class _ScopeInterceptor(grpc.aio.ServerInterceptor):
+class _ScopeInterceptor(grpc.aio.ServerInterceptor[Any, Any]):
     """An interceptor defined by one async context manager per call."""
 
     applies_to_open_services = True
 
-    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+    def scope(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
+    ) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         if handler is None or (not self.applies_to_open_services and is_open(method)):
             return handler
         return _wrap(handler, lambda ctx: self.scope(method, handler, ctx))
@@ -139,7 +145,9 @@ class _ScopeInterceptor(grpc.aio.ServerInterceptor):
 class RequestIdInterceptor(_ScopeInterceptor):
     """Takes the caller's `x-request-id` (or makes one), puts it on every log line and sends it back."""
 
-    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+    def scope(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
+    ) -> AbstractAsyncContextManager[None]:
         return self._scope(method, ctx)
 
     @asynccontextmanager
@@ -156,9 +164,11 @@ class RequestIdInterceptor(_ScopeInterceptor):
 
 
 class MetricsInterceptor(_ScopeInterceptor):
-    """`grpc_server_started_total`, `grpc_server_handled_total`, `grpc_server_handling_seconds`, and an access log line."""
+    """Request counters and latency with the go-grpc-prometheus names, and one access log line per call."""
 
-    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+    def scope(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
+    ) -> AbstractAsyncContextManager[None]:
         kind = grpc_metrics.rpc_type(handler.request_streaming, handler.response_streaming)
         return self._scope(method, kind, ctx)
 
@@ -185,12 +195,19 @@ class MetricsInterceptor(_ScopeInterceptor):
             elapsed = time.perf_counter() - start
             grpc_metrics.HANDLED.labels(kind, service, name, code.name).inc()
             grpc_metrics.HANDLING_SECONDS.labels(kind, service, name).observe(elapsed)
-            level = logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO if code in _CLIENT_ERRORS else logging.WARNING
+            level = (
+                logging.DEBUG
+                if code == grpc.StatusCode.OK
+                else logging.INFO
+                if code in _CLIENT_ERRORS
+                else logging.WARNING
+            )
             log.log(level, "rpc finished", extra={"grpc_code": code.name, "duration_ms": round(elapsed * 1000, 3)})
 
 
 def _code_of(ctx: grpc.aio.ServicerContext[Any, Any], default: grpc.StatusCode) -> grpc.StatusCode:
-    code = ctx.code()
+    # At run time the asyncio context answers None before a code is set, and an int or a StatusCode after.
+    code: Any = ctx.code()
     if code is None:
         return default
     if isinstance(code, grpc.StatusCode):
@@ -198,11 +215,18 @@ def _code_of(ctx: grpc.aio.ServicerContext[Any, Any], default: grpc.StatusCode) 
     return next((c for c in grpc.StatusCode if c.value[0] == code), default)
 
 
+async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
+    # The asyncio context has abort_with_status at run time; the type stubs lack it.
+    await cast(Any, ctx).abort_with_status(status)
+
+
 class ErrorInterceptor(_ScopeInterceptor):
     """Maps domain errors to `google.rpc.Status` with details; unknown exceptions become INTERNAL with a generic
     message and a logged traceback, never a leaked stack."""
 
-    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+    def scope(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
+    ) -> AbstractAsyncContextManager[None]:
         return self._scope(method, ctx)
 
     @asynccontextmanager
@@ -210,17 +234,21 @@ class ErrorInterceptor(_ScopeInterceptor):
         try:
             yield
         except ShoalError as err:
-            await ctx.abort_with_status(to_grpc_status(err))
+            await _abort(ctx, to_grpc_status(err))
         except NotImplementedError:
             # The generated servicer base raises this for every RPC a service does not implement yet.
-            missing = Unimplemented(f"{method} is not implemented yet", reason="NOT_IMPLEMENTED", metadata={"method": method})
-            await ctx.abort_with_status(to_grpc_status(missing))
+            missing = Unimplemented(
+                f"{method} is not implemented yet", reason="NOT_IMPLEMENTED", metadata={"method": method}
+            )
+            await _abort(ctx, to_grpc_status(missing))
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
         except Exception:
             log.exception("unhandled error")
-            internal = Internal("internal error; the server logged the details under this call's request id", reason="INTERNAL")
-            await ctx.abort_with_status(to_grpc_status(internal))
+            internal = Internal(
+                "internal error; the server logged the details under this call's request id", reason="INTERNAL"
+            )
+            await _abort(ctx, to_grpc_status(internal))
 
 
 class AuthInterceptor(_ScopeInterceptor):
@@ -231,7 +259,9 @@ class AuthInterceptor(_ScopeInterceptor):
     def __init__(self, verifier: ApiKeyVerifier) -> None:
         self.verifier = verifier
 
-    def scope(self, method: str, handler: grpc.RpcMethodHandler, ctx: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
+    def scope(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
+    ) -> AbstractAsyncContextManager[None]:
         return self._scope(ctx)
 
     @asynccontextmanager
@@ -256,6 +286,6 @@ class AuthInterceptor(_ScopeInterceptor):
             context.principal.reset(token)
 
 
-def default_interceptors(verifier: ApiKeyVerifier) -> Sequence[grpc.aio.ServerInterceptor]:
+def default_interceptors(verifier: ApiKeyVerifier) -> Sequence[grpc.aio.ServerInterceptor[Any, Any]]:
     """The interceptor chain every Shoal service runs, outermost first."""
     return (RequestIdInterceptor(), MetricsInterceptor(), ErrorInterceptor(), AuthInterceptor(verifier))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
-from typing import Any, ClassVar
+from datetime import UTC, datetime
+from typing import Any
 
 from shoal.kit import context
 
@@ -16,16 +16,13 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, logger, message, request_id, method, service, extras."""
 
-    converter = time.gmtime
-    default_fields: ClassVar[dict[str, str]] = {}
-
     def __init__(self, service: str = "") -> None:
         super().__init__()
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final, cast
 
 import urllib3
 from minio import Minio
@@ -105,7 +105,9 @@ class ObjectStore(abc.ABC):
         """Store a stream of any size without holding it in memory (multipart on S3)."""
 
     @abc.abstractmethod
-    def iter_range(self, key: str, offset: int = 0, length: int = 0, chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:
+    def iter_range(
+        self, key: str, offset: int = 0, length: int = 0, chunk_size: int = DEFAULT_CHUNK
+    ) -> Iterator[bytes]:
         """Yield the bytes of `key` from `offset`, `length` bytes (0: to the end), in chunks."""
 
     @abc.abstractmethod
@@ -207,7 +209,9 @@ class LocalObjectStore(ObjectStore):
             raise
         return self._info(key, path, digest.hexdigest())
 
-    def iter_range(self, key: str, offset: int = 0, length: int = 0, chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:
+    def iter_range(
+        self, key: str, offset: int = 0, length: int = 0, chunk_size: int = DEFAULT_CHUNK
+    ) -> Iterator[bytes]:
         if offset < 0 or length < 0:
             raise InvalidArgument("offset and length must not be negative", reason="INVALID_RANGE")
         path = self._path(key)
@@ -287,6 +291,7 @@ class S3ObjectStore(ObjectStore):
     def __init__(
         self,
         endpoint: str,
+        *,
         access_key: str,
         secret_key: str,
         bucket: str,
@@ -296,7 +301,9 @@ class S3ObjectStore(ObjectStore):
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
     ) -> None:
-        parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"{'https' if secure else 'http'}://{endpoint}")
+        parsed = urllib.parse.urlsplit(
+            endpoint if "://" in endpoint else f"{'https' if secure else 'http'}://{endpoint}"
+        )
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         # Bounded retries and timeouts: an unreachable store must fail fast as UNAVAILABLE, not hang a call.
@@ -341,14 +348,16 @@ class S3ObjectStore(ObjectStore):
             self.client.put_object(
                 self.bucket,
                 self._k(key),
-                _ChunkReader(chunks),
+                cast(BinaryIO, _ChunkReader(chunks)),
                 length=-1,
                 part_size=MULTIPART_PART_SIZE,
                 content_type=content_type or _guess_type(key),
             )
         return self.stat(key)
 
-    def iter_range(self, key: str, offset: int = 0, length: int = 0, chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:
+    def iter_range(
+        self, key: str, offset: int = 0, length: int = 0, chunk_size: int = DEFAULT_CHUNK
+    ) -> Iterator[bytes]:
         if offset < 0 or length < 0:
             raise InvalidArgument("offset and length must not be negative", reason="INVALID_RANGE")
         with self._errors(key):
@@ -432,16 +441,19 @@ class _S3Errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is None:
-            return False
+            return
         if isinstance(exc, S3Error) and exc.code in {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}:
-            raise ObjectNotFound(f"no object {self.key!r}", reason="OBJECT_NOT_FOUND", metadata={"key": self.key}) from exc
+            raise ObjectNotFound(
+                f"no object {self.key!r}", reason="OBJECT_NOT_FOUND", metadata={"key": self.key}
+            ) from exc
         if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
             raise Unavailable(
-                f"object store unreachable: {type(exc).__name__}", reason="STORE_UNAVAILABLE", metadata={"bucket": self.bucket}
+                f"object store unreachable: {type(exc).__name__}",
+                reason="STORE_UNAVAILABLE",
+                metadata={"bucket": self.bucket},
             ) from exc
-        return False
 
 
 class _ChunkReader(io.RawIOBase):
@@ -483,8 +495,8 @@ def open_store(settings: StoreSettings) -> ObjectStore:
     if parsed.scheme == "s3":
         store = S3ObjectStore(
             settings.s3_endpoint,
-            settings.s3_access_key,
-            settings.s3_secret_key,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
             bucket=parsed.netloc,
             prefix=parsed.path,
             region=settings.s3_region,

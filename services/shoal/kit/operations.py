@@ -15,5 +15,7 @@ class OperationsServicer(operation_pb2_grpc.OperationsServiceServicer):
 
 def operations_service() -> Service:
     return Service(
-        OperationsServicer(), operation_pb2_grpc.add_OperationsServiceServicer_to_server, "shoal.v1.OperationsService"
+        OperationsServicer(),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
+        operation_pb2_grpc.add_OperationsServiceServicer_to_server,
+        "shoal.v1.OperationsService",
     )

@@ -14,6 +14,7 @@ from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
@@ -46,11 +47,11 @@ class ShoalServer:
     verifier: ApiKeyVerifier
     checks: Sequence[Check] = ()
     check_interval_seconds: float = 5.0
-    interceptors: Sequence[grpc.aio.ServerInterceptor] | None = None
+    interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] | None = None
     grpc_port: int = 0
     metrics_port: int = 0
     _server: grpc.aio.Server | None = None
-    _health: health.aio.HealthServicer | None = None
+    _health: AsyncHealthServicer | None = None
     _metrics_http: WSGIServer | None = None
     _metrics_thread: threading.Thread | None = None
     _probe: asyncio.Task[None] | None = None
@@ -65,7 +66,7 @@ class ShoalServer:
         ]
         chain = self.interceptors if self.interceptors is not None else default_interceptors(self.verifier)
         server = grpc.aio.server(interceptors=chain, options=options)
-        self._health = health.aio.HealthServicer()
+        self._health = AsyncHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [s.full_name for s in self.services]
         for svc in self.services:
@@ -75,7 +76,9 @@ class ShoalServer:
         self.grpc_port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
         if self.grpc_port == 0:
             raise OSError(f"cannot bind gRPC port {self.settings.host}:{self.settings.grpc_port}")
-        self._metrics_http, self._metrics_thread = start_http_server(self.settings.metrics_port, addr=self.settings.host)
+        self._metrics_http, self._metrics_thread = start_http_server(
+            self.settings.metrics_port, addr=self.settings.host
+        )
         self.metrics_port = self._metrics_http.server_port
         await server.start()
         self._server = server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -11,6 +12,7 @@ from grpc_status import rpc_status
 from shoal.kit.errors import Code, FieldViolation, ShoalError
 
 ERROR_DOMAIN = "shoal.v1"
+DETAILS_METADATA_KEY = "grpc-status-details-bin"
 
 
 def to_status_proto(err: ShoalError) -> status_pb2.Status:
@@ -31,7 +33,7 @@ def to_status_proto(err: ShoalError) -> status_pb2.Status:
 
 def to_grpc_status(err: ShoalError) -> grpc.Status:
     """A `grpc.Status` for `context.abort_with_status`."""
-    return rpc_status.to_status(to_status_proto(err))  # type: ignore[no-any-return]
+    return rpc_status.to_status(to_status_proto(err))
 
 
 @dataclass
@@ -55,12 +57,10 @@ class RpcErrorDetails:
 
 def unpack(error: grpc.RpcError) -> RpcErrorDetails:
     """Unpack the rich status of a failed call (works for sync and asyncio calls)."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or ""  # type: ignore[attr-defined]
-    out = RpcErrorDetails(code=code, message=message)
-    trailing = error.trailing_metadata() or ()  # type: ignore[attr-defined]
-    raw = next((v for k, v in trailing if k == rpc_status.GRPC_DETAILS_METADATA_KEY), None)
-    if raw is None:
+    call: Any = error  # grpc.Call and grpc.aio.AioRpcError both carry these methods; RpcError declares none
+    out = RpcErrorDetails(code=call.code(), message=call.details() or "")
+    raw = next((v for k, v in call.trailing_metadata() or () if k == DETAILS_METADATA_KEY), None)
+    if not isinstance(raw, bytes):
         return out
     status = status_pb2.Status.FromString(raw)
     for detail in status.details:

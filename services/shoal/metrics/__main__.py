@@ -1,7 +1,7 @@
 """`shoal-metrics`: settings → logging → serve until SIGTERM."""
 
-from shoal.metrics.server import build
 from shoal.kit.bootstrap import run_service
+from shoal.metrics.server import build
 
 
 def main() -> None:

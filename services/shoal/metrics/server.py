@@ -20,7 +20,9 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
 def build(runtime: Runtime) -> Sequence[Service]:
     return [
         Service(
-            MetricsServicer(runtime), metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server, "shoal.v1.MetricsService"
+            MetricsServicer(runtime),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
+            metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server,
+            "shoal.v1.MetricsService",
         ),
         operations_service(),
     ]

@@ -46,7 +46,9 @@ class SuiteConfig:
     log_level: str = "INFO"
 
     @classmethod
-    def with_ports(cls, state_dir: str, base_port: int = 50051, metrics_base_port: int = 9461, **kw: Any) -> SuiteConfig:
+    def with_ports(
+        cls, state_dir: str, base_port: int = 50051, metrics_base_port: int = 9461, **kw: Any
+    ) -> SuiteConfig:
         ports = {name: ServicePorts(base_port + i, metrics_base_port + i) for i, name in enumerate(SERVICES)}
         return cls(state_dir=state_dir, services=ports, **kw)
 

@@ -1,7 +1,7 @@
 """`shoal-versioning`: settings → logging → serve until SIGTERM."""
 
-from shoal.versioning.server import build
 from shoal.kit.bootstrap import run_service
+from shoal.versioning.server import build
 
 
 def main() -> None:

