@@ -49,6 +49,7 @@ def create_server(settings: Settings, build: Build) -> ShoalServer:
         services=build(runtime),
         verifier=ApiKeyVerifier(store, settings.admin_api_key, settings.api_key_cache_seconds),
         checks=(check_redis, check_store),
+        closers=(redis.aclose,),
     )
 
 

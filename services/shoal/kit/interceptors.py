@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
 
@@ -120,7 +120,13 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], scope: Scope) -> grpc.RpcMet
     return grpc.stream_stream_rpc_method_handler(stream_stream, request_deserializer=de, response_serializer=ser)
 
 
-class _ScopeInterceptor(grpc.aio.ServerInterceptor[Any, Any]):
+if TYPE_CHECKING:
+    _InterceptorBase = grpc.aio.ServerInterceptor[Any, Any]
+else:  # the run-time class is not generic
+    _InterceptorBase = grpc.aio.ServerInterceptor
+
+
+class _ScopeInterceptor(_InterceptorBase):
     """An interceptor defined by one async context manager per call."""
 
     applies_to_open_services = True
@@ -215,7 +221,9 @@ def _code_of(ctx: grpc.aio.ServicerContext[Any, Any], default: grpc.StatusCode) 
     return next((c for c in grpc.StatusCode if c.value[0] == code), default)
 
 
-async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], status: grpc.Status) -> None:
+async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], err: ShoalError) -> None:
+    rid = context.request_id.get()
+    status = to_grpc_status(err, ((REQUEST_ID_KEY, rid),) if rid else ())
     # The asyncio context has abort_with_status at run time; the type stubs lack it.
     await cast(Any, ctx).abort_with_status(status)
 
@@ -234,13 +242,13 @@ class ErrorInterceptor(_ScopeInterceptor):
         try:
             yield
         except ShoalError as err:
-            await _abort(ctx, to_grpc_status(err))
+            await _abort(ctx, err)
         except NotImplementedError:
             # The generated servicer base raises this for every RPC a service does not implement yet.
             missing = Unimplemented(
                 f"{method} is not implemented yet", reason="NOT_IMPLEMENTED", metadata={"method": method}
             )
-            await _abort(ctx, to_grpc_status(missing))
+            await _abort(ctx, missing)
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
         except Exception:
@@ -248,7 +256,7 @@ class ErrorInterceptor(_ScopeInterceptor):
             internal = Internal(
                 "internal error; the server logged the details under this call's request id", reason="INTERNAL"
             )
-            await _abort(ctx, to_grpc_status(internal))
+            await _abort(ctx, internal)
 
 
 class AuthInterceptor(_ScopeInterceptor):

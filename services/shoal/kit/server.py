@@ -46,6 +46,8 @@ class ShoalServer:
     services: Sequence[Service]
     verifier: ApiKeyVerifier
     checks: Sequence[Check] = ()
+    # Run after the server stopped, e.g. closing the Redis client.
+    closers: Sequence[Callable[[], Awaitable[None]]] = ()
     check_interval_seconds: float = 5.0
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] | None = None
     grpc_port: int = 0
@@ -129,6 +131,8 @@ class ShoalServer:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
+        for close in self.closers:
+            await close()
         log.info("stopped")
 
     async def wait(self) -> None:

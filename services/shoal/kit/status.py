@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from shoal.kit.errors import Code, FieldViolation, ShoalError
 
@@ -31,9 +31,16 @@ def to_status_proto(err: ShoalError) -> status_pb2.Status:
     return status
 
 
-def to_grpc_status(err: ShoalError) -> grpc.Status:
-    """A `grpc.Status` for `context.abort_with_status`."""
-    return rpc_status.to_status(to_status_proto(err))
+class _GrpcStatus(collections.namedtuple("_GrpcStatus", ("code", "details", "trailing_metadata")), grpc.Status):
+    pass
+
+
+def to_grpc_status(err: ShoalError, extra_metadata: tuple[tuple[str, str], ...] = ()) -> grpc.Status:
+    """A `grpc.Status` for `context.abort_with_status`, carrying the rich status and `extra_metadata` (aborting
+    replaces the trailing metadata, so whatever else the call must send back travels here)."""
+    status = to_status_proto(err)
+    code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
+    return _GrpcStatus(code, status.message, ((DETAILS_METADATA_KEY, status.SerializeToString()), *extra_metadata))
 
 
 @dataclass

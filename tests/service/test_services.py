@@ -1,0 +1,199 @@
+"""Each of the five services, started as `shoal up` starts it (all interceptors in place), answers through real
+channels: health, reflection, metrics, authentication and UNIMPLEMENTED for RPCs of later issues."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from shoal.asset.server import build as build_asset
+from shoal.embedding.server import build as build_embedding
+from shoal.ingest.server import build as build_ingest
+from shoal.kit.apikeys import issue_key, revoke_key
+from shoal.kit.objectstore import LocalObjectStore
+from shoal.kit.settings import StoreSettings
+from shoal.kit.status import unpack
+from shoal.metrics.server import build as build_metrics
+from shoal.v1 import (
+    asset_service_pb2,
+    asset_service_pb2_grpc,
+    embedding_service_pb2,
+    embedding_service_pb2_grpc,
+    ingest_service_pb2,
+    ingest_service_pb2_grpc,
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+    versioning_service_pb2,
+    versioning_service_pb2_grpc,
+)
+from shoal.versioning.server import build as build_versioning
+from tests.conftest import ADMIN_KEY, ServerThread, free_port, wait_until
+
+
+def _get_upload(ch: grpc.Channel, md: Any) -> Any:
+    stub = ingest_service_pb2_grpc.IngestServiceStub(ch)
+    return stub.GetUpload(ingest_service_pb2.GetUploadRequest(name="projects/p/datasets/d/uploads/u"), metadata=md, timeout=5)
+
+
+def _get_project(ch: grpc.Channel, md: Any) -> Any:
+    stub = versioning_service_pb2_grpc.VersioningServiceStub(ch)
+    return stub.GetProject(versioning_service_pb2.GetProjectRequest(name="projects/p"), metadata=md, timeout=5)
+
+
+def _get_asset(ch: grpc.Channel, md: Any) -> Any:
+    stub = asset_service_pb2_grpc.AssetServiceStub(ch)
+    return stub.GetAsset(asset_service_pb2.GetAssetRequest(name="projects/p/datasets/d/assets/a"), metadata=md, timeout=5)
+
+
+def _get_evaluation(ch: grpc.Channel, md: Any) -> Any:
+    stub = metrics_service_pb2_grpc.MetricsServiceStub(ch)
+    request = metrics_service_pb2.GetEvaluationRequest(name="projects/p/datasets/d/inferenceSets/i/evaluations/e")
+    return stub.GetEvaluation(request, metadata=md, timeout=5)
+
+
+def _get_backend(ch: grpc.Channel, md: Any) -> Any:
+    stub = embedding_service_pb2_grpc.EmbeddingServiceStub(ch)
+    return stub.GetBackend(embedding_service_pb2.GetBackendRequest(), metadata=md, timeout=5)
+
+
+SERVICES = [
+    ("ingest", build_ingest, "shoal.v1.IngestService", _get_upload),
+    ("versioning", build_versioning, "shoal.v1.VersioningService", _get_project),
+    ("asset", build_asset, "shoal.v1.AssetService", _get_asset),
+    ("metrics", build_metrics, "shoal.v1.MetricsService", _get_evaluation),
+    ("embedding", build_embedding, "shoal.v1.EmbeddingService", _get_backend),
+]
+IDS = [s[0] for s in SERVICES]
+Call = Callable[[grpc.Channel, Any], Any]
+
+
+def _reflected(target: str) -> set[str]:
+    with grpc.insecure_channel(target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        return {s.name for reply in replies for s in reply.list_services_response.service}
+
+
+def _health(target: str, service: str = "") -> int:
+    with grpc.insecure_channel(target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        return int(reply.status)
+
+
+def _rpc_error(target: str, call: Call, metadata: Any) -> grpc.RpcError:
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as info:
+        call(channel, metadata)
+    return info.value
+
+
+@pytest.mark.parametrize(("name", "build", "full_name", "call"), SERVICES, ids=IDS)
+def test_service_is_serving_and_reflected(start_service: Callable[..., ServerThread], name: str, build: Any, full_name: str, call: Call) -> None:
+    server = start_service(name, build)
+    assert _health(server.target) == health_pb2.HealthCheckResponse.SERVING
+    assert _health(server.target, full_name) == health_pb2.HealthCheckResponse.SERVING
+    services = _reflected(server.target)
+    assert full_name in services
+    assert "grpc.health.v1.Health" in services
+
+
+@pytest.mark.parametrize(("name", "build", "full_name", "call"), SERVICES, ids=IDS)
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ((), "API_KEY_MISSING"),
+        ((("x-api-key", "not-the-key-0123456789"),), "API_KEY_INVALID"),
+        ((("x-api-key", "shoal_0123456789abcdef_" + "A" * 43),), "API_KEY_INVALID"),
+        ((("authorization", "Bearer " + ADMIN_KEY[:-1] + "x"),), "API_KEY_INVALID"),
+    ],
+    ids=["missing", "wrong", "unknown-id", "wrong-bearer"],
+)
+def test_call_without_valid_key_is_unauthenticated(
+    start_service: Callable[..., ServerThread], name: str, build: Any, full_name: str, call: Call, metadata: Any, reason: str
+) -> None:
+    server = start_service(name, build)
+    details = unpack(_rpc_error(server.target, call, metadata))
+    assert details.code == grpc.StatusCode.UNAUTHENTICATED
+    assert details.reason == reason
+    assert details.domain == "shoal.v1"
+
+
+@pytest.mark.parametrize(("name", "build", "full_name", "call"), SERVICES, ids=IDS)
+def test_admin_key_passes_auth_and_unimplemented_rpc_says_so(
+    start_service: Callable[..., ServerThread], name: str, build: Any, full_name: str, call: Call
+) -> None:
+    server = start_service(name, build)
+    for metadata in ((("x-api-key", ADMIN_KEY),), (("authorization", f"Bearer {ADMIN_KEY}"),)):
+        error = _rpc_error(server.target, call, metadata)
+        details = unpack(error)
+        assert details.code == grpc.StatusCode.UNIMPLEMENTED
+        assert details.reason == "NOT_IMPLEMENTED"
+        assert "not implemented yet" in details.message
+        request_ids = [v for k, v in error.trailing_metadata() if k == "x-request-id"]  # type: ignore[attr-defined]
+        assert len(request_ids) == 1
+        assert len(request_ids[0]) == 32
+
+
+@pytest.mark.parametrize(("name", "build", "full_name", "call"), SERVICES, ids=IDS)
+def test_metrics_port_serves_request_counters(
+    start_service: Callable[..., ServerThread], name: str, build: Any, full_name: str, call: Call
+) -> None:
+    server = start_service(name, build)
+    _rpc_error(server.target, call, ())
+    url = f"http://127.0.0.1:{server.server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = response.read().decode()
+    assert "grpc_server_handled_total{" in body
+    assert f'grpc_service="{full_name}"' in body
+    unauthenticated = [
+        line
+        for line in body.splitlines()
+        if line.startswith("grpc_server_handled_total{")
+        and 'grpc_code="UNAUTHENTICATED"' in line
+        and f'grpc_service="{full_name}"' in line
+        and not line.endswith(" 0.0")
+    ]
+    assert unauthenticated, "the rejected call was not counted"
+    assert "grpc_server_handling_seconds_bucket{" in body
+
+
+def test_issued_key_is_accepted_and_revoked_key_is_not(start_service: Callable[..., ServerThread], tmp_path: Path) -> None:
+    store_dir = tmp_path / "shared-store"
+    server = start_service("versioning", build_versioning, store=StoreSettings(url=store_dir.as_uri()))
+    store = LocalObjectStore(store_dir)
+    record, secret = issue_key(store, "ci", ["projects/alpha"], "WRITER")
+    details = unpack(_rpc_error(server.target, _get_project, (("x-api-key", secret),)))
+    assert details.code == grpc.StatusCode.UNIMPLEMENTED
+    revoke_key(store, record.key_id)
+    details = unpack(_rpc_error(server.target, _get_project, (("x-api-key", secret),)))
+    assert details.code == grpc.StatusCode.UNAUTHENTICATED
+    assert details.reason == "API_KEY_INVALID"
+
+
+def test_health_needs_no_key_but_follows_redis(start_service: Callable[..., ServerThread]) -> None:
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    server = start_service("ingest", build_ingest, redis_url=dead_redis)
+    # Liveness ("") stays SERVING; the service's own status, used for readiness, reports the missing dependency.
+    assert _health(server.target) == health_pb2.HealthCheckResponse.SERVING
+    assert _health(server.target, "shoal.v1.IngestService") == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_readiness_recovers_when_redis_comes_back(start_service: Callable[..., ServerThread], tmp_path: Path) -> None:
+    from tests.conftest import RedisProcess
+
+    redis_proc = RedisProcess(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    server = start_service("versioning", build_versioning, redis_url=redis_proc.url)
+    server.server.check_interval_seconds = 0.1
+    assert _health(server.target, "shoal.v1.VersioningService") == health_pb2.HealthCheckResponse.NOT_SERVING
+    redis_proc.start()
+    try:
+        wait_until(lambda: _health(server.target, "shoal.v1.VersioningService") == health_pb2.HealthCheckResponse.SERVING)
+    finally:
+        redis_proc.stop()
