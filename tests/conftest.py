@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import redis
-
 from shoal.kit.bootstrap import Build, create_server
 from shoal.kit.server import ShoalServer
 from shoal.kit.settings import Settings, StoreSettings
@@ -112,7 +111,7 @@ class S3Server:
 
     endpoint: str
     access_key: str = "shoal-test-access"
-    secret_key: str = "shoal-test-secret"  # noqa: S105 (moto accepts any credentials)
+    secret_key: str = "shoal-test-secret"
 
     def store_settings(self, bucket: str) -> StoreSettings:
         return StoreSettings(
@@ -199,7 +198,9 @@ def start_service(tmp_path: Path, redis_server: RedisProcess) -> Iterator[Callab
     """Start a service (by its `build`) against the session Redis and a fresh local store."""
     started: list[ServerThread] = []
 
-    def start(service: str, build: Build, redis_url: str | None = None, store: StoreSettings | None = None) -> ServerThread:
+    def start(
+        service: str, build: Build, redis_url: str | None = None, store: StoreSettings | None = None
+    ) -> ServerThread:
         settings = service_settings(
             service,
             redis_url or redis_server.url,

@@ -15,7 +15,16 @@ from pathlib import Path
 from shoal import __version__
 from shoal.kit.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, SettingsError
 from shoal.runner import health
-from shoal.runner.suite import ADMIN_KEY_FILE, LOCK_FILE, PID_FILE, STATE_FILE, SuiteConfig, admin_key, port_in_use
+from shoal.runner.suite import (
+    ADMIN_KEY_FILE,
+    LOCK_FILE,
+    PID_FILE,
+    STATE_FILE,
+    SuiteConfig,
+    admin_key,
+    port_in_use,
+    process_running,
+)
 
 EXIT_UNHEALTHY = 3
 
@@ -148,7 +157,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        if _running_pid(state) is None:
+        if _running_pid(state) is None and (pid <= 0 or not process_running(pid)):
             print("shoal stopped")
             return 0
         time.sleep(0.2)

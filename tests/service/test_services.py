@@ -12,7 +12,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from shoal.asset.server import build as build_asset
 from shoal.embedding.server import build as build_embedding
 from shoal.ingest.server import build as build_ingest
@@ -34,12 +33,15 @@ from shoal.v1 import (
     versioning_service_pb2_grpc,
 )
 from shoal.versioning.server import build as build_versioning
+
 from tests.conftest import ADMIN_KEY, ServerThread, free_port, wait_until
 
 
 def _get_upload(ch: grpc.Channel, md: Any) -> Any:
     stub = ingest_service_pb2_grpc.IngestServiceStub(ch)
-    return stub.GetUpload(ingest_service_pb2.GetUploadRequest(name="projects/p/datasets/d/uploads/u"), metadata=md, timeout=5)
+    return stub.GetUpload(
+        ingest_service_pb2.GetUploadRequest(name="projects/p/datasets/d/uploads/u"), metadata=md, timeout=5
+    )
 
 
 def _get_project(ch: grpc.Channel, md: Any) -> Any:
@@ -49,7 +51,9 @@ def _get_project(ch: grpc.Channel, md: Any) -> Any:
 
 def _get_asset(ch: grpc.Channel, md: Any) -> Any:
     stub = asset_service_pb2_grpc.AssetServiceStub(ch)
-    return stub.GetAsset(asset_service_pb2.GetAssetRequest(name="projects/p/datasets/d/assets/a"), metadata=md, timeout=5)
+    return stub.GetAsset(
+        asset_service_pb2.GetAssetRequest(name="projects/p/datasets/d/assets/a"), metadata=md, timeout=5
+    )
 
 
 def _get_evaluation(ch: grpc.Channel, md: Any) -> Any:
@@ -94,7 +98,9 @@ def _rpc_error(target: str, call: Call, metadata: Any) -> grpc.RpcError:
 
 
 @pytest.mark.parametrize(("name", "build", "full_name", "call"), SERVICES, ids=IDS)
-def test_service_is_serving_and_reflected(start_service: Callable[..., ServerThread], name: str, build: Any, full_name: str, call: Call) -> None:
+def test_service_is_serving_and_reflected(
+    start_service: Callable[..., ServerThread], name: str, build: Any, full_name: str, call: Call
+) -> None:
     server = start_service(name, build)
     assert _health(server.target) == health_pb2.HealthCheckResponse.SERVING
     assert _health(server.target, full_name) == health_pb2.HealthCheckResponse.SERVING
@@ -115,7 +121,13 @@ def test_service_is_serving_and_reflected(start_service: Callable[..., ServerThr
     ids=["missing", "wrong", "unknown-id", "wrong-bearer"],
 )
 def test_call_without_valid_key_is_unauthenticated(
-    start_service: Callable[..., ServerThread], name: str, build: Any, full_name: str, call: Call, metadata: Any, reason: str
+    start_service: Callable[..., ServerThread],
+    name: str,
+    build: Any,
+    full_name: str,
+    call: Call,
+    metadata: Any,
+    reason: str,
 ) -> None:
     server = start_service(name, build)
     details = unpack(_rpc_error(server.target, call, metadata))
@@ -163,7 +175,9 @@ def test_metrics_port_serves_request_counters(
     assert "grpc_server_handling_seconds_bucket{" in body
 
 
-def test_issued_key_is_accepted_and_revoked_key_is_not(start_service: Callable[..., ServerThread], tmp_path: Path) -> None:
+def test_issued_key_is_accepted_and_revoked_key_is_not(
+    start_service: Callable[..., ServerThread], tmp_path: Path
+) -> None:
     store_dir = tmp_path / "shared-store"
     server = start_service("versioning", build_versioning, store=StoreSettings(url=store_dir.as_uri()))
     store = LocalObjectStore(store_dir)
@@ -194,6 +208,8 @@ def test_readiness_recovers_when_redis_comes_back(start_service: Callable[..., S
     assert _health(server.target, "shoal.v1.VersioningService") == health_pb2.HealthCheckResponse.NOT_SERVING
     redis_proc.start()
     try:
-        wait_until(lambda: _health(server.target, "shoal.v1.VersioningService") == health_pb2.HealthCheckResponse.SERVING)
+        wait_until(
+            lambda: _health(server.target, "shoal.v1.VersioningService") == health_pb2.HealthCheckResponse.SERVING
+        )
     finally:
         redis_proc.stop()

@@ -17,6 +17,7 @@ from shoal.kit.settings import SERVICES, check_admin_key
 STATE_FILE: Final = "suite.json"
 LOCK_FILE: Final = "supervisor.lock"
 PID_FILE: Final = "supervisor.pid"
+PIDS_FILE: Final = "pids.json"
 ADMIN_KEY_FILE: Final = "admin_api_key"
 
 
@@ -137,3 +138,19 @@ def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+def process_running(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped by its new parent) counts as stopped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    # The state follows the parenthesised command name, which may itself contain spaces or parentheses.
+    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}

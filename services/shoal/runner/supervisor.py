@@ -8,6 +8,7 @@ Run as `python -m shoal.runner.supervisor STATE_DIR`; `shoal up` does that in a 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ import redis
 
 from shoal.kit import logs
 from shoal.kit.settings import SERVICES
-from shoal.runner.suite import LOCK_FILE, PID_FILE, SuiteConfig, admin_key, redis_server_binary
+from shoal.runner.suite import LOCK_FILE, PID_FILE, PIDS_FILE, SuiteConfig, admin_key, redis_server_binary
 
 log = logging.getLogger("shoal.runner.supervisor")
 
@@ -87,6 +88,12 @@ class Supervisor:
         env["PYTHONUNBUFFERED"] = "1"
         return env | extra
 
+    def _write_pids(self) -> None:
+        pids = {c.name: c.proc.pid for c in ([self.redis] if self.redis else []) + self.children if c.proc is not None}
+        tmp = self.config.state / (PIDS_FILE + ".tmp")
+        tmp.write_text(json.dumps(pids))
+        tmp.replace(self.config.state / PIDS_FILE)
+
     def start(self) -> None:
         logs_dir = self.config.state / "logs"
         logs_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +119,7 @@ class Supervisor:
             child = Child(name, argv, self._env(self.config.service_env(name, key)), logs_dir / f"{name}.log")
             child.start()
             self.children.append(child)
+        self._write_pids()
 
     def _wait_for_redis(self, timeout: float = 20.0) -> None:
         client = redis.Redis.from_url(self.config.effective_redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
@@ -144,6 +152,7 @@ class Supervisor:
                 child.restarts += 1
                 child.next_start = 0.0
                 child.start()
+                self._write_pids()
 
     def stop(self) -> None:
         """Services first (they drain in-flight calls), then Redis (which flushes its append-only file)."""
@@ -191,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         supervisor.stop()
         (state / PID_FILE).unlink(missing_ok=True)
+        (state / PIDS_FILE).unlink(missing_ok=True)
         os.close(lock_fd)
     return 0
 

@@ -1,0 +1,191 @@
+"""`shoal up` / `status` / `down` as a user runs them: five real service processes, a real Redis, a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from shoal.kit.status import unpack
+from shoal.runner.suite import SuiteConfig, process_running
+
+from tests.conftest import RedisProcess, S3Server, unique, wait_until
+from tests.service.test_services import SERVICES
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_range(count: int) -> int:
+    """A base port with `count` consecutive free ports."""
+    import socket
+
+    for _ in range(200):
+        base = random.randint(20000, 40000)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+@dataclass
+class Suite:
+    state: Path
+    args: list[str]
+    env: dict[str, str]
+
+    def shoal(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shoal.cli", *command, "--state-dir", str(self.state)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.shoal("up", *self.args, *extra)
+
+    @property
+    def config(self) -> SuiteConfig:
+        return SuiteConfig.load(self.state)
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Iterator[Suite]:
+    base = _free_range(5)
+    metrics_base = _free_range(5)
+    redis_port = _free_range(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    s = Suite(
+        tmp_path / "state",
+        ["--base-port", str(base), "--metrics-base-port", str(metrics_base), "--redis-port", str(redis_port)],
+        env,
+    )
+    yield s
+    s.shoal("down", timeout=60)
+
+
+def test_up_status_down(suite: Suite) -> None:
+    result = suite.up()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert result.stdout.count("SERVING") == 5
+    key = (suite.state / "admin_api_key").read_text().strip()
+    assert len(key) >= 32
+    assert oct((suite.state / "admin_api_key").stat().st_mode & 0o777) == "0o600"
+
+    config = suite.config
+    for name, _, full_name, call in SERVICES:
+        target = f"127.0.0.1:{config.services[name].grpc_port}"
+        with grpc.insecure_channel(target) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            replies = stub.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+            )
+            assert full_name in {s.name for r in replies for s in r.list_services_response.service}
+            with pytest.raises(grpc.RpcError) as info:
+                call(channel, ())
+            assert unpack(info.value).code == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as info:
+                call(channel, (("x-api-key", key),))
+            assert unpack(info.value).code == grpc.StatusCode.UNIMPLEMENTED
+        with urllib.request.urlopen(f"http://127.0.0.1:{config.services[name].metrics_port}/metrics", timeout=5) as r:
+            body = r.read().decode()
+        assert 'grpc_code="UNAUTHENTICATED"' in body
+        assert "grpc_server_handled_total{" in body
+
+    status = suite.shoal("status")
+    assert status.returncode == 0, status.stdout
+    assert status.stdout.count("SERVING") == 5
+
+    again = suite.up()
+    assert again.returncode == 1
+    assert "already running" in again.stderr
+
+    assert {p.name for p in (suite.state / "logs").iterdir()} >= {f"{n}.log" for n in config.services} | {
+        "redis.log",
+        "supervisor.log",
+    }
+    pids = json.loads((suite.state / "pids.json").read_text())
+    assert set(pids) == {*config.services, "redis"}
+    supervisor_pid = int((suite.state / "supervisor.pid").read_text())
+
+    down = suite.shoal("down")
+    assert down.returncode == 0, down.stderr
+    assert "stopped" in down.stdout
+    assert not process_running(supervisor_pid)
+    for name, pid in pids.items():
+        assert not process_running(pid), f"{name} (pid {pid}) still runs after shoal down"
+    for name in config.services:
+        with grpc.insecure_channel(f"127.0.0.1:{config.services[name].grpc_port}") as channel:
+            with pytest.raises(grpc.RpcError) as info:
+                call(channel, ())
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    assert suite.shoal("status").returncode == 3
+    # Services shut down gracefully: each logged its stop.
+    for name in config.services:
+        assert '"message": "stopped"' in (suite.state / "logs" / f"{name}.log").read_text()
+
+
+def test_supervisor_restarts_a_killed_service(suite: Suite) -> None:
+    assert suite.up().returncode == 0
+    pids = json.loads((suite.state / "pids.json").read_text())
+    os.kill(pids["ingest"], signal.SIGKILL)
+
+    def restarted() -> bool:
+        now = json.loads((suite.state / "pids.json").read_text())
+        return now["ingest"] != pids["ingest"] and suite.shoal("status").returncode == 0
+
+    wait_until(restarted, timeout=60, interval=0.5)
+    assert "ingest exited with -9" in (suite.state / "logs" / "supervisor.log").read_text()
+
+
+def test_down_when_not_running_is_harmless(suite: Suite) -> None:
+    result = suite.shoal("down")
+    assert result.returncode == 0
+    assert "not running" in result.stdout
+    assert suite.shoal("status").returncode == 3
+
+
+def test_up_refuses_busy_ports(suite: Suite) -> None:
+    import socket
+
+    port = int(suite.args[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        result = suite.up()
+    assert result.returncode == 1
+    assert f"ingest gRPC port {port}" in result.stderr
+
+
+def test_up_against_external_redis_and_s3(suite: Suite, redis_server: RedisProcess, s3_server: S3Server) -> None:
+    bucket = unique("suite")
+    suite.env |= {"SHOAL_S3_ACCESS_KEY": s3_server.access_key, "SHOAL_S3_SECRET_KEY": s3_server.secret_key}
+    result = suite.up(
+        "--redis-url", redis_server.url, "--store-url", f"s3://{bucket}", "--s3-endpoint", s3_server.endpoint
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "(embedded)" not in result.stdout
+    assert not (suite.state / "logs" / "redis.log").exists()
+    assert json.loads((suite.state / "pids.json").read_text()).keys() == set(suite.config.services)
+    assert suite.shoal("down").returncode == 0
