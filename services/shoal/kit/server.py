@@ -18,6 +18,7 @@ from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from shoal import __version__
 from shoal.kit import grpc_metrics
 from shoal.kit.apikeys import ApiKeyVerifier
 from shoal.kit.errors import ShoalError
@@ -74,6 +75,7 @@ class ShoalServer:
         for svc in self.services:
             svc.add_to_server(svc.servicer, server)
             _preinitialize_metrics(svc)
+        grpc_metrics.BUILD_INFO.labels(self.settings.service, __version__).set(1)
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         self.grpc_port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
         if self.grpc_port == 0:
