@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
@@ -127,13 +127,18 @@ else:  # the run-time class is not generic
 
 
 class _ScopeInterceptor(_InterceptorBase):
-    """An interceptor defined by one async context manager per call."""
+    """An interceptor defined by one async context manager per call.
+
+    `scope_factory` runs once per method (the wrapped handler is cached), so per-method work such as metric label
+    lookups is done once, not on every call.
+    """
 
     applies_to_open_services = True
 
-    def scope(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
-    ) -> AbstractAsyncContextManager[None]:
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
+    def scope_factory(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Scope:
         raise NotImplementedError
 
     async def intercept_service(
@@ -145,70 +150,93 @@ class _ScopeInterceptor(_InterceptorBase):
         method: str = handler_call_details.method
         if handler is None or (not self.applies_to_open_services and is_open(method)):
             return handler
-        return _wrap(handler, lambda ctx: self.scope(method, handler, ctx))
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _wrap(handler, self.scope_factory(method, handler))
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+class _RequestIdScope:
+    __slots__ = ("ctx", "method", "tokens")
+
+    def __init__(self, method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.method = method
+        self.ctx = ctx
+        self.tokens: tuple[Any, Any] | None = None
+
+    async def __aenter__(self) -> None:
+        given = metadata_value(self.ctx, REQUEST_ID_KEY)
+        rid = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        self.tokens = (context.request_id.set(rid), context.method.set(self.method))
+        self.ctx.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.tokens is not None:
+            context.request_id.reset(self.tokens[0])
+            context.method.reset(self.tokens[1])
 
 
 class RequestIdInterceptor(_ScopeInterceptor):
     """Takes the caller's `x-request-id` (or makes one), puts it on every log line and sends it back."""
 
-    def scope(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
-    ) -> AbstractAsyncContextManager[None]:
-        return self._scope(method, ctx)
+    def scope_factory(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Scope:
+        return lambda ctx: _RequestIdScope(method, ctx)
 
-    @asynccontextmanager
-    async def _scope(self, method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        given = metadata_value(ctx, REQUEST_ID_KEY)
-        rid = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
-        rid_token, method_token = context.request_id.set(rid), context.method.set(method)
-        ctx.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
-        try:
-            yield
-        finally:
-            context.request_id.reset(rid_token)
-            context.method.reset(method_token)
+
+class _MethodMetrics:
+    """The metric children of one method, looked up once."""
+
+    __slots__ = ("handled", "handling", "kind", "method", "service", "started")
+
+    def __init__(self, method: str, kind: str) -> None:
+        self.service, self.method = grpc_metrics.split_method(method)
+        self.kind = kind
+        self.started = grpc_metrics.STARTED.labels(kind, self.service, self.method)
+        self.handling = grpc_metrics.HANDLING_SECONDS.labels(kind, self.service, self.method)
+        self.handled = {
+            code: grpc_metrics.HANDLED.labels(kind, self.service, self.method, code.name) for code in grpc.StatusCode
+        }
+
+
+class _MetricsScope:
+    __slots__ = ("ctx", "metrics", "start")
+
+    def __init__(self, metrics: _MethodMetrics, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.metrics = metrics
+        self.ctx = ctx
+        self.start = 0.0
+
+    async def __aenter__(self) -> None:
+        self.metrics.started.inc()
+        self.start = time.perf_counter()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        elapsed = time.perf_counter() - self.start
+        if exc is None:
+            code = _code_of(self.ctx, grpc.StatusCode.OK)
+        elif isinstance(exc, grpc.aio.AbortError):
+            code = _code_of(self.ctx, grpc.StatusCode.UNKNOWN)
+        elif isinstance(exc, asyncio.CancelledError):
+            code = grpc.StatusCode.CANCELLED
+        else:
+            code = grpc.StatusCode.UNKNOWN
+        self.metrics.handled[code].inc()
+        self.metrics.handling.observe(elapsed)
+        level = (
+            logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO if code in _CLIENT_ERRORS else logging.WARNING
+        )
+        if log.isEnabledFor(level):
+            log.log(level, "rpc finished", extra={"grpc_code": code.name, "duration_ms": round(elapsed * 1000, 3)})
 
 
 class MetricsInterceptor(_ScopeInterceptor):
     """Request counters and latency with the go-grpc-prometheus names, and one access log line per call."""
 
-    def scope(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
-    ) -> AbstractAsyncContextManager[None]:
-        kind = grpc_metrics.rpc_type(handler.request_streaming, handler.response_streaming)
-        return self._scope(method, kind, ctx)
-
-    @asynccontextmanager
-    async def _scope(self, method: str, kind: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        service, name = grpc_metrics.split_method(method)
-        grpc_metrics.STARTED.labels(kind, service, name).inc()
-        start = time.perf_counter()
-        code = grpc.StatusCode.OK
-        try:
-            yield
-        except grpc.aio.AbortError:
-            code = _code_of(ctx, grpc.StatusCode.UNKNOWN)
-            raise
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except BaseException:
-            code = grpc.StatusCode.UNKNOWN
-            raise
-        else:
-            code = _code_of(ctx, grpc.StatusCode.OK)
-        finally:
-            elapsed = time.perf_counter() - start
-            grpc_metrics.HANDLED.labels(kind, service, name, code.name).inc()
-            grpc_metrics.HANDLING_SECONDS.labels(kind, service, name).observe(elapsed)
-            level = (
-                logging.DEBUG
-                if code == grpc.StatusCode.OK
-                else logging.INFO
-                if code in _CLIENT_ERRORS
-                else logging.WARNING
-            )
-            log.log(level, "rpc finished", extra={"grpc_code": code.name, "duration_ms": round(elapsed * 1000, 3)})
+    def scope_factory(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Scope:
+        metrics = _MethodMetrics(method, grpc_metrics.rpc_type(handler.request_streaming, handler.response_streaming))
+        return lambda ctx: _MetricsScope(metrics, ctx)
 
 
 def _code_of(ctx: grpc.aio.ServicerContext[Any, Any], default: grpc.StatusCode) -> grpc.StatusCode:
@@ -228,56 +256,60 @@ async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], err: ShoalError) -> No
     await cast(Any, ctx).abort_with_status(status)
 
 
+class _ErrorScope:
+    __slots__ = ("ctx", "method")
+
+    def __init__(self, method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.method = method
+        self.ctx = ctx
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if (
+            exc is None
+            or isinstance(exc, grpc.aio.AbortError | asyncio.CancelledError)
+            or not isinstance(exc, Exception)
+        ):
+            return
+        if isinstance(exc, ShoalError):
+            await _abort(self.ctx, exc)
+        elif isinstance(exc, NotImplementedError):
+            # The generated servicer base raises this for every RPC a service does not implement yet.
+            missing = Unimplemented(
+                f"{self.method} is not implemented yet", reason="NOT_IMPLEMENTED", metadata={"method": self.method}
+            )
+            await _abort(self.ctx, missing)
+        else:
+            log.error("unhandled error", exc_info=exc)
+            internal = Internal(
+                "internal error; the server logged the details under this call's request id", reason="INTERNAL"
+            )
+            await _abort(self.ctx, internal)
+
+
 class ErrorInterceptor(_ScopeInterceptor):
     """Maps domain errors to `google.rpc.Status` with details; unknown exceptions become INTERNAL with a generic
     message and a logged traceback, never a leaked stack."""
 
-    def scope(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
-    ) -> AbstractAsyncContextManager[None]:
-        return self._scope(method, ctx)
-
-    @asynccontextmanager
-    async def _scope(self, method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        try:
-            yield
-        except ShoalError as err:
-            await _abort(ctx, err)
-        except NotImplementedError:
-            # The generated servicer base raises this for every RPC a service does not implement yet.
-            missing = Unimplemented(
-                f"{method} is not implemented yet", reason="NOT_IMPLEMENTED", metadata={"method": method}
-            )
-            await _abort(ctx, missing)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception:
-            log.exception("unhandled error")
-            internal = Internal(
-                "internal error; the server logged the details under this call's request id", reason="INTERNAL"
-            )
-            await _abort(ctx, internal)
+    def scope_factory(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Scope:
+        return lambda ctx: _ErrorScope(method, ctx)
 
 
-class AuthInterceptor(_ScopeInterceptor):
-    """Rejects calls without a valid API key (`x-api-key`, or `authorization: Bearer …`) with UNAUTHENTICATED."""
+class _AuthScope:
+    __slots__ = ("ctx", "token", "verifier")
 
-    applies_to_open_services = False
-
-    def __init__(self, verifier: ApiKeyVerifier) -> None:
+    def __init__(self, verifier: ApiKeyVerifier, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.verifier = verifier
+        self.ctx = ctx
+        self.token: Any = None
 
-    def scope(
-        self, method: str, handler: grpc.RpcMethodHandler[Any, Any], ctx: grpc.aio.ServicerContext[Any, Any]
-    ) -> AbstractAsyncContextManager[None]:
-        return self._scope(ctx)
-
-    @asynccontextmanager
-    async def _scope(self, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        secret = metadata_value(ctx, API_KEY_KEY)
+    async def __aenter__(self) -> None:
+        secret = metadata_value(self.ctx, API_KEY_KEY)
         if not secret:
-            bearer = metadata_value(ctx, "authorization")
-            if bearer.lower().startswith("bearer "):
+            bearer = metadata_value(self.ctx, "authorization")
+            if bearer[:7].lower() == "bearer ":
                 secret = bearer[7:].strip()
         if not secret:
             raise Unauthenticated("missing API key: send it as `x-api-key` metadata", reason="API_KEY_MISSING")
@@ -287,11 +319,24 @@ class AuthInterceptor(_ScopeInterceptor):
         principal = self.verifier.verify_cached(secret)
         if principal is None:
             raise Unauthenticated("invalid, revoked or expired API key", reason="API_KEY_INVALID")
-        token = context.principal.set(principal)
-        try:
-            yield
-        finally:
-            context.principal.reset(token)
+        self.token = context.principal.set(principal)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.token is not None:
+            context.principal.reset(self.token)
+
+
+class AuthInterceptor(_ScopeInterceptor):
+    """Rejects calls without a valid API key (`x-api-key`, or `authorization: Bearer …`) with UNAUTHENTICATED."""
+
+    applies_to_open_services = False
+
+    def __init__(self, verifier: ApiKeyVerifier) -> None:
+        super().__init__()
+        self.verifier = verifier
+
+    def scope_factory(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Scope:
+        return lambda ctx: _AuthScope(self.verifier, ctx)
 
 
 def default_interceptors(verifier: ApiKeyVerifier) -> Sequence[grpc.aio.ServerInterceptor[Any, Any]]:
