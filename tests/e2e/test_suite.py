@@ -189,3 +189,14 @@ def test_up_against_external_redis_and_s3(suite: Suite, redis_server: RedisProce
     assert not (suite.state / "logs" / "redis.log").exists()
     assert json.loads((suite.state / "pids.json").read_text()).keys() == set(suite.config.services)
     assert suite.shoal("down").returncode == 0
+
+
+def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
+    result = suite.shoal("demo", *suite.args)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert result.stdout.count("SERVING") == 5
+    assert "UNAUTHENTICATED" in result.stdout
+    assert "shoal.v1.EmbeddingService, shoal.v1.OperationsService" in result.stdout
+    assert 'grpc_code="UNAUTHENTICATED"' in result.stdout
+    assert result.stdout.rstrip().endswith("shoal stopped")
+    assert suite.shoal("status").returncode == 3
