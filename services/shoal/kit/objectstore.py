@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
+import fcntl
 import hashlib
 import io
 import mimetypes
@@ -26,7 +27,7 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from shoal.kit.errors import InvalidArgument, NotFound, Unavailable
+from shoal.kit.errors import Aborted, InvalidArgument, NotFound, Unavailable
 from shoal.kit.settings import StoreSettings
 
 DEFAULT_CHUNK: Final = 1024 * 1024
@@ -39,6 +40,10 @@ _TMP_DIR: Final = ".shoal-tmp"
 
 class ObjectNotFound(NotFound):
     """No object under that key."""
+
+
+class WriteConflict(Aborted):
+    """A conditional write lost: the object exists (create-only) or changed since it was read (etag mismatch)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,11 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def put(self, key: str, data: bytes, content_type: str = "") -> ObjectInfo:
         """Store `data` under `key`, replacing what was there; readers see the old or the new object, never a mix."""
+
+    @abc.abstractmethod
+    def put_if(self, key: str, data: bytes, content_type: str = "", *, etag: str | None) -> ObjectInfo:
+        """Store `data` only if the object is unchanged: `etag=None` means it must not exist yet (create-only),
+        otherwise its current etag must equal `etag`. Raises WriteConflict when another writer got there first."""
 
     @abc.abstractmethod
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str = "") -> ObjectInfo:
@@ -190,6 +200,24 @@ class LocalObjectStore(ObjectStore):
 
     def put(self, key: str, data: bytes, content_type: str = "") -> ObjectInfo:
         return self.put_stream(key, [data], content_type)
+
+    def put_if(self, key: str, data: bytes, content_type: str = "", *, etag: str | None) -> ObjectInfo:
+        path = self._path(key)
+        # One lock file for the store serialises conditional writes across processes on this machine.
+        with (self.root / _TMP_DIR / ".conditional.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = self._etag_of(path) if path.is_file() else None
+                if current != etag:
+                    found = "exists" if current is not None else "does not exist"
+                    raise WriteConflict(
+                        f"object {key!r} changed or {found}; re-read and retry",
+                        reason="WRITE_CONFLICT",
+                        metadata={"key": key},
+                    )
+                return self.put_stream(key, [data], content_type)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str = "") -> ObjectInfo:
         path = self._path(key)
@@ -343,6 +371,21 @@ class S3ObjectStore(ObjectStore):
             )
         return self.stat(key)
 
+    def put_if(self, key: str, data: bytes, content_type: str = "", *, etag: str | None) -> ObjectInfo:
+        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": content_type or _guess_type(key)}
+        headers |= {"If-None-Match": "*"} if etag is None else {"If-Match": f'"{etag}"'}
+        try:
+            with self._errors(key):
+                # S3 conditional writes; the public put_object cannot send these headers (it treats unknown headers
+                # as user metadata), so this uses the client's PutObject call that takes headers as given.
+                self.client._put_object(self.bucket, self._k(key), data, headers=headers)
+        except ObjectNotFound:
+            # If-Match on a missing object: it was deleted since it was read.
+            raise WriteConflict(
+                f"object {key!r} does not exist", reason="WRITE_CONFLICT", metadata={"key": key}
+            ) from None
+        return self.stat(key)
+
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str = "") -> ObjectInfo:
         with self._errors(key):
             self.client.put_object(
@@ -444,6 +487,12 @@ class _S3Errors:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is None:
             return
+        if isinstance(exc, S3Error) and exc.code in {"PreconditionFailed", "ConditionalRequestConflict"}:
+            raise WriteConflict(
+                f"object {self.key!r} changed or exists; re-read and retry",
+                reason="WRITE_CONFLICT",
+                metadata={"key": self.key},
+            ) from exc
         if isinstance(exc, S3Error) and exc.code in {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}:
             raise ObjectNotFound(
                 f"no object {self.key!r}", reason="OBJECT_NOT_FOUND", metadata={"key": self.key}
