@@ -9,13 +9,14 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-
 from shoal.kit.apikeys import issue_key
 from shoal.kit.objectstore import LocalObjectStore
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import RpcErrorDetails, unpack
-from shoal.v1 import dataset_pb2, project_pb2, versioning_service_pb2 as pb, versioning_service_pb2_grpc
+from shoal.v1 import dataset_pb2, project_pb2, versioning_service_pb2_grpc
+from shoal.v1 import versioning_service_pb2 as pb
 from shoal.versioning.server import build
+
 from tests.conftest import ADMIN_KEY, ServerThread
 
 ADMIN = (("x-api-key", ADMIN_KEY),)

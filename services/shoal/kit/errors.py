@@ -44,6 +44,8 @@ class ShoalError(Exception):
     reason: str = "UNKNOWN"
     metadata: Mapping[str, str] = field(default_factory=dict)
     violations: tuple[FieldViolation, ...] = ()
+    # When set, the status carries a google.rpc.RetryInfo telling the client how long to wait before retrying.
+    retry_delay_seconds: float = 0.0
     code = Code.INTERNAL
 
     def __post_init__(self) -> None:

@@ -57,6 +57,11 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     max_message_bytes: int = 64 * 1024 * 1024
     api_key_cache_seconds: float = 30.0
+    # The ingest queue: Redis stream partitions (one writer per dataset lives on one partition), the depth (queued
+    # batches not yet applied) past which uploads are told to back off, and the largest batch accepted.
+    ingest_partitions: int = 4
+    ingest_max_queue_depth: int = 2000
+    ingest_max_batch_frames: int = 5000
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +104,10 @@ class Settings:
             log_level=env.get("SHOAL_LOG_LEVEL", "INFO").upper(),
             shutdown_grace_seconds=_float(env, "SHOAL_SHUTDOWN_GRACE_SECONDS", 10.0),
             api_key_cache_seconds=_float(env, "SHOAL_API_KEY_CACHE_SECONDS", 30.0),
+            max_message_bytes=_int(env, "SHOAL_MAX_MESSAGE_BYTES", 64 * 1024 * 1024),
+            ingest_partitions=max(1, _int(env, "SHOAL_INGEST_PARTITIONS", 4)),
+            ingest_max_queue_depth=_int(env, "SHOAL_INGEST_MAX_QUEUE_DEPTH", 2000),
+            ingest_max_batch_frames=max(1, _int(env, "SHOAL_INGEST_MAX_BATCH_FRAMES", 5000)),
         )
 
 

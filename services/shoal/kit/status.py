@@ -20,6 +20,10 @@ def to_status_proto(err: ShoalError) -> status_pb2.Status:
     status = status_pb2.Status(code=code_pb2.Code.Value(err.code.value), message=err.message)
     info = error_details_pb2.ErrorInfo(reason=err.reason, domain=ERROR_DOMAIN, metadata=dict(err.metadata))
     status.details.add().Pack(info)
+    if err.retry_delay_seconds > 0:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(err.retry_delay_seconds * 1e9))
+        status.details.add().Pack(retry)
     if err.violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[
@@ -53,6 +57,7 @@ class RpcErrorDetails:
     domain: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     violations: list[FieldViolation] = field(default_factory=list)
+    retry_delay_seconds: float = 0.0
 
     @property
     def domain_code(self) -> Code | None:
@@ -75,6 +80,10 @@ def unpack(error: grpc.RpcError) -> RpcErrorDetails:
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
             out.reason, out.domain, out.metadata = info.reason, info.domain, dict(info.metadata)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            out.retry_delay_seconds = retry.retry_delay.ToNanoseconds() / 1e9
         elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)

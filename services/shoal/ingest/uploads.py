@@ -1,0 +1,343 @@
+"""Upload sessions: the producer side of the ingest queue.
+
+For every batch: validate → write the accepted frames as one immutable object (create-only, deterministic bytes, so
+a retried batch writes nothing new) → in one Redis transaction, XADD the claim check to the dataset's stream partition
+and record the batch and its counts → acknowledge. A batch whose seq is already recorded is acknowledged as a
+duplicate and queued nothing. A crash at any point before the acknowledgement leaves the client to retry; after it,
+the batch is in the queue and its object in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from google.protobuf import timestamp_pb2
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shoal.ingest.validation import BatchValidator, TargetRules, rules_for
+from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
+from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id, parse_target, parse_upload
+from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
+from shoal.kit.settings import Settings
+from shoal.storage import queue
+from shoal.storage.catalog import Catalog
+from shoal.v1 import ingest_service_pb2, upload_pb2
+
+log = logging.getLogger("shoal.ingest.uploads")
+
+_COUNTERS = (
+    "batches_received",
+    "batches_committed",
+    "frames_received",
+    "frames_accepted",
+    "frames_rejected",
+    "frames_committed",
+    "frames_failed",
+)
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def upload_state(fields: dict[str, int], closed: bool) -> int:
+    """RECEIVING while the client sends; PROCESSING until every queued batch is applied; then COMMITTED,
+    PARTIALLY_FAILED (some frames failed) or FAILED (none went through)."""
+    if not closed:
+        return upload_pb2.UPLOAD_STATE_RECEIVING
+    if fields["batches_committed"] < fields.get("batches_queued", 0):
+        return upload_pb2.UPLOAD_STATE_PROCESSING
+    failed = fields["frames_rejected"] + fields["frames_failed"]
+    if failed == 0:
+        return upload_pb2.UPLOAD_STATE_COMMITTED
+    if fields["frames_committed"] == 0:
+        return upload_pb2.UPLOAD_STATE_FAILED
+    return upload_pb2.UPLOAD_STATE_PARTIALLY_FAILED
+
+
+@dataclass
+class Session:
+    """One open upload stream."""
+
+    name: UploadName
+    target: DatasetName | InferenceSetName
+    validator: BatchValidator
+    partition: int
+
+
+class Uploads:
+    """Opens uploads, takes their batches, and answers for their progress."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, redis: Redis) -> None:
+        self.settings = settings
+        self.store = store
+        self.redis = redis
+        self.catalog = Catalog(store)
+        self._groups_ready: set[int] = set()
+
+    async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    async def _rules(self, target: DatasetName | InferenceSetName) -> TargetRules:
+        def load() -> TargetRules:
+            dataset_name = target.dataset_name if isinstance(target, InferenceSetName) else target
+            project = self.catalog.get_project(dataset_name.parent)
+            dataset = self.catalog.get_dataset(dataset_name)
+            if isinstance(target, InferenceSetName):
+                self.catalog.get_inference_set(target)
+            return rules_for(
+                ((e.name, [k.name for k in e.keypoints]) for e in project.class_map.entries),
+                dataset.metadata_schema,
+                dataset,
+                inference=isinstance(target, InferenceSetName),
+                max_frames_per_batch=self.settings.ingest_max_batch_frames,
+            )
+
+        rules: TargetRules = await self._io(load)
+        return rules
+
+    async def open(self, target: DatasetName | InferenceSetName, upload_id: str) -> tuple[Session, upload_pb2.Upload]:
+        """Start an upload, or resume it when `upload_id` names one of this target."""
+        if upload_id:
+            check_id(upload_id, "start.upload_id")
+        else:
+            upload_id = "u" + uuid.uuid4().hex
+        dataset = target.dataset_name if isinstance(target, InferenceSetName) else target
+        name = UploadName(
+            dataset.project,
+            dataset.dataset,
+            target.inference_set if isinstance(target, InferenceSetName) else "",
+            upload_id,
+        )
+        rules = await self._rules(target)
+        now = time.time()
+        record = json.dumps({"name": str(name), "target": str(target), "create_time": now}).encode()
+        try:
+            await self._io(
+                lambda: self.store.put_if(queue.upload_record_object(str(name)), record, "application/json", etag=None)
+            )
+        except WriteConflict:
+            existing = json.loads(await self._io(self.store.get, queue.upload_record_object(str(name))))
+            now = float(existing["create_time"])
+        key = queue.upload_key(str(name))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, "target", str(target))
+            pipe.hsetnx(key, "create_time", str(now))
+            pipe.hset(key, "closed", 0)
+            pipe.hset(key, "update_time", str(time.time()))
+            pipe.zadd(queue.uploads_index_key(str(target)), {str(name): now}, nx=True)
+            await pipe.execute()
+        partition = queue.partition_of(str(dataset), self.settings.ingest_partitions)
+        await self._ensure_group(partition)
+        return Session(name, target, BatchValidator(rules), partition), await self.get(name)
+
+    async def _ensure_group(self, partition: int) -> None:
+        if partition in self._groups_ready:
+            return
+        try:
+            await self.redis.xgroup_create(queue.stream_key(partition), queue.CONSUMER_GROUP, id="0", mkstream=True)
+        except ResponseError as err:
+            if "BUSYGROUP" not in str(err):
+                raise
+        self._groups_ready.add(partition)
+
+    async def _queue_depth(self, partition: int) -> int:
+        """Batches queued on the partition and not yet applied (undelivered lag plus delivered-but-pending)."""
+        stream = queue.stream_key(partition)
+        try:
+            groups = await self.redis.xinfo_groups(stream)
+        except ResponseError:
+            return 0
+        for raw in groups:
+            group: dict[Any, Any] = dict(raw)
+            name = group.get("name", group.get(b"name"))
+            if name in (queue.CONSUMER_GROUP, queue.CONSUMER_GROUP.encode()):
+                lag = group.get("lag", group.get(b"lag"))
+                pending = int(group.get("pending", group.get(b"pending")) or 0)
+                if lag is None:  # Redis before 7.0 reports no lag: count the whole stream
+                    return int(await self.redis.xlen(stream))
+                return int(lag) + pending
+        return int(await self.redis.xlen(stream))
+
+    async def add_batch(self, session: Session, batch: ingest_service_pb2.FrameBatch) -> ingest_service_pb2.BatchAck:
+        name = str(session.name)
+        if batch.seq < 0:
+            raise InvalidArgument.of(
+                [FieldViolation("batch.seq", f"must not be negative, got {batch.seq}")], reason="INVALID_SEQ"
+            )
+        size = len(batch.frames) + len(batch.label_updates) + len(batch.inference_frames)
+        if size > self.settings.ingest_max_batch_frames:
+            raise InvalidArgument.of(
+                [
+                    FieldViolation(
+                        "batch.frames",
+                        f"{size} frames in one batch; the limit is {self.settings.ingest_max_batch_frames}",
+                    )
+                ],
+                reason="BATCH_TOO_LARGE",
+            )
+        done = await self.redis.hget(queue.upload_batches_key(name), str(batch.seq))
+        if done is not None:
+            summary = json.loads(done)
+            return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=summary["accepted"], duplicate=True)
+        depth = await self._queue_depth(session.partition)
+        if depth >= self.settings.ingest_max_queue_depth:
+            raise ResourceExhausted(
+                f"the ingest queue holds {depth} batches (limit {self.settings.ingest_max_queue_depth}); retry later",
+                reason="QUEUE_FULL",
+                metadata={"queue_depth": str(depth)},
+                retry_delay_seconds=min(30.0, 0.5 + depth / max(1, self.settings.ingest_max_queue_depth)),
+            )
+        result = session.validator.validate(batch)
+        accepted = (
+            len(result.accepted.frames) + len(result.accepted.label_updates) + len(result.accepted.inference_frames)
+        )
+        key = ""
+        if accepted:
+            key = queue.batch_object(name, batch.seq)
+            body = result.accepted.SerializeToString(deterministic=True)
+            await self._write_once(key, body)
+        if result.errors:
+            report = ingest_service_pb2.ListUploadErrorsResponse(errors=result.errors).SerializeToString(
+                deterministic=True
+            )
+            await self._write_once(queue.rejects_object(name, batch.seq), report)
+        summary = json.dumps(
+            {"accepted": accepted, "rejected": result.rejected, "received": result.received, "key": key}
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(queue.upload_batches_key(name), str(batch.seq), summary)
+            if accepted:
+                pipe.xadd(
+                    queue.stream_key(session.partition),
+                    {
+                        "upload": name,
+                        "target": str(session.target),
+                        "seq": batch.seq,
+                        "key": key,
+                        "frames": accepted,
+                    },
+                )
+                pipe.hincrby(queue.upload_key(name), "batches_queued", 1)
+            pipe.hincrby(queue.upload_key(name), "batches_received", 1)
+            pipe.hincrby(queue.upload_key(name), "frames_received", result.received)
+            pipe.hincrby(queue.upload_key(name), "frames_accepted", accepted)
+            pipe.hincrby(queue.upload_key(name), "frames_rejected", result.rejected)
+            if result.errors:
+                pipe.rpush(queue.upload_errors_key(name), *(e.SerializeToString() for e in result.errors))
+            pipe.hset(queue.upload_key(name), "update_time", str(time.time()))
+            await pipe.execute()
+        return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=accepted, rejected=result.errors)
+
+    async def _write_once(self, key: str, body: bytes) -> None:
+        """Create-only write; an existing object with the same bytes is a retry and fine."""
+        try:
+            await self._io(lambda: self.store.put_if(key, body, "application/x-protobuf", etag=None))
+        except WriteConflict:
+            existing = await self._io(self.store.get, key)
+            if existing != body:
+                raise InvalidArgument.of(
+                    [FieldViolation("batch.seq", "this seq was sent before with other content; use a new seq")],
+                    reason="SEQ_REUSED",
+                ) from None
+
+    async def close(self, session: Session) -> upload_pb2.Upload:
+        name = str(session.name)
+        await self.redis.hset(queue.upload_key(name), mapping={"closed": 1, "update_time": str(time.time())})
+        return await self.get(session.name)
+
+    async def get(self, name: UploadName) -> upload_pb2.Upload:
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(queue.upload_key(str(name))))
+        if not raw:
+            try:
+                await self._io(self.store.stat, queue.upload_record_object(str(name)))
+            except ObjectNotFound:
+                raise NotFound(
+                    f"{name} does not exist", reason="UPLOAD_NOT_FOUND", metadata={"name": str(name)}
+                ) from None
+            raise NotFound(
+                f"{name} has no progress record (Redis lost it); its batches are in the store",
+                reason="UPLOAD_PROGRESS_LOST",
+                metadata={"name": str(name)},
+            )
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        counts = {c: int(fields.get(c, 0)) for c in (*_COUNTERS, "batches_queued")}
+        upload = upload_pb2.Upload(
+            name=str(name),
+            target=fields.get("target", str(name.target)),
+            state=upload_state(counts, fields.get("closed") == "1"),  # type: ignore[arg-type]
+        )
+        for counter in _COUNTERS:
+            setattr(upload, counter, counts[counter])
+        upload.versions.extend(int(v) for v in fields.get("versions", "").split(",") if v)
+        upload.create_time.CopyFrom(_timestamp(float(fields.get("create_time", 0))))
+        upload.update_time.CopyFrom(_timestamp(float(fields.get("update_time", 0))))
+        return upload
+
+    async def list_uploads(
+        self, target: DatasetName | InferenceSetName, page_size: int, page_token: str
+    ) -> tuple[list[upload_pb2.Upload], str]:
+        size = 50 if page_size <= 0 else min(page_size, 500)
+        start = _offset(page_token)
+        names = cast(list[bytes], await self.redis.zrevrange(queue.uploads_index_key(str(target)), start, start + size))
+        page = [await self.get(parse_upload(n.decode())) for n in names[:size]]
+        return page, (str(start + size) if len(names) > size else "")
+
+    async def list_errors(
+        self, name: UploadName, page_size: int, page_token: str
+    ) -> tuple[list[upload_pb2.FrameError], str]:
+        await self.get(name)
+        size = 100 if page_size <= 0 else min(page_size, 1000)
+        start = _offset(page_token)
+        raw = cast(list[bytes], await self.redis.lrange(queue.upload_errors_key(str(name)), start, start + size))
+        errors = [upload_pb2.FrameError.FromString(r) for r in raw[:size]]
+        return errors, (str(start + size) if len(raw) > size else "")
+
+
+def _offset(token: str) -> int:
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise InvalidArgument.of(
+            [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
+        )
+    return int(token)
+
+
+async def stream_upload(
+    uploads: Uploads,
+    requests: AsyncIterator[ingest_service_pb2.UploadFramesRequest],
+    authorize: Callable[[DatasetName | InferenceSetName], Awaitable[None]],
+) -> AsyncIterator[ingest_service_pb2.UploadFramesResponse]:
+    """The UploadFrames conversation: `start`, then batches each answered by an ack, then a summary."""
+    session: Session | None = None
+    async for request in requests:
+        kind = request.WhichOneof("kind")
+        if session is None:
+            if kind != "start":
+                raise InvalidArgument.of(
+                    [FieldViolation("start", "the first message of an upload must be `start`")], reason="MISSING_START"
+                )
+            target = parse_target(request.start.target, "start.target")
+            await authorize(target)
+            session, upload = await uploads.open(target, request.start.upload_id)
+            yield ingest_service_pb2.UploadFramesResponse(upload=upload)
+        elif kind == "batch":
+            ack = await uploads.add_batch(session, request.batch)
+            yield ingest_service_pb2.UploadFramesResponse(ack=ack)
+        else:
+            raise InvalidArgument.of(
+                [FieldViolation("start", "an upload has one `start` message")], reason="DUPLICATE_START"
+            )
+    if session is not None:
+        yield ingest_service_pb2.UploadFramesResponse(summary=await uploads.close(session))

@@ -1,0 +1,575 @@
+"""Server-side validation of upload batches: every frame is checked against the project's class map, the dataset's
+metadata schema and embedding settings, and the rules in `shoal.validation`. A bad frame is rejected alone, with one
+FrameError per problem naming the frame, the label and the field path; good frames pass through unchanged."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from shoal import validation as rules
+from shoal.v1 import common_pb2, dataset_pb2, frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
+
+VALIDATION: Final = upload_pb2.FRAME_ERROR_STAGE_VALIDATION
+ADD, MODIFY, DELETE = frame_pb2.CHANGE_TYPE_ADD, frame_pb2.CHANGE_TYPE_MODIFY, frame_pb2.CHANGE_TYPE_DELETE
+# Schema field type → the metadata value kinds it accepts.
+_SCALAR_KINDS: Final[dict[int, set[str]]] = {
+    dataset_pb2.FIELD_TYPE_STRING: {"string_value"},
+    dataset_pb2.FIELD_TYPE_BOOL: {"bool_value"},
+    dataset_pb2.FIELD_TYPE_INTEGER: {"int_value"},
+    dataset_pb2.FIELD_TYPE_FLOAT: {"float_value", "int_value"},
+    dataset_pb2.FIELD_TYPE_NUMERIC: {"float_value", "int_value"},
+}
+_LIST_KINDS: Final[dict[int, set[str]]] = {
+    dataset_pb2.FIELD_TYPE_STRING: {"string_list_value"},
+    dataset_pb2.FIELD_TYPE_BOOL: {"bool_list_value"},
+    dataset_pb2.FIELD_TYPE_INTEGER: {"int_list_value"},
+    dataset_pb2.FIELD_TYPE_FLOAT: {"float_list_value", "int_list_value"},
+    dataset_pb2.FIELD_TYPE_NUMERIC: {"float_list_value", "int_list_value"},
+}
+_NULL_KIND: Final = {
+    common_pb2.METADATA_TYPE_STRING: "string_value",
+    common_pb2.METADATA_TYPE_INT: "int_value",
+    common_pb2.METADATA_TYPE_FLOAT: "float_value",
+    common_pb2.METADATA_TYPE_BOOL: "bool_value",
+    common_pb2.METADATA_TYPE_STRING_LIST: "string_list_value",
+    common_pb2.METADATA_TYPE_INT_LIST: "int_list_value",
+    common_pb2.METADATA_TYPE_FLOAT_LIST: "float_list_value",
+    common_pb2.METADATA_TYPE_BOOL_LIST: "bool_list_value",
+}
+# Label geometries whose class lives elsewhere (mask pixel values, instance mapping).
+_CLASSLESS: Final = frozenset({"semantic_segmentation_2d", "instance_segmentation_2d"})
+
+
+@dataclass(frozen=True)
+class TargetRules:
+    """What the catalog says about the dataset (or inference set) being written."""
+
+    classes: frozenset[str]
+    rigs: dict[str, frozenset[str]] = field(default_factory=dict)
+    schema: dict[str, tuple[int, int]] = field(default_factory=dict)
+    embedding_dimension: int = 0
+    embedding_source: str = ""
+    inference: bool = False
+    max_frames_per_batch: int = 5000
+
+
+@dataclass
+class UploadMemory:
+    """What one upload stream remembers across its batches, for rules that span frames."""
+
+    label_ids: set[int] = field(default_factory=set)
+    metadata_kinds: dict[str, str] = field(default_factory=dict)
+    embedding_dimension: int = 0
+
+
+@dataclass
+class BatchResult:
+    accepted: ingest_service_pb2.FrameBatch
+    errors: list[upload_pb2.FrameError]
+    received: int
+    rejected: int
+
+
+class _Frame:
+    """Collects the problems of one frame."""
+
+    __slots__ = ("errors", "frame_id", "prefix", "seq")
+
+    def __init__(self, frame_id: str, prefix: str, seq: int) -> None:
+        self.frame_id = frame_id
+        self.prefix = prefix
+        self.seq = seq
+        self.errors: list[upload_pb2.FrameError] = []
+
+    def add(self, field_path: str, reason: str, description: str, label_id: str = "") -> None:
+        self.errors.append(
+            upload_pb2.FrameError(
+                frame_id=self.frame_id,
+                label_id=label_id,
+                field=f"{self.prefix}.{field_path}" if field_path else self.prefix,
+                reason=reason,
+                description=description,
+                batch_seq=self.seq,
+                stage=VALIDATION,
+            )
+        )
+
+
+class BatchValidator:
+    """Validates the batches of one upload stream."""
+
+    def __init__(self, target: TargetRules) -> None:
+        self.target = target
+        self.memory = UploadMemory(embedding_dimension=target.embedding_dimension)
+
+    def validate(self, batch: ingest_service_pb2.FrameBatch) -> BatchResult:
+        accepted = ingest_service_pb2.FrameBatch(seq=batch.seq)
+        errors: list[upload_pb2.FrameError] = []
+        rejected = 0
+        seen_frames: set[str] = set()
+        items: list[tuple[str, int, object]] = [
+            *(("frames", i, f) for i, f in enumerate(batch.frames)),
+            *(("label_updates", i, u) for i, u in enumerate(batch.label_updates)),
+            *(("inference_frames", i, f) for i, f in enumerate(batch.inference_frames)),
+        ]
+        received = 0
+        for kind, index, message in items:
+            received += 1
+            frame_id = getattr(message, "frame_id", "")
+            check = _Frame(frame_id, f"{kind}[{index}]", batch.seq)
+            problem = rules.id_problem(frame_id)
+            if problem:
+                check.add("frame_id", "INVALID_ID", problem)
+            elif frame_id in seen_frames:
+                check.add("frame_id", "DUPLICATE_FRAME_ID", f"frame {frame_id!r} appears twice in this batch")
+            seen_frames.add(frame_id)
+            label_ids: list[int] = []
+            if kind == "frames":
+                if self.target.inference:
+                    check.add("", "WRONG_TARGET", "labeled frames go to a dataset, not an inference set")
+                else:
+                    self._frame(message, check, label_ids)  # type: ignore[arg-type]
+            elif kind == "label_updates":
+                if self.target.inference:
+                    check.add("", "WRONG_TARGET", "label updates go to a dataset, not an inference set")
+                else:
+                    self._labels(message.labels, check, label_ids, sensors=None, frames=None, inference=False)  # type: ignore[attr-defined]
+            elif not self.target.inference:
+                check.add("", "WRONG_TARGET", "inference frames go to an inference set, not a dataset")
+            else:
+                self._inference_frame(message, check, label_ids)  # type: ignore[arg-type]
+            if check.errors:
+                rejected += 1
+                errors.extend(check.errors)
+                continue
+            self.memory.label_ids.update(label_ids)
+            getattr(accepted, kind).append(message)
+        return BatchResult(accepted, errors, received, rejected)
+
+    # frames ----------------------------------------------------------------------------------------------------
+
+    def _frame(self, frame: frame_pb2.Frame, check: _Frame, label_ids: list[int]) -> None:
+        change = frame.change_type or ADD
+        if change == DELETE:
+            if frame.labels or frame.sensors or frame.user_metadata or frame.HasField("embedding"):
+                check.add("change_type", "DELETE_WITH_DATA", "a DELETE carries only the frame id")
+            return
+        frames: dict[str, None] = {}
+        for i, cf in enumerate(frame.coordinate_frames):
+            self._coordinate_frame(cf, f"coordinate_frames[{i}]", frames, check)
+        sensors: set[str] = set()
+        for i, sensor in enumerate(frame.sensors):
+            where = f"sensors[{i}]"
+            problem = rules.id_problem(sensor.sensor_id)
+            if problem:
+                check.add(f"{where}.sensor_id", "INVALID_ID", problem)
+            elif sensor.sensor_id in sensors and sensor.WhichOneof("data") != "image_overlay":
+                check.add(f"{where}.sensor_id", "DUPLICATE_SENSOR_ID", f"sensor {sensor.sensor_id!r} appears twice")
+            sensors.add(sensor.sensor_id)
+            if sensor.coordinate_frame_id and sensor.coordinate_frame_id not in frames:
+                check.add(
+                    f"{where}.coordinate_frame_id",
+                    "UNKNOWN_COORDINATE_FRAME",
+                    f"coordinate frame {sensor.coordinate_frame_id!r} is not declared in this frame",
+                )
+            self._sensor_data(sensor, where, check)
+        self._metadata(frame.user_metadata, "user_metadata", check)
+        if frame.HasField("geo"):
+            problem = rules.latlong_problem(frame.geo.latitude, frame.geo.longitude)
+            if problem:
+                check.add("geo", "INVALID_GEO", problem)
+        if change == MODIFY and frame.labels:
+            check.add("labels", "LABELS_IN_MODIFY", "MODIFY leaves labels untouched; change labels with a label update")
+        self._labels(
+            frame.labels,
+            check,
+            label_ids,
+            sensors=sensors if change == ADD else None,
+            frames=frames if change == ADD else None,
+            inference=False,
+        )
+        self._embeddings(
+            frame.embedding if frame.HasField("embedding") else None, frame.crop_embeddings, label_ids, frame, check
+        )
+
+    def _inference_frame(self, frame: frame_pb2.InferenceFrame, check: _Frame, label_ids: list[int]) -> None:
+        self._labels(frame.labels, check, label_ids, sensors=None, frames=None, inference=True)
+        self._metadata(frame.user_metadata, "user_metadata", check, schema=False)
+        for name, metric in frame.custom_metrics.items():
+            where = f"custom_metrics[{name!r}]"
+            kind = metric.WhichOneof("value")
+            if kind is None:
+                check.add(where, "EMPTY_METRIC", "a custom metric needs a value")
+            elif kind == "objective":
+                problem = rules.finite_problem(metric.objective)
+                if problem:
+                    check.add(f"{where}.objective", "NOT_FINITE", problem)
+            else:
+                m = metric.confusion_matrix
+                if m.rows * m.columns != len(m.values):
+                    check.add(
+                        f"{where}.confusion_matrix",
+                        "BAD_MATRIX",
+                        f"{m.rows}×{m.columns} needs {m.rows * m.columns} values, got {len(m.values)}",
+                    )
+                elif rules.finite_problem(*m.values):
+                    check.add(f"{where}.confusion_matrix.values", "NOT_FINITE", "values must be finite")
+        self._embeddings(
+            frame.embedding if frame.HasField("embedding") else None, frame.crop_embeddings, label_ids, frame, check
+        )
+
+    def _coordinate_frame(
+        self, cf: frame_pb2.CoordinateFrame, where: str, frames: dict[str, None], check: _Frame
+    ) -> None:
+        problem = rules.id_problem(cf.coordinate_frame_id)
+        if problem:
+            check.add(f"{where}.coordinate_frame_id", "INVALID_ID", problem)
+        elif cf.coordinate_frame_id in frames:
+            check.add(
+                f"{where}.coordinate_frame_id",
+                "DUPLICATE_COORDINATE_FRAME",
+                f"{cf.coordinate_frame_id!r} is declared twice",
+            )
+        if cf.parent_frame_id and cf.parent_frame_id not in frames:
+            check.add(
+                f"{where}.parent_frame_id",
+                "UNKNOWN_COORDINATE_FRAME",
+                f"parent {cf.parent_frame_id!r} must be declared before its children",
+            )
+        kind = cf.WhichOneof("kind")
+        if kind == "frame_2d":
+            c = cf.frame_2d
+            numbers = [
+                c.fx,
+                c.fy,
+                c.k1,
+                c.k2,
+                c.k3,
+                c.k4,
+                c.k5,
+                c.k6,
+                c.p1,
+                c.p2,
+                c.s1,
+                c.s2,
+                c.s3,
+                c.s4,
+                c.skew,
+                *c.camera_matrix,
+            ]
+            numbers += [
+                c.position.x,
+                c.position.y,
+                c.position.z,
+                c.orientation.x,
+                c.orientation.y,
+                c.orientation.z,
+                c.orientation.w,
+            ]
+            numbers += [c.cx if c.HasField("cx") else 0.0, c.cy if c.HasField("cy") else 0.0]
+            problem = rules.finite_problem(*numbers) or rules.positive_problem(fx=c.fx, fy=c.fy)
+            if problem:
+                check.add(f"{where}.frame_2d", "INVALID_CAMERA", problem)
+            if c.camera_matrix and len(c.camera_matrix) != 16:
+                check.add(
+                    f"{where}.frame_2d.camera_matrix",
+                    "INVALID_CAMERA",
+                    f"a 4×4 matrix has 16 values, got {len(c.camera_matrix)}",
+                )
+        elif kind == "frame_3d":
+            p, o = cf.frame_3d.position, cf.frame_3d.orientation
+            problem = rules.finite_problem(p.x, p.y, p.z, o.x, o.y, o.z, o.w)
+            if problem:
+                check.add(f"{where}.frame_3d", "NOT_FINITE", problem)
+        else:
+            check.add(where, "EMPTY_COORDINATE_FRAME", "set frame_2d or frame_3d")
+        frames[cf.coordinate_frame_id] = None
+
+    def _sensor_data(self, sensor: frame_pb2.SensorData, where: str, check: _Frame) -> None:
+        kind = sensor.WhichOneof("data")
+        if kind is None:
+            check.add(where, "EMPTY_SENSOR", "sensor data needs one of image, point cloud, audio, video, text, mesh")
+            return
+        data = getattr(sensor, kind)
+        if kind == "text":
+            return
+        url = data.pointcloud_url if kind == "point_cloud_bins" else data.url
+        if not url:
+            check.add(f"{where}.{kind}", "MISSING_URL", "a URL is required")
+
+    def _metadata(self, metadata: object, where: str, check: _Frame, *, schema: bool = True) -> None:
+        kinds = self.memory.metadata_kinds
+        for key, value in metadata.items():  # type: ignore[attr-defined]
+            path = f"{where}[{key!r}]"
+            problem = rules.metadata_key_problem(key)
+            if problem:
+                check.add(path, "INVALID_METADATA_KEY", problem)
+                continue
+            kind = value.WhichOneof("kind")
+            if kind is None:
+                check.add(path, "EMPTY_METADATA", "a metadata value needs a value or a typed null")
+                continue
+            if kind == "null_value":
+                if value.null_value == common_pb2.METADATA_TYPE_UNSPECIFIED:
+                    check.add(path, "UNTYPED_NULL", "a null value needs its type")
+                    continue
+                kind = _NULL_KIND[value.null_value]
+            elif kind == "float_value" and not math.isfinite(value.float_value):
+                check.add(path, "NOT_FINITE", f"must be finite, got {value.float_value}")
+            elif kind == "float_list_value" and rules.finite_problem(*value.float_list_value.values):
+                check.add(path, "NOT_FINITE", "list values must be finite")
+            declared = self.target.schema.get(key) if schema else None
+            if declared is not None:
+                ftype, element = declared
+                allowed = (
+                    _LIST_KINDS.get(element, set())
+                    if ftype == dataset_pb2.FIELD_TYPE_ARRAY
+                    else _SCALAR_KINDS.get(ftype, set())
+                )
+                if kind not in allowed:
+                    type_name = dataset_pb2.FieldType.Name(ftype).removeprefix("FIELD_TYPE_")
+                    if ftype == dataset_pb2.FIELD_TYPE_ARRAY:
+                        type_name += f"<{dataset_pb2.FieldType.Name(element).removeprefix('FIELD_TYPE_')}>"
+                    check.add(
+                        path,
+                        "METADATA_TYPE_MISMATCH",
+                        f"{key!r} is {type_name} in the schema, got {kind.removesuffix('_value')}",
+                    )
+                    continue
+            previous = kinds.get(key)
+            if previous is None:
+                kinds[key] = kind
+            elif previous != kind:
+                check.add(
+                    path,
+                    "METADATA_TYPE_CHANGED",
+                    f"{key!r} was {previous.removesuffix('_value')} earlier in this upload, "
+                    f"got {kind.removesuffix('_value')}",
+                )
+
+    # labels ----------------------------------------------------------------------------------------------------
+
+    def _labels(
+        self,
+        labels: Iterable[label_pb2.Label],
+        check: _Frame,
+        label_ids: list[int],
+        *,
+        sensors: set[str] | None,
+        frames: dict[str, None] | None,
+        inference: bool,
+    ) -> None:
+        classes = self.target.classes
+        seen = self.memory.label_ids
+        for i, label in enumerate(labels):
+            where = f"labels[{i}]"
+            lid = label.label_id
+            problem = rules.id_problem(lid)
+            if problem:
+                check.add(f"{where}.label_id", "INVALID_ID", problem, lid)
+            else:
+                key = hash(lid)
+                if key in seen or key in label_ids:
+                    check.add(
+                        f"{where}.label_id", "DUPLICATE_LABEL_ID", f"label id {lid!r} is used twice in this upload", lid
+                    )
+                label_ids.append(key)
+            geometry = label.WhichOneof("geometry")
+            if geometry is None:
+                check.add(where, "MISSING_GEOMETRY", "a label needs a geometry (box_2d, cuboid_3d, …)", lid)
+                continue
+            if (geometry not in _CLASSLESS or label.classification) and label.classification not in classes:
+                check.add(
+                    f"{where}.classification",
+                    "UNKNOWN_CLASS",
+                    f"{label.classification!r} is not in the project's class map",
+                    lid,
+                )
+            if inference:
+                if not label.HasField("confidence"):
+                    check.add(
+                        f"{where}.confidence", "MISSING_CONFIDENCE", "an inference needs a confidence in [0, 1]", lid
+                    )
+                else:
+                    problem = rules.confidence_problem(label.confidence)
+                    if problem:
+                        check.add(f"{where}.confidence", "INVALID_CONFIDENCE", problem, lid)
+            if sensors is not None and label.sensor_id not in sensors:
+                check.add(
+                    f"{where}.sensor_id", "UNKNOWN_SENSOR", f"sensor {label.sensor_id!r} is not in this frame", lid
+                )
+            if frames is not None and label.coordinate_frame_id and label.coordinate_frame_id not in frames:
+                check.add(
+                    f"{where}.coordinate_frame_id",
+                    "UNKNOWN_COORDINATE_FRAME",
+                    f"coordinate frame {label.coordinate_frame_id!r} is not declared in this frame",
+                    lid,
+                )
+            if label.attributes:
+                self._metadata(label.attributes, f"{where}.attributes", check, schema=False)
+            self._geometry(label, geometry, f"{where}.{geometry}", check, lid)
+
+    def _geometry(self, label: label_pb2.Label, geometry: str, where: str, check: _Frame, lid: str) -> None:
+        if geometry == "box_2d":
+            b = label.box_2d
+            problem = rules.finite_problem(b.left, b.top, b.width, b.height)
+            if problem:
+                check.add(where, "NOT_FINITE", problem, lid)
+            elif not (b.width > 0 and b.height > 0):
+                check.add(
+                    where,
+                    "NON_POSITIVE_BOX_SIZE",
+                    f"width and height must be positive, got {b.width} × {b.height}",
+                    lid,
+                )
+        elif geometry == "cuboid_3d":
+            c = label.cuboid_3d
+            p, d, r = c.position, c.dimensions, c.rotation
+            problem = rules.finite_problem(p.x, p.y, p.z, d.x, d.y, d.z, r.x, r.y, r.z, r.w)
+            if problem:
+                check.add(where, "NOT_FINITE", problem, lid)
+            elif not (d.x > 0 and d.y > 0 and d.z > 0):
+                check.add(
+                    f"{where}.dimensions",
+                    "NON_POSITIVE_SIZE",
+                    f"dimensions must be positive, got {d.x}, {d.y}, {d.z}",
+                    lid,
+                )
+            elif r.x == r.y == r.z == r.w == 0:
+                check.add(f"{where}.rotation", "ZERO_QUATERNION", "the rotation quaternion must not be zero", lid)
+        elif geometry == "polygon_list_2d":
+            if not label.polygon_list_2d.polygons:
+                check.add(where, "EMPTY_POLYGON_LIST", "give at least one polygon", lid)
+            for k, polygon in enumerate(label.polygon_list_2d.polygons):
+                problem = rules.polygon_problem([(v.x, v.y) for v in polygon.vertices])
+                if problem:
+                    check.add(f"{where}.polygons[{k}]", "INVALID_POLYGON", problem, lid)
+        elif geometry == "keypoints_2d":
+            kp = label.keypoints_2d
+            names = [k.name for k in kp.keypoints]
+            problem = rules.keypoint_names_problem(names) or rules.finite_problem(
+                *(c for k in kp.keypoints for c in (k.x, k.y))
+            )
+            if problem:
+                check.add(f"{where}.keypoints", "INVALID_KEYPOINTS", problem, lid)
+            rig = self.target.rigs.get(label.classification)
+            if rig is not None:
+                unknown = [n for n in names if n not in rig]
+                if unknown:
+                    check.add(
+                        f"{where}.keypoints",
+                        "UNKNOWN_KEYPOINT",
+                        f"{unknown} are not keypoints of the {label.classification!r} rig",
+                        lid,
+                    )
+            if kp.HasField("box") and (
+                rules.finite_problem(kp.box.left, kp.box.top, kp.box.width, kp.box.height)
+                or not (kp.box.width > 0 and kp.box.height > 0)
+            ):
+                check.add(f"{where}.box", "NON_POSITIVE_BOX_SIZE", "the box must be finite with positive size", lid)
+        elif geometry == "line_segment_2d":
+            s = label.line_segment_2d
+            problem = rules.finite_problem(s.start.x, s.start.y, s.end.x, s.end.y)
+            if problem:
+                check.add(where, "NOT_FINITE", problem, lid)
+        elif geometry == "semantic_segmentation_2d":
+            if not label.semantic_segmentation_2d.mask_url:
+                check.add(f"{where}.mask_url", "MISSING_URL", "a mask URL is required", lid)
+        elif geometry == "instance_segmentation_2d":
+            seg = label.instance_segmentation_2d
+            if not seg.mask_url:
+                check.add(f"{where}.mask_url", "MISSING_URL", "a mask URL is required", lid)
+            ids: set[int] = set()
+            for k, inst in enumerate(seg.instances):
+                if inst.id in ids:
+                    check.add(
+                        f"{where}.instances[{k}].id",
+                        "DUPLICATE_INSTANCE",
+                        f"instance id {inst.id} is mapped twice",
+                        lid,
+                    )
+                ids.add(inst.id)
+                if inst.classification not in self.target.classes:
+                    check.add(
+                        f"{where}.instances[{k}].classification",
+                        "UNKNOWN_CLASS",
+                        f"{inst.classification!r} is not in the project's class map",
+                        lid,
+                    )
+        elif geometry == "text_token" and not label.text_token.token:
+            check.add(f"{where}.token", "EMPTY_TOKEN", "a text token must not be empty", lid)
+
+    # embeddings ------------------------------------------------------------------------------------------------
+
+    def _embeddings(
+        self,
+        embedding: frame_pb2.FrameEmbedding | None,
+        crops: Iterable[frame_pb2.CropEmbedding],
+        label_ids: list[int],
+        frame: frame_pb2.Frame | frame_pb2.InferenceFrame,
+        check: _Frame,
+    ) -> None:
+        vectors: list[tuple[str, Iterable[float], str]] = []
+        if embedding is not None:
+            vectors.append(("embedding", embedding.values, embedding.model_id))
+        frame_labels = {label.label_id for label in frame.labels}
+        for i, crop in enumerate(crops):
+            vectors.append((f"crop_embeddings[{i}]", crop.values, crop.model_id))
+            if crop.label_id not in frame_labels:
+                check.add(
+                    f"crop_embeddings[{i}].label_id",
+                    "UNKNOWN_LABEL",
+                    f"label {crop.label_id!r} is not a label of this frame",
+                    crop.label_id,
+                )
+        for where, values, model_id in vectors:
+            dim = len(values)  # type: ignore[arg-type]
+            expected = self.memory.embedding_dimension
+            if dim == 0:
+                check.add(f"{where}.values", "EMPTY_EMBEDDING", "an embedding needs values")
+            elif expected and dim != expected:
+                check.add(
+                    f"{where}.values",
+                    "WRONG_EMBEDDING_DIMENSION",
+                    f"the dataset's embeddings have {expected} dimensions, got {dim}",
+                )
+            elif rules.finite_problem(*values):
+                check.add(f"{where}.values", "NOT_FINITE", "embedding values must be finite")
+            elif not expected:
+                self.memory.embedding_dimension = dim
+            if self.target.embedding_source and model_id and model_id != self.target.embedding_source:
+                check.add(
+                    f"{where}.model_id",
+                    "WRONG_EMBEDDING_SOURCE",
+                    f"the dataset's embeddings come from {self.target.embedding_source!r}, got {model_id!r}",
+                )
+
+
+def rules_for(
+    class_map: Iterable[tuple[str, Iterable[str]]],
+    schema: dataset_pb2.MetadataSchema,
+    dataset: dataset_pb2.Dataset,
+    *,
+    inference: bool,
+    max_frames_per_batch: int,
+) -> TargetRules:
+    """TargetRules from catalog entries: `class_map` as (class name, keypoint names) pairs."""
+    classes: set[str] = set()
+    rigs: dict[str, frozenset[str]] = {}
+    for name, keypoints in class_map:
+        classes.add(name)
+        kps = frozenset(keypoints)
+        if kps:
+            rigs[name] = kps
+    return TargetRules(
+        classes=frozenset(classes),
+        rigs=rigs,
+        schema={f.name: (f.type, f.element_type) for f in schema.fields},
+        embedding_dimension=dataset.embedding_dimension,
+        embedding_source=dataset.embedding_source,
+        inference=inference,
+        max_frames_per_batch=max_frames_per_batch,
+    )
