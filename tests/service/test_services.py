@@ -69,7 +69,7 @@ def _get_backend(ch: grpc.Channel, md: Any) -> Any:
 
 
 SERVICES = [
-    ("ingest", build_ingest, "shoal.v1.IngestService", _get_upload),
+    ("ingest", build_ingest, "shoal.v1.IngestService", _get_upload),  # implemented: answers NOT_FOUND
     ("versioning", build_versioning, "shoal.v1.VersioningService", _get_checkpoint),
     ("asset", build_asset, "shoal.v1.AssetService", _get_asset),
     ("metrics", build_metrics, "shoal.v1.MetricsService", _get_evaluation),
@@ -138,16 +138,19 @@ def test_call_without_valid_key_is_unauthenticated(
 
 
 @pytest.mark.parametrize(("name", "build", "full_name", "call"), SERVICES, ids=IDS)
-def test_admin_key_passes_auth_and_unimplemented_rpc_says_so(
+def test_admin_key_passes_auth(
     start_service: Callable[..., ServerThread], name: str, build: Any, full_name: str, call: Call
 ) -> None:
     server = start_service(name, build)
     for metadata in ((("x-api-key", ADMIN_KEY),), (("authorization", f"Bearer {ADMIN_KEY}"),)):
         error = _rpc_error(server.target, call, metadata)
         details = unpack(error)
-        assert details.code == grpc.StatusCode.UNIMPLEMENTED
-        assert details.reason == "NOT_IMPLEMENTED"
-        assert "not implemented yet" in details.message
+        if name == "ingest":
+            assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "UPLOAD_NOT_FOUND")
+        else:
+            assert details.code == grpc.StatusCode.UNIMPLEMENTED
+            assert details.reason == "NOT_IMPLEMENTED"
+            assert "not implemented yet" in details.message
         request_ids = [v for k, v in error.trailing_metadata() if k == "x-request-id"]  # type: ignore[attr-defined]
         assert len(request_ids) == 1
         assert len(request_ids[0]) == 32

@@ -39,6 +39,8 @@ _NULL_KIND: Final = {
     common_pb2.METADATA_TYPE_FLOAT_LIST: "float_list_value",
     common_pb2.METADATA_TYPE_BOOL_LIST: "bool_list_value",
 }
+# 3-D labels live in a coordinate frame and need not name a sensor.
+_SCENE_LEVEL: Final = frozenset({"cuboid_3d", "classification_3d"})
 # Label geometries whose class lives elsewhere (mask pixel values, instance mapping).
 _CLASSLESS: Final = frozenset({"semantic_segmentation_2d", "instance_segmentation_2d"})
 
@@ -397,7 +399,11 @@ class BatchValidator:
                     problem = rules.confidence_problem(label.confidence)
                     if problem:
                         check.add(f"{where}.confidence", "INVALID_CONFIDENCE", problem, lid)
-            if sensors is not None and label.sensor_id not in sensors:
+            if (
+                sensors is not None
+                and label.sensor_id not in sensors
+                and (label.sensor_id or geometry not in _SCENE_LEVEL)
+            ):
                 check.add(
                     f"{where}.sensor_id", "UNKNOWN_SENSOR", f"sensor {label.sensor_id!r} is not in this frame", lid
                 )

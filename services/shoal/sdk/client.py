@@ -1,0 +1,562 @@
+"""The Python client: `shoal.Client`.
+
+client = shoal.Client(api_key="…")                       # or SHOAL_API_KEY / SHOAL_HOST in the environment
+client.create_project("roads", shoal.LabelClassMap.from_classnames(["car", "person"]))
+upload = client.create_or_update_dataset("roads", "drive-1", dataset=dataset)
+client.get_upload(upload.name).frames_accepted
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue as queue_module
+import random
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import grpc
+from google.protobuf import field_mask_pb2
+
+from shoal.kit.settings import DEFAULT_GRPC_PORTS
+from shoal.kit.status import unpack
+from shoal.sdk.classmap import LabelClassMap
+from shoal.sdk.errors import UploadError
+from shoal.sdk.frames import Inferences, LabeledDataset, LabeledFrame, UpdateGTLabelSet
+from shoal.v1 import (
+    dataset_pb2,
+    frame_pb2,
+    ingest_service_pb2,
+    ingest_service_pb2_grpc,
+    label_pb2,
+    project_pb2,
+    upload_pb2,
+    versioning_service_pb2,
+    versioning_service_pb2_grpc,
+)
+
+log = logging.getLogger("shoal.sdk")
+
+RETRYABLE: Final = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+TERMINAL_STATES: Final = frozenset(
+    {upload_pb2.UPLOAD_STATE_COMMITTED, upload_pb2.UPLOAD_STATE_PARTIALLY_FAILED, upload_pb2.UPLOAD_STATE_FAILED}
+)
+_FIELD_TYPES: Final = {
+    "STRING": dataset_pb2.FIELD_TYPE_STRING,
+    "BOOL": dataset_pb2.FIELD_TYPE_BOOL,
+    "BOOLEAN": dataset_pb2.FIELD_TYPE_BOOL,
+    "INTEGER": dataset_pb2.FIELD_TYPE_INTEGER,
+    "INT64": dataset_pb2.FIELD_TYPE_INTEGER,
+    "FLOAT": dataset_pb2.FIELD_TYPE_FLOAT,
+    "FLOAT64": dataset_pb2.FIELD_TYPE_FLOAT,
+    "NUMERIC": dataset_pb2.FIELD_TYPE_NUMERIC,
+}
+_METRICS: Final = {"cosine": dataset_pb2.DISTANCE_METRIC_COSINE, "euclidean": dataset_pb2.DISTANCE_METRIC_EUCLIDEAN}
+Item = frame_pb2.Frame | label_pb2.LabelUpdate | frame_pb2.InferenceFrame
+
+
+@dataclass
+class UploadReport:
+    """What an upload did: its resource name, acknowledged counts and every frame rejected at validation."""
+
+    name: str
+    batches: int = 0
+    accepted: int = 0
+    rejected: list[upload_pb2.FrameError] = field(default_factory=list)
+    retries: int = 0
+    duplicates: int = 0
+
+    @property
+    def upload_id(self) -> str:
+        return self.name.rsplit("/", 1)[1]
+
+
+def parse_field_type(value: str) -> tuple[int, int]:
+    """`"STRING"`, `"ARRAY<FLOAT>"` … → (type, element type)."""
+    text = value.strip().upper()
+    if text.startswith("ARRAY<") and text.endswith(">"):
+        inner = _FIELD_TYPES.get(text[6:-1].strip())
+        if inner is None:
+            raise ValueError(f"unknown array element type in {value!r}")
+        return dataset_pb2.FIELD_TYPE_ARRAY, inner
+    found = _FIELD_TYPES.get(text)
+    if found is None:
+        raise ValueError(f"unknown field type {value!r}; use STRING, BOOL, INTEGER, FLOAT, NUMERIC or ARRAY<…>")
+    return found, dataset_pb2.FIELD_TYPE_UNSPECIFIED
+
+
+class Client:
+    """A connection to a Shoal suite. Addresses default to `host` and the standard ports; `addresses` (or
+    SHOAL_<SERVICE>_ADDRESS) overrides any of them."""
+
+    def __init__(
+        self,
+        host: str | None = None,
+        api_key: str | None = None,
+        *,
+        addresses: Mapping[str, str] | None = None,
+        batch_size: int = 500,
+        window: int = 8,
+        timeout: float = 60.0,
+        max_retries: int = 10,
+        show_progress: bool | None = None,
+    ) -> None:
+        self.host = host or os.environ.get("SHOAL_HOST", "localhost")
+        self.api_key = api_key or os.environ.get("SHOAL_API_KEY", "")
+        if not self.api_key:
+            raise ValueError("give api_key or set SHOAL_API_KEY")
+        self.addresses = {
+            name: (addresses or {}).get(name)
+            or os.environ.get(f"SHOAL_{name.upper()}_ADDRESS")
+            or f"{self.host}:{port}"
+            for name, port in DEFAULT_GRPC_PORTS.items()
+        }
+        self.batch_size = batch_size
+        self.window = window
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.show_progress = sys.stderr.isatty() if show_progress is None else show_progress
+        options = [
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ]
+        self._channels = {name: grpc.insecure_channel(addr, options=options) for name, addr in self.addresses.items()}
+        self.versioning = versioning_service_pb2_grpc.VersioningServiceStub(self._channels["versioning"])
+        self.ingest = ingest_service_pb2_grpc.IngestServiceStub(self._channels["ingest"])
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-api-key", self.api_key), ("x-request-id", uuid.uuid4().hex))
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: Any, request: Any) -> Any:
+        """A unary call, retried on transient failures with backoff (honouring the server's RetryInfo)."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return method(request, metadata=self._metadata, timeout=self.timeout)
+            except grpc.RpcError as err:
+                if err.code() not in RETRYABLE or attempt == self.max_retries:
+                    raise
+                time.sleep(_backoff(attempt, unpack(err).retry_delay_seconds))
+        raise AssertionError("unreachable")
+
+    # catalog --------------------------------------------------------------------------------------------------
+
+    def create_project(
+        self,
+        project_id: str,
+        label_class_map: LabelClassMap,
+        *,
+        display_name: str = "",
+        description: str = "",
+        exist_ok: bool = False,
+    ) -> project_pb2.Project:
+        """Create a project with its class map."""
+        request = versioning_service_pb2.CreateProjectRequest(
+            project_id=project_id,
+            project=project_pb2.Project(
+                display_name=display_name, description=description, class_map=label_class_map.to_proto()
+            ),
+            request_id=uuid.uuid4().hex,
+        )
+        try:
+            project: project_pb2.Project = self._call(self.versioning.CreateProject, request)
+        except grpc.RpcError as err:
+            if exist_ok and err.code() == grpc.StatusCode.ALREADY_EXISTS:
+                return self.get_project(project_id)
+            raise
+        return project
+
+    def get_project(self, project_id: str) -> project_pb2.Project:
+        project: project_pb2.Project = self._call(
+            self.versioning.GetProject, versioning_service_pb2.GetProjectRequest(name=f"projects/{project_id}")
+        )
+        return project
+
+    def project_exists(self, project_id: str) -> bool:
+        return self._exists(lambda: self.get_project(project_id))
+
+    def create_dataset(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        embedding_dim: int | None = None,
+        embedding_source: str | None = None,
+        embedding_distance_metric: str = "cosine",
+        metadata_schema: Sequence[Mapping[str, str]] | None = None,
+        display_name: str = "",
+        exist_ok: bool = False,
+    ) -> dataset_pb2.Dataset:
+        """Create a dataset; `metadata_schema` is a list of {"name": …, "type": "STRING" | … | "ARRAY<FLOAT>"}."""
+        dataset = dataset_pb2.Dataset(
+            display_name=display_name,
+            embedding_dimension=embedding_dim or 0,
+            embedding_source=embedding_source or "",
+            distance_metric=_METRICS[embedding_distance_metric],
+            metadata_schema=_schema(metadata_schema or []),
+        )
+        request = versioning_service_pb2.CreateDatasetRequest(
+            parent=f"projects/{project_id}", dataset_id=dataset_id, dataset=dataset, request_id=uuid.uuid4().hex
+        )
+        try:
+            created: dataset_pb2.Dataset = self._call(self.versioning.CreateDataset, request)
+        except grpc.RpcError as err:
+            if exist_ok and err.code() == grpc.StatusCode.ALREADY_EXISTS:
+                return self.get_dataset(project_id, dataset_id)
+            raise
+        return created
+
+    def get_dataset(self, project_id: str, dataset_id: str) -> dataset_pb2.Dataset:
+        request = versioning_service_pb2.GetDatasetRequest(name=f"projects/{project_id}/datasets/{dataset_id}")
+        dataset: dataset_pb2.Dataset = self._call(self.versioning.GetDataset, request)
+        return dataset
+
+    def dataset_exists(self, project_id: str, dataset_id: str) -> bool:
+        return self._exists(lambda: self.get_dataset(project_id, dataset_id))
+
+    def _exists(self, get: Any) -> bool:
+        try:
+            get()
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    def update_dataset_object_metadata_schema(
+        self, project_id: str, dataset_id: str, object_metadata_fields: Sequence[Mapping[str, str]]
+    ) -> dataset_pb2.Dataset:
+        """Add queryable metadata fields: [{"name": "weather", "type": "STRING"}, …]. Fields are never retyped."""
+        current = self.get_dataset(project_id, dataset_id)
+        merged = dataset_pb2.MetadataSchema()
+        merged.CopyFrom(current.metadata_schema)
+        known = {f.name for f in merged.fields}
+        for f in _schema(object_metadata_fields).fields:
+            if f.name not in known:
+                merged.fields.append(f)
+        request = versioning_service_pb2.UpdateDatasetRequest(
+            dataset=dataset_pb2.Dataset(name=current.name, etag=current.etag, metadata_schema=merged),
+            update_mask=field_mask_pb2.FieldMask(paths=["metadata_schema"]),
+        )
+        updated: dataset_pb2.Dataset = self._call(self.versioning.UpdateDataset, request)
+        return updated
+
+    def create_inferences_set(
+        self, project_id: str, dataset_id: str, inferences_id: str, *, model_id: str = "", dataset_version: int = 0
+    ) -> dataset_pb2.InferenceSet:
+        request = versioning_service_pb2.CreateInferenceSetRequest(
+            parent=f"projects/{project_id}/datasets/{dataset_id}",
+            inference_set_id=inferences_id,
+            inference_set=dataset_pb2.InferenceSet(model_id=model_id, dataset_version=dataset_version),
+            request_id=uuid.uuid4().hex,
+        )
+        created: dataset_pb2.InferenceSet = self._call(self.versioning.CreateInferenceSet, request)
+        return created
+
+    # uploads --------------------------------------------------------------------------------------------------
+
+    def create_or_update_dataset(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        dataset: LabeledDataset,
+        wait_until_finish: bool = False,
+        embedding_distance_metric: str = "cosine",
+        upload_id: str | None = None,
+        timeout: float | None = None,
+    ) -> UploadReport:
+        """Create the dataset if needed, then stream every frame of `dataset` into it."""
+        if not self.dataset_exists(project_id, dataset_id):
+            self.create_dataset(
+                project_id, dataset_id, embedding_distance_metric=embedding_distance_metric, exist_ok=True
+            )
+        return self._upload_items(
+            f"projects/{project_id}/datasets/{dataset_id}", dataset.items, upload_id, wait_until_finish, timeout
+        )
+
+    def update_dataset_frames(
+        self,
+        project_id: str,
+        dataset_id: str,
+        update: Iterable[LabeledFrame],
+        *,
+        wait_until_finish: bool = False,
+        upload_id: str | None = None,
+    ) -> UploadReport:
+        """Add, replace (ADD) or merge into (MODIFY) existing frames."""
+        collected = LabeledDataset()
+        for frame in update:
+            collected.add_frame(frame)
+        return self._upload_items(
+            f"projects/{project_id}/datasets/{dataset_id}", collected.items, upload_id, wait_until_finish, None
+        )
+
+    def update_dataset_labels(
+        self,
+        project_id: str,
+        dataset_id: str,
+        updates: Iterable[UpdateGTLabelSet],
+        *,
+        wait_until_finish: bool = False,
+        upload_id: str | None = None,
+    ) -> UploadReport:
+        """Upsert ground-truth labels by label id on existing frames."""
+        collected = LabeledDataset()
+        for u in updates:
+            collected.add_label_update(u)
+        return self._upload_items(
+            f"projects/{project_id}/datasets/{dataset_id}", collected.items, upload_id, wait_until_finish, None
+        )
+
+    def create_inferences(
+        self,
+        project_id: str,
+        dataset_id: str,
+        inferences_id: str,
+        *,
+        inferences: Inferences,
+        model_id: str = "",
+        wait_until_finish: bool = False,
+        upload_id: str | None = None,
+    ) -> UploadReport:
+        """Create an inference set pinned to the dataset's current version and upload its frames."""
+        self.create_inferences_set(project_id, dataset_id, inferences_id, model_id=model_id)
+        target = f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inferences_id}"
+        return self._upload_items(target, inferences.items, upload_id, wait_until_finish, None)
+
+    def create_or_update_inferences(
+        self,
+        project_id: str,
+        dataset_id: str,
+        inferences_id: str,
+        *,
+        inferences: Inferences,
+        model_id: str = "",
+        wait_until_finish: bool = False,
+        upload_id: str | None = None,
+    ) -> UploadReport:
+        """Like create_inferences, but adds to the inference set when it exists."""
+        try:
+            self.create_inferences_set(project_id, dataset_id, inferences_id, model_id=model_id)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+        target = f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inferences_id}"
+        return self._upload_items(target, inferences.items, upload_id, wait_until_finish, None)
+
+    def get_upload(self, upload_id: str) -> upload_pb2.Upload:
+        """An upload's progress, by its resource name (as in UploadReport.name)."""
+        upload: upload_pb2.Upload = self._call(
+            self.ingest.GetUpload, ingest_service_pb2.GetUploadRequest(name=upload_id)
+        )
+        return upload
+
+    def list_upload_errors(self, upload_id: str) -> list[upload_pb2.FrameError]:
+        """Every failed frame of an upload."""
+        errors: list[upload_pb2.FrameError] = []
+        token = ""
+        while True:
+            reply = self._call(
+                self.ingest.ListUploadErrors,
+                ingest_service_pb2.ListUploadErrorsRequest(parent=upload_id, page_size=1000, page_token=token),
+            )
+            errors.extend(reply.errors)
+            token = reply.next_page_token
+            if not token:
+                return errors
+
+    def wait_for_upload(
+        self, upload_id: str, timeout: float | None = None, poll_seconds: float = 0.5
+    ) -> upload_pb2.Upload:
+        """Block until every queued batch of the upload is applied (COMMITTED, PARTIALLY_FAILED or FAILED)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            upload = self.get_upload(upload_id)
+            if upload.state in TERMINAL_STATES:
+                return upload
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{upload_id} is still {upload_pb2.UploadState.Name(upload.state)} after {timeout} s"
+                )
+            time.sleep(poll_seconds)
+
+    def _upload_items(
+        self, target: str, items: Sequence[Item], upload_id: str | None, wait: bool, timeout: float | None
+    ) -> UploadReport:
+        report = self.upload(target, items, upload_id=upload_id)
+        if wait:
+            self.wait_for_upload(report.name, timeout)
+        return report
+
+    def upload(
+        self, target: str, items: Iterable[Item], *, upload_id: str | None = None, total: int | None = None
+    ) -> UploadReport:
+        """Stream `items` to a dataset or inference set in batches of `batch_size`, at most `window` batches
+        unacknowledged. A broken stream is reopened with the same upload id and the unacknowledged batches are
+        sent again; the server recognises batches it already queued, so nothing is queued twice."""
+        upload_id = upload_id or "u" + uuid.uuid4().hex
+        batches = _batches(items, self.batch_size)
+        unacked: dict[int, ingest_service_pb2.FrameBatch] = {}
+        report = UploadReport(name="")
+        progress = _Progress(total if total is not None else _len(items), self.show_progress)
+        exhausted = False
+        attempt = 0
+        while True:
+            try:
+                exhausted = self._stream(
+                    target, upload_id=upload_id, batches=batches, unacked=unacked, report=report, progress=progress
+                )
+            except grpc.RpcError as err:
+                code = err.code()
+                if code not in RETRYABLE or attempt >= self.max_retries:
+                    progress.close()
+                    raise UploadError(f"upload {upload_id} to {target} failed: {code.name}: {err.details()}") from err
+                delay = _backoff(attempt, unpack(err).retry_delay_seconds)
+                log.warning("upload stream broke (%s); resuming in %.1f s", code.name, delay)
+                attempt += 1
+                report.retries += 1
+                time.sleep(delay)
+                continue
+            if exhausted and not unacked:
+                progress.close()
+                return report
+            attempt = 0
+
+    def _stream(
+        self,
+        target: str,
+        *,
+        upload_id: str,
+        batches: Iterator[ingest_service_pb2.FrameBatch],
+        unacked: dict[int, ingest_service_pb2.FrameBatch],
+        report: UploadReport,
+        progress: _Progress,
+    ) -> bool:
+        """One stream: resend the unacknowledged batches, then new ones. True when the source is exhausted."""
+        slots = threading.Semaphore(self.window)
+        state = {"exhausted": False}
+        failed = threading.Event()
+        resend = [unacked[s] for s in sorted(unacked)]
+        sent: queue_module.SimpleQueue[int] = queue_module.SimpleQueue()
+
+        def requests() -> Iterator[ingest_service_pb2.UploadFramesRequest]:
+            yield ingest_service_pb2.UploadFramesRequest(
+                start=ingest_service_pb2.UploadStart(target=target, upload_id=upload_id)
+            )
+            for batch in resend:
+                while not slots.acquire(timeout=0.2):
+                    if failed.is_set():
+                        return
+                sent.put(batch.seq)
+                yield ingest_service_pb2.UploadFramesRequest(batch=batch)
+            for batch in batches:
+                unacked[batch.seq] = batch
+                while not slots.acquire(timeout=0.2):
+                    if failed.is_set():
+                        return
+                sent.put(batch.seq)
+                yield ingest_service_pb2.UploadFramesRequest(batch=batch)
+            state["exhausted"] = True
+
+        responses = self.ingest.UploadFrames(requests(), metadata=self._metadata)
+        try:
+            for response in responses:
+                kind = response.WhichOneof("kind")
+                if kind == "upload":
+                    report.name = response.upload.name
+                elif kind == "ack":
+                    ack = response.ack
+                    batch = unacked.pop(ack.seq, None)
+                    slots.release()
+                    report.batches += 1
+                    report.accepted += ack.accepted
+                    report.rejected.extend(ack.rejected)
+                    report.duplicates += int(ack.duplicate)
+                    if batch is not None:
+                        progress.update(len(batch.frames) + len(batch.label_updates) + len(batch.inference_frames))
+        except grpc.RpcError:
+            failed.set()
+            raise
+        return state["exhausted"]
+
+
+def _batches(items: Iterable[Item], size: int) -> Iterator[ingest_service_pb2.FrameBatch]:
+    batch = ingest_service_pb2.FrameBatch(seq=0)
+    count = 0
+    seq = 0
+    for item in items:
+        if isinstance(item, frame_pb2.Frame):
+            batch.frames.append(item)
+        elif isinstance(item, label_pb2.LabelUpdate):
+            batch.label_updates.append(item)
+        else:
+            batch.inference_frames.append(item)
+        count += 1
+        if count == size:
+            yield batch
+            seq += 1
+            batch, count = ingest_service_pb2.FrameBatch(seq=seq), 0
+    if count:
+        yield batch
+
+
+def _schema(fields: Sequence[Mapping[str, str]]) -> dataset_pb2.MetadataSchema:
+    schema = dataset_pb2.MetadataSchema()
+    for f in fields:
+        ftype, element = parse_field_type(f["type"])
+        schema.fields.add(name=f["name"], type=ftype, element_type=element)
+    return schema
+
+
+def _backoff(attempt: int, server_delay: float) -> float:
+    """Exponential backoff with full jitter, never shorter than what the server asked for."""
+    return max(server_delay, random.uniform(0, min(10.0, 0.2 * 2**attempt)))
+
+
+def _len(items: Iterable[Any]) -> int | None:
+    try:
+        return len(items)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+class _Progress:
+    """A progress bar on stderr (tqdm) when asked for; silent otherwise."""
+
+    def __init__(self, total: int | None, enabled: bool) -> None:
+        self.bar: Any = None
+        if enabled:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            self.bar = tqdm(total=total, unit="frame", unit_scale=True, desc="upload")
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,25 @@
+"""Errors the SDK raises."""
+
+from __future__ import annotations
+
+
+class ValidationError(ValueError):
+    """Something added to a frame, dataset or class map is invalid. Names the frame, the label and the field."""
+
+    def __init__(self, problem: str, *, frame_id: str = "", label_id: str = "", field: str = "") -> None:
+        self.problem = problem
+        self.frame_id = frame_id
+        self.label_id = label_id
+        self.field = field
+        where = []
+        if frame_id:
+            where.append(f"frame {frame_id!r}")
+        if label_id:
+            where.append(f"label {label_id!r}")
+        if field:
+            where.append(f"field {field}")
+        super().__init__(f"{', '.join(where)}: {problem}" if where else problem)
+
+
+class UploadError(RuntimeError):
+    """An upload could not be completed, even after retries."""
