@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
 import shoal
 from shoal.ingest.server import build as build_ingest
 from shoal.kit.objectstore import LocalObjectStore
@@ -18,6 +17,7 @@ from shoal.kit.settings import StoreSettings
 from shoal.storage import queue
 from shoal.v1 import frame_pb2, ingest_service_pb2, upload_pb2
 from shoal.versioning.server import build as build_versioning
+
 from tests.conftest import ADMIN_KEY, RedisProcess, ServerThread, unique
 
 pytestmark = pytest.mark.integration

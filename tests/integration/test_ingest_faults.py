@@ -1,0 +1,173 @@
+"""Faults on the ingest path: the ingest process killed mid-upload, and a full queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+
+import shoal
+from shoal.kit.settings import StoreSettings
+from shoal.kit.status import unpack
+from shoal.storage import queue
+from shoal.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from shoal.versioning.server import build as build_versioning
+from tests.conftest import ADMIN_KEY, RedisProcess, ServerThread, free_port, unique, wait_until
+from tests.integration.test_ingest import make_frame
+
+pytestmark = pytest.mark.integration
+
+
+class IngestProcess:
+    """The ingest service as its own process, as `shoal up` runs it, so it can be killed."""
+
+    def __init__(self, port: int, env: dict[str, str], log: Path) -> None:
+        self.port, self.env, self.log = port, env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shoal.ingest"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        from shoal.runner import health
+
+        wait_until(lambda: health.check("127.0.0.1", self.port, "shoal.v1.IngestService") == "SERVING", timeout=30)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def env(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_server: RedisProcess
+) -> Iterator[tuple[ServerThread, dict[str, str], str]]:
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    versioning = start_service("versioning", build_versioning, store=store)
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
+        "SHOAL_ADMIN_API_KEY": ADMIN_KEY,
+        "SHOAL_GRPC_PORT": str(port),
+        "SHOAL_METRICS_PORT": str(free_port()),
+        "SHOAL_REDIS_URL": redis_server.url,
+        "SHOAL_STORE_URL": store.url,
+        "SHOAL_LOG_LEVEL": "WARNING",
+    }
+    yield versioning, environ, f"127.0.0.1:{port}"
+
+
+def test_killed_ingest_loses_nothing_acknowledged_and_queues_nothing_twice(
+    env: tuple[ServerThread, dict[str, str], str], tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    versioning, environ, ingest_address = env
+    ingest = IngestProcess(int(ingest_address.rsplit(":", 1)[1]), environ, tmp_path / "ingest.log")
+    ingest.start()
+    client = shoal.Client(
+        api_key=ADMIN_KEY,
+        addresses={"versioning": versioning.target, "ingest": ingest_address},
+        batch_size=50,
+        window=4,
+        show_progress=False,
+    )
+    project = unique("p")
+    client.create_project(project, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
+    client.create_dataset(project, "faulty")
+    frames = [make_frame(i).to_proto() for i in range(3000)]
+    target = f"projects/{project}/datasets/faulty"
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["report"] = client.upload(target, frames, upload_id="crashy")
+        except Exception as err:  # noqa: BLE001 (the test reports it)
+            result["error"] = err
+
+    uploader = threading.Thread(target=run)
+    r = redis.Redis.from_url(redis_server.url)
+    name = f"{target}/uploads/crashy"
+    try:
+        uploader.start()
+        wait_until(lambda: int(r.hget(queue.upload_key(name), "batches_received") or 0) >= 10, timeout=60)
+        acknowledged_before = int(r.hget(queue.upload_key(name), "frames_accepted") or 0)
+        ingest.kill()
+        time.sleep(1.0)
+        ingest.start()
+        uploader.join(timeout=120)
+        assert "error" not in result, result.get("error")
+        report = result["report"]
+        assert isinstance(report, shoal.UploadReport)
+        assert report.retries >= 1
+        upload = client.get_upload(name)
+        assert upload.frames_accepted == 3000
+        assert acknowledged_before <= 3000
+        partition = queue.partition_of(target, 4)
+        entries = [e for _, e in r.xrange(queue.stream_key(partition)) if e[b"upload"].decode() == name]
+        seqs = [int(e[b"seq"]) for e in entries]
+        assert sorted(seqs) == list(range(60)), "a batch was queued twice or lost"
+        assert sum(int(e[b"frames"]) for e in entries) == 3000
+    finally:
+        ingest.stop()
+        client.close()
+        r.close()
+
+
+def test_full_queue_answers_resource_exhausted_with_retry_delay(
+    env: tuple[ServerThread, dict[str, str], str], tmp_path: Path
+) -> None:
+    versioning, environ, ingest_address = env
+    environ["SHOAL_INGEST_MAX_QUEUE_DEPTH"] = "2"
+    environ["SHOAL_INGEST_PARTITIONS"] = "1"
+    environ["SHOAL_INGEST_MAX_BATCH_FRAMES"] = "100"
+    ingest = IngestProcess(int(ingest_address.rsplit(":", 1)[1]), environ, tmp_path / "ingest.log")
+    ingest.start()
+    client = shoal.Client(
+        api_key=ADMIN_KEY, addresses={"versioning": versioning.target, "ingest": ingest_address}, show_progress=False
+    )
+    project = unique("p")
+    try:
+        client.create_project(project, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
+        client.create_dataset(project, "busy")
+        target = f"projects/{project}/datasets/busy"
+        stub = ingest_service_pb2_grpc.IngestServiceStub(grpc.insecure_channel(ingest_address))
+
+        def send(batches: list[ingest_service_pb2.FrameBatch]) -> list[ingest_service_pb2.UploadFramesResponse]:
+            start = ingest_service_pb2.UploadFramesRequest(start=ingest_service_pb2.UploadStart(target=target))
+            requests = [start] + [ingest_service_pb2.UploadFramesRequest(batch=b) for b in batches]
+            return list(stub.UploadFrames(iter(requests), metadata=(("x-api-key", ADMIN_KEY),), timeout=10))
+
+        too_big = ingest_service_pb2.FrameBatch(seq=0, frames=[make_frame(i).to_proto() for i in range(101)])
+        with pytest.raises(grpc.RpcError) as info:
+            send([too_big])
+        details = unpack(info.value)
+        assert (details.code, details.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "BATCH_TOO_LARGE")
+        assert "limit is 100" in details.violations[0].description
+        # No consumer drains the queue here: the third batch finds it full.
+        batches = [
+            ingest_service_pb2.FrameBatch(seq=s, frames=[make_frame(s * 10 + i).to_proto() for i in range(10)])
+            for s in range(3)
+        ]
+        with pytest.raises(grpc.RpcError) as info:
+            send(batches)
+        details = unpack(info.value)
+        assert details.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert details.reason == "QUEUE_FULL"
+        assert details.retry_delay_seconds > 0
+    finally:
+        ingest.stop()
+        client.close()
