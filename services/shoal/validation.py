@@ -8,6 +8,7 @@ import re
 from typing import Final
 
 ID_FORBIDDEN: Final = frozenset("#[]?*,/")
+_FORBIDDEN_RE: Final = re.compile(r"[#\[\]?*,/]")
 METADATA_KEY_RE: Final = re.compile(r"^[A-Za-z0-9_]+$")
 MAX_ID_LENGTH: Final = 1024
 
@@ -20,7 +21,7 @@ def id_problem(value: object) -> str | None:
         return "must not be empty"
     if len(value) > MAX_ID_LENGTH:
         return f"is longer than {MAX_ID_LENGTH} characters"
-    if value.isprintable() and not (ID_FORBIDDEN & set(value)):
+    if value.isprintable() and not _FORBIDDEN_RE.search(value):
         return None
     bad = next(c for c in value if c in ID_FORBIDDEN or not c.isprintable())
     return f"{value!r} contains {bad!r}; ids may not contain # [ ] ? * , / or control characters"

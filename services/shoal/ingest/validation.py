@@ -5,9 +5,12 @@ FrameError per problem naming the frame, the label and the field path; good fram
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
+
+import numpy as np
 
 from shoal import validation as rules
 from shoal.v1 import common_pb2, dataset_pb2, frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
@@ -39,6 +42,8 @@ _NULL_KIND: Final = {
     common_pb2.METADATA_TYPE_FLOAT_LIST: "float_list_value",
     common_pb2.METADATA_TYPE_BOOL_LIST: "bool_list_value",
 }
+# Kinds whose values need checking every time (finiteness), not only the first time a key is seen.
+_RECHECK_KINDS: Final = frozenset({"float_value", "float_list_value", "null_value", None})
 # 3-D labels live in a coordinate frame and need not name a sensor.
 _SCENE_LEVEL: Final = frozenset({"cuboid_3d", "classification_3d"})
 # Label geometries whose class lives elsewhere (mask pixel values, instance mapping).
@@ -75,6 +80,9 @@ class BatchResult:
     rejected: int
 
 
+_BAD_ID_RE: Final = re.compile(r"[#\[\]?*,/\x00-\x1f\x7f]")
+
+
 class _Frame:
     """Collects the problems of one frame."""
 
@@ -100,6 +108,18 @@ class _Frame:
         )
 
 
+@dataclass
+class _LabelJob:
+    """The labels of one frame, waiting for the batch-wide label check."""
+
+    labels: Sequence[label_pb2.Label]
+    check: _Frame
+    label_ids: list[int]
+    sensors: set[str] | None
+    frames: dict[str, None] | None
+    inference: bool
+
+
 class BatchValidator:
     """Validates the batches of one upload stream."""
 
@@ -118,6 +138,8 @@ class BatchValidator:
             *(("inference_frames", i, f) for i, f in enumerate(batch.inference_frames)),
         ]
         received = 0
+        pending: list[tuple[str, object, _Frame, list[int]]] = []
+        self._jobs: list[_LabelJob] = []
         for kind, index, message in items:
             received += 1
             frame_id = getattr(message, "frame_id", "")
@@ -143,12 +165,19 @@ class BatchValidator:
                 check.add("", "WRONG_TARGET", "inference frames go to an inference set, not a dataset")
             else:
                 self._inference_frame(message, check, label_ids)  # type: ignore[arg-type]
+            pending.append((kind, message, check, label_ids))
+        self._check_labels(self._jobs)
+        clean = not any(check.errors for _, _, check, _ in pending)
+        for kind, message, check, label_ids in pending:
             if check.errors:
                 rejected += 1
                 errors.extend(check.errors)
                 continue
             self.memory.label_ids.update(label_ids)
-            getattr(accepted, kind).append(message)
+            if not clean:
+                getattr(accepted, kind).append(message)
+        if clean:
+            accepted = batch  # nothing rejected: the batch goes on as it came, without copying its frames
         return BatchResult(accepted, errors, received, rejected)
 
     # frames ----------------------------------------------------------------------------------------------------
@@ -164,21 +193,23 @@ class BatchValidator:
             self._coordinate_frame(cf, f"coordinate_frames[{i}]", frames, check)
         sensors: set[str] = set()
         for i, sensor in enumerate(frame.sensors):
-            where = f"sensors[{i}]"
-            problem = rules.id_problem(sensor.sensor_id)
+            sensor_id = sensor.sensor_id
+            problem = rules.id_problem(sensor_id)
             if problem:
-                check.add(f"{where}.sensor_id", "INVALID_ID", problem)
-            elif sensor.sensor_id in sensors and sensor.WhichOneof("data") != "image_overlay":
-                check.add(f"{where}.sensor_id", "DUPLICATE_SENSOR_ID", f"sensor {sensor.sensor_id!r} appears twice")
-            sensors.add(sensor.sensor_id)
-            if sensor.coordinate_frame_id and sensor.coordinate_frame_id not in frames:
+                check.add(f"sensors[{i}].sensor_id", "INVALID_ID", problem)
+            elif sensor_id in sensors and sensor.WhichOneof("data") != "image_overlay":
+                check.add(f"sensors[{i}].sensor_id", "DUPLICATE_SENSOR_ID", f"sensor {sensor_id!r} appears twice")
+            sensors.add(sensor_id)
+            sensor_cf = sensor.coordinate_frame_id
+            if sensor_cf and sensor_cf not in frames:
                 check.add(
-                    f"{where}.coordinate_frame_id",
+                    f"sensors[{i}].coordinate_frame_id",
                     "UNKNOWN_COORDINATE_FRAME",
-                    f"coordinate frame {sensor.coordinate_frame_id!r} is not declared in this frame",
+                    f"coordinate frame {sensor_cf!r} is not declared in this frame",
                 )
-            self._sensor_data(sensor, where, check)
-        self._metadata(frame.user_metadata, "user_metadata", check)
+            self._sensor_data(sensor, i, check)
+        if frame.user_metadata:
+            self._metadata(frame.user_metadata, "user_metadata", check)
         if frame.HasField("geo"):
             problem = rules.latlong_problem(frame.geo.latitude, frame.geo.longitude)
             if problem:
@@ -193,9 +224,9 @@ class BatchValidator:
             frames=frames if change == ADD else None,
             inference=False,
         )
-        self._embeddings(
-            frame.embedding if frame.HasField("embedding") else None, frame.crop_embeddings, label_ids, frame, check
-        )
+        has_embedding = frame.HasField("embedding")
+        if has_embedding or frame.crop_embeddings:
+            self._embeddings(frame.embedding if has_embedding else None, frame.crop_embeddings, label_ids, frame, check)
 
     def _inference_frame(self, frame: frame_pb2.InferenceFrame, check: _Frame, label_ids: list[int]) -> None:
         self._labels(frame.labels, check, label_ids, sensors=None, frames=None, inference=True)
@@ -290,7 +321,8 @@ class BatchValidator:
             check.add(where, "EMPTY_COORDINATE_FRAME", "set frame_2d or frame_3d")
         frames[cf.coordinate_frame_id] = None
 
-    def _sensor_data(self, sensor: frame_pb2.SensorData, where: str, check: _Frame) -> None:
+    def _sensor_data(self, sensor: frame_pb2.SensorData, index: int, check: _Frame) -> None:
+        where = f"sensors[{index}]"
         kind = sensor.WhichOneof("data")
         if kind is None:
             check.add(where, "EMPTY_SENSOR", "sensor data needs one of image, point cloud, audio, video, text, mesh")
@@ -305,12 +337,17 @@ class BatchValidator:
     def _metadata(self, metadata: object, where: str, check: _Frame, *, schema: bool = True) -> None:
         kinds = self.memory.metadata_kinds
         for key, value in metadata.items():  # type: ignore[attr-defined]
+            kind = value.WhichOneof("kind")
+            # Fast path: this key already passed every check with this kind in this upload.
+            if kind == kinds.get(key) and kind not in _RECHECK_KINDS:
+                continue
+            if kind == "float_value" and kinds.get(key) == kind and math.isfinite(value.float_value):
+                continue
             path = f"{where}[{key!r}]"
             problem = rules.metadata_key_problem(key)
             if problem:
                 check.add(path, "INVALID_METADATA_KEY", problem)
                 continue
-            kind = value.WhichOneof("kind")
             if kind is None:
                 check.add(path, "EMPTY_METADATA", "a metadata value needs a value or a typed null")
                 continue
@@ -356,7 +393,7 @@ class BatchValidator:
 
     def _labels(
         self,
-        labels: Iterable[label_pb2.Label],
+        labels: Sequence[label_pb2.Label],
         check: _Frame,
         label_ids: list[int],
         *,
@@ -364,59 +401,124 @@ class BatchValidator:
         frames: dict[str, None] | None,
         inference: bool,
     ) -> None:
-        classes = self.target.classes
+        """Queue a frame's labels; `_check_labels` checks all labels of the batch together."""
+        if labels:
+            self._jobs.append(_LabelJob(labels, check, label_ids, sensors, frames, inference))
+
+    def _check_labels(self, jobs: list[_LabelJob]) -> None:
+        """Every label of the batch at once: the common case (all valid) costs a few passes over flat lists and
+        one vectorised check of the boxes; only a batch with a problem is searched label by label."""
+        flat = [(job, j, label) for job in jobs for j, label in enumerate(job.labels)]
+        if not flat:
+            return
+        labels = [x[2] for x in flat]
+        ids = [label.label_id for label in labels]
+        geometries = [label.WhichOneof("geometry") for label in labels]
+        classes = [label.classification for label in labels]
+        # Ids: one scan of all ids joined by a character that is itself valid.
+        joined = " ".join(ids)
+        if (
+            "" in ids
+            or _BAD_ID_RE.search(joined)
+            or not joined.isprintable()
+            or max(map(len, ids)) > rules.MAX_ID_LENGTH
+        ):
+            for (job, j, _), lid in zip(flat, ids, strict=True):
+                problem = rules.id_problem(lid)
+                if problem:
+                    job.check.add(f"labels[{j}].label_id", "INVALID_ID", problem, lid)
+        # Duplicates, within the batch and against earlier batches of this upload.
+        hashes = [hash(i) for i in ids]
         seen = self.memory.label_ids
-        for i, label in enumerate(labels):
-            where = f"labels[{i}]"
-            lid = label.label_id
-            problem = rules.id_problem(lid)
-            if problem:
-                check.add(f"{where}.label_id", "INVALID_ID", problem, lid)
-            else:
-                key = hash(lid)
-                if key in seen or key in label_ids:
-                    check.add(
-                        f"{where}.label_id", "DUPLICATE_LABEL_ID", f"label id {lid!r} is used twice in this upload", lid
+        if len(set(hashes)) != len(hashes) or not seen.isdisjoint(hashes):
+            batch_seen: set[int] = set()
+            for (job, j, _), lid, key in zip(flat, ids, hashes, strict=True):
+                if key in seen or key in batch_seen:
+                    job.check.add(
+                        f"labels[{j}].label_id",
+                        "DUPLICATE_LABEL_ID",
+                        f"label id {lid!r} is used twice in this upload",
+                        lid,
                     )
-                label_ids.append(key)
-            geometry = label.WhichOneof("geometry")
-            if geometry is None:
-                check.add(where, "MISSING_GEOMETRY", "a label needs a geometry (box_2d, cuboid_3d, …)", lid)
-                continue
-            if (geometry not in _CLASSLESS or label.classification) and label.classification not in classes:
-                check.add(
-                    f"{where}.classification",
-                    "UNKNOWN_CLASS",
-                    f"{label.classification!r} is not in the project's class map",
-                    lid,
+                batch_seen.add(key)
+        for (job, _, _), key in zip(flat, hashes, strict=True):
+            job.label_ids.append(key)
+        # Classes and geometry presence.
+        known = self.target.classes
+        if None in geometries or not known.issuperset(classes):
+            for (job, j, label), geometry, cls in zip(flat, geometries, classes, strict=True):
+                if geometry is None:
+                    job.check.add(
+                        f"labels[{j}]",
+                        "MISSING_GEOMETRY",
+                        "a label needs a geometry (box_2d, cuboid_3d, …)",
+                        label.label_id,
+                    )
+                elif cls not in known and (cls or geometry not in _CLASSLESS):
+                    job.check.add(
+                        f"labels[{j}].classification",
+                        "UNKNOWN_CLASS",
+                        f"{cls!r} is not in the project's class map",
+                        label.label_id,
+                    )
+        # References, confidence and attributes: cheap per-label tests, with the rare failures reported.
+        for (job, j, label), geometry in zip(flat, geometries, strict=True):
+            if (
+                job.sensors is not None
+                and label.sensor_id not in job.sensors
+                and (label.sensor_id or geometry not in _SCENE_LEVEL)
+            ):
+                job.check.add(
+                    f"labels[{j}].sensor_id",
+                    "UNKNOWN_SENSOR",
+                    f"sensor {label.sensor_id!r} is not in this frame",
+                    label.label_id,
                 )
-            if inference:
+            cf = label.coordinate_frame_id
+            if cf and job.frames is not None and cf not in job.frames:
+                job.check.add(
+                    f"labels[{j}].coordinate_frame_id",
+                    "UNKNOWN_COORDINATE_FRAME",
+                    f"coordinate frame {cf!r} is not declared in this frame",
+                    label.label_id,
+                )
+            if job.inference:
                 if not label.HasField("confidence"):
-                    check.add(
-                        f"{where}.confidence", "MISSING_CONFIDENCE", "an inference needs a confidence in [0, 1]", lid
+                    job.check.add(
+                        f"labels[{j}].confidence",
+                        "MISSING_CONFIDENCE",
+                        "an inference needs a confidence in [0, 1]",
+                        label.label_id,
                     )
                 else:
                     problem = rules.confidence_problem(label.confidence)
                     if problem:
-                        check.add(f"{where}.confidence", "INVALID_CONFIDENCE", problem, lid)
-            if (
-                sensors is not None
-                and label.sensor_id not in sensors
-                and (label.sensor_id or geometry not in _SCENE_LEVEL)
-            ):
-                check.add(
-                    f"{where}.sensor_id", "UNKNOWN_SENSOR", f"sensor {label.sensor_id!r} is not in this frame", lid
-                )
-            if frames is not None and label.coordinate_frame_id and label.coordinate_frame_id not in frames:
-                check.add(
-                    f"{where}.coordinate_frame_id",
-                    "UNKNOWN_COORDINATE_FRAME",
-                    f"coordinate frame {label.coordinate_frame_id!r} is not declared in this frame",
-                    lid,
-                )
+                        job.check.add(f"labels[{j}].confidence", "INVALID_CONFIDENCE", problem, label.label_id)
             if label.attributes:
-                self._metadata(label.attributes, f"{where}.attributes", check, schema=False)
-            self._geometry(label, geometry, f"{where}.{geometry}", check, lid)
+                self._metadata(label.attributes, f"labels[{j}].attributes", job.check, schema=False)
+            if geometry is not None and geometry != "box_2d":
+                self._geometry(label, geometry, f"labels[{j}].{geometry}", job.check, label.label_id)
+        # Boxes, the most common geometry, checked as one array.
+        box_rows = [k for k, g in enumerate(geometries) if g == "box_2d"]
+        if box_rows:
+            boxes = np.array(
+                [(b.left, b.top, b.width, b.height) for b in (labels[k].box_2d for k in box_rows)], dtype=np.float64
+            )
+            finite = np.asarray(np.isfinite(boxes).all(axis=1))
+            positive = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+            for row in np.flatnonzero(~(finite & positive)):
+                job, j, label = flat[box_rows[row]]
+                left, top, width, height = boxes[row]
+                if not finite[row]:
+                    problem = rules.finite_problem(left, top, width, height) or "must be finite"
+                    job.check.add(f"labels[{j}].box_2d", "NOT_FINITE", problem, label.label_id)
+                else:
+                    job.check.add(
+                        f"labels[{j}].box_2d",
+                        "NON_POSITIVE_BOX_SIZE",
+                        f"width and height must be positive, got {width} × {height}",
+                        label.label_id,
+                    )
 
     def _geometry(self, label: label_pb2.Label, geometry: str, where: str, check: _Frame, lid: str) -> None:
         if geometry == "box_2d":
@@ -521,7 +623,7 @@ class BatchValidator:
         vectors: list[tuple[str, Iterable[float], str]] = []
         if embedding is not None:
             vectors.append(("embedding", embedding.values, embedding.model_id))
-        frame_labels = {label.label_id for label in frame.labels}
+        frame_labels = {label.label_id for label in frame.labels} if crops else set()
         for i, crop in enumerate(crops):
             vectors.append((f"crop_embeddings[{i}]", crop.values, crop.model_id))
             if crop.label_id not in frame_labels:

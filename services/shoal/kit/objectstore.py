@@ -203,7 +203,9 @@ class LocalObjectStore(ObjectStore):
 
     def put_if(self, key: str, data: bytes, content_type: str = "", *, etag: str | None) -> ObjectInfo:
         path = self._path(key)
-        # One lock file for the store serialises conditional writes across processes on this machine.
+        if etag is None:
+            return self._create_only(key, path, data)
+        # One lock file for the store serialises conditional updates across processes on this machine.
         with (self.root / _TMP_DIR / ".conditional.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -218,6 +220,26 @@ class LocalObjectStore(ObjectStore):
                 return self.put_stream(key, [data], content_type)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _create_only(self, key: str, path: Path, data: bytes) -> ObjectInfo:
+        """Write to a temporary file, then hard-link it into place: the link fails if the name exists, atomically,
+        with no lock (the rename of a plain put would replace it)."""
+        fd, tmp = tempfile.mkstemp(dir=self.root / _TMP_DIR)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise WriteConflict(
+                    f"object {key!r} exists; re-read and retry", reason="WRITE_CONFLICT", metadata={"key": key}
+                ) from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return self._info(key, path, hashlib.md5(data, usedforsecurity=False).hexdigest())
 
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str = "") -> ObjectInfo:
         path = self._path(key)
