@@ -56,7 +56,13 @@ def build_frame(i: int) -> shoal.LabeledFrame:
     frame.add_user_metadata("night", i % 5 == 0)
     for b in range(10):
         frame.add_label_2d_bbox(
-            sensor_id="cam", label_id=f"f{i:07d}-{b}", classification=CLASSES[b], top=10.0 + b, left=20.0 + b, width=50.0, height=40.0
+            sensor_id="cam",
+            label_id=f"f{i:07d}-{b}",
+            classification=CLASSES[b],
+            top=10.0 + b,
+            left=20.0 + b,
+            width=50.0,
+            height=40.0,
         )
     return frame
 
@@ -77,14 +83,29 @@ def main() -> None:
         "SHOAL_INGEST_MAX_QUEUE_DEPTH": str(4 * args.frames // args.batch + 100),
     }
     shoal_cmd = [sys.executable, "-m", "shoal.cli"]
-    up = [*shoal_cmd, "up", "--state-dir", str(state), "--base-port", str(base), "--metrics-base-port", str(metrics_base)]
+    up = [
+        *shoal_cmd,
+        "up",
+        "--state-dir",
+        str(state),
+        "--base-port",
+        str(base),
+        "--metrics-base-port",
+        str(metrics_base),
+    ]
     up += ["--redis-port", str(redis_port), "--log-level", "WARNING"]
-    subprocess.run(up, env=env, check=True, capture_output=True)
     try:
+        subprocess.run(up, env=env, check=True, capture_output=True)
         addresses = {"ingest": f"127.0.0.1:{base}", "versioning": f"127.0.0.1:{base + 1}"}
-        client = shoal.Client(api_key=env["SHOAL_ADMIN_API_KEY"], addresses=addresses, batch_size=args.batch, show_progress=False)
+        client = shoal.Client(
+            api_key=env["SHOAL_ADMIN_API_KEY"], addresses=addresses, batch_size=args.batch, show_progress=False
+        )
         client.create_project("bench", shoal.LabelClassMap.from_classnames(CLASSES))
-        schema = [{"name": "weather", "type": "STRING"}, {"name": "speed", "type": "FLOAT"}, {"name": "night", "type": "BOOL"}]
+        schema = [
+            {"name": "weather", "type": "STRING"},
+            {"name": "speed", "type": "FLOAT"},
+            {"name": "night", "type": "BOOL"},
+        ]
         client.create_dataset("bench", "sdk", metadata_schema=schema)
         client.create_dataset("bench", "server", metadata_schema=schema)
 
@@ -122,9 +143,13 @@ def main() -> None:
         metadata = (("x-api-key", env["SHOAL_ADMIN_API_KEY"]),)
 
         def run(index: int) -> None:
-            channel = grpc.insecure_channel(addresses["ingest"], options=[("grpc.max_send_message_length", 64 << 20)])
+            # Each stream on its own connection, so the kernel can hand them to different ingest worker processes.
+            options = [("grpc.max_send_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
+            channel = grpc.insecure_channel(addresses["ingest"], options=options)
             stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
-            start = ingest_service_pb2.UploadFramesRequest(start=ingest_service_pb2.UploadStart(target="projects/bench/datasets/server"))
+            start = ingest_service_pb2.UploadFramesRequest(
+                start=ingest_service_pb2.UploadStart(target="projects/bench/datasets/server")
+            )
             for reply in stub.UploadFrames(iter([start, *streams[index]]), metadata=metadata):
                 if reply.WhichOneof("kind") == "ack":
                     accepted[index] += reply.ack.accepted

@@ -18,7 +18,12 @@ HANDLING_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 MSG_RECEIVED = Counter("grpc_server_msg_received_total", "Stream messages received by the server.", LABELS)
-BUILD_INFO = Gauge("shoal_build_info", "Always 1; labels tell which service and version run.", ("service", "version"))
+BUILD_INFO = Gauge(
+    "shoal_build_info",
+    "Always 1; labels tell which service and version run.",
+    ("service", "version"),
+    multiprocess_mode="max",
+)
 MSG_SENT = Counter("grpc_server_msg_sent_total", "Stream messages sent by the server.", LABELS)
 
 

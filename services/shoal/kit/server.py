@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,7 +66,7 @@ class ShoalServer:
         options = [
             ("grpc.max_receive_message_length", self.settings.max_message_bytes),
             ("grpc.max_send_message_length", self.settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if self.settings.reuse_port else 0),
         ]
         chain = self.interceptors if self.interceptors is not None else default_interceptors(self.verifier)
         server = grpc.aio.server(interceptors=chain, options=options)
@@ -80,10 +81,11 @@ class ShoalServer:
         self.grpc_port = server.add_insecure_port(f"{self.settings.host}:{self.settings.grpc_port}")
         if self.grpc_port == 0:
             raise OSError(f"cannot bind gRPC port {self.settings.host}:{self.settings.grpc_port}")
-        self._metrics_http, self._metrics_thread = start_http_server(
-            self.settings.metrics_port, addr=self.settings.host
-        )
-        self.metrics_port = self._metrics_http.server_port
+        if self.settings.metrics_port >= 0:  # a worker process (-1) leaves metrics to its parent
+            self._metrics_http, self._metrics_thread = start_http_server(
+                self.settings.metrics_port, addr=self.settings.host
+            )
+            self.metrics_port = self._metrics_http.server_port
         await server.start()
         self._server = server
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -167,5 +169,18 @@ async def serve_until_signalled(server: ShoalServer) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    watchdog = asyncio.create_task(_stop_when_orphaned(stop)) if server.settings.reuse_port else None
     await stop.wait()
+    if watchdog is not None:
+        watchdog.cancel()
     await server.stop()
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker process stops when its parent dies (killed with no chance to stop it), so none outlives it
+    holding the shared port."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.warning("parent process %d is gone; stopping", parent)
+    stop.set()

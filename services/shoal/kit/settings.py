@@ -62,6 +62,10 @@ class Settings:
     ingest_partitions: int = 4
     ingest_max_queue_depth: int = 2000
     ingest_max_batch_frames: int = 5000
+    # Worker processes sharing the gRPC port (SO_REUSEPORT): Python runs one core per process, so a CPU-bound
+    # service (ingest validation) scales across cores this way; the parent serves the merged Prometheus metrics.
+    processes: int = 1
+    reuse_port: bool = False
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +112,8 @@ class Settings:
             ingest_partitions=max(1, _int(env, "SHOAL_INGEST_PARTITIONS", 4)),
             ingest_max_queue_depth=_int(env, "SHOAL_INGEST_MAX_QUEUE_DEPTH", 2000),
             ingest_max_batch_frames=max(1, _int(env, "SHOAL_INGEST_MAX_BATCH_FRAMES", 5000)),
+            processes=max(1, _int(env, "SHOAL_PROCESSES", 1)),
+            reuse_port=_bool(env, "SHOAL_REUSE_PORT", default=False),
         )
 
 
@@ -130,7 +136,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if not 0 <= value <= 65535 and name.endswith("_PORT"):
+    if not -1 <= value <= 65535 and name.endswith("_PORT"):
         raise SettingsError(f"{name} must be a port number 0..65535, got {value}")
     return value
 

@@ -45,6 +45,8 @@ class SuiteConfig:
     s3_secret_key: str = ""
     s3_secure: bool = False
     log_level: str = "INFO"
+    # Ingest validation is CPU-bound: one worker process per core shares its port.
+    ingest_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def with_ports(
@@ -79,6 +81,7 @@ class SuiteConfig:
             "SHOAL_REDIS_URL": self.effective_redis_url,
             "SHOAL_STORE_URL": self.effective_store_url,
             "SHOAL_LOG_LEVEL": self.log_level,
+            "SHOAL_PROCESSES": str(self.ingest_processes if name == "ingest" else 1),
         }
         if self.s3_endpoint:
             env |= {
