@@ -14,13 +14,13 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
-
 import shoal
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
 from shoal.storage import queue
 from shoal.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from shoal.versioning.server import build as build_versioning
+
 from tests.conftest import ADMIN_KEY, RedisProcess, ServerThread, free_port, unique, wait_until
 from tests.integration.test_ingest import make_frame
 
@@ -69,7 +69,7 @@ def env(
         "SHOAL_STORE_URL": store.url,
         "SHOAL_LOG_LEVEL": "WARNING",
     }
-    yield versioning, environ, f"127.0.0.1:{port}"
+    return versioning, environ, f"127.0.0.1:{port}"
 
 
 def test_killed_ingest_loses_nothing_acknowledged_and_queues_nothing_twice(
@@ -95,7 +95,7 @@ def test_killed_ingest_loses_nothing_acknowledged_and_queues_nothing_twice(
     def run() -> None:
         try:
             result["report"] = client.upload(target, frames, upload_id="crashy")
-        except Exception as err:  # noqa: BLE001 (the test reports it)
+        except Exception as err:
             result["error"] = err
 
     uploader = threading.Thread(target=run)

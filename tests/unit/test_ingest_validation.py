@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from shoal.ingest.uploads import upload_state
 from shoal.ingest.validation import BatchValidator, TargetRules
 from shoal.v1 import common_pb2, dataset_pb2, frame_pb2, ingest_service_pb2, label_pb2, upload_pb2

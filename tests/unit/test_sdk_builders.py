@@ -6,10 +6,9 @@ import math
 from typing import Any
 
 import pytest
+import shoal
 from hypothesis import given
 from hypothesis import strategies as st
-
-import shoal
 from shoal.sdk.client import parse_field_type
 from shoal.v1 import common_pb2, dataset_pb2, frame_pb2
 

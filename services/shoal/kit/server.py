@@ -180,7 +180,7 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
     """A worker process stops when its parent dies (killed with no chance to stop it), so none outlives it
     holding the shared port."""
     parent = os.getppid()
-    while os.getppid() == parent:
+    while os.getppid() == parent:  # noqa: ASYNC110 (no event exists for "my parent died"; polling is the way)
         await asyncio.sleep(1.0)
     log.warning("parent process %d is gone; stopping", parent)
     stop.set()
