@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from shoal import __version__
 from shoal.kit.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, SettingsError
@@ -182,6 +183,54 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(s == "SERVING" for s in statuses.values()) else EXIT_UNHEALTHY
 
 
+def _client(args: argparse.Namespace) -> Any:
+    import shoal  # noqa: PLC0415
+
+    key = args.api_key or os.environ.get("SHOAL_API_KEY", "")
+    if not key:
+        state = _state_dir(args)
+        if (state / ADMIN_KEY_FILE).exists():
+            key = (state / ADMIN_KEY_FILE).read_text().strip()
+    return shoal.Client(host=args.host, api_key=key or None, show_progress=sys.stderr.isatty())
+
+
+def _print_report(what: str, report: Any) -> None:
+    frames = len({err.frame_id for err in report.rejected})
+    print(f"{what}: {report.accepted} accepted, {frames} rejected ({report.name})")
+    for err in report.rejected[:20]:
+        print(f"  {err.frame_id} {err.label_id or '-'} {err.field}: {err.reason}: {err.description}")
+    if len(report.rejected) > 20:
+        print(f"  … and {len(report.rejected) - 20} more (shoal SDK: client.list_upload_errors)")
+
+
+def cmd_import_coco(args: argparse.Namespace) -> int:
+    from shoal.sdk import coco  # noqa: PLC0415
+
+    with _client(args) as client:
+        class_map, dataset = coco.import_coco(args.annotations, image_url_prefix=args.image_url_prefix)
+        client.create_project(args.project, class_map, exist_ok=True)
+        _print_report("ground truth", client.create_or_update_dataset(args.project, args.dataset, dataset=dataset))
+        if args.results:
+            categories = json.loads(Path(args.annotations).read_text()).get("categories", [])
+            inferences = coco.import_coco_results(args.results, categories)
+            report = client.create_or_update_inferences(
+                args.project, args.dataset, args.inference_set, inferences=inferences
+            )
+            _print_report("inferences", report)
+    return 0
+
+
+def cmd_import_frames(args: argparse.Namespace) -> int:
+    from shoal.sdk import serialized  # noqa: PLC0415
+
+    with _client(args) as client:
+        frames = serialized.read_frames(serialized.read_jsonl(args.file))
+        if not client.dataset_exists(args.project, args.dataset):
+            client.create_dataset(args.project, args.dataset, exist_ok=True)
+        _print_report("frames", client.upload(f"projects/{args.project}/datasets/{args.dataset}", frames))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shoal.demo import run_demo  # noqa: PLC0415
 
@@ -214,6 +263,29 @@ def parser() -> argparse.ArgumentParser:
     p = with_state(sub.add_parser("down", help="stop what `shoal up` started"))
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=cmd_down)
+    imp = sub.add_parser("import", help="import labeled data into a dataset").add_subparsers(
+        dest="format", required=True
+    )
+    for name, helptext in (
+        ("coco", "a COCO instances or keypoints file (and optionally a results file)"),
+        ("frames", "serialized frames (JSON lines)"),
+    ):
+        p = with_state(imp.add_parser(name, help=helptext))
+        p.add_argument("--host", default=None, help="suite host (default: $SHOAL_HOST or localhost)")
+        p.add_argument(
+            "--api-key", default="", help="API key (default: $SHOAL_API_KEY, else the state dir's admin key)"
+        )
+        p.add_argument("--project", required=True)
+        p.add_argument("--dataset", required=True)
+        if name == "coco":
+            p.add_argument("annotations", help="instances or person_keypoints JSON")
+            p.add_argument("--results", help="a results (detections) JSON to upload as an inference set")
+            p.add_argument("--inference-set", default="coco-results")
+            p.add_argument("--image-url-prefix", default="", help="prefix for each image's file_name")
+            p.set_defaults(func=cmd_import_coco)
+        else:
+            p.add_argument("file", help="JSON lines, labels inline or split into frame and crop rows")
+            p.set_defaults(func=cmd_import_frames)
     p = with_state(sub.add_parser("status", help="health of every service"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
