@@ -79,6 +79,7 @@ status: ## health of every service
 bench: setup ## benchmarks, JSON into bench/results/
 	mkdir -p bench/results
 	$(PY) bench/rpc_overhead.py --out bench/results/rpc_overhead.json
+	$(PY) bench/ingest.py --out bench/results/ingest.json
 
 clean: ## remove what the build made
 	rm -rf build .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import grpc
-
 import shoal
 from shoal.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 
@@ -32,7 +31,7 @@ CLASSES = ["car", "truck", "person", "bike", "bus", "sign", "light", "dog", "cat
 
 def free_base(count: int) -> int:
     for _ in range(200):
-        base = random.randint(20000, 40000)  # noqa: S311
+        base = random.randint(20000, 40000)
         try:
             socks = []
             for port in range(base, base + count):

@@ -38,6 +38,54 @@ def _handled_total(url: str) -> str:
     return "\n".join(lines) or "(no calls yet)"
 
 
+def _upload_demo_data(config: SuiteConfig, key: str) -> None:
+    """Draw real images, upload them with their labels and a model's predictions through the SDK, show the reports."""
+    import shoal  # noqa: PLC0415
+    from shoal import demo_data  # noqa: PLC0415
+    from shoal.v1 import frame_pb2, upload_pb2  # noqa: PLC0415
+
+    addresses = {name: f"{config.host}:{ports.grpc_port}" for name, ports in config.services.items()}
+    frames = demo_data.draw_frames(config.state / "demo" / "images", 60)
+    print(f"\n== drew {len(frames)} images of shapes into {config.state / 'demo' / 'images'}")
+    with shoal.Client(api_key=key, addresses=addresses, batch_size=25, show_progress=False) as client:
+        client.create_project("shapes", shoal.LabelClassMap.from_classnames(demo_data.CLASSES), exist_ok=True)
+        client.create_dataset(
+            "shapes", "drawn", exist_ok=True,
+            metadata_schema=[{"name": "background", "type": "STRING"}, {"name": "shape_count", "type": "INTEGER"}],
+        )  # fmt: skip
+        dataset = demo_data.labeled_dataset(frames)
+        # One frame a careless client sends past the SDK's checks: the server rejects it alone.
+        careless = frame_pb2.Frame()
+        careless.CopyFrom(dataset.items[0])  # type: ignore[arg-type]
+        careless.frame_id = "shapes-careless"
+        careless.labels[0].label_id, careless.labels[0].classification = "careless-0", "hexagon"
+        for label in careless.labels[1:]:
+            label.label_id = "careless-" + label.label_id
+        report = client.upload("projects/shapes/datasets/drawn", [*dataset.items, careless])
+        labels = sum(len(f.shapes) for f in frames)
+        rejected = len({e.frame_id for e in report.rejected})
+        print(f"ground truth: {report.accepted} frames accepted ({labels} boxes), {rejected} rejected")
+        for err in report.rejected:
+            print(f"  rejected {err.frame_id} label {err.label_id} {err.field}: {err.reason}: {err.description}")
+        inferences, planted = demo_data.model_inferences(frames)
+        inf_report = client.create_or_update_inferences(
+            "shapes", "drawn", "shape-detector-v1", inferences=inferences, model_id="shape-detector-v1"
+        )
+        print(f"predictions: {inf_report.accepted} frames accepted, {len(inf_report.rejected)} rejected")
+        print(
+            f"planted mistakes: {len(planted.missed)} missed, {len(planted.wrong_class)} wrong class, "
+            f"{len(planted.loose_box)} loose boxes, {len(planted.false_positive)} false positives "
+            f"(e.g. {planted.wrong_class[0] if planted.wrong_class else '-'})"
+        )
+        for name in (report.name, inf_report.name):
+            upload = client.get_upload(name)
+            print(
+                f"upload {name.rsplit('/', 1)[1]}: {upload_pb2.UploadState.Name(upload.state)} "
+                f"received {upload.frames_received}, accepted {upload.frames_accepted}, "
+                f"rejected {upload.frames_rejected}, batches {upload.batches_received}"
+            )
+
+
 def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
     own_state = args.state_dir is None
     if own_state:
@@ -64,13 +112,11 @@ def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
                 info = unpack(err)
                 print(f"{info.code.name}: {info.message} (reason {info.reason})")
             print("== the same call with the admin key")
-            try:
-                stub.ListProjects(
-                    versioning_service_pb2.ListProjectsRequest(), metadata=(("x-api-key", key),), timeout=5
-                )
-            except grpc.RpcError as err:
-                info = unpack(err)
-                print(f"{info.code.name}: {info.message} (reason {info.reason})")
+            reply = stub.ListProjects(
+                versioning_service_pb2.ListProjectsRequest(), metadata=(("x-api-key", key),), timeout=5
+            )
+            print(f"OK: {len(reply.projects)} projects")
+        _upload_demo_data(config, key)
         print("\n== request metrics of the versioning service")
         metrics_url = f"http://{config.host}:{config.services['versioning'].metrics_port}/metrics"
         print(_handled_total(metrics_url))

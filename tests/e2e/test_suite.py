@@ -198,5 +198,11 @@ def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     assert "UNAUTHENTICATED" in result.stdout
     assert "shoal.v1.EmbeddingService, shoal.v1.OperationsService" in result.stdout
     assert 'grpc_code="UNAUTHENTICATED"' in result.stdout
+    assert "ground truth: 60 frames accepted" in result.stdout
+    assert "1 rejected" in result.stdout
+    assert "UNKNOWN_CLASS: 'hexagon' is not in the project's class map" in result.stdout
+    assert "predictions: 60 frames accepted, 0 rejected" in result.stdout
+    assert "received 61, accepted 60, rejected 1" in result.stdout
+    assert len(list((suite.state / "demo" / "images").glob("*.png"))) == 60
     assert result.stdout.rstrip().endswith("shoal stopped")
     assert suite.shoal("status").returncode == 3
