@@ -333,3 +333,36 @@ def test_schema_update_and_inference_rules(suite: Suite) -> None:
     label.box_2d.width, label.box_2d.height = 1, 1
     report = client.upload(f"projects/{suite.project}/datasets/schema/inferenceSets/m1", [missing_confidence])
     assert report.rejected[0].reason == "MISSING_CONFIDENCE"
+
+
+def test_list_uploads_and_paged_errors(suite: Suite) -> None:
+    import grpc
+    from shoal.kit.status import unpack
+    from shoal.v1 import ingest_service_pb2 as pb
+
+    suite.client.create_dataset(suite.project, "listing")
+    target = f"projects/{suite.project}/datasets/listing"
+    bad = [make_frame(i).to_proto() for i in range(5)]
+    for frame in bad:
+        frame.labels[0].classification = "ufo"
+    first = suite.client.upload(target, bad)
+    second = suite.client.upload(target, [make_frame(9).to_proto()])
+    listed = suite.client.ingest.ListUploads(pb.ListUploadsRequest(parent=target), metadata=(("x-api-key", ADMIN_KEY),))
+    assert [u.name for u in listed.uploads] == [second.name, first.name]
+    page = suite.client.ingest.ListUploadErrors(
+        pb.ListUploadErrorsRequest(parent=first.name, page_size=2), metadata=(("x-api-key", ADMIN_KEY),)
+    )
+    assert len(page.errors) == 2
+    assert page.next_page_token
+    rest = suite.client.ingest.ListUploadErrors(
+        pb.ListUploadErrorsRequest(parent=first.name, page_size=10, page_token=page.next_page_token),
+        metadata=(("x-api-key", ADMIN_KEY),),
+    )
+    assert len(rest.errors) == 3
+    assert not rest.next_page_token
+    with pytest.raises(grpc.RpcError) as info:
+        suite.client.get_upload(target + "/uploads/nope")
+    assert unpack(info.value).reason == "UPLOAD_NOT_FOUND"
+    with pytest.raises(grpc.RpcError) as info:
+        suite.client.get_upload("projects/x/uploads/y")
+    assert unpack(info.value).violations[0].field == "name"
