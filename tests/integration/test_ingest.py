@@ -366,3 +366,10 @@ def test_list_uploads_and_paged_errors(suite: Suite) -> None:
     with pytest.raises(grpc.RpcError) as info:
         suite.client.get_upload("projects/x/uploads/y")
     assert unpack(info.value).violations[0].field == "name"
+
+
+def test_wait_for_upload_times_out_while_batches_wait_for_the_worker(suite: Suite) -> None:
+    suite.client.create_dataset(suite.project, "waiting")
+    report = suite.client.upload(f"projects/{suite.project}/datasets/waiting", [make_frame(1).to_proto()])
+    with pytest.raises(TimeoutError, match="UPLOAD_STATE_PROCESSING"):
+        suite.client.wait_for_upload(report.name, timeout=0.3, poll_seconds=0.1)
