@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Final
 
 import numpy as np
@@ -408,10 +410,16 @@ class BatchValidator:
     def _check_labels(self, jobs: list[_LabelJob]) -> None:
         """Every label of the batch at once: the common case (all valid) costs a few passes over flat lists and
         one vectorised check of the boxes; only a batch with a problem is searched label by label."""
-        flat = [(job, j, label) for job in jobs for j, label in enumerate(job.labels)]
-        if not flat:
+        labels = [label for job in jobs for label in job.labels]
+        if not labels:
             return
-        labels = [x[2] for x in flat]
+        starts = list(accumulate((len(job.labels) for job in jobs), initial=0))
+
+        def owner(k: int) -> tuple[_LabelJob, int]:
+            """The job of flat label `k` and the label's index in its frame."""
+            i = bisect_right(starts, k) - 1
+            return jobs[i], k - starts[i]
+
         ids = [label.label_id for label in labels]
         geometries = [label.WhichOneof("geometry") for label in labels]
         classes = [label.classification for label in labels]
@@ -423,81 +431,87 @@ class BatchValidator:
             or not joined.isprintable()
             or max(map(len, ids)) > rules.MAX_ID_LENGTH
         ):
-            for (job, j, _), lid in zip(flat, ids, strict=True):
+            for k, lid in enumerate(ids):
                 problem = rules.id_problem(lid)
                 if problem:
+                    job, j = owner(k)
                     job.check.add(f"labels[{j}].label_id", "INVALID_ID", problem, lid)
         # Duplicates, within the batch and against earlier batches of this upload.
         hashes = [hash(i) for i in ids]
         seen = self.memory.label_ids
         if len(set(hashes)) != len(hashes) or not seen.isdisjoint(hashes):
             batch_seen: set[int] = set()
-            for (job, j, _), lid, key in zip(flat, ids, hashes, strict=True):
+            for k, key in enumerate(hashes):
                 if key in seen or key in batch_seen:
+                    job, j = owner(k)
                     job.check.add(
                         f"labels[{j}].label_id",
                         "DUPLICATE_LABEL_ID",
-                        f"label id {lid!r} is used twice in this upload",
-                        lid,
+                        f"label id {ids[k]!r} is used twice in this upload",
+                        ids[k],
                     )
                 batch_seen.add(key)
-        for (job, _, _), key in zip(flat, hashes, strict=True):
-            job.label_ids.append(key)
+        for job, begin, stop in zip(jobs, starts, starts[1:], strict=False):
+            job.label_ids.extend(hashes[begin:stop])
         # Classes and geometry presence.
         known = self.target.classes
         if None in geometries or not known.issuperset(classes):
-            for (job, j, label), geometry, cls in zip(flat, geometries, classes, strict=True):
+            for k, (geometry, cls) in enumerate(zip(geometries, classes, strict=True)):
                 if geometry is None:
+                    job, j = owner(k)
                     job.check.add(
-                        f"labels[{j}]",
-                        "MISSING_GEOMETRY",
-                        "a label needs a geometry (box_2d, cuboid_3d, …)",
-                        label.label_id,
+                        f"labels[{j}]", "MISSING_GEOMETRY", "a label needs a geometry (box_2d, cuboid_3d, …)", ids[k]
                     )
                 elif cls not in known and (cls or geometry not in _CLASSLESS):
+                    job, j = owner(k)
                     job.check.add(
                         f"labels[{j}].classification",
                         "UNKNOWN_CLASS",
                         f"{cls!r} is not in the project's class map",
-                        label.label_id,
+                        ids[k],
                     )
         # References, confidence and attributes: cheap per-label tests, with the rare failures reported.
-        for (job, j, label), geometry in zip(flat, geometries, strict=True):
-            if (
-                job.sensors is not None
-                and label.sensor_id not in job.sensors
-                and (label.sensor_id or geometry not in _SCENE_LEVEL)
-            ):
-                job.check.add(
-                    f"labels[{j}].sensor_id",
-                    "UNKNOWN_SENSOR",
-                    f"sensor {label.sensor_id!r} is not in this frame",
-                    label.label_id,
-                )
-            cf = label.coordinate_frame_id
-            if cf and job.frames is not None and cf not in job.frames:
-                job.check.add(
-                    f"labels[{j}].coordinate_frame_id",
-                    "UNKNOWN_COORDINATE_FRAME",
-                    f"coordinate frame {cf!r} is not declared in this frame",
-                    label.label_id,
-                )
-            if job.inference:
-                if not label.HasField("confidence"):
-                    job.check.add(
-                        f"labels[{j}].confidence",
-                        "MISSING_CONFIDENCE",
-                        "an inference needs a confidence in [0, 1]",
+        k = 0
+        for job in jobs:
+            sensors, frames, check = job.sensors, job.frames, job.check
+            for j, label in enumerate(job.labels):
+                geometry = geometries[k]
+                k += 1
+                if (
+                    sensors is not None
+                    and label.sensor_id not in sensors
+                    and (label.sensor_id or geometry not in _SCENE_LEVEL)
+                ):
+                    check.add(
+                        f"labels[{j}].sensor_id",
+                        "UNKNOWN_SENSOR",
+                        f"sensor {label.sensor_id!r} is not in this frame",
                         label.label_id,
                     )
-                else:
-                    problem = rules.confidence_problem(label.confidence)
-                    if problem:
-                        job.check.add(f"labels[{j}].confidence", "INVALID_CONFIDENCE", problem, label.label_id)
-            if label.attributes:
-                self._metadata(label.attributes, f"labels[{j}].attributes", job.check, schema=False)
-            if geometry is not None and geometry != "box_2d":
-                self._geometry(label, geometry, f"labels[{j}].{geometry}", job.check, label.label_id)
+                cf = label.coordinate_frame_id
+                if cf and frames is not None and cf not in frames:
+                    check.add(
+                        f"labels[{j}].coordinate_frame_id",
+                        "UNKNOWN_COORDINATE_FRAME",
+                        f"coordinate frame {cf!r} is not declared in this frame",
+                        label.label_id,
+                    )
+                if job.inference:
+                    if not label.HasField("confidence"):
+                        check.add(
+                            f"labels[{j}].confidence",
+                            "MISSING_CONFIDENCE",
+                            "an inference needs a confidence in [0, 1]",
+                            label.label_id,
+                        )
+                    else:
+                        problem = rules.confidence_problem(label.confidence)
+                        if problem:
+                            check.add(f"labels[{j}].confidence", "INVALID_CONFIDENCE", problem, label.label_id)
+                if label.attributes:
+                    self._metadata(label.attributes, f"labels[{j}].attributes", check, schema=False)
+                if geometry is not None and geometry != "box_2d":
+                    self._geometry(label, geometry, f"labels[{j}].{geometry}", check, label.label_id)
         # Boxes, the most common geometry, checked as one array.
         box_rows = [k for k, g in enumerate(geometries) if g == "box_2d"]
         if box_rows:
@@ -507,17 +521,18 @@ class BatchValidator:
             finite = np.asarray(np.isfinite(boxes).all(axis=1))
             positive = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
             for row in np.flatnonzero(~(finite & positive)):
-                job, j, label = flat[box_rows[row]]
+                job, j = owner(box_rows[row])
+                lid = ids[box_rows[row]]
                 left, top, width, height = boxes[row]
                 if not finite[row]:
                     problem = rules.finite_problem(left, top, width, height) or "must be finite"
-                    job.check.add(f"labels[{j}].box_2d", "NOT_FINITE", problem, label.label_id)
+                    job.check.add(f"labels[{j}].box_2d", "NOT_FINITE", problem, lid)
                 else:
                     job.check.add(
                         f"labels[{j}].box_2d",
                         "NON_POSITIVE_BOX_SIZE",
                         f"width and height must be positive, got {width} × {height}",
-                        label.label_id,
+                        lid,
                     )
 
     def _geometry(self, label: label_pb2.Label, geometry: str, where: str, check: _Frame, lid: str) -> None:
