@@ -1,0 +1,408 @@
+"""Versioned tables in Lance: per dataset (or inference set) a current-state table whose table versions are the
+dataset versions, an append-only change log that answers per-frame history, and a version table that maps dataset
+versions to table versions and records what each commit applied.
+
+Commit order: change log first, then the current-state table (one merge-insert: upserts and deletes in one commit),
+then the version record. A crash between the steps is repaired by `recover`, which replays the change log entries
+that have no version record yet; re-applying a logged version is an idempotent upsert.
+
+Only the versioning service writes; every reader opens immutable versions through this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import lance
+import pyarrow as pa
+
+from shoal.kit.errors import FailedPrecondition, NotFound
+from shoal.kit.names import DatasetName, InferenceSetName
+from shoal.kit.settings import StoreSettings
+
+log = logging.getLogger("shoal.storage.tables")
+
+FRAMES_SCHEMA: Final = pa.schema(
+    [
+        pa.field("frame_id", pa.string(), nullable=False),
+        pa.field("frame", pa.binary(), nullable=False),
+        pa.field("label_count", pa.int32(), nullable=False),
+        pa.field("metadata", pa.string(), nullable=False),  # queryable metadata as JSON, for filters
+    ]
+)
+CHANGES_SCHEMA: Final = pa.schema(
+    [
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("frame_id", pa.string(), nullable=False),
+        pa.field("change_type", pa.int8(), nullable=False),
+        pa.field("frame", pa.binary(), nullable=True),
+        pa.field("upload", pa.string(), nullable=False),
+        pa.field("commit_time", pa.timestamp("us", tz="UTC"), nullable=False),
+        # The commit's batches, uploads and counts (JSON), on every row, so a replay can write the version record.
+        pa.field("commit", pa.string(), nullable=False),
+    ]
+)
+VERSIONS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("table_version", pa.int64(), nullable=False),
+        pa.field("commit_time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("uploads", pa.list_(pa.string()), nullable=False),
+        pa.field("batches", pa.list_(pa.string()), nullable=False),
+        pa.field("frames_added", pa.int64(), nullable=False),
+        pa.field("frames_modified", pa.int64(), nullable=False),
+        pa.field("frames_deleted", pa.int64(), nullable=False),
+        pa.field("frame_count", pa.int64(), nullable=False),
+        pa.field("label_count", pa.int64(), nullable=False),
+    ]
+)
+
+
+def quote(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def in_list(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(quote(v) for v in values)})"
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One committed dataset version."""
+
+    version: int
+    table_version: int
+    commit_time: datetime
+    uploads: list[str]
+    batches: list[str]
+    frames_added: int
+    frames_modified: int
+    frames_deleted: int
+    frame_count: int
+    label_count: int
+
+
+@dataclass
+class Change:
+    """One frame's change in a version: the state after it (None for a delete)."""
+
+    frame_id: str
+    change_type: int
+    frame: bytes | None
+    upload: str
+    label_count: int = 0
+    metadata: str = "{}"
+
+
+@dataclass
+class Commit:
+    """Everything one dataset version writes."""
+
+    version: int
+    changes: list[Change]
+    uploads: list[str]
+    batches: list[str]
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    commit_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class TableRoot:
+    """Where tables live: a local directory or an S3 prefix (with Lance's storage options)."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        parsed = urllib.parse.urlsplit(settings.url)
+        if parsed.scheme == "file":
+            raw = urllib.parse.unquote(parsed.path)
+            base = os.path.abspath("." + raw if parsed.netloc == "." else raw)
+            self.base = os.path.join(base, "tables")
+            self.options: dict[str, str] = {}
+        else:
+            prefix = parsed.path.strip("/")
+            self.base = f"s3://{parsed.netloc}/{prefix + '/' if prefix else ''}tables"
+            endpoint = (
+                settings.s3_endpoint
+                if "://" in settings.s3_endpoint
+                else f"{'https' if settings.s3_secure else 'http'}://{settings.s3_endpoint}"
+            )
+            self.options = {
+                "aws_access_key_id": settings.s3_access_key,
+                "aws_secret_access_key": settings.s3_secret_key,
+                "aws_endpoint": endpoint,
+                "aws_region": settings.s3_region,
+                "allow_http": "true" if endpoint.startswith("http://") else "false",
+            }
+
+    def tables(self, target: DatasetName | InferenceSetName) -> VersionedTables:
+        if isinstance(target, InferenceSetName):
+            path = f"{self.base}/{target.project}/{target.dataset}/inference_sets/{target.inference_set}"
+            return VersionedTables(path, self.options, inference=True)
+        return VersionedTables(f"{self.base}/{target.project}/{target.dataset}/dataset", self.options)
+
+
+class VersionedTables:
+    """The three tables of one dataset or inference set."""
+
+    def __init__(self, path: str, options: Mapping[str, str], *, inference: bool = False) -> None:
+        self.path = path
+        self.inference = inference
+        self.options = dict(options)
+        self.frames_uri = f"{path}/frames.lance"
+        self.changes_uri = f"{path}/changes.lance"
+        self.versions_uri = f"{path}/versions.lance"
+
+    def _open(self, uri: str, version: int | None = None) -> lance.LanceDataset | None:
+        try:
+            return lance.dataset(uri, version=version, storage_options=self.options or None)
+        except (ValueError, FileNotFoundError, OSError) as err:
+            if (
+                "not found" in str(err).lower()
+                or "does not exist" in str(err).lower()
+                or isinstance(err, FileNotFoundError)
+            ):
+                return None
+            raise
+
+    # versions --------------------------------------------------------------------------------------------------
+
+    def versions(self) -> list[VersionRecord]:
+        """Every version, oldest first."""
+        ds = self._open(self.versions_uri)
+        if ds is None:
+            return []
+        rows = ds.to_table().to_pylist()
+        return sorted((VersionRecord(**row) for row in rows), key=lambda r: r.version)
+
+    def latest(self) -> VersionRecord | None:
+        found = self.versions()
+        return found[-1] if found else None
+
+    def version(self, number: int) -> VersionRecord:
+        for record in self.versions():
+            if record.version == number:
+                return record
+        raise NotFound(
+            f"version {number} does not exist", reason="VERSION_NOT_FOUND", metadata={"version": str(number)}
+        )
+
+    def committed_batches(self) -> set[str]:
+        return {b for record in self.versions() for b in record.batches}
+
+    # reads -----------------------------------------------------------------------------------------------------
+
+    def frames_at(self, version: int) -> lance.LanceDataset | None:
+        """The current-state table as it was at dataset `version` (None before the first commit)."""
+        if version == 0:
+            return None
+        record = self.version(version)
+        return self._open(self.frames_uri, record.table_version)
+
+    def get(self, ids: Sequence[str], version: int | None = None) -> dict[str, bytes]:
+        """Serialized frames by id at `version` (default: latest)."""
+        if not ids:
+            return {}
+        if version is None:
+            latest = self.latest()
+            if latest is None:
+                return {}
+            version = latest.version
+        ds = self.frames_at(version)
+        if ds is None:
+            return {}
+        out: dict[str, bytes] = {}
+        # Chunked IN lists keep the filter small for large groups of ids.
+        for start in range(0, len(ids), 2000):
+            chunk = ids[start : start + 2000]
+            table = ds.to_table(columns=["frame_id", "frame"], filter=in_list("frame_id", chunk))
+            out.update(zip(table.column("frame_id").to_pylist(), table.column("frame").to_pylist(), strict=True))
+        return out
+
+    def frame_ids(self, version: int) -> list[str]:
+        ds = self.frames_at(version)
+        if ds is None:
+            return []
+        ids: list[str] = ds.to_table(columns=["frame_id"]).column("frame_id").to_pylist()
+        return sorted(ids)
+
+    def scan(
+        self, version: int, *, after: str = "", limit: int = 0, filter_sql: str | None = None, batch_size: int = 1000
+    ) -> Iterator[tuple[str, bytes]]:
+        """Frames at `version` in frame id order, after `after`."""
+        ds = self.frames_at(version)
+        if ds is None:
+            return
+        clauses = [f"frame_id > {quote(after)}"] if after else []
+        if filter_sql:
+            clauses.append(f"({filter_sql})")
+        scanner = ds.scanner(
+            columns=["frame_id", "frame"],
+            filter=" AND ".join(clauses) or None,
+            limit=limit or None,
+            order_by=["frame_id"],
+            batch_size=batch_size,
+        )
+        for batch in scanner.to_batches():
+            yield from zip(batch.column("frame_id").to_pylist(), batch.column("frame").to_pylist(), strict=True)
+
+    def history(self, frame_id: str) -> list[dict[str, Any]]:
+        """Every logged change of one frame, oldest first, limited to committed versions."""
+        ds = self._open(self.changes_uri)
+        if ds is None:
+            return []
+        committed = {r.version: r for r in self.versions()}
+        rows = ds.to_table(filter=f"frame_id = {quote(frame_id)}").to_pylist()
+        return sorted((r for r in rows if r["version"] in committed), key=lambda r: r["version"])
+
+    def changed_between(self, base: int, target: int) -> set[str]:
+        """Ids of frames changed by versions in (base, target]."""
+        ds = self._open(self.changes_uri)
+        if ds is None:
+            return set()
+        table = ds.to_table(columns=["frame_id"], filter=f"version > {base} AND version <= {target}")
+        return set(table.column("frame_id").to_pylist())
+
+    # writes (versioning service only) --------------------------------------------------------------------------
+
+    def commit(self, commit: Commit) -> VersionRecord:
+        """Write one version: change log, then current state, then the version record."""
+        latest = self.latest()
+        expected = (latest.version if latest else 0) + 1
+        if commit.version != expected:
+            raise FailedPrecondition(f"next version is {expected}, not {commit.version}", reason="VERSION_OUT_OF_ORDER")
+        self._append_log(commit)
+        return self._apply(commit)
+
+    def _append_log(self, commit: Commit) -> None:
+        if not commit.changes:
+            return
+        meta = json.dumps(
+            {
+                "batches": commit.batches,
+                "uploads": commit.uploads,
+                "added": commit.added,
+                "modified": commit.modified,
+                "deleted": commit.deleted,
+            }
+        )
+        rows = pa.table(
+            {
+                "version": [commit.version] * len(commit.changes),
+                "frame_id": [c.frame_id for c in commit.changes],
+                "change_type": [c.change_type for c in commit.changes],
+                "frame": [c.frame for c in commit.changes],
+                "upload": [c.upload for c in commit.changes],
+                "commit_time": [commit.commit_time] * len(commit.changes),
+                "commit": [meta] * len(commit.changes),
+            },
+            schema=CHANGES_SCHEMA,
+        )
+        ds = self._open(self.changes_uri)
+        # The log of this version may be there already (a crash after writing it): the same rows, never twice.
+        if ds is not None and ds.count_rows(filter=f"version = {commit.version}") > 0:
+            return
+        if ds is None:
+            created = lance.write_dataset(
+                rows, self.changes_uri, schema=CHANGES_SCHEMA, storage_options=self.options or None
+            )
+            created.create_scalar_index("frame_id", "BTREE")
+        else:
+            lance.write_dataset(rows, self.changes_uri, mode="append", storage_options=self.options or None)
+
+    def _apply(self, commit: Commit) -> VersionRecord:
+        upserts = [c for c in commit.changes if c.frame is not None]
+        deletes = [c.frame_id for c in commit.changes if c.frame is None]
+        source = pa.table(
+            {
+                "frame_id": [c.frame_id for c in upserts],
+                "frame": [c.frame for c in upserts],
+                "label_count": [c.label_count for c in upserts],
+                "metadata": [c.metadata for c in upserts],
+            },
+            schema=FRAMES_SCHEMA,
+        )
+        ds = self._open(self.frames_uri)
+        if ds is None:
+            ds = lance.write_dataset(
+                source, self.frames_uri, schema=FRAMES_SCHEMA, storage_options=self.options or None
+            )
+            ds.create_scalar_index("frame_id", "BTREE")
+            ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
+        else:
+            builder = ds.merge_insert("frame_id").when_matched_update_all().when_not_matched_insert_all()
+            if deletes:
+                builder = builder.when_not_matched_by_source_delete(in_list("frame_id", deletes))
+            builder.execute(source)
+            ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
+        counts = ds.to_table(columns=["label_count"])
+        record = VersionRecord(
+            version=commit.version,
+            table_version=ds.version,
+            commit_time=commit.commit_time,
+            uploads=commit.uploads,
+            batches=commit.batches,
+            frames_added=commit.added,
+            frames_modified=commit.modified,
+            frames_deleted=commit.deleted,
+            frame_count=counts.num_rows,
+            label_count=int(pa.compute.sum(counts.column("label_count")).as_py() or 0),
+        )
+        self._append_version(record)
+        return record
+
+    def _append_version(self, record: VersionRecord) -> None:
+        row = pa.Table.from_pylist([record.__dict__], schema=VERSIONS_SCHEMA)
+        ds = self._open(self.versions_uri)
+        if ds is None:
+            lance.write_dataset(row, self.versions_uri, schema=VERSIONS_SCHEMA, storage_options=self.options or None)
+        else:
+            lance.write_dataset(row, self.versions_uri, mode="append", storage_options=self.options or None)
+
+    def recover(self) -> list[VersionRecord]:
+        """Replay logged versions that have no version record (a crash between the log and the commit)."""
+        ds = self._open(self.changes_uri)
+        if ds is None:
+            return []
+        latest = self.latest()
+        done = latest.version if latest else 0
+        pending = ds.to_table(filter=f"version > {done}").to_pylist()
+        if not pending:
+            return []
+        replayed = []
+        for version in sorted({r["version"] for r in pending}):
+            if version != done + 1:
+                break
+            rows = [r for r in pending if r["version"] == version]
+            meta = json.loads(rows[0]["commit"])
+            commit = Commit(
+                version=version,
+                changes=[Change(r["frame_id"], r["change_type"], r["frame"], r["upload"]) for r in rows],
+                uploads=list(meta.get("uploads", [])),
+                batches=list(meta.get("batches", [])),
+                added=int(meta.get("added", 0)),
+                modified=int(meta.get("modified", 0)),
+                deleted=int(meta.get("deleted", 0)),
+                commit_time=rows[0]["commit_time"],
+            )
+            _fill_derived(commit, inference=self.inference)
+            log.warning("replaying version %d of %s from the change log", version, self.path)
+            replayed.append(self._apply(commit))
+            done = version
+        return replayed
+
+
+def _fill_derived(commit: Commit, *, inference: bool) -> None:
+    """Label counts and metadata of replayed changes, derived from the frames themselves."""
+    from shoal.versioning.apply import derived_columns  # noqa: PLC0415
+
+    for change in commit.changes:
+        if change.frame is not None:
+            change.label_count, change.metadata = derived_columns(change.frame, inference=inference)

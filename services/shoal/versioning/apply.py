@@ -1,0 +1,266 @@
+"""How queued batches change a dataset: pure domain logic over wire messages, no storage and no grpc.
+
+- ADD of a new frame adds it; ADD of an existing frame replaces all of it (sensor data, metadata, labels).
+- MODIFY merges given sensor data, coordinate frames, metadata, geo and embeddings into an existing frame and leaves
+  its labels alone; MODIFY of a missing frame fails that frame.
+- DELETE removes the frame; deleting a missing frame fails it.
+- A label update replaces the labels whose ids exist (only the fields of `update_mask`, when given) and adds the
+  labels whose ids are new; updating a missing frame fails it.
+- Embeddings must have the dataset's dimension; the first committed embedding fixes it when the dataset has none.
+Items apply in upload order; the result is each touched frame's final state plus the frames that failed, with why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from google.protobuf.message import Message
+
+from shoal.storage.tables import Change
+from shoal.v1 import frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
+
+ADDED: Final = frame_pb2.CHANGE_TYPE_ADD
+MODIFIED: Final = frame_pb2.CHANGE_TYPE_MODIFY
+DELETED: Final = frame_pb2.CHANGE_TYPE_DELETE
+APPLY: Final = upload_pb2.FRAME_ERROR_STAGE_APPLY
+
+
+@dataclass
+class QueuedBatch:
+    """One claim check, loaded: which upload and seq, and the batch itself."""
+
+    upload: str
+    seq: int
+    batch: ingest_service_pb2.FrameBatch
+
+    @property
+    def key(self) -> str:
+        return f"{self.upload}#{self.seq}"
+
+
+@dataclass
+class BatchOutcome:
+    """What happened to one batch's frames."""
+
+    committed: int = 0
+    failures: list[upload_pb2.FrameError] = field(default_factory=list)
+
+
+@dataclass
+class Applied:
+    changes: list[Change]
+    outcomes: dict[str, BatchOutcome]
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    embedding_dimension: int = 0
+
+
+def derived_columns(frame_bytes: bytes, *, inference: bool) -> tuple[int, str]:
+    """(label count, queryable metadata as JSON) of a serialized frame."""
+    frame: Message = (
+        frame_pb2.InferenceFrame.FromString(frame_bytes) if inference else frame_pb2.Frame.FromString(frame_bytes)
+    )
+    labels = len(frame.labels)  # type: ignore[attr-defined]
+    metadata: dict[str, object] = {}
+    for key, value in frame.user_metadata.items():  # type: ignore[attr-defined]
+        kind = value.WhichOneof("kind")
+        if kind is None or kind == "null_value":
+            metadata[key] = None
+        elif kind.endswith("_list_value"):
+            metadata[key] = list(getattr(value, kind).values)
+        else:
+            metadata[key] = getattr(value, kind)
+    return labels, json.dumps(metadata, sort_keys=True)
+
+
+def _merge_frame(existing: frame_pb2.Frame, patch: frame_pb2.Frame) -> frame_pb2.Frame:
+    out = frame_pb2.Frame()
+    out.CopyFrom(existing)
+    if patch.device_id:
+        out.device_id = patch.device_id
+    if patch.HasField("date_captured"):
+        out.date_captured.CopyFrom(patch.date_captured)
+    frames = {cf.coordinate_frame_id: i for i, cf in enumerate(out.coordinate_frames)}
+    for cf in patch.coordinate_frames:
+        if cf.coordinate_frame_id in frames:
+            out.coordinate_frames[frames[cf.coordinate_frame_id]].CopyFrom(cf)
+        else:
+            out.coordinate_frames.append(cf)
+    sensors = {(s.sensor_id, s.WhichOneof("data")): i for i, s in enumerate(out.sensors)}
+    for s in patch.sensors:
+        sensor_key = (s.sensor_id, s.WhichOneof("data"))
+        if sensor_key in sensors:
+            out.sensors[sensors[sensor_key]].CopyFrom(s)
+        else:
+            out.sensors.append(s)
+    for key, value in patch.user_metadata.items():
+        out.user_metadata[key].CopyFrom(value)
+    if patch.HasField("geo"):
+        out.geo.CopyFrom(patch.geo)
+    if patch.HasField("embedding"):
+        out.embedding.CopyFrom(patch.embedding)
+    crops = {c.label_id: i for i, c in enumerate(out.crop_embeddings)}
+    for c in patch.crop_embeddings:
+        if c.label_id in crops:
+            out.crop_embeddings[crops[c.label_id]].CopyFrom(c)
+        else:
+            out.crop_embeddings.append(c)
+    out.change_type = frame_pb2.CHANGE_TYPE_UNSPECIFIED
+    return out
+
+
+def _update_labels(existing: frame_pb2.Frame, update: label_pb2.LabelUpdate) -> frame_pb2.Frame:
+    out = frame_pb2.Frame()
+    out.CopyFrom(existing)
+    index = {label.label_id: i for i, label in enumerate(out.labels)}
+    paths = list(update.update_mask.paths)
+    for label in update.labels:
+        i = index.get(label.label_id)
+        if i is None:
+            out.labels.append(label)
+            index[label.label_id] = len(out.labels) - 1
+        elif not paths:
+            out.labels[i].CopyFrom(label)
+        else:
+            target = out.labels[i]
+            for path in paths:
+                name = path.split(".", 1)[0]
+                if (
+                    label.DESCRIPTOR.fields_by_name[name].message_type is not None
+                    and not label.HasField(name)
+                    and name != "attributes"
+                ):
+                    target.ClearField(name)
+                elif name == "attributes":
+                    target.attributes.clear()
+                    target.attributes.update(label.attributes)
+                elif label.DESCRIPTOR.fields_by_name[name].message_type is not None:
+                    getattr(target, name).CopyFrom(getattr(label, name))
+                elif name == "confidence" and not label.HasField("confidence"):
+                    target.ClearField("confidence")
+                else:
+                    setattr(target, name, getattr(label, name))
+    return out
+
+
+def _dims(frame: frame_pb2.Frame | frame_pb2.InferenceFrame) -> set[int]:
+    dims = {len(c.values) for c in frame.crop_embeddings}
+    if frame.HasField("embedding"):
+        dims.add(len(frame.embedding.values))
+    return dims
+
+
+def apply_batches(
+    batches: Iterable[QueuedBatch],
+    current: Mapping[str, bytes],
+    *,
+    inference: bool,
+    embedding_dimension: int,
+) -> Applied:
+    """Apply `batches` in order to the frames in `current` (serialized, by id; absent means not in the dataset)."""
+    state: dict[str, Message | None] = {}
+    existed = {frame_id: True for frame_id in current}
+    uploads: dict[str, str] = {}
+    outcomes: dict[str, BatchOutcome] = {}
+    dim = embedding_dimension
+    message_type = frame_pb2.InferenceFrame if inference else frame_pb2.Frame
+
+    def load(frame_id: str) -> Message | None:
+        if frame_id not in state:
+            raw = current.get(frame_id)
+            state[frame_id] = message_type.FromString(raw) if raw is not None else None
+        return state[frame_id]
+
+    for queued in batches:
+        outcome = outcomes.setdefault(queued.key, BatchOutcome())
+
+        def fail(
+            frame_id: str, reason: str, description: str, index: int, kind: str, *, queued: QueuedBatch = queued
+        ) -> None:
+            outcomes[queued.key].failures.append(
+                upload_pb2.FrameError(
+                    frame_id=frame_id,
+                    field=f"{kind}[{index}]",
+                    reason=reason,
+                    description=description,
+                    batch_seq=queued.seq,
+                    stage=APPLY,
+                )
+            )
+
+        items: list[tuple[str, int, Message]] = [
+            *(("frames", i, f) for i, f in enumerate(queued.batch.frames)),
+            *(("label_updates", i, u) for i, u in enumerate(queued.batch.label_updates)),
+            *(("inference_frames", i, f) for i, f in enumerate(queued.batch.inference_frames)),
+        ]
+        for kind, index, item in items:
+            frame_id: str = item.frame_id  # type: ignore[attr-defined]
+            existing = load(frame_id)
+            new: Message | None
+            if kind == "label_updates":
+                if existing is None:
+                    fail(frame_id, "UPDATE_MISSING_FRAME", "label updates need an existing frame", index, kind)
+                    continue
+                new = _update_labels(existing, item)  # type: ignore[arg-type]
+            elif kind == "inference_frames":
+                new = item
+            else:
+                change = item.change_type or ADDED  # type: ignore[attr-defined]
+                if change == DELETED:
+                    if existing is None:
+                        fail(frame_id, "DELETE_MISSING_FRAME", "there is no such frame to delete", index, kind)
+                        continue
+                    state[frame_id] = None
+                    uploads[frame_id] = queued.upload
+                    outcome.committed += 1
+                    continue
+                if change == MODIFIED:
+                    if existing is None:
+                        fail(frame_id, "MODIFY_MISSING_FRAME", "MODIFY needs an existing frame; use ADD", index, kind)
+                        continue
+                    new = _merge_frame(existing, item)  # type: ignore[arg-type]
+                else:
+                    added_frame = frame_pb2.Frame()
+                    added_frame.CopyFrom(item)  # type: ignore[arg-type]
+                    added_frame.change_type = frame_pb2.CHANGE_TYPE_UNSPECIFIED
+                    new = added_frame
+            dims = _dims(new)  # type: ignore[arg-type]
+            if dims and (len(dims) > 1 or (dim and next(iter(dims)) != dim)):
+                fail(
+                    frame_id,
+                    "WRONG_EMBEDDING_DIMENSION",
+                    f"the dataset's embeddings have {dim} dimensions, got {sorted(dims)}",
+                    index,
+                    kind,
+                )
+                continue
+            if dims and not dim:
+                dim = next(iter(dims))
+            state[frame_id] = new
+            uploads[frame_id] = queued.upload
+            outcome.committed += 1
+
+    changes: list[Change] = []
+    added = modified = deleted = 0
+    for frame_id in sorted(uploads):
+        after = state[frame_id]
+        before = existed.get(frame_id, False)
+        if after is None:
+            if not before:
+                continue  # added and deleted within the same version: no trace
+            deleted += 1
+            changes.append(Change(frame_id, DELETED, None, uploads[frame_id]))
+            continue
+        raw = after.SerializeToString(deterministic=True)
+        if before and raw == current.get(frame_id):
+            continue  # re-applied or no-op change
+        label_count, metadata = derived_columns(raw, inference=inference)
+        change_type = MODIFIED if before else ADDED
+        added += change_type == ADDED
+        modified += change_type == MODIFIED
+        changes.append(Change(frame_id, change_type, raw, uploads[frame_id], label_count, metadata))
+    return Applied(changes, outcomes, added, modified, deleted, dim)
