@@ -180,7 +180,7 @@ class ServerThread:
         return f"127.0.0.1:{self.server.grpc_port}"
 
 
-def service_settings(service: str, redis_url: str, store: StoreSettings) -> Settings:
+def service_settings(service: str, redis_url: str, store: StoreSettings, *, run_worker: bool = False) -> Settings:
     return Settings(
         service=service,
         admin_api_key=ADMIN_KEY,
@@ -190,6 +190,9 @@ def service_settings(service: str, redis_url: str, store: StoreSettings) -> Sett
         store=store,
         shutdown_grace_seconds=2.0,
         api_key_cache_seconds=0.0,
+        # The session's Redis is shared by tests with stores of their own: only tests that ask run a worker, each on
+        # a Redis database of its own (see `redis_db`).
+        run_worker=run_worker,
     )
 
 
@@ -199,12 +202,13 @@ def start_service(tmp_path: Path, redis_server: RedisProcess) -> Iterator[Callab
     started: list[ServerThread] = []
 
     def start(
-        service: str, build: Build, redis_url: str | None = None, store: StoreSettings | None = None
+        service: str, build: Build, redis_url: str | None = None, store: StoreSettings | None = None, *, run_worker: bool = False
     ) -> ServerThread:
         settings = service_settings(
             service,
             redis_url or redis_server.url,
             store or StoreSettings(url=(tmp_path / "store").as_uri()),
+            run_worker=run_worker,
         )
         thread = ServerThread(create_server(settings, build)).start()
         started.append(thread)
@@ -219,3 +223,16 @@ def start_service(tmp_path: Path, redis_server: RedisProcess) -> Iterator[Callab
 def pytest_configure(config: pytest.Config) -> None:
     # Services started by tests log JSON to stderr; keep test output readable unless asked.
     os.environ.setdefault("SHOAL_LOG_LEVEL", "WARNING")
+
+
+_next_db = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisProcess) -> str:
+    """A Redis URL on a database no other test uses now (1..15, flushed), for tests that run the versioning worker."""
+    db = 1 + next(_next_db) % 15
+    client = redis.Redis(port=redis_server.port, db=db)
+    client.flushdb()
+    client.close()
+    return f"redis://127.0.0.1:{redis_server.port}/{db}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
@@ -27,6 +27,7 @@ class Runtime:
     settings: Settings
     store: ObjectStore
     redis: Redis
+    background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
 
 
 Build = Callable[[Runtime], Sequence[Service]]
@@ -44,9 +45,11 @@ def create_server(settings: Settings, build: Build) -> ShoalServer:
     async def check_redis() -> None:
         await redisconn.check(redis)
 
+    services = build(runtime)
     return ShoalServer(
         settings=settings,
-        services=build(runtime),
+        services=services,
+        background=runtime.background,
         verifier=ApiKeyVerifier(store, settings.admin_api_key, settings.api_key_cache_seconds),
         checks=(check_redis, check_store),
         closers=(redis.aclose,),

@@ -50,6 +50,8 @@ class ShoalServer:
     checks: Sequence[Check] = ()
     # Run after the server stopped, e.g. closing the Redis client.
     closers: Sequence[Callable[[], Awaitable[None]]] = ()
+    # Long-running tasks beside the server (the versioning worker); each gets an event set at shutdown.
+    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = ()
     check_interval_seconds: float = 5.0
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] | None = None
     grpc_port: int = 0
@@ -61,6 +63,8 @@ class ShoalServer:
     _probe: asyncio.Task[None] | None = None
     _stopping: bool = False
     _ready: dict[str, bool] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop_background: asyncio.Event | None = None
 
     async def start(self) -> None:
         options = [
@@ -91,6 +95,8 @@ class ShoalServer:
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._refresh_readiness()
         self._probe = asyncio.create_task(self._probe_loop(), name="readiness-probe")
+        self._stop_background = asyncio.Event()
+        self._tasks = [asyncio.create_task(_run_logged(job, self._stop_background)) for job in self.background]
         log.info(
             "serving",
             extra={"grpc_port": self.grpc_port, "metrics_port": self.metrics_port, "services": names},
@@ -131,7 +137,14 @@ class ShoalServer:
             self._probe.cancel()
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+        if self._stop_background is not None:
+            self._stop_background.set()
         await self._server.stop(grace)
+        if self._tasks:
+            # Background work finishes its current step (a commit) before the process exits.
+            _, pending = await asyncio.wait(self._tasks, timeout=grace + 30)
+            for task in pending:
+                task.cancel()
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
@@ -142,6 +155,13 @@ class ShoalServer:
     async def wait(self) -> None:
         if self._server is not None:
             await self._server.wait_for_termination()
+
+
+async def _run_logged(job: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
+    try:
+        await job(stop)
+    except Exception:
+        log.exception("background task failed")
 
 
 def _preinitialize_metrics(svc: Service) -> None:

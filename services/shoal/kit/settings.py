@@ -66,6 +66,8 @@ class Settings:
     # service (ingest validation) scales across cores this way; the parent serves the merged Prometheus metrics.
     processes: int = 1
     reuse_port: bool = False
+    # The versioning service runs the queue worker beside its server unless told not to.
+    run_worker: bool = True
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +116,7 @@ class Settings:
             ingest_max_batch_frames=max(1, _int(env, "SHOAL_INGEST_MAX_BATCH_FRAMES", 5000)),
             processes=max(1, _int(env, "SHOAL_PROCESSES", 1)),
             reuse_port=_bool(env, "SHOAL_REUSE_PORT", default=False),
+            run_worker=_bool(env, "SHOAL_VERSIONING_WORKER", default=True),
         )
 
 

@@ -275,6 +275,163 @@ class Client:
         created: dataset_pb2.InferenceSet = self._call(self.versioning.CreateInferenceSet, request)
         return created
 
+    # versions and reads ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def version_ref(project_id: str, dataset_id: str, version: int | None = None, checkpoint: str | None = None) -> str:
+        """The name of a version: newest (default), a number, or a checkpoint."""
+        base = f"projects/{project_id}/datasets/{dataset_id}"
+        if checkpoint:
+            return f"{base}/checkpoints/{checkpoint}"
+        return f"{base}/versions/{version}" if version else base
+
+    def list_versions(self, project_id: str, dataset_id: str) -> list[dataset_pb2.DatasetVersion]:
+        """Every version of a dataset, newest first."""
+        out: list[dataset_pb2.DatasetVersion] = []
+        token = ""
+        while True:
+            request = versioning_service_pb2.ListVersionsRequest(
+                parent=f"projects/{project_id}/datasets/{dataset_id}", page_size=1000, page_token=token
+            )
+            reply = self._call(self.versioning.ListVersions, request)
+            out.extend(reply.versions)
+            token = reply.next_page_token
+            if not token:
+                return out
+
+    def get_version(
+        self, project_id: str, dataset_id: str, version: int | None = None, *, checkpoint: str | None = None
+    ) -> dataset_pb2.DatasetVersion:
+        request = versioning_service_pb2.GetVersionRequest(
+            name=self.version_ref(project_id, dataset_id, version, checkpoint)
+        )
+        found: dataset_pb2.DatasetVersion = self._call(self.versioning.GetVersion, request)
+        return found
+
+    def get_frames(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        version: int | None = None,
+        checkpoint: str | None = None,
+        fields: Sequence[str] | None = None,
+        filter: str = "",
+        page_size: int = 500,
+    ) -> Iterator[frame_pb2.Frame]:
+        """Every frame of a version (newest by default), in frame id order, paged; `fields` masks the frames and
+        `filter` selects on queryable metadata (`weather = "rain" AND speed > 10`)."""
+        token = ""
+        parent = self.version_ref(project_id, dataset_id, version, checkpoint)
+        while True:
+            request = versioning_service_pb2.ListFramesRequest(
+                parent=parent, page_size=page_size, page_token=token, filter=filter
+            )
+            if fields:
+                request.read_mask.paths.extend(fields)
+            reply = self._call(self.versioning.ListFrames, request)
+            yield from reply.frames
+            token = reply.next_page_token
+            if not token:
+                return
+
+    def stream_frames(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        version: int | None = None,
+        checkpoint: str | None = None,
+        filter: str = "",
+        batch_size: int = 500,
+    ) -> Iterator[frame_pb2.Frame]:
+        """Every frame of a version over one server stream (for exports and training jobs)."""
+        request = versioning_service_pb2.StreamFramesRequest(
+            parent=self.version_ref(project_id, dataset_id, version, checkpoint), filter=filter, batch_size=batch_size
+        )
+        for reply in self.versioning.StreamFrames(request, metadata=self._metadata):
+            yield from reply.frames
+
+    def get_frame(
+        self,
+        project_id: str,
+        dataset_id: str,
+        frame_id: str,
+        *,
+        version: int | None = None,
+        checkpoint: str | None = None,
+    ) -> frame_pb2.Frame:
+        request = versioning_service_pb2.GetFrameRequest(
+            name=f"{self.version_ref(project_id, dataset_id, version, checkpoint)}/frames/{frame_id}"
+        )
+        frame: frame_pb2.Frame = self._call(self.versioning.GetFrame, request)
+        return frame
+
+    def get_frame_history(self, project_id: str, dataset_id: str, frame_id: str) -> list[dataset_pb2.FrameRevision]:
+        """Every version in which the frame changed, oldest first, with the change and the frame after it."""
+        out: list[dataset_pb2.FrameRevision] = []
+        token = ""
+        while True:
+            request = versioning_service_pb2.ListFrameHistoryRequest(
+                name=f"projects/{project_id}/datasets/{dataset_id}/frames/{frame_id}", page_size=1000, page_token=token
+            )
+            reply = self._call(self.versioning.ListFrameHistory, request)
+            out.extend(reply.revisions)
+            token = reply.next_page_token
+            if not token:
+                return out
+
+    def diff(
+        self, project_id: str, dataset_id: str, base: int | str, target: int | str, *, include_frames: bool = False
+    ) -> versioning_service_pb2.DiffVersionsResponse:
+        """Frames added, deleted and modified between two versions (numbers or checkpoint names)."""
+
+        def ref(v: int | str) -> str:
+            return self.version_ref(
+                project_id, dataset_id, v if isinstance(v, int) else None, v if isinstance(v, str) else None
+            )
+
+        merged = versioning_service_pb2.DiffVersionsResponse()
+        token = ""
+        while True:
+            request = versioning_service_pb2.DiffVersionsRequest(
+                base=ref(base), target=ref(target), include_frames=include_frames, page_size=1000, page_token=token
+            )
+            reply = self._call(self.versioning.DiffVersions, request)
+            merged.diffs.extend(reply.diffs)
+            merged.added_count, merged.modified_count, merged.deleted_count = (
+                reply.added_count,
+                reply.modified_count,
+                reply.deleted_count,
+            )
+            token = reply.next_page_token
+            if not token:
+                return merged
+
+    def create_checkpoint(
+        self, project_id: str, dataset_id: str, checkpoint_id: str, *, version: int = 0, description: str = ""
+    ) -> dataset_pb2.Checkpoint:
+        """Name a version (the newest by default); a checkpointed version is kept forever."""
+        request = versioning_service_pb2.CreateCheckpointRequest(
+            parent=f"projects/{project_id}/datasets/{dataset_id}",
+            checkpoint_id=checkpoint_id,
+            version=version,
+            description=description,
+            request_id=uuid.uuid4().hex,
+        )
+        created: dataset_pb2.Checkpoint = self._call(self.versioning.CreateCheckpoint, request)
+        return created
+
+    def list_checkpoints(self, project_id: str, dataset_id: str) -> list[dataset_pb2.Checkpoint]:
+        request = versioning_service_pb2.ListCheckpointsRequest(parent=f"projects/{project_id}/datasets/{dataset_id}")
+        return list(self._call(self.versioning.ListCheckpoints, request).checkpoints)
+
+    def delete_checkpoint(self, project_id: str, dataset_id: str, checkpoint_id: str) -> None:
+        request = versioning_service_pb2.DeleteCheckpointRequest(
+            name=f"projects/{project_id}/datasets/{dataset_id}/checkpoints/{checkpoint_id}"
+        )
+        self._call(self.versioning.DeleteCheckpoint, request)
+
     # uploads --------------------------------------------------------------------------------------------------
 
     def create_or_update_dataset(

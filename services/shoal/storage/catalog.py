@@ -334,6 +334,17 @@ class Catalog:
 
         return self._update(_key(name), dataset_pb2.Dataset, str(name), change, dataset.etag)
 
+    def update_dataset_internal(
+        self, name: DatasetName, change: Callable[[dataset_pb2.Dataset], None]
+    ) -> dataset_pb2.Dataset:
+        """A change the versioning worker makes (latest version, counts, embedding dimension), retried on conflict."""
+
+        def stamped(current: dataset_pb2.Dataset) -> None:
+            change(current)
+            current.update_time.CopyFrom(_now())
+
+        return self._update(_key(name), dataset_pb2.Dataset, str(name), stamped)
+
     # inference sets
 
     def create_inference_set(
@@ -369,3 +380,12 @@ class Catalog:
         self.get_dataset(parent)
         ids, token = self._list(f"catalog/inference_sets/{parent.project}/{parent.dataset}/", page_size, page_token)
         return [self.get_inference_set(InferenceSetName(parent.project, parent.dataset, i)) for i in ids], token
+
+    def update_inference_set_counts(
+        self, name: InferenceSetName, change: Callable[[dataset_pb2.InferenceSet], None]
+    ) -> None:
+        def stamped(current: dataset_pb2.InferenceSet) -> None:
+            change(current)
+            current.update_time.CopyFrom(_now())
+
+        self._update(_key(name), dataset_pb2.InferenceSet, str(name), stamped)

@@ -52,3 +52,9 @@ def batch_object(upload: str, seq: int) -> str:
 def rejects_object(upload: str, seq: int) -> str:
     """The frames a batch rejected at validation (a serialized ListUploadErrorsResponse)."""
     return f"ingest/{upload}/rejects/{seq:010d}.pb"
+
+
+def outcome_object(upload: str, seq: int) -> str:
+    """What applying a batch did (frames committed, frames failed with reasons), written before its commit so a
+    redelivered, already-committed batch can still be recorded on its upload."""
+    return f"ingest/{upload}/outcomes/{seq:010d}.json"

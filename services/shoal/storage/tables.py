@@ -270,6 +270,18 @@ class VersionedTables:
         table = ds.to_table(columns=["frame_id"], filter=f"version > {base} AND version <= {target}")
         return set(table.column("frame_id").to_pylist())
 
+    # tags: checkpoints keep their table versions through retention -------------------------------------------
+
+    def tag(self, name: str, table_version: int) -> None:
+        ds = self._open(self.frames_uri)
+        if ds is not None:
+            ds.tags.create(name, table_version)
+
+    def untag(self, name: str) -> None:
+        ds = self._open(self.frames_uri)
+        if ds is not None and name in ds.tags.list():
+            ds.tags.delete(name)
+
     # writes (versioning service only) --------------------------------------------------------------------------
 
     def commit(self, commit: Commit) -> VersionRecord:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
+
+from google.protobuf import empty_pb2
 
 from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
-from shoal.kit.names import ProjectName, parse_dataset, parse_inference_set, parse_project
+from shoal.kit.errors import FieldViolation, InvalidArgument
+from shoal.kit.names import DatasetName, ProjectName, check_id, parse_dataset, parse_inference_set, parse_project
 from shoal.kit.server import Service
 from shoal.storage.catalog import Catalog
-from shoal.v1 import dataset_pb2, project_pb2, versioning_service_pb2, versioning_service_pb2_grpc
+from shoal.v1 import dataset_pb2, frame_pb2, project_pb2, versioning_service_pb2, versioning_service_pb2_grpc
+from shoal.versioning.reads import Reads
+from shoal.versioning.worker import Worker
 
 Ctx = Any
 
@@ -22,6 +27,7 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.catalog = Catalog(runtime.store)
+        self.reads = Reads(runtime.store, runtime.settings.store)
 
     # projects
 
@@ -120,8 +126,131 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         )
         return versioning_service_pb2.ListInferenceSetsResponse(inference_sets=found, next_page_token=token)
 
+    # versions, frames, history, diffs
+
+    async def GetVersion(
+        self, request: versioning_service_pb2.GetVersionRequest, context: Ctx
+    ) -> dataset_pb2.DatasetVersion:
+        auth.require(_project_of(request.name))
+        return await asyncio.to_thread(self.reads.get_version, request.name)
+
+    async def ListVersions(
+        self, request: versioning_service_pb2.ListVersionsRequest, context: Ctx
+    ) -> versioning_service_pb2.ListVersionsResponse:
+        parent = parse_dataset(request.parent, "parent")
+        auth.require(str(parent.parent))
+        versions, token = await asyncio.to_thread(
+            self.reads.list_versions, parent, request.page_size, request.page_token
+        )
+        return versioning_service_pb2.ListVersionsResponse(versions=versions, next_page_token=token)
+
+    async def ListFrames(
+        self, request: versioning_service_pb2.ListFramesRequest, context: Ctx
+    ) -> versioning_service_pb2.ListFramesResponse:
+        auth.require(_project_of(request.parent, "parent"))
+        mask = request.read_mask if request.HasField("read_mask") else None
+        frames, token, version = await asyncio.to_thread(
+            self.reads.list_frames, request.parent, request.page_size, request.page_token, mask, request.filter
+        )
+        return versioning_service_pb2.ListFramesResponse(frames=frames, next_page_token=token, version=version)
+
+    async def StreamFrames(
+        self, request: versioning_service_pb2.StreamFramesRequest, context: Ctx
+    ) -> AsyncIterator[versioning_service_pb2.StreamFramesResponse]:
+        auth.require(_project_of(request.parent, "parent"))
+        mask = request.read_mask if request.HasField("read_mask") else None
+        version, batches = await asyncio.to_thread(
+            self.reads.stream_frames, request.parent, request.batch_size, mask, request.filter
+        )
+        done = object()
+        while True:
+            chunk = await asyncio.to_thread(next, batches, done)
+            if chunk is done:
+                return
+            yield versioning_service_pb2.StreamFramesResponse(frames=chunk, version=version)  # type: ignore[arg-type]
+
+    async def GetFrame(self, request: versioning_service_pb2.GetFrameRequest, context: Ctx) -> frame_pb2.Frame:
+        auth.require(_project_of(request.name))
+        mask = request.read_mask if request.HasField("read_mask") else None
+        return await asyncio.to_thread(self.reads.get_frame, request.name, mask)
+
+    async def ListFrameHistory(
+        self, request: versioning_service_pb2.ListFrameHistoryRequest, context: Ctx
+    ) -> versioning_service_pb2.ListFrameHistoryResponse:
+        auth.require(_project_of(request.name))
+        revisions, token = await asyncio.to_thread(
+            self.reads.history, request.name, request.page_size, request.page_token
+        )
+        return versioning_service_pb2.ListFrameHistoryResponse(revisions=revisions, next_page_token=token)
+
+    async def DiffVersions(
+        self, request: versioning_service_pb2.DiffVersionsRequest, context: Ctx
+    ) -> versioning_service_pb2.DiffVersionsResponse:
+        auth.require(_project_of(request.base, "base"))
+        return await asyncio.to_thread(
+            self.reads.diff, request.base, request.target, request.include_frames, request.page_size, request.page_token
+        )
+
+    # checkpoints
+
+    async def CreateCheckpoint(
+        self, request: versioning_service_pb2.CreateCheckpointRequest, context: Ctx
+    ) -> dataset_pb2.Checkpoint:
+        parent = parse_dataset(request.parent, "parent")
+        auth.require(str(parent.parent), "WRITER")
+        return await asyncio.to_thread(
+            self.reads.create_checkpoint,
+            parent,
+            request.checkpoint_id,
+            request.version,
+            request.description,
+            request.request_id,
+        )
+
+    async def GetCheckpoint(
+        self, request: versioning_service_pb2.GetCheckpointRequest, context: Ctx
+    ) -> dataset_pb2.Checkpoint:
+        dataset, checkpoint = _split_child(request.name, "checkpoints")
+        auth.require(str(dataset.parent))
+        return await asyncio.to_thread(self.reads.get_checkpoint, dataset, checkpoint)
+
+    async def ListCheckpoints(
+        self, request: versioning_service_pb2.ListCheckpointsRequest, context: Ctx
+    ) -> versioning_service_pb2.ListCheckpointsResponse:
+        parent = parse_dataset(request.parent, "parent")
+        auth.require(str(parent.parent))
+        found = await asyncio.to_thread(self.reads.list_checkpoints, parent)
+        return versioning_service_pb2.ListCheckpointsResponse(checkpoints=found)
+
+    async def DeleteCheckpoint(
+        self, request: versioning_service_pb2.DeleteCheckpointRequest, context: Ctx
+    ) -> empty_pb2.Empty:
+        dataset, checkpoint = _split_child(request.name, "checkpoints")
+        auth.require(str(dataset.parent), "WRITER")
+        await asyncio.to_thread(self.reads.delete_checkpoint, dataset, checkpoint)
+        return empty_pb2.Empty()
+
+
+def _project_of(name: str, field: str = "name") -> str:
+    """`projects/{p}` of any name under a project."""
+    parts = name.split("/")
+    if len(parts) < 2 or parts[0] != "projects":
+        return str(parse_project(name, field))
+    return str(parse_project("/".join(parts[:2]), field))
+
+
+def _split_child(name: str, collection: str) -> tuple[DatasetName, str]:
+    dataset_part, sep, child = name.rpartition(f"/{collection}/")
+    if not sep:
+        raise InvalidArgument.of(
+            [FieldViolation("name", f"expected {{dataset}}/{collection}/{{id}}")], reason="INVALID_NAME"
+        )
+    return parse_dataset(dataset_part), check_id(child, "name")
+
 
 def build(runtime: Runtime) -> Sequence[Service]:
+    if runtime.settings.run_worker:
+        runtime.background.append(Worker(runtime.settings, runtime.store, runtime.redis).run)
     return [
         Service(
             VersioningServicer(runtime),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED

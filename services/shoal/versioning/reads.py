@@ -1,0 +1,375 @@
+"""Reads of any version: versions, frames at a version (paged, streamed, masked, filtered), one frame, a frame's
+history, diffs between versions, and checkpoints. Version references are `…/versions/{n}`, `…/checkpoints/{c}`, or
+the dataset's own name (its newest version)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from google.protobuf import field_mask_pb2, timestamp_pb2
+
+from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
+from shoal.kit.names import DatasetName, check_id, parse_dataset
+from shoal.kit.objectstore import ObjectStore
+from shoal.kit.settings import StoreSettings
+from shoal.storage.catalog import Catalog
+from shoal.storage.tables import TableRoot, VersionedTables, VersionRecord
+from shoal.v1 import dataset_pb2, frame_pb2, versioning_service_pb2
+from shoal.versioning import filters
+
+MAX_PAGE: Final = 1000
+DEFAULT_PAGE: Final = 100
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    dataset: DatasetName
+    version: int
+    tables: VersionedTables
+
+
+def _ts(when: object) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when)  # type: ignore[arg-type]
+    return ts
+
+
+def _token(payload: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+
+
+def _untoken(token: str) -> dict[str, object]:
+    if not token:
+        return {}
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise InvalidArgument.of(
+            [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
+        )
+    return data
+
+
+def _page_size(size: int) -> int:
+    if size < 0:
+        raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
+    return DEFAULT_PAGE if size == 0 else min(size, MAX_PAGE)
+
+
+def _masked(frame: frame_pb2.Frame, mask: field_mask_pb2.FieldMask | None) -> frame_pb2.Frame:
+    if mask is None or not mask.paths:
+        return frame
+    unknown = [p for p in mask.paths if p.split(".", 1)[0] not in frame_pb2.Frame.DESCRIPTOR.fields_by_name]
+    if unknown:
+        raise InvalidArgument.of([FieldViolation("read_mask", f"no such Frame fields: {', '.join(unknown)}")])
+    out = frame_pb2.Frame()
+    mask.MergeMessage(frame, out)
+    return out
+
+
+class Reads:
+    """Read-only views of versioned datasets."""
+
+    def __init__(self, store: ObjectStore, settings: StoreSettings) -> None:
+        self.store = store
+        self.catalog = Catalog(store)
+        self.root = TableRoot(settings)
+
+    # references ------------------------------------------------------------------------------------------------
+
+    def resolve(self, ref: str, field: str = "name") -> VersionRef:
+        """A version reference → (dataset, concrete version)."""
+        parts = ref.split("/")
+        if len(parts) == 6 and parts[4] in {"versions", "checkpoints"}:
+            dataset = parse_dataset("/".join(parts[:4]), field)
+            self.catalog.get_dataset(dataset)
+            tables = self.root.tables(dataset)
+            if parts[4] == "checkpoints":
+                return VersionRef(dataset, self.get_checkpoint(dataset, parts[5]).version, tables)
+            if not parts[5].isdigit():
+                raise InvalidArgument.of(
+                    [FieldViolation(field, f"{parts[5]!r} is not a version number")], reason="INVALID_NAME"
+                )
+            number = int(parts[5])
+            tables.version(number)  # NOT_FOUND when missing
+            return VersionRef(dataset, number, tables)
+        dataset = parse_dataset(ref, field)
+        self.catalog.get_dataset(dataset)
+        tables = self.root.tables(dataset)
+        latest = tables.latest()
+        return VersionRef(dataset, latest.version if latest else 0, tables)
+
+    # versions --------------------------------------------------------------------------------------------------
+
+    def _version_proto(
+        self, dataset: DatasetName, record: VersionRecord, checkpoints: dict[int, list[str]]
+    ) -> dataset_pb2.DatasetVersion:
+        version = dataset_pb2.DatasetVersion(
+            name=f"{dataset}/versions/{record.version}",
+            version=record.version,
+            uploads=record.uploads,
+            frame_count=record.frame_count,
+            label_count=record.label_count,
+            frames_added=record.frames_added,
+            frames_modified=record.frames_modified,
+            frames_deleted=record.frames_deleted,
+            checkpoints=checkpoints.get(record.version, []),
+        )
+        version.commit_time.CopyFrom(_ts(record.commit_time))
+        return version
+
+    def _checkpoints_by_version(self, dataset: DatasetName) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for cp in self.list_checkpoints(dataset):
+            out.setdefault(cp.version, []).append(cp.name)
+        return out
+
+    def list_versions(
+        self, dataset: DatasetName, page_size: int, page_token: str
+    ) -> tuple[list[dataset_pb2.DatasetVersion], str]:
+        self.catalog.get_dataset(dataset)
+        records = list(reversed(self.root.tables(dataset).versions()))
+        start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]
+        size = _page_size(page_size)
+        checkpoints = self._checkpoints_by_version(dataset)
+        page = [self._version_proto(dataset, r, checkpoints) for r in records[start : start + size]]
+        return page, (_token({"offset": start + size}) if start + size < len(records) else "")
+
+    def get_version(self, ref: str) -> dataset_pb2.DatasetVersion:
+        resolved = self.resolve(ref)
+        if resolved.version == 0:
+            raise NotFound(f"{resolved.dataset} has no committed version yet", reason="VERSION_NOT_FOUND")
+        record = resolved.tables.version(resolved.version)
+        return self._version_proto(resolved.dataset, record, self._checkpoints_by_version(resolved.dataset))
+
+    # frames ----------------------------------------------------------------------------------------------------
+
+    def _rows(
+        self, resolved: VersionRef, after: str, predicate: filters.Predicate | None, want: int
+    ) -> Iterator[tuple[str, bytes]]:
+        if resolved.version == 0:
+            return
+        if predicate is None:
+            yield from resolved.tables.scan(resolved.version, after=after, limit=want)
+            return
+        ds = resolved.tables.frames_at(resolved.version)
+        if ds is None:
+            return
+        scanner = ds.scanner(
+            columns=["frame_id", "frame", "metadata"],
+            filter=f"frame_id > '{after.replace(chr(39), chr(39) * 2)}'" if after else None,
+            order_by=["frame_id"],
+            batch_size=1000,
+        )
+        for batch in scanner.to_batches():
+            for frame_id, raw, metadata in zip(
+                batch.column("frame_id").to_pylist(),
+                batch.column("frame").to_pylist(),
+                batch.column("metadata").to_pylist(),
+                strict=True,
+            ):
+                if predicate(json.loads(metadata)):
+                    yield frame_id, raw
+
+    def list_frames(
+        self, ref: str, page_size: int, page_token: str, read_mask: field_mask_pb2.FieldMask | None, filter_text: str
+    ) -> tuple[list[frame_pb2.Frame], str, int]:
+        token = _untoken(page_token)
+        resolved = self.resolve(ref, "parent")
+        # A token pins the version it started on, so paging a moving dataset never mixes versions.
+        version = int(token.get("version", resolved.version))  # type: ignore[call-overload]
+        if version != resolved.version:
+            resolved = VersionRef(resolved.dataset, version, resolved.tables)
+        size = _page_size(page_size)
+        predicate = filters.parse(filter_text) if filter_text else None
+        rows = list(_take(self._rows(resolved, str(token.get("after", "")), predicate, size + 1), size + 1))
+        frames = [_masked(frame_pb2.Frame.FromString(raw), read_mask) for _, raw in rows[:size]]
+        next_token = _token({"version": resolved.version, "after": rows[size - 1][0]}) if len(rows) > size else ""
+        return frames, next_token, resolved.version
+
+    def stream_frames(
+        self, ref: str, batch_size: int, read_mask: field_mask_pb2.FieldMask | None, filter_text: str
+    ) -> tuple[int, Iterator[list[frame_pb2.Frame]]]:
+        resolved = self.resolve(ref, "parent")
+        size = _page_size(batch_size or 500)
+        predicate = filters.parse(filter_text) if filter_text else None
+
+        def batches() -> Iterator[list[frame_pb2.Frame]]:
+            chunk: list[frame_pb2.Frame] = []
+            for _, raw in self._rows(resolved, "", predicate, 0):
+                chunk.append(_masked(frame_pb2.Frame.FromString(raw), read_mask))
+                if len(chunk) == size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+
+        return resolved.version, batches()
+
+    def get_frame(self, name: str, read_mask: field_mask_pb2.FieldMask | None) -> frame_pb2.Frame:
+        ref, sep, frame_id = name.rpartition("/frames/")
+        if not sep or not frame_id:
+            raise InvalidArgument.of(
+                [FieldViolation("name", "expected {version reference}/frames/{frame_id}")], reason="INVALID_NAME"
+            )
+        resolved = self.resolve(ref)
+        found = resolved.tables.get([frame_id], resolved.version) if resolved.version else {}
+        if frame_id not in found:
+            raise NotFound(f"frame {frame_id!r} is not in {ref} (version {resolved.version})", reason="FRAME_NOT_FOUND")
+        return _masked(frame_pb2.Frame.FromString(found[frame_id]), read_mask)
+
+    def history(self, name: str, page_size: int, page_token: str) -> tuple[list[dataset_pb2.FrameRevision], str]:
+        ref, sep, frame_id = name.rpartition("/frames/")
+        if not sep or not frame_id:
+            raise InvalidArgument.of(
+                [FieldViolation("name", "expected projects/{p}/datasets/{d}/frames/{frame_id}")], reason="INVALID_NAME"
+            )
+        dataset = parse_dataset(ref)
+        self.catalog.get_dataset(dataset)
+        rows = self.root.tables(dataset).history(frame_id)
+        if not rows:
+            raise NotFound(f"frame {frame_id!r} never was in {dataset}", reason="FRAME_NOT_FOUND")
+        start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]
+        size = _page_size(page_size)
+        out = []
+        for row in rows[start : start + size]:
+            revision = dataset_pb2.FrameRevision(
+                version=row["version"], change_type=row["change_type"], upload=row["upload"]
+            )
+            if row["frame"] is not None:
+                revision.frame.CopyFrom(frame_pb2.Frame.FromString(row["frame"]))
+            revision.commit_time.CopyFrom(_ts(row["commit_time"]))
+            out.append(revision)
+        return out, (_token({"offset": start + size}) if start + size < len(rows) else "")
+
+    def diff(
+        self, base_ref: str, target_ref: str, include_frames: bool, page_size: int, page_token: str
+    ) -> versioning_service_pb2.DiffVersionsResponse:
+        base = self.resolve(base_ref, "base")
+        target = self.resolve(target_ref, "target")
+        if base.dataset != target.dataset:
+            raise InvalidArgument.of([FieldViolation("target", "base and target must be versions of one dataset")])
+        low, high = sorted((base.version, target.version))
+        ids = sorted(base.tables.changed_between(low, high))
+        before = base.tables.get(ids, base.version) if base.version else {}
+        after = base.tables.get(ids, target.version) if target.version else {}
+        diffs = []
+        for frame_id in ids:
+            a, b = before.get(frame_id), after.get(frame_id)
+            if a == b:
+                continue
+            diff = dataset_pb2.FrameDiff(frame_id=frame_id)
+            if a is None:
+                diff.kind = dataset_pb2.FRAME_DIFF_KIND_ADDED
+            elif b is None:
+                diff.kind = dataset_pb2.FRAME_DIFF_KIND_DELETED
+            else:
+                diff.kind = dataset_pb2.FRAME_DIFF_KIND_MODIFIED
+                diff.changed_fields.extend(
+                    _changed_fields(frame_pb2.Frame.FromString(a), frame_pb2.Frame.FromString(b))
+                )
+            if include_frames:
+                if a is not None:
+                    diff.base.CopyFrom(frame_pb2.Frame.FromString(a))
+                if b is not None:
+                    diff.target.CopyFrom(frame_pb2.Frame.FromString(b))
+            diffs.append(diff)
+        start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]
+        size = _page_size(page_size)
+        kinds = [d.kind for d in diffs]
+        return versioning_service_pb2.DiffVersionsResponse(
+            diffs=diffs[start : start + size],
+            next_page_token=_token({"offset": start + size}) if start + size < len(diffs) else "",
+            added_count=kinds.count(dataset_pb2.FRAME_DIFF_KIND_ADDED),
+            modified_count=kinds.count(dataset_pb2.FRAME_DIFF_KIND_MODIFIED),
+            deleted_count=kinds.count(dataset_pb2.FRAME_DIFF_KIND_DELETED),
+        )
+
+    # checkpoints -----------------------------------------------------------------------------------------------
+
+    def _checkpoint_key(self, dataset: DatasetName, checkpoint_id: str) -> str:
+        return f"catalog/checkpoints/{dataset.project}/{dataset.dataset}/{checkpoint_id}.json"
+
+    def create_checkpoint(
+        self, dataset: DatasetName, checkpoint_id: str, version: int, description: str, request_id: str
+    ) -> dataset_pb2.Checkpoint:
+        from google.protobuf import json_format  # noqa: PLC0415
+
+        from shoal.kit.errors import AlreadyExists  # noqa: PLC0415
+        from shoal.kit.objectstore import WriteConflict  # noqa: PLC0415
+
+        check_id(checkpoint_id, "checkpoint_id")
+        self.catalog.get_dataset(dataset)
+        tables = self.root.tables(dataset)
+        if version == 0:
+            latest = tables.latest()
+            if latest is None:
+                raise NotFound(f"{dataset} has no committed version to name", reason="VERSION_NOT_FOUND")
+            version = latest.version
+        record = tables.version(version)
+        checkpoint = dataset_pb2.Checkpoint(
+            name=f"{dataset}/checkpoints/{checkpoint_id}", version=version, description=description
+        )
+        checkpoint.create_time.GetCurrentTime()
+        body = json.dumps({"resource": json_format.MessageToDict(checkpoint), "request_id": request_id}).encode()
+        try:
+            self.store.put_if(self._checkpoint_key(dataset, checkpoint_id), body, "application/json", etag=None)
+        except WriteConflict:
+            existing = json.loads(self.store.get(self._checkpoint_key(dataset, checkpoint_id)))
+            if not (request_id and existing.get("request_id") == request_id):
+                raise AlreadyExists(f"{checkpoint.name} already exists", reason="ALREADY_EXISTS") from None
+            return self.get_checkpoint(dataset, checkpoint_id)
+        tables.tag(checkpoint_id, record.table_version)
+        return checkpoint
+
+    def get_checkpoint(self, dataset: DatasetName, checkpoint_id: str) -> dataset_pb2.Checkpoint:
+        from google.protobuf import json_format  # noqa: PLC0415
+
+        from shoal.kit.objectstore import ObjectNotFound  # noqa: PLC0415
+
+        try:
+            raw = json.loads(self.store.get(self._checkpoint_key(dataset, checkpoint_id)))
+        except ObjectNotFound:
+            raise NotFound(
+                f"{dataset}/checkpoints/{checkpoint_id} does not exist", reason="CHECKPOINT_NOT_FOUND"
+            ) from None
+        return json_format.ParseDict(raw["resource"], dataset_pb2.Checkpoint())
+
+    def list_checkpoints(self, dataset: DatasetName) -> list[dataset_pb2.Checkpoint]:
+        prefix = f"catalog/checkpoints/{dataset.project}/{dataset.dataset}/"
+        ids = [o.key[len(prefix) : -len(".json")] for o in self.store.iter_all(prefix)]
+        return [self.get_checkpoint(dataset, i) for i in ids]
+
+    def delete_checkpoint(self, dataset: DatasetName, checkpoint_id: str) -> None:
+        self.get_checkpoint(dataset, checkpoint_id)
+        self.store.delete(self._checkpoint_key(dataset, checkpoint_id))
+        self.root.tables(dataset).untag(checkpoint_id)
+
+
+def _take(rows: Iterator[tuple[str, bytes]], n: int) -> Iterator[tuple[str, bytes]]:
+    for i, row in enumerate(rows):
+        if i >= n:
+            return
+        yield row
+
+
+def _changed_fields(a: frame_pb2.Frame, b: frame_pb2.Frame) -> Sequence[str]:
+    """Top-level Frame fields whose content differs."""
+    names = []
+    for f in frame_pb2.Frame.DESCRIPTOR.fields:
+        if f.name == "change_type":
+            continue
+        mask = field_mask_pb2.FieldMask(paths=[f.name])
+        x, y = frame_pb2.Frame(), frame_pb2.Frame()
+        mask.MergeMessage(a, x)
+        mask.MergeMessage(b, y)
+        if x.SerializeToString(deterministic=True) != y.SerializeToString(deterministic=True):
+            names.append(f.name)
+    return names

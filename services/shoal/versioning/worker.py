@@ -1,0 +1,318 @@
+"""The consumer side of the ingest queue: turns claim checks into dataset versions.
+
+One worker owns a stream partition at a time through a lease in Redis, and reads it as the partition's own consumer
+(`p<n>`), so a worker that takes a partition over first finishes what its predecessor read but did not acknowledge,
+in order. Entries of one dataset read together commit as one version. A batch already committed (its
+`upload#seq` is in a version record) is only acknowledged; progress is recorded once per batch (HSETNX), and the
+stream entry is acknowledged only after the commit, so a worker killed anywhere leaves nothing half-applied and
+nothing applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, cast
+
+from redis.asyncio import Redis
+
+from shoal.kit.errors import NotFound, ShoalError
+from shoal.kit.names import DatasetName, InferenceSetName, parse_target
+from shoal.kit.objectstore import ObjectStore
+from shoal.kit.settings import Settings
+from shoal.storage import queue
+from shoal.storage.catalog import Catalog
+from shoal.storage.tables import Commit, TableRoot, VersionRecord
+from shoal.v1 import dataset_pb2, ingest_service_pb2, upload_pb2
+from shoal.versioning.apply import BatchOutcome, QueuedBatch, apply_batches
+
+log = logging.getLogger("shoal.versioning.worker")
+
+LEASE_MS: Final = 15_000
+READ_COUNT: Final = 64
+
+# Record a batch's outcome on its upload exactly once, whatever the number of deliveries.
+_PROGRESS = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'batches_committed', 1)
+redis.call('HINCRBY', KEYS[1], 'frames_committed', tonumber(ARGV[2]))
+redis.call('HINCRBY', KEYS[1], 'frames_failed', tonumber(ARGV[3]))
+local versions = redis.call('HGET', KEYS[1], 'versions')
+if ARGV[4] ~= '0' then
+  if versions and versions ~= '' then
+    local last = string.match(versions, '([^,]+)$')
+    if last ~= ARGV[4] then redis.call('HSET', KEYS[1], 'versions', versions .. ',' .. ARGV[4]) end
+  else
+    redis.call('HSET', KEYS[1], 'versions', ARGV[4])
+  end
+end
+redis.call('HSET', KEYS[1], 'update_time', ARGV[5])
+for i = 6, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+return 1
+"""
+# Extend a lease only while it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+@dataclass
+class Entry:
+    """One claim check read from a stream."""
+
+    entry_id: bytes
+    upload: str
+    target: str
+    seq: int
+    key: str
+
+    @property
+    def batch_key(self) -> str:
+        return f"{self.upload}#{self.seq}"
+
+
+def lease_key(partition: int) -> str:
+    return f"shoal:lease:ingest:{partition}"
+
+
+class Worker:
+    """Applies queued batches of the partitions it holds."""
+
+    def __init__(self, settings: Settings, store: ObjectStore, redis: Redis, *, worker_id: str = "") -> None:
+        self.settings = settings
+        self.store = store
+        self.redis = redis
+        self.catalog = Catalog(store)
+        self.root = TableRoot(settings.store)
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.owned: set[int] = set()
+        self._recovered: set[str] = set()
+        self._committed: dict[str, set[str]] = {}
+        self._progress = self.redis.register_script(_PROGRESS)
+        self._renew = self.redis.register_script(_RENEW)
+        self.commits = 0
+
+    # leases ----------------------------------------------------------------------------------------------------
+
+    async def _hold_leases(self) -> None:
+        for partition in range(self.settings.ingest_partitions):
+            key = lease_key(partition)
+            if partition in self.owned:
+                if not await self._renew(keys=[key], args=[self.worker_id, LEASE_MS]):
+                    log.warning("lost the lease of partition %d", partition)
+                    self.owned.discard(partition)
+            elif await self.redis.set(key, self.worker_id, nx=True, px=LEASE_MS):
+                log.info("took partition %d", partition)
+                self.owned.add(partition)
+
+    async def release(self) -> None:
+        for partition in list(self.owned):
+            key = lease_key(partition)
+            if (await self.redis.get(key)) == self.worker_id.encode():
+                await self.redis.delete(key)
+        self.owned.clear()
+
+    # the loop --------------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; never lets one bad batch stop the loop."""
+        last_renew = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    if time.monotonic() - last_renew > LEASE_MS / 3000:
+                        await self._hold_leases()
+                        last_renew = time.monotonic()
+                    worked = False
+                    for partition in sorted(self.owned):
+                        worked |= await self.drain(partition)
+                    if not worked:
+                        await _sleep_or_stop(stop, 0.05)
+                except ShoalError as err:
+                    log.warning("worker step failed: %s", err)
+                    await _sleep_or_stop(stop, 1.0)
+                except (ConnectionError, OSError) as err:
+                    log.warning("worker cannot reach a dependency: %s", err)
+                    await _sleep_or_stop(stop, 1.0)
+        finally:
+            await self.release()
+
+    async def drain(self, partition: int) -> bool:
+        """Apply what the partition holds: first entries read before (pending), then new ones."""
+        stream = queue.stream_key(partition)
+        consumer = f"p{partition}"
+        await _ensure_group(self.redis, stream)
+        for start in ("0", ">"):
+            replies = cast(
+                list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
+                await self.redis.xreadgroup(queue.CONSUMER_GROUP, consumer, {stream: start}, count=READ_COUNT),
+            )
+            entries = [_entry(eid, fields) for _, messages in replies for eid, fields in messages if fields]
+            if entries:
+                await self._process(stream, entries)
+                return True
+        return False
+
+    async def _process(self, stream: str, entries: list[Entry]) -> None:
+        groups: OrderedDict[str, list[Entry]] = OrderedDict()
+        for entry in entries:
+            groups.setdefault(entry.target, []).append(entry)
+        for target, group in groups.items():
+            record, outcomes = await asyncio.to_thread(self.apply_group, target, group)
+            version = record.version if record is not None else 0
+            now = str(time.time())
+            for entry in group:
+                outcome = outcomes.get(entry.batch_key)
+                if outcome is None:
+                    continue  # committed earlier; its progress was recorded then (or is recorded below once)
+                errors = [e.SerializeToString() for e in outcome.failures]
+                await self._progress(
+                    keys=[
+                        queue.upload_key(entry.upload),
+                        queue.upload_key(entry.upload) + ":committed",
+                        queue.upload_errors_key(entry.upload),
+                    ],
+                    args=[entry.seq, outcome.committed, len(outcome.failures), version, now, *errors],
+                )
+            await self.redis.xack(stream, queue.CONSUMER_GROUP, *(e.entry_id for e in group))
+
+    # applying (in a thread) ------------------------------------------------------------------------------------
+
+    def apply_group(
+        self, target_name: str, entries: Sequence[Entry]
+    ) -> tuple[VersionRecord | None, dict[str, BatchOutcome]]:
+        target = parse_target(target_name)
+        tables = self.root.tables(target)
+        if target_name not in self._recovered:
+            tables.recover()
+            self._recovered.add(target_name)
+            self._committed[target_name] = tables.committed_batches()
+        committed = self._committed.setdefault(target_name, set())
+        fresh = [e for e in entries if e.batch_key not in committed]
+        outcomes = self._replayed_outcomes([e for e in entries if e.batch_key in committed])
+        if not fresh:
+            return None, outcomes
+        batches = []
+        for entry in fresh:
+            try:
+                batch = ingest_service_pb2.FrameBatch.FromString(self.store.get(entry.key))
+            except NotFound:
+                # The claim check points at nothing: the batch is reported failed rather than blocking the partition.
+                log.error("batch object %s is missing; failing the batch", entry.key)
+                lost = upload_pb2.FrameError(
+                    reason="BATCH_OBJECT_MISSING",
+                    description=f"the stored batch {entry.key} is missing",
+                    batch_seq=entry.seq,
+                    stage=upload_pb2.FRAME_ERROR_STAGE_APPLY,
+                )
+                outcomes[entry.batch_key] = BatchOutcome(committed=0, failures=[lost])
+                continue
+            batches.append(QueuedBatch(entry.upload, entry.seq, batch))
+        if not batches:
+            return None, outcomes
+        ids = sorted(
+            {f.frame_id for b in batches for f in b.batch.frames}
+            | {u.frame_id for b in batches for u in b.batch.label_updates}
+            | {f.frame_id for b in batches for f in b.batch.inference_frames}
+        )
+        current = tables.get(ids)
+        inference = isinstance(target, InferenceSetName)
+        dataset_name = target.dataset_name if isinstance(target, InferenceSetName) else target
+        try:
+            dataset = self.catalog.get_dataset(dataset_name)
+        except NotFound:
+            dataset = dataset_pb2.Dataset()  # deleted meanwhile: apply anyway, nothing to fix in the catalog
+        applied = apply_batches(
+            batches, current, inference=inference, embedding_dimension=0 if inference else dataset.embedding_dimension
+        )
+        for queued in batches:
+            outcome = applied.outcomes.get(queued.key, BatchOutcome())
+            self.store.put(queue.outcome_object(queued.upload, queued.seq), _outcome_json(outcome), "application/json")
+        latest = tables.latest()
+        commit = Commit(
+            version=(latest.version if latest else 0) + 1,
+            changes=applied.changes,
+            uploads=sorted({b.upload for b in batches}),
+            batches=[b.key for b in batches],
+            added=applied.added,
+            modified=applied.modified,
+            deleted=applied.deleted,
+        )
+        record = tables.commit(commit)
+        committed.update(commit.batches)
+        self.commits += 1
+        self._after_commit(target, dataset, record, applied.embedding_dimension)
+        outcomes.update(applied.outcomes)
+        return record, outcomes
+
+    def _replayed_outcomes(self, entries: Sequence[Entry]) -> dict[str, BatchOutcome]:
+        """Entries whose batches were committed but perhaps not recorded on their uploads (a crash in between): their
+        outcome comes back from the object written before the commit; recording it again is a no-op (HSETNX)."""
+        outcomes = {}
+        for entry in entries:
+            try:
+                raw = json.loads(self.store.get(queue.outcome_object(entry.upload, entry.seq)))
+            except NotFound:
+                continue
+            outcomes[entry.batch_key] = BatchOutcome(
+                committed=int(raw["committed"]),
+                failures=[upload_pb2.FrameError.FromString(base64.b64decode(e)) for e in raw["errors"]],
+            )
+        return outcomes
+
+    def _after_commit(
+        self, target: DatasetName | InferenceSetName, dataset: dataset_pb2.Dataset, record: VersionRecord, dim: int
+    ) -> None:
+        """Catalog figures that follow a commit: latest version and frame count; the embedding dimension once fixed."""
+        if isinstance(target, InferenceSetName):
+
+            def grow(current: dataset_pb2.InferenceSet) -> None:
+                current.frame_count = record.frame_count
+
+            self.catalog.update_inference_set_counts(target, grow)
+            return
+
+        def change(current: dataset_pb2.Dataset) -> None:
+            current.latest_version = max(current.latest_version, record.version)
+            current.frame_count = record.frame_count
+            if dim and not current.embedding_dimension:
+                current.embedding_dimension = dim
+
+        if dataset.name:
+            self.catalog.update_dataset_internal(target, change)
+
+
+def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Entry:
+    f = {k.decode(): v.decode() for k, v in fields.items()}
+    return Entry(entry_id, f["upload"], f["target"], int(f["seq"]), f["key"])
+
+
+async def _ensure_group(redis: Redis, stream: str) -> None:
+    from redis.exceptions import ResponseError  # noqa: PLC0415
+
+    try:
+        await redis.xgroup_create(stream, queue.CONSUMER_GROUP, id="0", mkstream=True)
+    except ResponseError as err:
+        if "BUSYGROUP" not in str(err):
+            raise
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _outcome_json(outcome: BatchOutcome) -> bytes:
+    errors = [base64.b64encode(e.SerializeToString()).decode() for e in outcome.failures]
+    return json.dumps({"committed": outcome.committed, "errors": errors}).encode()
