@@ -50,8 +50,7 @@ def dataset_of(*frames: shoal.LabeledFrame) -> shoal.LabeledDataset:
 
 
 def committed(client: shoal.Client, report: shoal.UploadReport) -> upload_pb2.Upload:
-    upload = client.wait_for_upload(report.name, timeout=60, poll_seconds=0.05)
-    return upload
+    return client.wait_for_upload(report.name, timeout=60, poll_seconds=0.05)
 
 
 def test_reference_workflow_every_step_is_a_version(client: shoal.Client) -> None:
@@ -169,7 +168,8 @@ def test_reference_workflow_every_step_is_a_version(client: shoal.Client) -> Non
     rainy = [f.frame_id for f in client.get_frames(p, "d", version=2, filter='weather = "rain"')]
     assert rainy == sorted(f"f{i}" for i in range(15) if i % 2)
     masked = next(iter(client.get_frames(p, "d", fields=["frame_id"])))
-    assert masked.frame_id and not masked.labels
+    assert masked.frame_id
+    assert not masked.labels
     assert len(list(client.stream_frames(p, "d", version=2, batch_size=4))) == 15
 
 
