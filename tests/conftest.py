@@ -202,7 +202,12 @@ def start_service(tmp_path: Path, redis_server: RedisProcess) -> Iterator[Callab
     started: list[ServerThread] = []
 
     def start(
-        service: str, build: Build, redis_url: str | None = None, store: StoreSettings | None = None, *, run_worker: bool = False
+        service: str,
+        build: Build,
+        redis_url: str | None = None,
+        store: StoreSettings | None = None,
+        *,
+        run_worker: bool = False,
     ) -> ServerThread:
         settings = service_settings(
             service,

@@ -68,6 +68,11 @@ class Settings:
     reuse_port: bool = False
     # The versioning service runs the queue worker beside its server unless told not to.
     run_worker: bool = True
+    # How long a worker's hold on a stream partition lasts without renewal: the time before a dead worker's
+    # partitions are taken over.
+    worker_lease_seconds: float = 15.0
+    # Claim checks a worker reads at once; those of one dataset commit together as one version.
+    worker_read_count: int = 64
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +122,8 @@ class Settings:
             processes=max(1, _int(env, "SHOAL_PROCESSES", 1)),
             reuse_port=_bool(env, "SHOAL_REUSE_PORT", default=False),
             run_worker=_bool(env, "SHOAL_VERSIONING_WORKER", default=True),
+            worker_lease_seconds=max(0.5, _float(env, "SHOAL_WORKER_LEASE_SECONDS", 15.0)),
+            worker_read_count=max(1, _int(env, "SHOAL_WORKER_READ_COUNT", 64)),
         )
 
 

@@ -22,7 +22,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -38,8 +38,6 @@ from shoal.versioning.apply import BatchOutcome, QueuedBatch, apply_batches
 
 log = logging.getLogger("shoal.versioning.worker")
 
-LEASE_MS: Final = 15_000
-READ_COUNT: Final = 64
 
 # Record a batch's outcome on its upload exactly once, whatever the number of deliveries.
 _PROGRESS = """
@@ -102,6 +100,7 @@ class Worker:
         self._progress = self.redis.register_script(_PROGRESS)
         self._renew = self.redis.register_script(_RENEW)
         self.commits = 0
+        self.lease_ms = int(settings.worker_lease_seconds * 1000)
 
     # leases ----------------------------------------------------------------------------------------------------
 
@@ -109,10 +108,10 @@ class Worker:
         for partition in range(self.settings.ingest_partitions):
             key = lease_key(partition)
             if partition in self.owned:
-                if not await self._renew(keys=[key], args=[self.worker_id, LEASE_MS]):
+                if not await self._renew(keys=[key], args=[self.worker_id, self.lease_ms]):
                     log.warning("lost the lease of partition %d", partition)
                     self.owned.discard(partition)
-            elif await self.redis.set(key, self.worker_id, nx=True, px=LEASE_MS):
+            elif await self.redis.set(key, self.worker_id, nx=True, px=self.lease_ms):
                 log.info("took partition %d", partition)
                 self.owned.add(partition)
 
@@ -131,7 +130,7 @@ class Worker:
         try:
             while not stop.is_set():
                 try:
-                    if time.monotonic() - last_renew > LEASE_MS / 3000:
+                    if time.monotonic() - last_renew > self.lease_ms / 3000:
                         await self._hold_leases()
                         last_renew = time.monotonic()
                     worked = False
@@ -156,7 +155,9 @@ class Worker:
         for start in ("0", ">"):
             replies = cast(
                 list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
-                await self.redis.xreadgroup(queue.CONSUMER_GROUP, consumer, {stream: start}, count=READ_COUNT),
+                await self.redis.xreadgroup(
+                    queue.CONSUMER_GROUP, consumer, {stream: start}, count=self.settings.worker_read_count
+                ),
             )
             entries = [_entry(eid, fields) for _, messages in replies for eid, fields in messages if fields]
             if entries:

@@ -1,0 +1,178 @@
+"""Faults on the consumer side: the versioning worker killed at random points, and two workers on one stream."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import shoal
+from shoal.kit.names import DatasetName
+from shoal.kit.settings import StoreSettings
+from shoal.runner import health
+from shoal.storage.tables import TableRoot
+from shoal.v1 import frame_pb2, upload_pb2
+
+from tests.conftest import ADMIN_KEY, free_port, unique, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+class Service:
+    """A service as its own process, as `shoal up` runs it, so it can be killed."""
+
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name, self.port = name, free_port()
+        self.env = env | {"SHOAL_GRPC_PORT": str(self.port), "SHOAL_METRICS_PORT": str(free_port())}
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", f"shoal.{self.name}"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_until(lambda: health.check("127.0.0.1", self.port) == "SERVING", timeout=30)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def env(tmp_path: Path, redis_db: str) -> Iterator[dict[str, str]]:
+    yield {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
+        "SHOAL_ADMIN_API_KEY": ADMIN_KEY,
+        "SHOAL_REDIS_URL": redis_db,
+        "SHOAL_STORE_URL": (tmp_path / "store").as_uri(),
+        "SHOAL_LOG_LEVEL": "WARNING",
+        "SHOAL_WORKER_LEASE_SECONDS": "1.5",
+    }
+
+
+def test_killed_worker_commits_every_frame_exactly_once(env: dict[str, str], tmp_path: Path) -> None:
+    ingest = Service("ingest", env, tmp_path / "ingest.log")
+    catalog = Service("versioning", env | {"SHOAL_VERSIONING_WORKER": "false"}, tmp_path / "catalog.log")
+    # The worker reads two claim checks at a time, so the 60 batches make ~30 commits to be killed among.
+    versioning = Service("versioning", env | {"SHOAL_WORKER_READ_COUNT": "2"}, tmp_path / "versioning.log")
+    ingest.start()
+    catalog.start()
+    rng = random.Random(4)
+    total = 6000
+    try:
+        with shoal.Client(
+            api_key=ADMIN_KEY,
+            addresses={"ingest": ingest.target, "versioning": catalog.target},
+            batch_size=100,
+            show_progress=False,
+        ) as client:
+            p = unique("p")
+            client.create_project(p, shoal.LabelClassMap.from_classnames(["car"]))
+            client.create_dataset(p, "d")
+            frames = []
+            for i in range(total):
+                f = shoal.LabeledFrame(frame_id=f"f{i:05d}")
+                f.add_image(sensor_id="cam", image_url=f"s3://b/{i}.jpg")
+                f.add_label_2d_bbox(
+                    sensor_id="cam", label_id=f"l{i}", classification="car", top=0, left=0, width=5, height=5
+                )
+                frames.append(f.to_proto())
+            report = client.upload(f"projects/{p}/datasets/d", frames)
+            assert report.accepted == total
+            versioning.start()
+            kills = 0
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                upload = client.get_upload(report.name)
+                if upload.state != upload_pb2.UPLOAD_STATE_PROCESSING or kills >= 8:
+                    break
+                time.sleep(rng.uniform(0.05, 0.6))
+                versioning.kill()
+                kills += 1
+                versioning.start()
+            upload = client.wait_for_upload(report.name, timeout=240, poll_seconds=0.2)
+            assert kills >= 3, "the upload finished before the worker could be killed often enough"
+            assert upload.state == upload_pb2.UPLOAD_STATE_COMMITTED
+            assert (upload.frames_committed, upload.frames_failed, upload.batches_committed) == (total, 0, 60)
+            versions = client.list_versions(p, "d")
+            assert versions[0].frame_count == total
+            assert sum(v.frames_added for v in versions) == total
+            assert sum(v.frames_modified for v in versions) == 0
+            for v in versions:  # every version readable, each one a prefix of the upload
+                assert len(list(client.get_frames(p, "d", version=v.version, fields=["frame_id"]))) == v.frame_count
+            tables = TableRoot(StoreSettings(url=env["SHOAL_STORE_URL"])).tables(DatasetName(p, "d"))
+            batches = [b for r in tables.versions() for b in r.batches]
+            assert len(batches) == len(set(batches)) == 60, "a batch was committed twice"
+            assert [h.change_type for h in client.get_frame_history(p, "d", "f02999")] == [frame_pb2.CHANGE_TYPE_ADD]
+    finally:
+        versioning.stop()
+        catalog.stop()
+        ingest.stop()
+
+
+def test_two_workers_share_partitions_without_double_or_out_of_order_commits(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    ingest = Service("ingest", env, tmp_path / "ingest.log")
+    workers = [Service("versioning", env, tmp_path / f"versioning-{i}.log") for i in range(2)]
+    ingest.start()
+    for w in workers:
+        w.start()
+    try:
+        with shoal.Client(
+            api_key=ADMIN_KEY,
+            addresses={"ingest": ingest.target, "versioning": workers[0].target},
+            batch_size=20,
+            show_progress=False,
+        ) as client:
+            p = unique("p")
+            client.create_project(p, shoal.LabelClassMap.from_classnames(["car"]))
+            datasets = [f"d{i}" for i in range(6)]
+            for d in datasets:
+                client.create_dataset(p, d)
+
+            def upload(d: str) -> None:
+                # Each of the 10 batches rewrites the same 20 frames: only in-order application ends on batch 9.
+                items = []
+                for rnd in range(10):
+                    for i in range(20):
+                        f = shoal.LabeledFrame(frame_id=f"f{i}")
+                        f.add_user_metadata("round", rnd)
+                        items.append(f.to_proto())
+                report = client.upload(f"projects/{p}/datasets/{d}", items)
+                client.wait_for_upload(report.name, timeout=120, poll_seconds=0.1)
+
+            threads = [threading.Thread(target=upload, args=(d,)) for d in datasets]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=180)
+            root = TableRoot(StoreSettings(url=env["SHOAL_STORE_URL"]))
+            for d in datasets:
+                frames = list(client.get_frames(p, d))
+                assert {f.user_metadata["round"].int_value for f in frames} == {9}, d
+                batches = [b for r in root.tables(DatasetName(p, d)).versions() for b in r.batches]
+                assert len(batches) == len(set(batches)) == 10
+                seqs = [int(b.rsplit("#", 1)[1]) for b in batches]
+                assert seqs == sorted(seqs), f"{d} applied its batches out of order: {seqs}"
+    finally:
+        for w in workers:
+            w.stop()
+        ingest.stop()
