@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,8 +56,8 @@ class Service:
 
 
 @pytest.fixture
-def env(tmp_path: Path, redis_db: str) -> Iterator[dict[str, str]]:
-    yield {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
+def env(tmp_path: Path, redis_db: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
         "SHOAL_ADMIN_API_KEY": ADMIN_KEY,
         "SHOAL_REDIS_URL": redis_db,
         "SHOAL_STORE_URL": (tmp_path / "store").as_uri(),
