@@ -78,12 +78,69 @@ def _upload_demo_data(config: SuiteConfig, key: str) -> None:
             f"(e.g. {planted.wrong_class[0] if planted.wrong_class else '-'})"
         )
         for name in (report.name, inf_report.name):
-            upload = client.get_upload(name)
+            upload = client.wait_for_upload(name, timeout=120, poll_seconds=0.1)
             print(
                 f"upload {name.rsplit('/', 1)[1]}: {upload_pb2.UploadState.Name(upload.state)} "
                 f"received {upload.frames_received}, accepted {upload.frames_accepted}, "
                 f"rejected {upload.frames_rejected}, batches {upload.batches_received}"
             )
+
+
+def _edit_over_versions(config: SuiteConfig, key: str) -> None:
+    """Change the dataset a few times and read its history back: versions, a diff, a frame's history, time travel."""
+    import shoal  # noqa: PLC0415
+    from shoal.v1 import dataset_pb2, frame_pb2  # noqa: PLC0415
+
+    addresses = {name: f"{config.host}:{ports.grpc_port}" for name, ports in config.services.items()}
+    with shoal.Client(api_key=key, addresses=addresses, show_progress=False) as client:
+        client.create_checkpoint("shapes", "drawn", "as-drawn", description="the dataset as first uploaded")
+
+        def step(what: str, report: shoal.UploadReport) -> None:
+            upload = client.wait_for_upload(report.name, timeout=120, poll_seconds=0.1)
+            print(f"{what}: version {', '.join(map(str, upload.versions))}")
+
+        gone = shoal.LabeledDataset()
+        gone.delete_frame("shapes-0002")
+        step("delete shapes-0002", client.create_or_update_dataset("shapes", "drawn", dataset=gone))
+        reviewed = shoal.LabeledFrame(frame_id="shapes-0005", update_type="MODIFY")
+        reviewed.add_user_metadata("reviewed", True)
+        step("mark shapes-0005 reviewed (MODIFY)", client.update_dataset_frames("shapes", "drawn", [reviewed]))
+        first = client.get_frame("shapes", "drawn", "shapes-0001")
+        box = first.labels[0].box_2d
+        moved = shoal.UpdateGTLabelSet(frame_id="shapes-0001")
+        moved.update_label_2d_bbox(
+            sensor_id="camera", label_id=first.labels[0].label_id, classification=first.labels[0].classification,
+            left=box.left + 3, top=box.top + 3, width=box.width, height=box.height,
+        )  # fmt: skip
+        step("move a box of shapes-0001", client.update_dataset_labels("shapes", "drawn", [moved]))
+        print("\n== versions of shapes/drawn")
+        for v in client.list_versions("shapes", "drawn"):
+            marks = f"  checkpoints: {', '.join(c.rsplit('/', 1)[1] for c in v.checkpoints)}" if v.checkpoints else ""
+            print(
+                f"v{v.version}: {v.frame_count} frames, {v.label_count} labels "
+                f"(+{v.frames_added} ~{v.frames_modified} -{v.frames_deleted}){marks}"
+            )
+        latest = client.get_dataset("shapes", "drawn").latest_version
+        diff = client.diff("shapes", "drawn", "as-drawn", latest)
+        kinds = {
+            dataset_pb2.FRAME_DIFF_KIND_ADDED: "added",
+            dataset_pb2.FRAME_DIFF_KIND_MODIFIED: "modified",
+            dataset_pb2.FRAME_DIFF_KIND_DELETED: "deleted",
+        }
+        counts = f"{diff.added_count} added, {diff.modified_count} modified, {diff.deleted_count} deleted"
+        print(f"\n== diff as-drawn → v{latest}: {counts}")
+        for d in diff.diffs:
+            print(f"  {d.frame_id}: {kinds[d.kind]} {', '.join(d.changed_fields)}")
+        print("\n== history of shapes-0001")
+        for h in client.get_frame_history("shapes", "drawn", "shapes-0001"):
+            b = h.frame.labels[0].box_2d
+            print(
+                f"  v{h.version} {frame_pb2.ChangeType.Name(h.change_type)}: first box at ({b.left:.0f}, {b.top:.0f})"
+            )
+        old = sum(1 for _ in client.get_frames("shapes", "drawn", checkpoint="as-drawn", fields=["frame_id"]))
+        now = sum(1 for _ in client.get_frames("shapes", "drawn", fields=["frame_id"]))
+        print(f"\n== time travel: {old} frames at checkpoint as-drawn, {now} now; shapes-0002 still readable there:")
+        print(f"  {client.get_frame('shapes', 'drawn', 'shapes-0002', checkpoint='as-drawn').sensors[0].image.url}")
 
 
 def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
@@ -117,6 +174,7 @@ def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
             )
             print(f"OK: {len(reply.projects)} projects")
         _upload_demo_data(config, key)
+        _edit_over_versions(config, key)
         print("\n== request metrics of the versioning service")
         metrics_url = f"http://{config.host}:{config.services['versioning'].metrics_port}/metrics"
         print(_handled_total(metrics_url))

@@ -204,5 +204,11 @@ def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     assert "predictions: 60 frames accepted, 0 rejected" in result.stdout
     assert "received 61, accepted 60, rejected 1" in result.stdout
     assert len(list((suite.state / "demo" / "images").glob("*.png"))) == 60
+    assert "UPLOAD_STATE_PARTIALLY_FAILED received 61, accepted 60, rejected 1" in result.stdout
+    assert "v1: 60 frames" in result.stdout
+    assert "v4: 59 frames" in result.stdout
+    assert "diff as-drawn → v4: 0 added, 2 modified, 1 deleted" in result.stdout
+    assert "v4 CHANGE_TYPE_MODIFY" in result.stdout
+    assert "60 frames at checkpoint as-drawn, 59 now" in result.stdout
     assert result.stdout.rstrip().endswith("shoal stopped")
     assert suite.shoal("status").returncode == 3
