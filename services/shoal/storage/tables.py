@@ -270,6 +270,30 @@ class VersionedTables:
         table = ds.to_table(columns=["frame_id"], filter=f"version > {base} AND version <= {target}")
         return set(table.column("frame_id").to_pylist())
 
+    # maintenance -----------------------------------------------------------------------------------------------
+
+    def fragment_counts(self) -> dict[str, int]:
+        out = {}
+        for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
+            ds = self._open(uri)
+            out[name] = len(ds.get_fragments()) if ds is not None else 0
+        return out
+
+    def maintain(self, max_fragments: int = 32) -> dict[str, int]:
+        """Compact tables that small commits fragmented and bring their indexes up to date. Compaction writes a new
+        table version with the same rows; versions already committed keep pointing at the files they were read from,
+        so time travel is untouched."""
+        compacted = {}
+        for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
+            ds = self._open(uri)
+            if ds is None or len(ds.get_fragments()) <= max_fragments:
+                continue
+            metrics = ds.optimize.compact_files(target_rows_per_fragment=1024 * 1024)
+            if ds.describe_indices():
+                lance.dataset(uri, storage_options=self.options or None).optimize.optimize_indices()
+            compacted[name] = int(getattr(metrics, "fragments_removed", 0))
+        return compacted
+
     # tags: checkpoints keep their table versions through retention -------------------------------------------
 
     def tag(self, name: str, table_version: int) -> None:

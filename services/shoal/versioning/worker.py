@@ -253,6 +253,12 @@ class Worker:
         record = tables.commit(commit)
         committed.update(commit.batches)
         self.commits += 1
+        try:
+            compacted = tables.maintain()
+            if compacted:
+                log.info("compacted %s", target_name, extra={"fragments_removed": compacted})
+        except (OSError, ValueError, RuntimeError) as err:  # maintenance never fails a commit; it is retried next time
+            log.warning("maintenance of %s failed: %s", target_name, err)
         self._after_commit(target, dataset, record, applied.embedding_dimension)
         outcomes.update(applied.outcomes)
         return record, outcomes
