@@ -253,14 +253,18 @@ class VersionedTables:
         for batch in scanner.to_batches():
             yield from zip(batch.column("frame_id").to_pylist(), batch.column("frame").to_pylist(), strict=True)
 
-    def history(self, frame_id: str) -> list[dict[str, Any]]:
-        """Every logged change of one frame, oldest first, limited to committed versions."""
+    def history(self, frame_id: str, up_to: int | None = None) -> list[dict[str, Any]]:
+        """Every logged change of one frame, oldest first, up to version `up_to` (default: the newest committed one;
+        a caller that knows it, from the catalog, saves reading the version table)."""
         ds = self._open(self.changes_uri)
         if ds is None:
             return []
-        committed = {r.version: r for r in self.versions()}
-        rows = ds.to_table(filter=f"frame_id = {quote(frame_id)}").to_pylist()
-        return sorted((r for r in rows if r["version"] in committed), key=lambda r: r["version"])
+        if up_to is None:
+            latest = self.latest()
+            up_to = latest.version if latest else 0
+        columns = ["version", "frame_id", "change_type", "frame", "upload", "commit_time"]
+        rows = ds.to_table(columns=columns, filter=f"frame_id = {quote(frame_id)} AND version <= {up_to}").to_pylist()
+        return sorted(rows, key=lambda r: r["version"])
 
     def changed_between(self, base: int, target: int) -> set[str]:
         """Ids of frames changed by versions in (base, target]."""
@@ -279,16 +283,21 @@ class VersionedTables:
             out[name] = len(ds.get_fragments()) if ds is not None else 0
         return out
 
-    def maintain(self, max_fragments: int = 32) -> dict[str, int]:
-        """Compact tables that small commits fragmented and bring their indexes up to date. Compaction writes a new
-        table version with the same rows; versions already committed keep pointing at the files they were read from,
-        so time travel is untouched."""
+    def maintain(self, max_fragments: int = 8, target_rows: int = 65_536) -> dict[str, int]:
+        """Compact tables that small commits fragmented and bring their indexes up to date. Only fragments smaller
+        than `target_rows` are merged (large ones keep their deletion files rather than being rewritten), so a
+        compaction costs about the size of the recent small commits, never of the whole table. Compaction writes a
+        new table version with the same rows; committed versions keep pointing at the files they read, so time travel
+        is untouched."""
         compacted = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
             ds = self._open(uri)
-            if ds is None or len(ds.get_fragments()) <= max_fragments:
+            if ds is None:
                 continue
-            metrics = ds.optimize.compact_files(target_rows_per_fragment=1024 * 1024)
+            small = [f for f in ds.get_fragments() if f.count_rows() < target_rows]
+            if len(small) <= max_fragments:
+                continue
+            metrics = ds.optimize.compact_files(target_rows_per_fragment=target_rows, materialize_deletions=False)
             if ds.describe_indices():
                 lance.dataset(uri, storage_options=self.options or None).optimize.optimize_indices()
             compacted[name] = int(getattr(metrics, "fragments_removed", 0))

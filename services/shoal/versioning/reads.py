@@ -232,8 +232,8 @@ class Reads:
                 [FieldViolation("name", "expected projects/{p}/datasets/{d}/frames/{frame_id}")], reason="INVALID_NAME"
             )
         dataset = parse_dataset(ref)
-        self.catalog.get_dataset(dataset)
-        rows = self.root.tables(dataset).history(frame_id)
+        latest = self.catalog.get_dataset(dataset).latest_version
+        rows = self.root.tables(dataset).history(frame_id, up_to=latest)
         if not rows:
             raise NotFound(f"frame {frame_id!r} never was in {dataset}", reason="FRAME_NOT_FOUND")
         start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]

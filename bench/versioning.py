@@ -1,0 +1,208 @@
+"""Versioning throughput and read latencies on a suite started as `shoal up` starts it.
+
+A dataset of --frames frames (image, 3 boxes, 3 metadata fields, 128-d embedding) is uploaded and committed, then
+--changes batches of --change-size changed frames (a box moved) go through the whole path: ingest → queue → worker →
+table. Prints JSON with committed frames/s, open-any-version and frame-history latencies, the time to read 100,000
+frames of an old version, and disk growth per commit before and after compaction.
+
+    .venv/bin/python bench/versioning.py --out bench/results/versioning.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import lance
+
+import shoal
+from shoal.kit.names import DatasetName
+from shoal.kit.settings import StoreSettings
+from shoal.storage.tables import TableRoot
+from shoal.v1 import frame_pb2, label_pb2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import free_base  # noqa: E402
+
+CLASSES = ["car", "person", "bike"]
+
+
+def make_frame(i: int, shift: float = 0.0) -> frame_pb2.Frame:
+    rng = random.Random(i)
+    frame = frame_pb2.Frame(frame_id=f"f{i:07d}")
+    frame.sensors.add(sensor_id="cam").image.url = f"s3://bench/{i:07d}.jpg"
+    frame.user_metadata["weather"].string_value = "rain" if i % 3 == 0 else "sun"
+    frame.user_metadata["speed"].float_value = float(i % 90)
+    frame.user_metadata["night"].bool_value = i % 5 == 0
+    for b in range(3):
+        label = frame.labels.add(label_id=f"f{i:07d}-{b}", classification=CLASSES[b], sensor_id="cam")
+        label.box_2d.CopyFrom(label_pb2.Box2D(left=10.0 * b + shift, top=20.0 + shift, width=40.0, height=30.0))
+    frame.embedding.values.extend(rng.random() for _ in range(128))
+    frame.embedding.model_id = "bench-model"
+    return frame
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=1_000_000)
+    parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--change-size", type=int, default=1000)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp(prefix="shoal-bench-versioning-"))
+    base, metrics_base, redis_port = free_base(5), free_base(5), free_base(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
+        "SHOAL_ADMIN_API_KEY": "bench-admin-key-0123456789abcdef",
+        "SHOAL_INGEST_MAX_QUEUE_DEPTH": "100000",
+    }
+    cli = [sys.executable, "-m", "shoal.cli"]
+    up = [*cli, "up", "--state-dir", str(state), "--base-port", str(base), "--metrics-base-port", str(metrics_base)]
+    up += ["--redis-port", str(redis_port), "--log-level", "WARNING", "--timeout", "120"]
+    result: dict[str, object] = {}
+    try:
+        subprocess.run(up, env=env, check=True, capture_output=True)
+        addresses = {"ingest": f"127.0.0.1:{base}", "versioning": f"127.0.0.1:{base + 1}"}
+        client = shoal.Client(
+            api_key=env["SHOAL_ADMIN_API_KEY"], addresses=addresses, batch_size=1000, show_progress=False
+        )
+        client.create_project("bench", shoal.LabelClassMap.from_classnames(CLASSES))
+        client.create_dataset("bench", "big", embedding_dim=128, embedding_source="bench-model")
+        target = "projects/bench/datasets/big"
+        tables = TableRoot(StoreSettings(url=(state / "store").resolve().as_uri())).tables(DatasetName("bench", "big"))
+
+        def frames(n: int) -> Iterator[frame_pb2.Frame]:
+            return (make_frame(i) for i in range(n))
+
+        started = time.perf_counter()
+        report = client.upload(target, frames(args.frames), total=args.frames)
+        client.wait_for_upload(report.name, timeout=3600, poll_seconds=0.2)
+        load_seconds = time.perf_counter() - started
+        versions_after_load = len(client.list_versions("bench", "big"))
+        before_changes = du(Path(tables.path))
+
+        # The change phase: --changes batches of --change-size frames, each frame with its boxes moved.
+        rng = random.Random(1)
+        changed = [rng.randrange(args.frames) for _ in range(args.changes * args.change_size)]
+        changed_bytes = sum(len(make_frame(i, 5.0).SerializeToString()) for i in changed[: 10 * args.change_size]) * (
+            len(changed) / (10 * args.change_size)
+        )
+        started = time.perf_counter()
+        seen: set[int] = set()
+        items = []
+        for i in changed:
+            if i not in seen:  # one change per frame per upload: ids are unique within a batch
+                seen.add(i)
+                items.append(make_frame(i, 5.0))
+        report = client.upload(target, items)
+        client.wait_for_upload(report.name, timeout=3600, poll_seconds=0.2)
+        change_seconds = time.perf_counter() - started
+        versions = client.list_versions("bench", "big")
+        change_commits = len(versions) - versions_after_load
+        growth = du(Path(tables.path)) - before_changes
+
+        # Reads.
+        records = tables.versions()
+        opens = []
+        for record in rng.sample(records, min(50, len(records))):
+            t = time.perf_counter()
+            ds = lance.dataset(tables.frames_uri, version=record.table_version)
+            ds.count_rows()
+            opens.append(time.perf_counter() - t)
+        histories = []
+        latest_version = versions[0].version
+        for i in rng.sample(changed, 50):
+            t = time.perf_counter()
+            tables.history(f"f{i:07d}", up_to=latest_version)
+            histories.append(time.perf_counter() - t)
+        rpc_histories = []
+        for i in rng.sample(changed, 20):
+            t = time.perf_counter()
+            client.get_frame_history("bench", "big", f"f{i:07d}")
+            rpc_histories.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        read = 0
+        old_version = versions[len(versions) - versions_after_load].version  # the last version of the load phase
+        for _ in client.stream_frames("bench", "big", version=old_version, batch_size=1000):
+            read += 1
+            if read == 100_000:
+                break
+        read_seconds = time.perf_counter() - t
+
+        before_compaction = du(Path(tables.path))
+        t = time.perf_counter()
+        compacted = tables.maintain(max_fragments=1)
+        compaction_seconds = time.perf_counter() - t
+        after_compaction = du(Path(tables.path))
+        client.close()
+        result = {
+            "benchmark": "versioning",
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+            "params": vars(args) | {"out": str(args.out) if args.out else None},
+            "targets": {
+                "committed_fps": 10_000,
+                "open_version_median_ms": 10,
+                "frame_history_median_ms": 10,
+                "growth_after_compaction_vs_changed": 2.0,
+            },
+            "load": {
+                "frames": args.frames,
+                "seconds": round(load_seconds, 2),
+                "committed_fps": round(args.frames / load_seconds, 1),
+                "versions": versions_after_load,
+            },
+            "changes": {
+                "frames": len(items),
+                "seconds": round(change_seconds, 2),
+                "committed_fps": round(len(items) / change_seconds, 1),
+                "commits": change_commits,
+            },
+            "open_version_ms": {
+                "median": round(statistics.median(opens) * 1000, 3),
+                "max": round(max(opens) * 1000, 3),
+            },
+            "frame_history_ms": {
+                "median": round(statistics.median(histories) * 1000, 3),
+                "max": round(max(histories) * 1000, 3),
+            },
+            "frame_history_rpc_ms": {"median": round(statistics.median(rpc_histories) * 1000, 3)},
+            "read_old_version": {
+                "frames": read,
+                "seconds": round(read_seconds, 3),
+                "fps": round(read / read_seconds, 1),
+            },
+            "disk": {
+                "changed_bytes": int(changed_bytes),
+                "growth_bytes_during_changes": growth,
+                "growth_per_commit_bytes": int(growth / max(1, change_commits)),
+                "growth_vs_changed": round(growth / changed_bytes, 3),
+                "after_compaction_growth_vs_changed": round((after_compaction - before_changes) / changed_bytes, 3),
+                "compaction_seconds": round(compaction_seconds, 2),
+                "compacted": compacted,
+            },
+        }
+    finally:
+        subprocess.run([*cli, "down", "--state-dir", str(state)], env=env, check=False, capture_output=True)
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
