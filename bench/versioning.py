@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import lance
-
 import shoal
 from shoal.kit.names import DatasetName
 from shoal.kit.settings import StoreSettings
@@ -32,7 +31,7 @@ from shoal.storage.tables import TableRoot
 from shoal.v1 import frame_pb2, label_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import free_base  # noqa: E402
+from ingest import free_base
 
 CLASSES = ["car", "person", "bike"]
 
@@ -191,6 +190,8 @@ def main() -> None:
                 "growth_per_commit_bytes": int(growth / max(1, change_commits)),
                 "growth_vs_changed": round(growth / changed_bytes, 3),
                 "after_compaction_growth_vs_changed": round((after_compaction - before_changes) / changed_bytes, 3),
+                "bytes_before_compaction": before_compaction,
+                "bytes_after_compaction": after_compaction,
                 "compaction_seconds": round(compaction_seconds, 2),
                 "compacted": compacted,
             },

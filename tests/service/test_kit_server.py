@@ -276,3 +276,18 @@ def test_health_reports_not_serving_while_draining() -> None:
         assert error.code() == grpc.StatusCode.UNAVAILABLE
     caller.join(timeout=10)
     stopper.join(timeout=10)
+
+
+def test_abandoned_server_stream_closes_cleanly(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
+    import gc
+
+    with grpc.insecure_channel(server.target) as channel:
+        stub = versioning_service_pb2_grpc.VersioningServiceStub(channel)
+        replies = stub.StreamFrames(versioning_service_pb2.StreamFramesRequest(parent="fine"), metadata=AUTH, timeout=5)
+        next(replies)
+        replies.cancel()
+    time.sleep(0.5)
+    server.run(asyncio.sleep(0.1))
+    gc.collect()
+    time.sleep(0.2)
+    assert not [r for r in caplog.records if "different Context" in r.getMessage() or "never retrieved" in r.getMessage()]

@@ -7,6 +7,7 @@ Each interceptor supplies an async context manager that wraps one call; `_wrap` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
@@ -14,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
@@ -158,6 +160,13 @@ class _ScopeInterceptor(_InterceptorBase):
         return wrapped
 
 
+def _reset(var: ContextVar[Any], token: Token[Any]) -> None:
+    """Undo a context variable, unless the call ends in another context: a server stream the client abandoned is
+    closed by asyncio's generator finaliser, where the call's context is gone anyway."""
+    with contextlib.suppress(ValueError):
+        var.reset(token)
+
+
 class _RequestIdScope:
     __slots__ = ("ctx", "method", "tokens")
 
@@ -174,8 +183,8 @@ class _RequestIdScope:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.tokens is not None:
-            context.request_id.reset(self.tokens[0])
-            context.method.reset(self.tokens[1])
+            _reset(context.request_id, self.tokens[0])
+            _reset(context.method, self.tokens[1])
 
 
 class RequestIdInterceptor(_ScopeInterceptor):
@@ -323,7 +332,7 @@ class _AuthScope:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.token is not None:
-            context.principal.reset(self.token)
+            _reset(context.principal, self.token)
 
 
 class AuthInterceptor(_ScopeInterceptor):

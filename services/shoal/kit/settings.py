@@ -73,6 +73,8 @@ class Settings:
     worker_lease_seconds: float = 15.0
     # Claim checks a worker reads at once; those of one dataset commit together as one version.
     worker_read_count: int = 64
+    # Most frames one commit applies; larger groups of queued batches are split, bounding a commit's memory.
+    worker_max_commit_frames: int = 16_000
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +126,7 @@ class Settings:
             run_worker=_bool(env, "SHOAL_VERSIONING_WORKER", default=True),
             worker_lease_seconds=max(0.5, _float(env, "SHOAL_WORKER_LEASE_SECONDS", 15.0)),
             worker_read_count=max(1, _int(env, "SHOAL_WORKER_READ_COUNT", 64)),
+            worker_max_commit_frames=max(1, _int(env, "SHOAL_WORKER_MAX_COMMIT_FRAMES", 16_000)),
         )
 
 

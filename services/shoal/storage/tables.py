@@ -29,6 +29,10 @@ from shoal.kit.settings import StoreSettings
 
 log = logging.getLogger("shoal.storage.tables")
 
+# Lance's query memory pool (300 MB by default) is too small for merge-inserts of large commits into large tables;
+# an operator may still set their own.
+os.environ.setdefault("LANCE_MEM_POOL_SIZE", str(2 << 30))
+
 FRAMES_SCHEMA: Final = pa.schema(
     [
         pa.field("frame_id", pa.string(), nullable=False),

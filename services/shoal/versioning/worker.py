@@ -74,6 +74,7 @@ class Entry:
     target: str
     seq: int
     key: str
+    frames: int = 0
 
     @property
     def batch_key(self) -> str:
@@ -169,7 +170,7 @@ class Worker:
         groups: OrderedDict[str, list[Entry]] = OrderedDict()
         for entry in entries:
             groups.setdefault(entry.target, []).append(entry)
-        for target, group in groups.items():
+        for target, group in _split(groups, self.settings.worker_max_commit_frames):
             record, outcomes = await asyncio.to_thread(self.apply_group, target, group)
             version = record.version if record is not None else 0
             now = str(time.time())
@@ -302,7 +303,24 @@ class Worker:
 
 def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     f = {k.decode(): v.decode() for k, v in fields.items()}
-    return Entry(entry_id, f["upload"], f["target"], int(f["seq"]), f["key"])
+    return Entry(entry_id, f["upload"], f["target"], int(f["seq"]), f["key"], int(f.get("frames", "0")))
+
+
+def _split(groups: OrderedDict[str, list[Entry]], max_frames: int) -> list[tuple[str, list[Entry]]]:
+    """Each dataset's entries, in order, cut into runs of at most `max_frames` frames (at least one entry each)."""
+    out: list[tuple[str, list[Entry]]] = []
+    for target, group in groups.items():
+        run: list[Entry] = []
+        frames = 0
+        for entry in group:
+            if run and frames + entry.frames > max_frames:
+                out.append((target, run))
+                run, frames = [], 0
+            run.append(entry)
+            frames += entry.frames
+        if run:
+            out.append((target, run))
+    return out
 
 
 async def _ensure_group(redis: Redis, stream: str) -> None:
