@@ -298,7 +298,7 @@ class VersionedTables:
             ds = self._open(uri)
             if ds is None:
                 continue
-            small = [f for f in ds.get_fragments() if f.count_rows() < target_rows]
+            small = [f for f in ds.get_fragments() if f.metadata.physical_rows < target_rows]
             if len(small) <= max_fragments:
                 continue
             metrics = ds.optimize.compact_files(target_rows_per_fragment=target_rows, materialize_deletions=False)

@@ -64,6 +64,11 @@ def derived_columns(frame_bytes: bytes, *, inference: bool) -> tuple[int, str]:
     frame: Message = (
         frame_pb2.InferenceFrame.FromString(frame_bytes) if inference else frame_pb2.Frame.FromString(frame_bytes)
     )
+    return derived_from(frame)
+
+
+def derived_from(frame: Message) -> tuple[int, str]:
+    """(label count, queryable metadata as JSON) of a frame message."""
     labels = len(frame.labels)  # type: ignore[attr-defined]
     metadata: dict[str, object] = {}
     for key, value in frame.user_metadata.items():  # type: ignore[attr-defined]
@@ -258,7 +263,7 @@ def apply_batches(
         raw = after.SerializeToString(deterministic=True)
         if before and raw == current.get(frame_id):
             continue  # re-applied or no-op change
-        label_count, metadata = derived_columns(raw, inference=inference)
+        label_count, metadata = derived_from(after)
         change_type = MODIFIED if before else ADDED
         added += change_type == ADDED
         modified += change_type == MODIFIED

@@ -101,6 +101,9 @@ class Worker:
         self._progress = self.redis.register_script(_PROGRESS)
         self._renew = self.redis.register_script(_RENEW)
         self.commits = 0
+        # Targets committed to since their last maintenance; maintained when the worker has nothing queued, so
+        # compaction never slows a backlog down.
+        self._dirty: set[str] = set()
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
 
     # leases ----------------------------------------------------------------------------------------------------
@@ -137,7 +140,9 @@ class Worker:
                     worked = False
                     for partition in sorted(self.owned):
                         worked |= await self.drain(partition)
-                    if not worked:
+                    if not worked and self._dirty:
+                        await asyncio.to_thread(self.maintain_one)
+                    elif not worked:
                         await _sleep_or_stop(stop, 0.05)
                 except ShoalError as err:
                     log.warning("worker step failed: %s", err)
@@ -254,15 +259,21 @@ class Worker:
         record = tables.commit(commit)
         committed.update(commit.batches)
         self.commits += 1
-        try:
-            compacted = tables.maintain()
-            if compacted:
-                log.info("compacted %s", target_name, extra={"fragments_removed": compacted})
-        except (OSError, ValueError, RuntimeError) as err:  # maintenance never fails a commit; it is retried next time
-            log.warning("maintenance of %s failed: %s", target_name, err)
+        self._dirty.add(target_name)
         self._after_commit(target, dataset, record, applied.embedding_dimension)
         outcomes.update(applied.outcomes)
         return record, outcomes
+
+    def maintain_one(self) -> None:
+        """Compact one recently committed dataset (or inference set) and update its indexes."""
+        target_name = self._dirty.pop()
+        try:
+            compacted = self.root.tables(parse_target(target_name)).maintain()
+        except (OSError, ValueError, RuntimeError) as err:  # never fatal; retried after the next commit
+            log.warning("maintenance of %s failed: %s", target_name, err)
+            return
+        if compacted:
+            log.info("compacted %s", target_name, extra={"fragments_removed": compacted})
 
     def _replayed_outcomes(self, entries: Sequence[Entry]) -> dict[str, BatchOutcome]:
         """Entries whose batches were committed but perhaps not recorded on their uploads (a crash in between): their
