@@ -290,4 +290,6 @@ def test_abandoned_server_stream_closes_cleanly(server: ServerThread, caplog: py
     server.run(asyncio.sleep(0.1))
     gc.collect()
     time.sleep(0.2)
-    assert not [r for r in caplog.records if "different Context" in r.getMessage() or "never retrieved" in r.getMessage()]
+    assert not [
+        r for r in caplog.records if "different Context" in r.getMessage() or "never retrieved" in r.getMessage()
+    ]

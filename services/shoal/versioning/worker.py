@@ -22,7 +22,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
 from redis.asyncio import Redis
 
@@ -37,6 +37,8 @@ from shoal.v1 import dataset_pb2, ingest_service_pb2, upload_pb2
 from shoal.versioning.apply import BatchOutcome, QueuedBatch, apply_batches
 
 log = logging.getLogger("shoal.versioning.worker")
+
+MAINTAIN_EVERY: Final = 8
 
 
 # Record a batch's outcome on its upload exactly once, whatever the number of deliveries.
@@ -104,6 +106,7 @@ class Worker:
         # Targets committed to since their last maintenance; maintained when the worker has nothing queued, so
         # compaction never slows a backlog down.
         self._dirty: set[str] = set()
+        self._since_maintenance: dict[str, int] = {}
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
 
     # leases ----------------------------------------------------------------------------------------------------
@@ -259,14 +262,24 @@ class Worker:
         record = tables.commit(commit)
         committed.update(commit.batches)
         self.commits += 1
+        # Maintenance runs when the worker is idle, and in a long backlog every few commits of a dataset, so
+        # neither fragments nor unindexed rows pile up while a big upload streams in.
+        since = self._since_maintenance.get(target_name, 0) + 1
+        self._since_maintenance[target_name] = since
         self._dirty.add(target_name)
+        if since >= MAINTAIN_EVERY:
+            self._dirty.discard(target_name)
+            self._maintain(target_name)
         self._after_commit(target, dataset, record, applied.embedding_dimension)
         outcomes.update(applied.outcomes)
         return record, outcomes
 
     def maintain_one(self) -> None:
         """Compact one recently committed dataset (or inference set) and update its indexes."""
-        target_name = self._dirty.pop()
+        self._maintain(self._dirty.pop())
+
+    def _maintain(self, target_name: str) -> None:
+        self._since_maintenance[target_name] = 0
         try:
             compacted = self.root.tables(parse_target(target_name)).maintain()
         except (OSError, ValueError, RuntimeError) as err:  # never fatal; retried after the next commit

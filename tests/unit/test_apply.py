@@ -1,0 +1,107 @@
+"""The apply semantics of queued batches, on messages in memory."""
+
+from __future__ import annotations
+
+from google.protobuf import field_mask_pb2
+from shoal.v1 import frame_pb2, ingest_service_pb2, label_pb2
+from shoal.versioning.apply import ADDED, DELETED, MODIFIED, QueuedBatch, apply_batches
+
+
+def frame(frame_id: str, boxes: int = 2, weather: str = "sun") -> frame_pb2.Frame:
+    f = frame_pb2.Frame(frame_id=frame_id)
+    f.sensors.add(sensor_id="cam").image.url = "u"
+    f.user_metadata["weather"].string_value = weather
+    for b in range(boxes):
+        label = f.labels.add(label_id=f"{frame_id}-{b}", classification="car", sensor_id="cam")
+        label.box_2d.CopyFrom(label_pb2.Box2D(left=b, top=b, width=1, height=1))
+    return f
+
+
+def batch(seq: int, *items: object) -> QueuedBatch:
+    b = ingest_service_pb2.FrameBatch(seq=seq)
+    for item in items:
+        if isinstance(item, label_pb2.LabelUpdate):
+            b.label_updates.append(item)
+        else:
+            b.frames.append(item)  # type: ignore[arg-type]
+    return QueuedBatch("up", seq, b)
+
+
+def test_add_modify_delete_and_their_failures() -> None:
+    current = {"a": frame("a").SerializeToString(), "b": frame("b").SerializeToString()}
+    modify = frame_pb2.Frame(frame_id="a", change_type=frame_pb2.CHANGE_TYPE_MODIFY)
+    modify.user_metadata["weather"].string_value = "rain"
+    modify.sensors.add(sensor_id="lidar").point_cloud_pcd.url = "p"
+    missing = frame_pb2.Frame(frame_id="zz", change_type=frame_pb2.CHANGE_TYPE_MODIFY)
+    delete_b = frame_pb2.Frame(frame_id="b", change_type=frame_pb2.CHANGE_TYPE_DELETE)
+    delete_missing = frame_pb2.Frame(frame_id="yy", change_type=frame_pb2.CHANGE_TYPE_DELETE)
+    result = apply_batches(
+        [batch(0, frame("c"), modify, missing, delete_b, delete_missing)],
+        current,
+        inference=False,
+        embedding_dimension=0,
+    )
+    kinds = {c.frame_id: c.change_type for c in result.changes}
+    assert kinds == {"a": MODIFIED, "b": DELETED, "c": ADDED}
+    assert (result.added, result.modified, result.deleted) == (1, 1, 1)
+    merged = frame_pb2.Frame.FromString(next(c.frame for c in result.changes if c.frame_id == "a"))  # type: ignore[arg-type]
+    assert merged.user_metadata["weather"].string_value == "rain"
+    assert [s.sensor_id for s in merged.sensors] == ["cam", "lidar"]
+    assert len(merged.labels) == 2  # MODIFY leaves labels alone
+    failures = {f.frame_id: f.reason for f in result.outcomes["up#0"].failures}
+    assert failures == {"zz": "MODIFY_MISSING_FRAME", "yy": "DELETE_MISSING_FRAME"}
+    assert result.outcomes["up#0"].committed == 3
+
+
+def test_label_updates_with_and_without_masks() -> None:
+    current = {"a": frame("a").SerializeToString()}
+    whole = label_pb2.LabelUpdate(frame_id="a")
+    moved = whole.labels.add(label_id="a-0", classification="truck", sensor_id="cam")
+    moved.box_2d.CopyFrom(label_pb2.Box2D(left=9, top=9, width=2, height=2))
+    added = whole.labels.add(label_id="a-9", classification="car", sensor_id="cam")
+    added.box_2d.CopyFrom(label_pb2.Box2D(left=1, top=1, width=1, height=1))
+    masked = label_pb2.LabelUpdate(frame_id="a", update_mask=field_mask_pb2.FieldMask(paths=["box_2d"]))
+    only_box = masked.labels.add(label_id="a-1", classification="ignored", sensor_id="cam")
+    only_box.box_2d.CopyFrom(label_pb2.Box2D(left=5, top=5, width=5, height=5))
+    result = apply_batches([batch(0, whole), batch(1, masked)], current, inference=False, embedding_dimension=0)
+    after = frame_pb2.Frame.FromString(result.changes[0].frame)  # type: ignore[arg-type]
+    by_id = {label.label_id: label for label in after.labels}
+    assert by_id["a-0"].classification == "truck"
+    assert by_id["a-0"].box_2d.left == 9
+    assert by_id["a-1"].classification == "car"  # the mask kept the class
+    assert by_id["a-1"].box_2d.width == 5
+    assert "a-9" in by_id
+    assert (
+        apply_batches([batch(2, label_pb2.LabelUpdate(frame_id="nope"))], {}, inference=False, embedding_dimension=0)
+        .outcomes["up#2"]
+        .failures[0]
+        .reason
+        == "UPDATE_MISSING_FRAME"
+    )
+
+
+def test_replace_drops_labels_and_reapplying_changes_nothing() -> None:
+    current = {"a": frame("a", boxes=3).SerializeToString()}
+    result = apply_batches([batch(0, frame("a", boxes=1))], current, inference=False, embedding_dimension=0)
+    assert len(frame_pb2.Frame.FromString(result.changes[0].frame).labels) == 1  # type: ignore[arg-type]
+    again = apply_batches(
+        [batch(0, frame("a", boxes=1))], {"a": result.changes[0].frame}, inference=False, embedding_dimension=0
+    )  # type: ignore[dict-item]
+    assert again.changes == []
+
+
+def test_embedding_dimension_is_fixed_by_the_first_and_enforced() -> None:
+    a, b = frame("a"), frame("b")
+    a.embedding.values.extend([1, 2, 3])
+    b.embedding.values.extend([1, 2])
+    result = apply_batches([batch(0, a, b)], {}, inference=False, embedding_dimension=0)
+    assert result.embedding_dimension == 3
+    assert [f.reason for f in result.outcomes["up#0"].failures] == ["WRONG_EMBEDDING_DIMENSION"]
+    fixed = apply_batches([batch(1, frame("c"), a)], {}, inference=False, embedding_dimension=4)
+    assert [f.frame_id for f in fixed.outcomes["up#1"].failures] == ["a"]
+
+
+def test_add_then_delete_in_one_version_leaves_no_trace() -> None:
+    gone = frame_pb2.Frame(frame_id="t", change_type=frame_pb2.CHANGE_TYPE_DELETE)
+    result = apply_batches([batch(0, frame("t")), batch(1, gone)], {}, inference=False, embedding_dimension=0)
+    assert result.changes == []
