@@ -287,25 +287,27 @@ class VersionedTables:
             out[name] = len(ds.get_fragments()) if ds is not None else 0
         return out
 
-    def maintain(self, max_fragments: int = 8, target_rows: int = 65_536) -> dict[str, int]:
-        """Compact tables that small commits fragmented and bring their indexes up to date. Only fragments smaller
-        than `target_rows` are merged (large ones keep their deletion files rather than being rewritten), so a
-        compaction costs about the size of the recent small commits, never of the whole table. Compaction writes a
-        new table version with the same rows; committed versions keep pointing at the files they read, so time travel
-        is untouched."""
-        compacted = {}
+    def maintain(self, max_fragments: int = 8, small_rows: int = 4096, max_index_segments: int = 8) -> dict[str, int]:
+        """Keep small commits from fragmenting the tables: merge tiny fragments (fewer than `small_rows` rows; larger
+        ones, and their deletion files, are left alone, so compaction never rewrites bulk data), and merge index
+        segments once there are more than `max_index_segments`. Both write new table versions with the same rows;
+        committed versions keep reading the files they read before, so time travel is untouched."""
+        done = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
             ds = self._open(uri)
             if ds is None:
                 continue
-            small = [f for f in ds.get_fragments() if f.metadata.physical_rows < target_rows]
-            if len(small) <= max_fragments:
-                continue
-            metrics = ds.optimize.compact_files(target_rows_per_fragment=target_rows, materialize_deletions=False)
-            if ds.describe_indices():
-                lance.dataset(uri, storage_options=self.options or None).optimize.optimize_indices()
-            compacted[name] = int(getattr(metrics, "fragments_removed", 0))
-        return compacted
+            tiny = [f for f in ds.get_fragments() if f.metadata.physical_rows < small_rows]
+            if len(tiny) > max_fragments:
+                metrics = ds.optimize.compact_files(
+                    target_rows_per_fragment=small_rows * 4, materialize_deletions=False
+                )
+                done[name] = int(getattr(metrics, "fragments_removed", 0))
+                ds = lance.dataset(uri, storage_options=self.options or None)
+            if any(len(index.segments) > max_index_segments for index in ds.describe_indices()):
+                ds.optimize.optimize_indices()
+                done[f"{name}_index"] = 1
+        return done
 
     # tags: checkpoints keep their table versions through retention -------------------------------------------
 

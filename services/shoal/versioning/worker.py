@@ -153,6 +153,10 @@ class Worker:
                 except (ConnectionError, OSError) as err:
                     log.warning("worker cannot reach a dependency: %s", err)
                     await _sleep_or_stop(stop, 1.0)
+                except Exception:
+                    # A bug must not stop the worker for good: log it, back off, try again (the entries stay pending).
+                    log.exception("worker step failed unexpectedly")
+                    await _sleep_or_stop(stop, 2.0)
         finally:
             await self.release()
 
@@ -282,8 +286,8 @@ class Worker:
         self._since_maintenance[target_name] = 0
         try:
             compacted = self.root.tables(parse_target(target_name)).maintain()
-        except (OSError, ValueError, RuntimeError) as err:  # never fatal; retried after the next commit
-            log.warning("maintenance of %s failed: %s", target_name, err)
+        except Exception:  # never fatal: the tables stay correct, only less compact; retried after the next commits
+            log.exception("maintenance of %s failed", target_name)
             return
         if compacted:
             log.info("compacted %s", target_name, extra={"fragments_removed": compacted})
