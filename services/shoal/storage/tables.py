@@ -287,8 +287,8 @@ class VersionedTables:
             out[name] = len(ds.get_fragments()) if ds is not None else 0
         return out
 
-    def maintain(self, max_fragments: int = 8, small_rows: int = 4096, max_index_segments: int = 8) -> dict[str, int]:
-        """Keep small commits from fragmenting the tables: merge tiny fragments (fewer than `small_rows` rows; larger
+    def maintain(self, max_fragments: int = 8, small_rows: int = 65_536, max_index_segments: int = 8) -> dict[str, int]:
+        """Keep small commits from fragmenting the tables: merge fragments of fewer than `small_rows` rows (larger
         ones, and their deletion files, are left alone, so compaction never rewrites bulk data), and merge index
         segments once there are more than `max_index_segments`. Both write new table versions with the same rows;
         committed versions keep reading the files they read before, so time travel is untouched."""

@@ -131,15 +131,22 @@ class Worker:
 
     # the loop --------------------------------------------------------------------------------------------------
 
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        """Renew and take leases on a clock of their own, so a long commit (it runs in a thread) never lets a lease
+        lapse while its partition is being worked on."""
+        while not stop.is_set():
+            try:
+                await self._hold_leases()
+            except (ConnectionError, OSError) as err:
+                log.warning("cannot renew partition leases: %s", err)
+            await _sleep_or_stop(stop, self.lease_ms / 3000)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; never lets one bad batch stop the loop."""
-        last_renew = 0.0
+        leases = asyncio.create_task(self._keep_leases(stop))
         try:
             while not stop.is_set():
                 try:
-                    if time.monotonic() - last_renew > self.lease_ms / 3000:
-                        await self._hold_leases()
-                        last_renew = time.monotonic()
                     worked = False
                     for partition in sorted(self.owned):
                         worked |= await self.drain(partition)
@@ -158,6 +165,7 @@ class Worker:
                     log.exception("worker step failed unexpectedly")
                     await _sleep_or_stop(stop, 2.0)
         finally:
+            leases.cancel()
             await self.release()
 
     async def drain(self, partition: int) -> bool:
