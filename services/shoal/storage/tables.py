@@ -287,26 +287,24 @@ class VersionedTables:
             out[name] = len(ds.get_fragments()) if ds is not None else 0
         return out
 
-    def maintain(self, max_fragments: int = 8, small_rows: int = 65_536, max_index_segments: int = 8) -> dict[str, int]:
-        """Keep small commits from fragmenting the tables: merge fragments of fewer than `small_rows` rows (larger
-        ones, and their deletion files, are left alone, so compaction never rewrites bulk data), and merge index
-        segments once there are more than `max_index_segments`. Both write new table versions with the same rows;
-        committed versions keep reading the files they read before, so time travel is untouched."""
+    def maintain(self, max_fragments: int = 8, small_rows: int = 65_536) -> dict[str, int]:
+        """Keep small commits from fragmenting the tables: once more than `max_fragments` fragments have fewer than
+        `small_rows` rows, merge them (larger fragments, and their deletion files, are left alone, so compaction
+        never rewrites bulk data) and merge the index segments. Compaction writes a new table version with the same
+        rows; committed versions keep reading the files they read before, so time travel is untouched."""
         done = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
             ds = self._open(uri)
             if ds is None:
                 continue
-            tiny = [f for f in ds.get_fragments() if f.metadata.physical_rows < small_rows]
-            if len(tiny) > max_fragments:
-                metrics = ds.optimize.compact_files(
-                    target_rows_per_fragment=small_rows * 4, materialize_deletions=False
-                )
-                done[name] = int(getattr(metrics, "fragments_removed", 0))
-                ds = lance.dataset(uri, storage_options=self.options or None)
-            if any(len(index.segments) > max_index_segments for index in ds.describe_indices()):
+            small = [f for f in ds.get_fragments() if f.metadata.physical_rows < small_rows]
+            if len(small) <= max_fragments:
+                continue
+            metrics = ds.optimize.compact_files(target_rows_per_fragment=small_rows, materialize_deletions=False)
+            done[name] = int(getattr(metrics, "fragments_removed", 0))
+            ds = lance.dataset(uri, storage_options=self.options or None)
+            if ds.describe_indices():
                 ds.optimize.optimize_indices()
-                done[f"{name}_index"] = 1
         return done
 
     # tags: checkpoints keep their table versions through retention -------------------------------------------
