@@ -47,7 +47,8 @@ def _upload_demo_data(config: SuiteConfig, key: str) -> None:
     addresses = {name: f"{config.host}:{ports.grpc_port}" for name, ports in config.services.items()}
     frames = demo_data.draw_frames(config.state / "demo" / "images", 60)
     print(f"\n== drew {len(frames)} images of shapes into {config.state / 'demo' / 'images'}")
-    with shoal.Client(api_key=key, addresses=addresses, batch_size=25, show_progress=False) as client:
+    # One batch per upload, so the first upload is exactly version 1 and each later edit one more version.
+    with shoal.Client(api_key=key, addresses=addresses, batch_size=500, show_progress=False) as client:
         client.create_project("shapes", shoal.LabelClassMap.from_classnames(demo_data.CLASSES), exist_ok=True)
         client.create_dataset(
             "shapes", "drawn", exist_ok=True,
