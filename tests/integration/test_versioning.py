@@ -196,3 +196,38 @@ def test_bad_frames_fail_alone_at_apply_and_retries_change_nothing(client: shoal
     assert again.duplicates == 1
     assert [v.version for v in client.list_versions(p, "d")] == [2, 1]
     assert client.get_frame(p, "d", "f1").user_metadata["x"].int_value == 2
+
+
+def test_segments_pin_elements_and_flag_what_moved_on(client: shoal.Client) -> None:
+    p = unique("p")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car"]))
+    client.create_dataset(p, "d")
+    committed(client, client.create_or_update_dataset(p, "d", dataset=dataset_of(frame(0), frame(1), frame(2))))
+    segment = client.create_segment(
+        p, "d", "review", frame_ids=["f0", "f1"], label_ids=[("f2", "f2-0")], description="boxes to check"
+    )
+    assert segment.state == dataset_pb2.SEGMENT_STATE_OPEN
+    assert [(e.frame_id, e.label_id, e.version, e.outdated) for e in segment.elements] == [
+        ("f0", "", 1, False),
+        ("f1", "", 1, False),
+        ("f2", "f2-0", 1, False),
+    ]
+    change = shoal.LabeledFrame(frame_id="f1", update_type="MODIFY")
+    change.add_user_metadata("weather", "hail")
+    committed(client, client.update_dataset_frames(p, "d", [change]))
+    segment = client.get_segment(p, "d", "review")
+    assert {e.frame_id: e.outdated for e in segment.elements} == {"f0": False, "f1": True, "f2": False}
+    resolved = client.update_segment(segment, state="resolved", add_frame_ids=["f1"])
+    assert resolved.state == dataset_pb2.SEGMENT_STATE_RESOLVED
+    assert [(e.frame_id, e.version, e.outdated) for e in resolved.elements][-1] == ("f1", 2, False)
+    with pytest.raises(grpc.RpcError) as info:
+        client.update_segment(segment, state="archived")  # stale etag: someone changed it since
+    assert unpack(info.value).reason == "ETAG_MISMATCH"
+    with pytest.raises(grpc.RpcError) as info:
+        client.create_segment(p, "d", "bad", frame_ids=["f9"])
+    details = unpack(info.value)
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.violations[0].field == "segment.elements[0].frame_id"
+    assert [s.name for s in client.list_segments(p, "d")] == [f"projects/{p}/datasets/d/segments/review"]
+    client.delete_segment(p, "d", "review")
+    assert client.list_segments(p, "d") == []

@@ -44,10 +44,9 @@ def _get_upload(ch: grpc.Channel, md: Any) -> Any:
     )
 
 
-def _get_segment(ch: grpc.Channel, md: Any) -> Any:
+def _list_api_keys(ch: grpc.Channel, md: Any) -> Any:
     stub = versioning_service_pb2_grpc.VersioningServiceStub(ch)
-    request = versioning_service_pb2.GetSegmentRequest(name="projects/p/datasets/d/segments/s")
-    return stub.GetSegment(request, metadata=md, timeout=5)
+    return stub.ListApiKeys(versioning_service_pb2.ListApiKeysRequest(), metadata=md, timeout=5)
 
 
 def _get_asset(ch: grpc.Channel, md: Any) -> Any:
@@ -70,7 +69,7 @@ def _get_backend(ch: grpc.Channel, md: Any) -> Any:
 
 SERVICES = [
     ("ingest", build_ingest, "shoal.v1.IngestService", _get_upload),  # implemented: answers NOT_FOUND
-    ("versioning", build_versioning, "shoal.v1.VersioningService", _get_segment),
+    ("versioning", build_versioning, "shoal.v1.VersioningService", _list_api_keys),
     ("asset", build_asset, "shoal.v1.AssetService", _get_asset),
     ("metrics", build_metrics, "shoal.v1.MetricsService", _get_evaluation),
     ("embedding", build_embedding, "shoal.v1.EmbeddingService", _get_backend),
@@ -186,10 +185,10 @@ def test_issued_key_is_accepted_and_revoked_key_is_not(
     server = start_service("versioning", build_versioning, store=StoreSettings(url=store_dir.as_uri()))
     store = LocalObjectStore(store_dir)
     record, secret = issue_key(store, "ci", ["projects/alpha"], "WRITER")
-    details = unpack(_rpc_error(server.target, _get_segment, (("x-api-key", secret),)))
+    details = unpack(_rpc_error(server.target, _list_api_keys, (("x-api-key", secret),)))
     assert details.code == grpc.StatusCode.UNIMPLEMENTED
     revoke_key(store, record.key_id)
-    details = unpack(_rpc_error(server.target, _get_segment, (("x-api-key", secret),)))
+    details = unpack(_rpc_error(server.target, _list_api_keys, (("x-api-key", secret),)))
     assert details.code == grpc.StatusCode.UNAUTHENTICATED
     assert details.reason == "API_KEY_INVALID"
 

@@ -432,6 +432,73 @@ class Client:
         )
         self._call(self.versioning.DeleteCheckpoint, request)
 
+    # segments -------------------------------------------------------------------------------------------------
+
+    def create_segment(
+        self,
+        project_id: str,
+        dataset_id: str,
+        segment_id: str,
+        *,
+        frame_ids: Iterable[str] = (),
+        label_ids: Iterable[tuple[str, str]] = (),
+        description: str = "",
+        display_name: str = "",
+    ) -> dataset_pb2.Segment:
+        """A segment of frames and (frame id, label id) labels, each pinned to the newest version."""
+        segment = dataset_pb2.Segment(display_name=display_name, description=description)
+        segment.elements.extend(dataset_pb2.SegmentElement(frame_id=f) for f in frame_ids)
+        segment.elements.extend(dataset_pb2.SegmentElement(frame_id=f, label_id=lbl) for f, lbl in label_ids)
+        request = versioning_service_pb2.CreateSegmentRequest(
+            parent=f"projects/{project_id}/datasets/{dataset_id}",
+            segment_id=segment_id,
+            segment=segment,
+            request_id=uuid.uuid4().hex,
+        )
+        created: dataset_pb2.Segment = self._call(self.versioning.CreateSegment, request)
+        return created
+
+    def get_segment(self, project_id: str, dataset_id: str, segment_id: str) -> dataset_pb2.Segment:
+        """The segment; elements whose frames changed since they were pinned have `outdated` set."""
+        request = versioning_service_pb2.GetSegmentRequest(
+            name=f"projects/{project_id}/datasets/{dataset_id}/segments/{segment_id}"
+        )
+        found: dataset_pb2.Segment = self._call(self.versioning.GetSegment, request)
+        return found
+
+    def list_segments(self, project_id: str, dataset_id: str) -> list[dataset_pb2.Segment]:
+        request = versioning_service_pb2.ListSegmentsRequest(
+            parent=f"projects/{project_id}/datasets/{dataset_id}", page_size=1000
+        )
+        return list(self._call(self.versioning.ListSegments, request).segments)
+
+    def update_segment(
+        self, segment: dataset_pb2.Segment, *, state: str | None = None, add_frame_ids: Iterable[str] = ()
+    ) -> dataset_pb2.Segment:
+        """Change a segment's state ("open", "resolved", "archived") and/or add frames, pinned to the newest
+        version."""
+        changed = dataset_pb2.Segment(name=segment.name, etag=segment.etag, state=segment.state)
+        paths = []
+        if state is not None:
+            changed.state = dataset_pb2.SegmentState.Value(f"SEGMENT_STATE_{state.upper()}")  # type: ignore[assignment]
+            paths.append("state")
+        extra = list(add_frame_ids)
+        if extra:
+            changed.elements.extend(segment.elements)
+            changed.elements.extend(dataset_pb2.SegmentElement(frame_id=f) for f in extra)
+            paths.append("elements")
+        request = versioning_service_pb2.UpdateSegmentRequest(
+            segment=changed, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+        updated: dataset_pb2.Segment = self._call(self.versioning.UpdateSegment, request)
+        return updated
+
+    def delete_segment(self, project_id: str, dataset_id: str, segment_id: str) -> None:
+        request = versioning_service_pb2.DeleteSegmentRequest(
+            name=f"projects/{project_id}/datasets/{dataset_id}/segments/{segment_id}"
+        )
+        self._call(self.versioning.DeleteSegment, request)
+
     # uploads --------------------------------------------------------------------------------------------------
 
     def create_or_update_dataset(

@@ -389,3 +389,38 @@ class Catalog:
             current.update_time.CopyFrom(_now())
 
         self._update(_key(name), dataset_pb2.InferenceSet, str(name), stamped)
+
+    # segments (the versioning service pins and flags their elements; see versioning/segments.py)
+
+    @staticmethod
+    def _segment_key(dataset: DatasetName, segment_id: str) -> str:
+        return f"catalog/segments/{dataset.project}/{dataset.dataset}/{segment_id}.json"
+
+    def put_new_segment(
+        self, dataset: DatasetName, segment_id: str, segment: dataset_pb2.Segment, request_id: str
+    ) -> None:
+        self._create(self._segment_key(dataset, segment_id), segment, request_id, segment.name)
+
+    def get_segment(self, dataset: DatasetName, segment_id: str) -> dataset_pb2.Segment:
+        segment, etag = self._read(
+            self._segment_key(dataset, segment_id), dataset_pb2.Segment(), f"{dataset}/segments/{segment_id}"
+        )
+        segment.etag = etag
+        return segment
+
+    def list_segment_ids(self, dataset: DatasetName, page_size: int, page_token: str) -> tuple[list[str], str]:
+        return self._list(f"catalog/segments/{dataset.project}/{dataset.dataset}/", page_size, page_token)
+
+    def update_segment(
+        self, dataset: DatasetName, segment_id: str, change: Callable[[dataset_pb2.Segment], None], expected_etag: str
+    ) -> dataset_pb2.Segment:
+        def stamped(current: dataset_pb2.Segment) -> None:
+            change(current)
+            current.update_time.CopyFrom(_now())
+
+        key = self._segment_key(dataset, segment_id)
+        return self._update(key, dataset_pb2.Segment, f"{dataset}/segments/{segment_id}", stamped, expected_etag)
+
+    def delete_segment(self, dataset: DatasetName, segment_id: str) -> None:
+        self.get_segment(dataset, segment_id)
+        self.store.delete(self._segment_key(dataset, segment_id))

@@ -27,6 +27,13 @@ class FieldType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FIELD_TYPE_NUMERIC: _ClassVar[FieldType]
     FIELD_TYPE_ARRAY: _ClassVar[FieldType]
 
+class SegmentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEGMENT_STATE_UNSPECIFIED: _ClassVar[SegmentState]
+    SEGMENT_STATE_OPEN: _ClassVar[SegmentState]
+    SEGMENT_STATE_RESOLVED: _ClassVar[SegmentState]
+    SEGMENT_STATE_ARCHIVED: _ClassVar[SegmentState]
+
 class FrameDiffKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FRAME_DIFF_KIND_UNSPECIFIED: _ClassVar[FrameDiffKind]
@@ -43,6 +50,10 @@ FIELD_TYPE_INTEGER: FieldType
 FIELD_TYPE_FLOAT: FieldType
 FIELD_TYPE_NUMERIC: FieldType
 FIELD_TYPE_ARRAY: FieldType
+SEGMENT_STATE_UNSPECIFIED: SegmentState
+SEGMENT_STATE_OPEN: SegmentState
+SEGMENT_STATE_RESOLVED: SegmentState
+SEGMENT_STATE_ARCHIVED: SegmentState
 FRAME_DIFF_KIND_UNSPECIFIED: FrameDiffKind
 FRAME_DIFF_KIND_ADDED: FrameDiffKind
 FRAME_DIFF_KIND_MODIFIED: FrameDiffKind
@@ -146,21 +157,45 @@ class InferenceSet(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., model_id: _Optional[str] = ..., dataset_version: _Optional[int] = ..., frame_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class SegmentElement(_message.Message):
+    __slots__ = ("frame_id", "label_id", "inference_set", "version", "outdated")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_ID_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    OUTDATED_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    label_id: str
+    inference_set: str
+    version: int
+    outdated: bool
+    def __init__(self, frame_id: _Optional[str] = ..., label_id: _Optional[str] = ..., inference_set: _Optional[str] = ..., version: _Optional[int] = ..., outdated: _Optional[bool] = ...) -> None: ...
+
 class Segment(_message.Message):
-    __slots__ = ("name", "display_name", "version", "frame_ids", "source", "create_time")
+    __slots__ = ("name", "display_name", "version", "frame_ids", "source", "create_time", "state", "elements", "description", "update_time", "etag")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     version: int
     frame_ids: _containers.RepeatedScalarFieldContainer[str]
     source: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., version: _Optional[int] = ..., frame_ids: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    state: SegmentState
+    elements: _containers.RepeatedCompositeFieldContainer[SegmentElement]
+    description: str
+    update_time: _timestamp_pb2.Timestamp
+    etag: str
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., version: _Optional[int] = ..., frame_ids: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[SegmentState, str]] = ..., elements: _Optional[_Iterable[_Union[SegmentElement, _Mapping]]] = ..., description: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class FrameRevision(_message.Message):
     __slots__ = ("version", "change_type", "frame", "commit_time", "upload")

@@ -225,6 +225,26 @@ class DeleteCheckpointRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class CreateSegmentRequest(_message.Message):
+    __slots__ = ("parent", "segment_id", "segment", "request_id")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    segment_id: str
+    segment: _dataset_pb2.Segment
+    request_id: str
+    def __init__(self, parent: _Optional[str] = ..., segment_id: _Optional[str] = ..., segment: _Optional[_Union[_dataset_pb2.Segment, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class UpdateSegmentRequest(_message.Message):
+    __slots__ = ("segment", "update_mask")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    segment: _dataset_pb2.Segment
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, segment: _Optional[_Union[_dataset_pb2.Segment, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
 class GetSegmentRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]

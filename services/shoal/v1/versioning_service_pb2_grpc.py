@@ -142,6 +142,16 @@ class VersioningServiceStub:
                 request_serializer=shoal_dot_v1_dot_versioning__service__pb2.DeleteCheckpointRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.CreateSegment = channel.unary_unary(
+                '/shoal.v1.VersioningService/CreateSegment',
+                request_serializer=shoal_dot_v1_dot_versioning__service__pb2.CreateSegmentRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_dataset__pb2.Segment.FromString,
+                _registered_method=True)
+        self.UpdateSegment = channel.unary_unary(
+                '/shoal.v1.VersioningService/UpdateSegment',
+                request_serializer=shoal_dot_v1_dot_versioning__service__pb2.UpdateSegmentRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_dataset__pb2.Segment.FromString,
+                _registered_method=True)
         self.GetSegment = channel.unary_unary(
                 '/shoal.v1.VersioningService/GetSegment',
                 request_serializer=shoal_dot_v1_dot_versioning__service__pb2.GetSegmentRequest.SerializeToString,
@@ -346,8 +356,22 @@ class VersioningServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSegment(self, request, context):
+        """Creates a segment; elements without a version are pinned to the newest one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSegment(self, request, context):
+        """Updates a segment's display name, description, state or elements (new elements are pinned as on create).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSegment(self, request, context):
-        """Gets a segment.
+        """Gets a segment, flagging elements whose frames changed since they were pinned.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -525,6 +549,16 @@ def add_VersioningServiceServicer_to_server(servicer, server):
                     servicer.DeleteCheckpoint,
                     request_deserializer=shoal_dot_v1_dot_versioning__service__pb2.DeleteCheckpointRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'CreateSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSegment,
+                    request_deserializer=shoal_dot_v1_dot_versioning__service__pb2.CreateSegmentRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_dataset__pb2.Segment.SerializeToString,
+            ),
+            'UpdateSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSegment,
+                    request_deserializer=shoal_dot_v1_dot_versioning__service__pb2.UpdateSegmentRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_dataset__pb2.Segment.SerializeToString,
             ),
             'GetSegment': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSegment,
@@ -1126,6 +1160,60 @@ class VersioningService:
             '/shoal.v1.VersioningService/DeleteCheckpoint',
             shoal_dot_v1_dot_versioning__service__pb2.DeleteCheckpointRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.VersioningService/CreateSegment',
+            shoal_dot_v1_dot_versioning__service__pb2.CreateSegmentRequest.SerializeToString,
+            shoal_dot_v1_dot_dataset__pb2.Segment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.VersioningService/UpdateSegment',
+            shoal_dot_v1_dot_versioning__service__pb2.UpdateSegmentRequest.SerializeToString,
+            shoal_dot_v1_dot_dataset__pb2.Segment.FromString,
             options,
             channel_credentials,
             insecure,

@@ -81,8 +81,12 @@ class VersioningServiceStub:
     """Lists a dataset's checkpoints."""
     DeleteCheckpoint: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.DeleteCheckpointRequest, _empty_pb2.Empty]
     """Deletes a checkpoint (not the version)."""
+    CreateSegment: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.CreateSegmentRequest, _dataset_pb2.Segment]
+    """Creates a segment; elements without a version are pinned to the newest one."""
+    UpdateSegment: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.UpdateSegmentRequest, _dataset_pb2.Segment]
+    """Updates a segment's display name, description, state or elements (new elements are pinned as on create)."""
     GetSegment: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.GetSegmentRequest, _dataset_pb2.Segment]
-    """Gets a segment."""
+    """Gets a segment, flagging elements whose frames changed since they were pinned."""
     ListSegments: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.ListSegmentsRequest, _versioning_service_pb2.ListSegmentsResponse]
     """Lists a dataset's segments."""
     DeleteSegment: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.DeleteSegmentRequest, _empty_pb2.Empty]
@@ -153,8 +157,12 @@ class VersioningServiceAsyncStub(VersioningServiceStub):
     """Lists a dataset's checkpoints."""
     DeleteCheckpoint: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.DeleteCheckpointRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes a checkpoint (not the version)."""
+    CreateSegment: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.CreateSegmentRequest, _dataset_pb2.Segment]  # type: ignore[assignment]
+    """Creates a segment; elements without a version are pinned to the newest one."""
+    UpdateSegment: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.UpdateSegmentRequest, _dataset_pb2.Segment]  # type: ignore[assignment]
+    """Updates a segment's display name, description, state or elements (new elements are pinned as on create)."""
     GetSegment: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.GetSegmentRequest, _dataset_pb2.Segment]  # type: ignore[assignment]
-    """Gets a segment."""
+    """Gets a segment, flagging elements whose frames changed since they were pinned."""
     ListSegments: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.ListSegmentsRequest, _versioning_service_pb2.ListSegmentsResponse]  # type: ignore[assignment]
     """Lists a dataset's segments."""
     DeleteSegment: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.DeleteSegmentRequest, _empty_pb2.Empty]  # type: ignore[assignment]
@@ -344,12 +352,28 @@ class VersioningServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes a checkpoint (not the version)."""
 
     @_abc_1.abstractmethod
+    def CreateSegment(
+        self,
+        request: _versioning_service_pb2.CreateSegmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataset_pb2.Segment, _abc.Awaitable[_dataset_pb2.Segment]]:
+        """Creates a segment; elements without a version are pinned to the newest one."""
+
+    @_abc_1.abstractmethod
+    def UpdateSegment(
+        self,
+        request: _versioning_service_pb2.UpdateSegmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dataset_pb2.Segment, _abc.Awaitable[_dataset_pb2.Segment]]:
+        """Updates a segment's display name, description, state or elements (new elements are pinned as on create)."""
+
+    @_abc_1.abstractmethod
     def GetSegment(
         self,
         request: _versioning_service_pb2.GetSegmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_dataset_pb2.Segment, _abc.Awaitable[_dataset_pb2.Segment]]:
-        """Gets a segment."""
+        """Gets a segment, flagging elements whose frames changed since they were pinned."""
 
     @_abc_1.abstractmethod
     def ListSegments(

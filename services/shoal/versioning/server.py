@@ -16,6 +16,7 @@ from shoal.kit.server import Service
 from shoal.storage.catalog import Catalog
 from shoal.v1 import dataset_pb2, frame_pb2, project_pb2, versioning_service_pb2, versioning_service_pb2_grpc
 from shoal.versioning.reads import Reads
+from shoal.versioning.segments import Segments
 from shoal.versioning.worker import Worker
 
 Ctx = Any
@@ -28,6 +29,7 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         self.runtime = runtime
         self.catalog = Catalog(runtime.store)
         self.reads = Reads(runtime.store, runtime.settings.store)
+        self.segments = Segments(self.catalog, self.reads.root)
 
     # projects
 
@@ -228,6 +230,46 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         dataset, checkpoint = _split_child(request.name, "checkpoints")
         auth.require(str(dataset.parent), "WRITER")
         await asyncio.to_thread(self.reads.delete_checkpoint, dataset, checkpoint)
+        return empty_pb2.Empty()
+
+    # segments
+
+    async def CreateSegment(
+        self, request: versioning_service_pb2.CreateSegmentRequest, context: Ctx
+    ) -> dataset_pb2.Segment:
+        parent = parse_dataset(request.parent, "parent")
+        auth.require(str(parent.parent), "WRITER")
+        return await asyncio.to_thread(
+            self.segments.create, parent, request.segment_id, request.segment, request.request_id
+        )
+
+    async def UpdateSegment(
+        self, request: versioning_service_pb2.UpdateSegmentRequest, context: Ctx
+    ) -> dataset_pb2.Segment:
+        dataset, segment_id = _split_child(request.segment.name, "segments")
+        auth.require(str(dataset.parent), "WRITER")
+        paths = list(request.update_mask.paths)
+        return await asyncio.to_thread(self.segments.update, dataset, segment_id, request.segment, paths)
+
+    async def GetSegment(self, request: versioning_service_pb2.GetSegmentRequest, context: Ctx) -> dataset_pb2.Segment:
+        dataset, segment_id = _split_child(request.name, "segments")
+        auth.require(str(dataset.parent))
+        return await asyncio.to_thread(self.segments.get, dataset, segment_id)
+
+    async def ListSegments(
+        self, request: versioning_service_pb2.ListSegmentsRequest, context: Ctx
+    ) -> versioning_service_pb2.ListSegmentsResponse:
+        parent = parse_dataset(request.parent, "parent")
+        auth.require(str(parent.parent))
+        found, token = await asyncio.to_thread(self.segments.list, parent, request.page_size, request.page_token)
+        return versioning_service_pb2.ListSegmentsResponse(segments=found, next_page_token=token)
+
+    async def DeleteSegment(
+        self, request: versioning_service_pb2.DeleteSegmentRequest, context: Ctx
+    ) -> empty_pb2.Empty:
+        dataset, segment_id = _split_child(request.name, "segments")
+        auth.require(str(dataset.parent), "WRITER")
+        await asyncio.to_thread(self.segments.delete, dataset, segment_id)
         return empty_pb2.Empty()
 
 
