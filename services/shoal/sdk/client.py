@@ -432,6 +432,23 @@ class Client:
         )
         self._call(self.versioning.DeleteCheckpoint, request)
 
+    def get_inference_frames(
+        self, project_id: str, dataset_id: str, inferences_id: str, *, page_size: int = 500
+    ) -> Iterator[versioning_service_pb2.InferenceFramePair]:
+        """An inference set's predictions, each beside the ground truth of the version the set is pinned to."""
+        token = ""
+        while True:
+            request = versioning_service_pb2.ListInferenceFramesRequest(
+                parent=f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inferences_id}",
+                page_size=page_size,
+                page_token=token,
+            )
+            reply = self._call(self.versioning.ListInferenceFrames, request)
+            yield from reply.frames
+            token = reply.next_page_token
+            if not token:
+                return
+
     # segments -------------------------------------------------------------------------------------------------
 
     def create_segment(

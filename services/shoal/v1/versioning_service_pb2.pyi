@@ -151,6 +151,36 @@ class ListInferenceSetsResponse(_message.Message):
     next_page_token: str
     def __init__(self, inference_sets: _Optional[_Iterable[_Union[_dataset_pb2.InferenceSet, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ListInferenceFramesRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class InferenceFramePair(_message.Message):
+    __slots__ = ("inference", "ground_truth")
+    INFERENCE_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    inference: _frame_pb2.InferenceFrame
+    ground_truth: _frame_pb2.Frame
+    def __init__(self, inference: _Optional[_Union[_frame_pb2.InferenceFrame, _Mapping]] = ..., ground_truth: _Optional[_Union[_frame_pb2.Frame, _Mapping]] = ...) -> None: ...
+
+class ListInferenceFramesResponse(_message.Message):
+    __slots__ = ("frames", "next_page_token", "dataset_version", "inference_version")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[InferenceFramePair]
+    next_page_token: str
+    dataset_version: int
+    inference_version: int
+    def __init__(self, frames: _Optional[_Iterable[_Union[InferenceFramePair, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., dataset_version: _Optional[int] = ..., inference_version: _Optional[int] = ...) -> None: ...
+
 class DeleteInferenceSetRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]

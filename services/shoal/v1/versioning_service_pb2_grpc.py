@@ -107,6 +107,11 @@ class VersioningServiceStub:
                 request_serializer=shoal_dot_v1_dot_versioning__service__pb2.ListInferenceSetsRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_versioning__service__pb2.ListInferenceSetsResponse.FromString,
                 _registered_method=True)
+        self.ListInferenceFrames = channel.unary_unary(
+                '/shoal.v1.VersioningService/ListInferenceFrames',
+                request_serializer=shoal_dot_v1_dot_versioning__service__pb2.ListInferenceFramesRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_versioning__service__pb2.ListInferenceFramesResponse.FromString,
+                _registered_method=True)
         self.DeleteInferenceSet = channel.unary_unary(
                 '/shoal.v1.VersioningService/DeleteInferenceSet',
                 request_serializer=shoal_dot_v1_dot_versioning__service__pb2.DeleteInferenceSetRequest.SerializeToString,
@@ -302,6 +307,14 @@ class VersioningServiceServicer:
 
     def ListInferenceSets(self, request, context):
         """Lists a dataset's inference sets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInferenceFrames(self, request, context):
+        """Lists an inference set's newest predictions, each beside the ground truth of the dataset version the set is
+        pinned to, however the dataset changed since.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -514,6 +527,11 @@ def add_VersioningServiceServicer_to_server(servicer, server):
                     servicer.ListInferenceSets,
                     request_deserializer=shoal_dot_v1_dot_versioning__service__pb2.ListInferenceSetsRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_versioning__service__pb2.ListInferenceSetsResponse.SerializeToString,
+            ),
+            'ListInferenceFrames': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInferenceFrames,
+                    request_deserializer=shoal_dot_v1_dot_versioning__service__pb2.ListInferenceFramesRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_versioning__service__pb2.ListInferenceFramesResponse.SerializeToString,
             ),
             'DeleteInferenceSet': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteInferenceSet,
@@ -971,6 +989,33 @@ class VersioningService:
             '/shoal.v1.VersioningService/ListInferenceSets',
             shoal_dot_v1_dot_versioning__service__pb2.ListInferenceSetsRequest.SerializeToString,
             shoal_dot_v1_dot_versioning__service__pb2.ListInferenceSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInferenceFrames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.VersioningService/ListInferenceFrames',
+            shoal_dot_v1_dot_versioning__service__pb2.ListInferenceFramesRequest.SerializeToString,
+            shoal_dot_v1_dot_versioning__service__pb2.ListInferenceFramesResponse.FromString,
             options,
             channel_credentials,
             insecure,

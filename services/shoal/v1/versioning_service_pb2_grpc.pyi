@@ -67,6 +67,10 @@ class VersioningServiceStub:
     """Gets an inference set."""
     ListInferenceSets: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.ListInferenceSetsRequest, _versioning_service_pb2.ListInferenceSetsResponse]
     """Lists a dataset's inference sets."""
+    ListInferenceFrames: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.ListInferenceFramesRequest, _versioning_service_pb2.ListInferenceFramesResponse]
+    """Lists an inference set's newest predictions, each beside the ground truth of the dataset version the set is
+    pinned to, however the dataset changed since.
+    """
     DeleteInferenceSet: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.DeleteInferenceSetRequest, _empty_pb2.Empty]
     """Deletes an inference set."""
     GetVersion: _grpc.UnaryUnaryMultiCallable[_versioning_service_pb2.GetVersionRequest, _dataset_pb2.DatasetVersion]
@@ -143,6 +147,10 @@ class VersioningServiceAsyncStub(VersioningServiceStub):
     """Gets an inference set."""
     ListInferenceSets: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.ListInferenceSetsRequest, _versioning_service_pb2.ListInferenceSetsResponse]  # type: ignore[assignment]
     """Lists a dataset's inference sets."""
+    ListInferenceFrames: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.ListInferenceFramesRequest, _versioning_service_pb2.ListInferenceFramesResponse]  # type: ignore[assignment]
+    """Lists an inference set's newest predictions, each beside the ground truth of the dataset version the set is
+    pinned to, however the dataset changed since.
+    """
     DeleteInferenceSet: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.DeleteInferenceSetRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes an inference set."""
     GetVersion: _aio.UnaryUnaryMultiCallable[_versioning_service_pb2.GetVersionRequest, _dataset_pb2.DatasetVersion]  # type: ignore[assignment]
@@ -294,6 +302,16 @@ class VersioningServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_versioning_service_pb2.ListInferenceSetsResponse, _abc.Awaitable[_versioning_service_pb2.ListInferenceSetsResponse]]:
         """Lists a dataset's inference sets."""
+
+    @_abc_1.abstractmethod
+    def ListInferenceFrames(
+        self,
+        request: _versioning_service_pb2.ListInferenceFramesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_versioning_service_pb2.ListInferenceFramesResponse, _abc.Awaitable[_versioning_service_pb2.ListInferenceFramesResponse]]:
+        """Lists an inference set's newest predictions, each beside the ground truth of the dataset version the set is
+        pinned to, however the dataset changed since.
+        """
 
     @_abc_1.abstractmethod
     def DeleteInferenceSet(

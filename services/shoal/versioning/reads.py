@@ -14,7 +14,7 @@ from typing import Final
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
-from shoal.kit.names import DatasetName, check_id, parse_dataset
+from shoal.kit.names import DatasetName, InferenceSetName, check_id, parse_dataset
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import StoreSettings
 from shoal.storage.catalog import Catalog
@@ -291,6 +291,39 @@ class Reads:
             modified_count=kinds.count(dataset_pb2.FRAME_DIFF_KIND_MODIFIED),
             deleted_count=kinds.count(dataset_pb2.FRAME_DIFF_KIND_DELETED),
         )
+
+    # inference sets --------------------------------------------------------------------------------------------
+
+    def list_inference_frames(
+        self, name: InferenceSetName, page_size: int, page_token: str
+    ) -> versioning_service_pb2.ListInferenceFramesResponse:
+        """The newest predictions, each beside its frame's ground truth at the version the set is pinned to."""
+        inference_set = self.catalog.get_inference_set(name)
+        tables = self.root.tables(name)
+        latest = tables.latest()
+        token = _untoken(page_token)
+        version = int(token.get("version", latest.version if latest else 0))  # type: ignore[call-overload]
+        reply = versioning_service_pb2.ListInferenceFramesResponse(
+            dataset_version=inference_set.dataset_version, inference_version=version
+        )
+        if version == 0:
+            return reply
+        size = _page_size(page_size)
+        rows = list(tables.scan(version, after=str(token.get("after", "")), limit=size + 1))
+        page = rows[:size]
+        truth = (
+            self.root.tables(name.dataset_name).get([frame_id for frame_id, _ in page], inference_set.dataset_version)
+            if inference_set.dataset_version
+            else {}
+        )
+        for frame_id, raw in page:
+            pair = reply.frames.add()
+            pair.inference.CopyFrom(frame_pb2.InferenceFrame.FromString(raw))
+            if frame_id in truth:
+                pair.ground_truth.CopyFrom(frame_pb2.Frame.FromString(truth[frame_id]))
+        if len(rows) > size:
+            reply.next_page_token = _token({"version": version, "after": page[-1][0]})
+        return reply
 
     # checkpoints -----------------------------------------------------------------------------------------------
 

@@ -128,6 +128,13 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         )
         return versioning_service_pb2.ListInferenceSetsResponse(inference_sets=found, next_page_token=token)
 
+    async def ListInferenceFrames(
+        self, request: versioning_service_pb2.ListInferenceFramesRequest, context: Ctx
+    ) -> versioning_service_pb2.ListInferenceFramesResponse:
+        name = parse_inference_set(request.parent, "parent")
+        auth.require(str(ProjectName(name.project)))
+        return await asyncio.to_thread(self.reads.list_inference_frames, name, request.page_size, request.page_token)
+
     # versions, frames, history, diffs
 
     async def GetVersion(
