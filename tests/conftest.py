@@ -180,7 +180,9 @@ class ServerThread:
         return f"127.0.0.1:{self.server.grpc_port}"
 
 
-def service_settings(service: str, redis_url: str, store: StoreSettings, *, run_worker: bool = False) -> Settings:
+def service_settings(
+    service: str, redis_url: str, store: StoreSettings, *, run_worker: bool = False, **overrides: Any
+) -> Settings:
     return Settings(
         service=service,
         admin_api_key=ADMIN_KEY,
@@ -193,6 +195,7 @@ def service_settings(service: str, redis_url: str, store: StoreSettings, *, run_
         # The session's Redis is shared by tests with stores of their own: only tests that ask run a worker, each on
         # a Redis database of its own (see `redis_db`).
         run_worker=run_worker,
+        **overrides,
     )
 
 
@@ -208,12 +211,14 @@ def start_service(tmp_path: Path, redis_server: RedisProcess) -> Iterator[Callab
         store: StoreSettings | None = None,
         *,
         run_worker: bool = False,
+        **overrides: Any,
     ) -> ServerThread:
         settings = service_settings(
             service,
             redis_url or redis_server.url,
             store or StoreSettings(url=(tmp_path / "store").as_uri()),
             run_worker=run_worker,
+            **overrides,
         )
         thread = ServerThread(create_server(settings, build)).start()
         started.append(thread)

@@ -3,15 +3,18 @@ time travel."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from shoal.kit.errors import FailedPrecondition
+from shoal.kit.errors import FailedPrecondition, NotFound
 from shoal.kit.names import DatasetName
 from shoal.kit.settings import StoreSettings
 from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables
 from shoal.v1 import frame_pb2
+from shoal.versioning import labels as labels_module
 from shoal.versioning.apply import derived_columns
+from shoal.versioning.labels import LabelIndex
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +27,8 @@ def change(frame_id: str, weather: str, change_type: int = frame_pb2.CHANGE_TYPE
     frame = frame_pb2.Frame(frame_id=frame_id)
     frame.user_metadata["weather"].string_value = weather
     raw = frame.SerializeToString()
-    labels, metadata = derived_columns(raw, inference=False)
-    return Change(frame_id, change_type, raw, "u", labels, metadata)
+    labels, metadata, label_ids = derived_columns(raw, inference=False)
+    return Change(frame_id, change_type, raw, "u", labels, metadata, label_ids)
 
 
 def test_versions_are_ordered_and_each_stays_readable(tmp_path: Path) -> None:
@@ -81,3 +84,72 @@ def test_compaction_keeps_every_version_readable(tmp_path: Path) -> None:
         assert len(t.frame_ids(v)) == v
     t.commit(Commit(13, [change("f13", "sun")], ["u"], ["u#13"], added=1))
     assert len(t.frame_ids(13)) == 13
+
+
+def labelled(frame_id: str, *label_ids: str) -> Change:
+    frame = frame_pb2.Frame(frame_id=frame_id)
+    for label_id in label_ids:
+        frame.labels.add(label_id=label_id, classification="car", sensor_id="cam")
+    raw = frame.SerializeToString()
+    labels, metadata, ids = derived_columns(raw, inference=False)
+    return Change(frame_id, frame_pb2.CHANGE_TYPE_ADD, raw, "u", labels, metadata, ids)
+
+
+@pytest.mark.parametrize("compact_at", [1, 1_000_000])
+def test_label_index_follows_commits_and_answers_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compact_at: int
+) -> None:
+    monkeypatch.setattr(labels_module, "COMPACT_AT", compact_at)
+    t = tables(tmp_path)
+    assert LabelIndex(t, 0).elsewhere([("l1", "a")]) == {}
+    t.commit(Commit(1, [labelled("a", "l1", "l2"), labelled("b", "l3")], ["u"], ["u#0"], added=2))
+    assert t.label_owners(["l1", "l3", "nope"], 1) == {"l1": "a", "l3": "b"}
+    index = LabelIndex(t, 1)
+    assert index.elsewhere([("l1", "a"), ("l3", "b"), ("new", "c")]) == {}
+    assert index.elsewhere([("l1", "c"), ("l3", "b"), ("l2", "a")]) == {"l1": "a"}
+    # Version 2 moves l1 from a to c and frees l3 (b deleted); the index follows without reading the table.
+    t.commit(
+        Commit(
+            2,
+            [labelled("a", "l2"), labelled("c", "l1"), Change("b", frame_pb2.CHANGE_TYPE_DELETE, None, "u")],
+            ["u"],
+            ["u#1"],
+        )
+    )
+    index.advance(2, released=["l1", "l2", "l3"], claimed=[("l2", "a"), ("l1", "c")])
+    assert index.version == 2
+    assert index.elsewhere([("l1", "a"), ("l3", "z"), ("l2", "a")]) == {"l1": "c"}
+    assert index.elsewhere([("l1", "c")]) == {}
+    assert LabelIndex(t, 2).elsewhere([("l1", "a"), ("l3", "z")]) == {"l1": "c"}
+    assert LabelIndex(t, 1).elsewhere([("l1", "c")]) == {"l1": "a"}  # an old version keeps its holders
+
+
+def test_retention_drops_old_unpinned_versions_only(tmp_path: Path) -> None:
+    t = tables(tmp_path)
+    for v in range(1, 7):
+        t.commit(Commit(v, [change(f"f{v}", "sun")], ["u"], [f"u#{v}"], added=1))
+    t.tag("named", t.version(2).table_version)  # a checkpoint
+    assert t.retain(timedelta(0), keep={4}) == [1, 3, 5]
+    for gone in (1, 3, 5):
+        with pytest.raises(NotFound) as err:
+            t.get(["f1"], gone)
+        assert err.value.reason == "VERSION_EXPIRED"
+    assert sorted(t.get(["f1", "f2", "f3"], 2)) == ["f1", "f2"]
+    assert len(t.get([f"f{i}" for i in range(1, 7)], 4)) == 4
+    assert len(t.get([f"f{i}" for i in range(1, 7)], 6)) == 6  # the newest always stays
+    assert [r["version"] for r in t.history("f1")] == [1]  # the change log (the audit trail) is not pruned
+    # Unpinned later (the inference set or segment went away), version 4 goes at the next pass; the tag keeps 2.
+    assert t.retain(timedelta(0), keep=set()) == [1, 3, 4, 5]
+    assert t.retain(timedelta(days=1), keep=set()) == [1, 3, 4, 5]
+
+
+def test_log_compaction_cleans_superseded_log_versions(tmp_path: Path) -> None:
+    t = tables(tmp_path)
+    for v in range(1, 12):
+        t.commit(Commit(v, [change(f"f{v}", "sun")], ["u"], [f"u#{v}"], added=1))
+    log_files = lambda: sum(1 for _ in (Path(t.changes_uri) / "data").iterdir())  # noqa: E731
+    before = log_files()
+    assert t.maintain(max_fragments=2, log_grace=timedelta(0))["changes"] > 0
+    assert log_files() < before
+    assert [r["version"] for r in t.history("f3")] == [3]
+    assert len(t.get([f"f{v}" for v in range(1, 12)], 1)) == 1  # time travel untouched

@@ -3,6 +3,7 @@ readable as it was, and every frame remembers its history."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -198,6 +199,28 @@ def test_bad_frames_fail_alone_at_apply_and_retries_change_nothing(client: shoal
     assert client.get_frame(p, "d", "f1").user_metadata["x"].int_value == 2
 
 
+def test_label_ids_stay_unique_across_the_dataset(client: shoal.Client) -> None:
+    p = unique("p")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car"]))
+    client.create_dataset(p, "d")
+    committed(client, client.create_or_update_dataset(p, "d", dataset=dataset_of(frame(1), frame(2))))
+    thief = shoal.LabeledFrame(frame_id="f3")
+    thief.add_image(sensor_id="cam", image_url="s3://b/3.jpg", width=100, height=100)
+    thief.add_label_2d_bbox(sensor_id="cam", label_id="f1-0", classification="car", top=0, left=0, width=5, height=5)
+    report = client.create_or_update_dataset(p, "d", dataset=dataset_of(thief, frame(4)))
+    upload = committed(client, report)
+    assert (upload.frames_committed, upload.frames_failed) == (1, 1)
+    [error] = client.list_upload_errors(report.name)
+    assert (error.frame_id, error.reason, error.field) == ("f3", "DUPLICATE_LABEL_ID", "frames[0].labels[0].label_id")
+    assert "'f1'" in error.description
+    # Once f1 is replaced without that label, the id is free for another frame, in the same upload.
+    bare = shoal.LabeledFrame(frame_id="f1")
+    bare.add_image(sensor_id="cam", image_url="s3://b/1.jpg", width=100, height=100)
+    upload = committed(client, client.create_or_update_dataset(p, "d", dataset=dataset_of(bare, thief)))
+    assert (upload.frames_committed, upload.frames_failed) == (2, 0)
+    assert [label.label_id for label in client.get_frame(p, "d", "f3").labels] == ["f1-0"]
+
+
 def test_segments_pin_elements_and_flag_what_moved_on(client: shoal.Client) -> None:
     p = unique("p")
     client.create_project(p, shoal.LabelClassMap.from_classnames(["car"]))
@@ -231,3 +254,48 @@ def test_segments_pin_elements_and_flag_what_moved_on(client: shoal.Client) -> N
     assert [s.name for s in client.list_segments(p, "d")] == [f"projects/{p}/datasets/d/segments/review"]
     client.delete_segment(p, "d", "review")
     assert client.list_segments(p, "d") == []
+
+
+def test_retention_drops_old_versions_but_never_pinned_ones(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
+) -> None:
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    versioning = start_service(
+        "versioning", build_versioning, redis_url=redis_db, store=store, run_worker=True, version_retention_seconds=0.01
+    )
+    ingest = start_service("ingest", build_ingest, redis_url=redis_db, store=store)
+    with shoal.Client(
+        api_key=ADMIN_KEY, addresses={"versioning": versioning.target, "ingest": ingest.target}, show_progress=False
+    ) as client:
+        p = unique("p")
+        client.create_project(p, shoal.LabelClassMap.from_classnames(["car"]))
+        client.create_dataset(p, "d")
+        for i in range(1, 4):  # v1..v3
+            committed(client, client.create_or_update_dataset(p, "d", dataset=dataset_of(frame(i))))
+            if i == 1:
+                client.create_checkpoint(p, "d", "first")
+            if i == 2:
+                client.create_inferences_set(p, "d", "model-a")  # pinned to v2
+        client.create_segment(p, "d", "review", frame_ids=["f3"])  # pinned to v3
+        for i in range(4, 7):  # v4..v6: each commit is followed by maintenance, which applies retention
+            committed(client, client.create_or_update_dataset(p, "d", dataset=dataset_of(frame(i))))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            expired = {v.version for v in client.list_versions(p, "d") if v.expired}
+            if expired == {4, 5}:
+                break
+            time.sleep(0.1)
+        assert expired == {4, 5}
+        with pytest.raises(grpc.RpcError) as err:
+            list(client.get_frames(p, "d", version=4))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert unpack(err.value).reason == "VERSION_EXPIRED"
+        for version, count in ((1, 1), (2, 2), (3, 3), (6, 6)):
+            assert len(list(client.get_frames(p, "d", version=version))) == count
+        assert [h.version for h in client.get_frame_history(p, "d", "f4")] == [4]  # history is the audit trail
+        with pytest.raises(grpc.RpcError) as err:
+            client.create_checkpoint(p, "d", "late", version=5)
+        assert unpack(err.value).reason == "VERSION_EXPIRED"
+        with pytest.raises(grpc.RpcError) as err:
+            client.create_inferences_set(p, "d", "model-b", dataset_version=4)
+        assert unpack(err.value).reason == "VERSION_EXPIRED"

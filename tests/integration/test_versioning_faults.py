@@ -66,20 +66,23 @@ def env(tmp_path: Path, redis_db: str) -> dict[str, str]:
     }
 
 
-def test_killed_worker_commits_every_frame_exactly_once(env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("total", "batch_size", "kills"), [(6_000, 100, 8), (100_000, 1_000, 20)])
+def test_killed_worker_commits_every_frame_exactly_once(
+    env: dict[str, str], tmp_path: Path, total: int, batch_size: int, kills: int
+) -> None:
     ingest = Service("ingest", env, tmp_path / "ingest.log")
     catalog = Service("versioning", env | {"SHOAL_VERSIONING_WORKER": "false"}, tmp_path / "catalog.log")
-    # The worker reads two claim checks at a time, so the 60 batches make ~30 commits to be killed among.
+    # The worker reads two claim checks at a time, so the batches make many commits to be killed among.
     versioning = Service("versioning", env | {"SHOAL_WORKER_READ_COUNT": "2"}, tmp_path / "versioning.log")
     ingest.start()
     catalog.start()
-    rng = random.Random(4)
-    total = 6000
+    rng = random.Random(total)
+    batches = total // batch_size
     try:
         with shoal.Client(
             api_key=ADMIN_KEY,
             addresses={"ingest": ingest.target, "versioning": catalog.target},
-            batch_size=100,
+            batch_size=batch_size,
             show_progress=False,
         ) as client:
             p = unique("p")
@@ -87,7 +90,7 @@ def test_killed_worker_commits_every_frame_exactly_once(env: dict[str, str], tmp
             client.create_dataset(p, "d")
             frames = []
             for i in range(total):
-                f = shoal.LabeledFrame(frame_id=f"f{i:05d}")
+                f = shoal.LabeledFrame(frame_id=f"f{i:06d}")
                 f.add_image(sensor_id="cam", image_url=f"s3://b/{i}.jpg")
                 f.add_label_2d_bbox(
                     sensor_id="cam", label_id=f"l{i}", classification="car", top=0, left=0, width=5, height=5
@@ -96,30 +99,36 @@ def test_killed_worker_commits_every_frame_exactly_once(env: dict[str, str], tmp
             report = client.upload(f"projects/{p}/datasets/d", frames)
             assert report.accepted == total
             versioning.start()
-            kills = 0
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
-                upload = client.get_upload(report.name)
-                if upload.state != upload_pb2.UPLOAD_STATE_PROCESSING or kills >= 8:
+            killed = 0
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and killed < kills:
+                if client.get_upload(report.name).state != upload_pb2.UPLOAD_STATE_PROCESSING:
                     break
                 time.sleep(rng.uniform(0.05, 0.6))
                 versioning.kill()
-                kills += 1
+                killed += 1
                 versioning.start()
-            upload = client.wait_for_upload(report.name, timeout=240, poll_seconds=0.2)
-            assert kills >= 3, "the upload finished before the worker could be killed often enough"
+            assert killed == kills, f"the upload finished after {killed} kills, before all {kills}"
+            upload = client.wait_for_upload(report.name, timeout=600, poll_seconds=0.2)
             assert upload.state == upload_pb2.UPLOAD_STATE_COMMITTED
-            assert (upload.frames_committed, upload.frames_failed, upload.batches_committed) == (total, 0, 60)
+            assert (upload.frames_committed, upload.frames_failed, upload.batches_committed) == (total, 0, batches)
             versions = client.list_versions(p, "d")
             assert versions[0].frame_count == total
             assert sum(v.frames_added for v in versions) == total
             assert sum(v.frames_modified for v in versions) == 0
-            for v in versions:  # every version readable, each one a prefix of the upload
-                assert len(list(client.get_frames(p, "d", version=v.version, fields=["frame_id"]))) == v.frame_count
             tables = TableRoot(StoreSettings(url=env["SHOAL_STORE_URL"])).tables(DatasetName(p, "d"))
-            batches = [b for r in tables.versions() for b in r.batches]
-            assert len(batches) == len(set(batches)) == 60, "a batch was committed twice"
-            assert [h.change_type for h in client.get_frame_history(p, "d", "f02999")] == [frame_pb2.CHANGE_TYPE_ADD]
+            records = tables.versions()
+            committed = [b for r in records for b in r.batches]
+            assert len(committed) == len(set(committed)) == batches, "a batch was committed twice"
+            added = 0
+            for record in records:  # every version readable, each one a prefix of the upload
+                added += record.frames_added
+                ids = tables.frame_ids(record.version)
+                assert ids == [f"f{i:06d}" for i in range(added)] == ids[: record.frame_count]
+            for v in rng.sample(versions, 3):  # and through the API
+                assert len(list(client.get_frames(p, "d", version=v.version, fields=["frame_id"]))) == v.frame_count
+            middle = f"f{total // 2:06d}"
+            assert [h.change_type for h in client.get_frame_history(p, "d", middle)] == [frame_pb2.CHANGE_TYPE_ADD]
     finally:
         versioning.stop()
         catalog.stop()

@@ -105,3 +105,71 @@ def test_add_then_delete_in_one_version_leaves_no_trace() -> None:
     gone = frame_pb2.Frame(frame_id="t", change_type=frame_pb2.CHANGE_TYPE_DELETE)
     result = apply_batches([batch(0, frame("t")), batch(1, gone)], {}, inference=False, embedding_dimension=0)
     assert result.changes == []
+
+
+class DictOwners:
+    """Label holders of the base state, from a plain dictionary."""
+
+    def __init__(self, frames: dict[str, frame_pb2.Frame]) -> None:
+        self.holder = {label.label_id: f.frame_id for f in frames.values() for label in f.labels}
+
+    def elsewhere(self, pairs: list[tuple[str, str]]) -> dict[str, str]:
+        return {label: self.holder[label] for label, f in pairs if self.holder.get(label, f) != f}
+
+
+def relabel(f: frame_pb2.Frame, *label_ids: str) -> frame_pb2.Frame:
+    for label, label_id in zip(f.labels, label_ids, strict=False):
+        label.label_id = label_id
+    return f
+
+
+def test_a_label_id_held_by_another_frame_fails_that_frame_alone() -> None:
+    base = {"a": frame("a"), "b": frame("b")}
+    current = {k: v.SerializeToString() for k, v in base.items()}
+    stolen = relabel(frame("c"), "a-0")  # takes a's label id
+    update = label_pb2.LabelUpdate(frame_id="b")
+    update.labels.add(label_id="zz", classification="car", sensor_id="cam")
+    update.labels.add(label_id="a-1", classification="car", sensor_id="cam")  # also a's
+    result = apply_batches(
+        [batch(0, stolen, frame("d"), update)], current, inference=False, embedding_dimension=0, owners=DictOwners(base)
+    )
+    failures = {(f.frame_id, f.reason, f.field) for f in result.outcomes["up#0"].failures}
+    assert failures == {
+        ("c", "DUPLICATE_LABEL_ID", "frames[0].labels[0].label_id"),
+        ("b", "DUPLICATE_LABEL_ID", "label_updates[0].labels[1].label_id"),
+    }
+    assert "'a'" in result.outcomes["up#0"].failures[0].description
+    assert {c.frame_id for c in result.changes} == {"d"}
+    assert result.outcomes["up#0"].committed == 1
+
+
+def test_label_ids_freed_earlier_in_the_run_may_be_taken_and_clashes_within_the_run_fail() -> None:
+    base = {"a": frame("a"), "b": frame("b")}
+    current = {k: v.SerializeToString() for k, v in base.items()}
+    delete_a = frame_pb2.Frame(frame_id="a", change_type=frame_pb2.CHANGE_TYPE_DELETE)
+    b_without_labels = frame("b", boxes=0)  # ADD replaces b: its labels b-0, b-1 are freed
+    result = apply_batches(
+        [
+            batch(0, relabel(frame("c"), "a-0"), delete_a),  # a still holds a-0 when c arrives
+            batch(1, relabel(frame("e"), "a-0"), b_without_labels, relabel(frame("f"), "b-1")),
+            batch(2, relabel(frame("g"), "f-1")),  # f took f-1 one batch earlier
+        ],
+        current,
+        inference=False,
+        embedding_dimension=0,
+        owners=DictOwners(base),
+    )
+    assert [f.frame_id for f in result.outcomes["up#0"].failures] == ["c"]
+    assert result.outcomes["up#1"].failures == []
+    assert [(f.frame_id, f.reason) for f in result.outcomes["up#2"].failures] == [("g", "DUPLICATE_LABEL_ID")]
+    assert sorted(result.released) == ["a-0", "a-1", "b-0", "b-1"]
+    assert sorted(result.claimed) == [("a-0", "e"), ("b-1", "f"), ("e-1", "e"), ("f-1", "f")]
+
+
+def test_replacing_a_frame_keeps_its_own_label_ids() -> None:
+    base = {"a": frame("a")}
+    current = {"a": base["a"].SerializeToString()}
+    again = frame("a", weather="rain")
+    result = apply_batches([batch(0, again)], current, inference=False, embedding_dimension=0, owners=DictOwners(base))
+    assert result.outcomes["up#0"].failures == []
+    assert [c.label_ids for c in result.changes] == [["a-0", "a-1"]]

@@ -75,6 +75,9 @@ class Settings:
     worker_read_count: int = 64
     # Most frames one commit applies; larger groups of queued batches are split, bounding a commit's memory.
     worker_max_commit_frames: int = 16_000
+    # Versions older than this may be dropped (0: every version is kept forever). Checkpointed versions, and those an
+    # inference set or segment is pinned to, are always kept; the newest always is.
+    version_retention_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +130,7 @@ class Settings:
             worker_lease_seconds=max(0.5, _float(env, "SHOAL_WORKER_LEASE_SECONDS", 15.0)),
             worker_read_count=max(1, _int(env, "SHOAL_WORKER_READ_COUNT", 64)),
             worker_max_commit_frames=max(1, _int(env, "SHOAL_WORKER_MAX_COMMIT_FRAMES", 16_000)),
+            version_retention_seconds=max(0.0, _float(env, "SHOAL_VERSION_RETENTION_SECONDS", 0.0)),
         )
 
 

@@ -15,10 +15,10 @@ import json
 import logging
 import os
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
 
 import lance
 import pyarrow as pa
@@ -28,6 +28,7 @@ from shoal.kit.names import DatasetName, InferenceSetName
 from shoal.kit.settings import StoreSettings
 
 log = logging.getLogger("shoal.storage.tables")
+T = TypeVar("T")
 
 # Lance's query memory pool (300 MB by default) is too small for merge-inserts of large commits into large tables;
 # an operator may still set their own.
@@ -39,6 +40,7 @@ FRAMES_SCHEMA: Final = pa.schema(
         pa.field("frame", pa.binary(), nullable=False),
         pa.field("label_count", pa.int32(), nullable=False),
         pa.field("metadata", pa.string(), nullable=False),  # queryable metadata as JSON, for filters
+        pa.field("label_ids", pa.list_(pa.string()), nullable=False),  # for dataset-wide label id uniqueness
     ]
 )
 CHANGES_SCHEMA: Final = pa.schema(
@@ -67,6 +69,18 @@ VERSIONS_SCHEMA: Final = pa.schema(
         pa.field("label_count", pa.int64(), nullable=False),
     ]
 )
+
+
+# Tags that keep pinned versions through retention. Checkpoint ids (also tags) cannot hold "_", so never clash.
+PIN_TAG: Final = "pin_"
+# How long superseded versions of the change log and version table stay on disk after compaction: only readers
+# that opened them just before need them.
+LOG_GRACE: Final = timedelta(minutes=1)
+
+
+def _missing(err: Exception) -> bool:
+    text = str(err).lower()
+    return isinstance(err, FileNotFoundError) or "not found" in text or "does not exist" in text
 
 
 def quote(value: str) -> str:
@@ -104,6 +118,7 @@ class Change:
     upload: str
     label_count: int = 0
     metadata: str = "{}"
+    label_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -168,22 +183,29 @@ class VersionedTables:
         try:
             return lance.dataset(uri, version=version, storage_options=self.options or None)
         except (ValueError, FileNotFoundError, OSError) as err:
-            if (
-                "not found" in str(err).lower()
-                or "does not exist" in str(err).lower()
-                or isinstance(err, FileNotFoundError)
-            ):
+            if _missing(err):
                 return None
             raise
+
+    def _read_latest(self, uri: str, read: Callable[[lance.LanceDataset], T]) -> T | None:
+        """`read` on the newest version of a table (None when there is none), tried again on a fresh open when a file
+        vanished under it (compaction and clean-up between the open and the read)."""
+        for attempt in range(3):
+            ds = self._open(uri)
+            if ds is None:
+                return None
+            try:
+                return read(ds)
+            except (ValueError, OSError) as err:
+                if attempt == 2 or not _missing(err):
+                    raise
+        return None
 
     # versions --------------------------------------------------------------------------------------------------
 
     def versions(self) -> list[VersionRecord]:
         """Every version, oldest first."""
-        ds = self._open(self.versions_uri)
-        if ds is None:
-            return []
-        rows = ds.to_table().to_pylist()
+        rows = self._read_latest(self.versions_uri, lambda ds: ds.to_table().to_pylist()) or []
         return sorted((VersionRecord(**row) for row in rows), key=lambda r: r.version)
 
     def latest(self) -> VersionRecord | None:
@@ -208,7 +230,19 @@ class VersionedTables:
         if version == 0:
             return None
         record = self.version(version)
-        return self._open(self.frames_uri, record.table_version)
+        ds = self._open(self.frames_uri, record.table_version)
+        if ds is None:
+            raise NotFound(
+                f"version {version} was dropped by the retention policy",
+                reason="VERSION_EXPIRED",
+                metadata={"version": str(version)},
+            )
+        return ds
+
+    def readable_table_versions(self) -> set[int]:
+        """Table versions of the frames table still on disk (retention drops old unpinned ones)."""
+        found = self._read_latest(self.frames_uri, lambda ds: {int(v["version"]) for v in ds.versions()})
+        return found or set()
 
     def get(self, ids: Sequence[str], version: int | None = None) -> dict[str, bytes]:
         """Serialized frames by id at `version` (default: latest)."""
@@ -237,6 +271,28 @@ class VersionedTables:
         ids: list[str] = ds.to_table(columns=["frame_id"]).column("frame_id").to_pylist()
         return sorted(ids)
 
+    def label_ids(self, version: int) -> pa.Table:
+        """(frame_id, label_ids) of every frame at `version`."""
+        ds = self.frames_at(version)
+        if ds is None:
+            return pa.schema([FRAMES_SCHEMA.field("frame_id"), FRAMES_SCHEMA.field("label_ids")]).empty_table()
+        return ds.to_table(columns=["frame_id", "label_ids"])
+
+    def label_owners(self, label_ids: Sequence[str], version: int) -> dict[str, str]:
+        """Which frame holds each of `label_ids` at `version` (labels nobody holds are left out)."""
+        ds = self.frames_at(version)
+        if ds is None or not label_ids:
+            return {}
+        wanted = set(label_ids)
+        found: dict[str, str] = {}
+        listed = ", ".join(quote(v) for v in sorted(wanted))
+        table = ds.to_table(columns=["frame_id", "label_ids"], filter=f"array_has_any(label_ids, [{listed}])")
+        for frame_id, labels in zip(
+            table.column("frame_id").to_pylist(), table.column("label_ids").to_pylist(), strict=True
+        ):
+            found.update((label, frame_id) for label in labels if label in wanted)
+        return found
+
     def scan(
         self, version: int, *, after: str = "", limit: int = 0, filter_sql: str | None = None, batch_size: int = 1000
     ) -> Iterator[tuple[str, bytes]]:
@@ -260,23 +316,21 @@ class VersionedTables:
     def history(self, frame_id: str, up_to: int | None = None) -> list[dict[str, Any]]:
         """Every logged change of one frame, oldest first, up to version `up_to` (default: the newest committed one;
         a caller that knows it, from the catalog, saves reading the version table)."""
-        ds = self._open(self.changes_uri)
-        if ds is None:
-            return []
         if up_to is None:
             latest = self.latest()
             up_to = latest.version if latest else 0
         columns = ["version", "frame_id", "change_type", "frame", "upload", "commit_time"]
-        rows = ds.to_table(columns=columns, filter=f"frame_id = {quote(frame_id)} AND version <= {up_to}").to_pylist()
-        return sorted(rows, key=lambda r: r["version"])
+        where = f"frame_id = {quote(frame_id)} AND version <= {up_to}"
+        rows = self._read_latest(self.changes_uri, lambda ds: ds.to_table(columns=columns, filter=where).to_pylist())
+        return sorted(rows or [], key=lambda r: r["version"])
 
     def changed_between(self, base: int, target: int) -> set[str]:
         """Ids of frames changed by versions in (base, target]."""
-        ds = self._open(self.changes_uri)
-        if ds is None:
-            return set()
-        table = ds.to_table(columns=["frame_id"], filter=f"version > {base} AND version <= {target}")
-        return set(table.column("frame_id").to_pylist())
+        where = f"version > {base} AND version <= {target}"
+        ids = self._read_latest(
+            self.changes_uri, lambda ds: ds.to_table(columns=["frame_id"], filter=where).column("frame_id").to_pylist()
+        )
+        return set(ids or [])
 
     # maintenance -----------------------------------------------------------------------------------------------
 
@@ -287,11 +341,15 @@ class VersionedTables:
             out[name] = len(ds.get_fragments()) if ds is not None else 0
         return out
 
-    def maintain(self, max_fragments: int = 8, small_rows: int = 65_536) -> dict[str, int]:
+    def maintain(
+        self, max_fragments: int = 8, small_rows: int = 65_536, log_grace: timedelta = LOG_GRACE
+    ) -> dict[str, int]:
         """Keep small commits from fragmenting the tables: once more than `max_fragments` fragments have fewer than
         `small_rows` rows, merge them (larger fragments, and their deletion files, are left alone, so compaction
         never rewrites bulk data) and merge the index segments. Compaction writes a new table version with the same
-        rows; committed versions keep reading the files they read before, so time travel is untouched."""
+        rows; committed versions keep reading the files they read before, so time travel is untouched. The change
+        log and the version table are only ever read at their newest version, so their superseded versions (and
+        the files compaction replaced) are deleted once `log_grace` old."""
         done = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
             ds = self._open(uri)
@@ -305,7 +363,32 @@ class VersionedTables:
             ds = lance.dataset(uri, storage_options=self.options or None)
             if ds.describe_indices():
                 ds.optimize.optimize_indices()
+            if name != "frames":
+                ds = lance.dataset(uri, storage_options=self.options or None)
+                ds.cleanup_old_versions(older_than=log_grace)
         return done
+
+    def retain(self, older_than: timedelta, keep: Iterable[int]) -> list[int]:
+        """Drop frames-table versions older than `older_than`, except the newest, checkpointed ones (tags) and the
+        dataset versions in `keep` (pinned by inference sets and segments; kept by tags of their own). Returns the
+        dataset versions that are no longer readable."""
+        ds = self._open(self.frames_uri)
+        if ds is None:
+            return []
+        records = self.versions()
+        pins = {f"{PIN_TAG}{r.table_version}": r.table_version for r in records if r.version in set(keep)}
+        tags = ds.tags.list()
+        readable = self.readable_table_versions()
+        for tag, table_version in pins.items():
+            if tag not in tags and table_version in readable:
+                ds.tags.create(tag, table_version)
+        for tag in tags:
+            if tag.startswith(PIN_TAG) and tag not in pins:
+                ds.tags.delete(tag)
+        ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
+        ds.cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
+        readable = self.readable_table_versions()
+        return [r.version for r in records if r.table_version not in readable]
 
     # tags: checkpoints keep their table versions through retention -------------------------------------------
 
@@ -375,6 +458,7 @@ class VersionedTables:
                 "frame": [c.frame for c in upserts],
                 "label_count": [c.label_count for c in upserts],
                 "metadata": [c.metadata for c in upserts],
+                "label_ids": [c.label_ids for c in upserts],
             },
             schema=FRAMES_SCHEMA,
         )
@@ -454,4 +538,4 @@ def _fill_derived(commit: Commit, *, inference: bool) -> None:
 
     for change in commit.changes:
         if change.frame is not None:
-            change.label_count, change.metadata = derived_columns(change.frame, inference=inference)
+            change.label_count, change.metadata, change.label_ids = derived_columns(change.frame, inference=inference)

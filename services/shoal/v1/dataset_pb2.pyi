@@ -104,7 +104,7 @@ class Dataset(_message.Message):
     def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., embedding_dimension: _Optional[int] = ..., embedding_source: _Optional[str] = ..., distance_metric: _Optional[_Union[DistanceMetric, str]] = ..., metadata_schema: _Optional[_Union[MetadataSchema, _Mapping]] = ..., latest_version: _Optional[int] = ..., frame_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class DatasetVersion(_message.Message):
-    __slots__ = ("name", "version", "commit_time", "uploads", "frame_count", "label_count", "frames_added", "frames_modified", "frames_deleted", "checkpoints")
+    __slots__ = ("name", "version", "commit_time", "uploads", "frame_count", "label_count", "frames_added", "frames_modified", "frames_deleted", "checkpoints", "expired")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     COMMIT_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,7 @@ class DatasetVersion(_message.Message):
     FRAMES_MODIFIED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_DELETED_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     commit_time: _timestamp_pb2.Timestamp
@@ -125,7 +126,8 @@ class DatasetVersion(_message.Message):
     frames_modified: int
     frames_deleted: int
     checkpoints: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., commit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uploads: _Optional[_Iterable[str]] = ..., frame_count: _Optional[int] = ..., label_count: _Optional[int] = ..., frames_added: _Optional[int] = ..., frames_modified: _Optional[int] = ..., frames_deleted: _Optional[int] = ..., checkpoints: _Optional[_Iterable[str]] = ...) -> None: ...
+    expired: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., commit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uploads: _Optional[_Iterable[str]] = ..., frame_count: _Optional[int] = ..., label_count: _Optional[int] = ..., frames_added: _Optional[int] = ..., frames_modified: _Optional[int] = ..., frames_deleted: _Optional[int] = ..., checkpoints: _Optional[_Iterable[str]] = ..., expired: _Optional[bool] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
     __slots__ = ("name", "version", "description", "create_time")

@@ -7,15 +7,17 @@
 - A label update replaces the labels whose ids exist (only the fields of `update_mask`, when given) and adds the
   labels whose ids are new; updating a missing frame fails it.
 - Embeddings must have the dataset's dimension; the first committed embedding fixes it when the dataset has none.
+- Label ids are unique in the dataset (or inference set): a frame that would take a label id another frame holds
+  fails; a label id freed earlier in the same run (its frame deleted, replaced or re-labelled) may be taken.
 Items apply in upload order; the result is each touched frame's final state plus the frames that failed, with why.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from google.protobuf.message import Message
 
@@ -57,19 +59,42 @@ class Applied:
     modified: int = 0
     deleted: int = 0
     embedding_dimension: int = 0
+    # Label ids the changed frames gave up, and (label id, frame id) of those they hold now.
+    released: list[str] = field(default_factory=list)
+    claimed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def derived_columns(frame_bytes: bytes, *, inference: bool) -> tuple[int, str]:
-    """(label count, queryable metadata as JSON) of a serialized frame."""
+class LabelOwners(Protocol):
+    """Who holds a label id in the state the batches apply to."""
+
+    def elsewhere(self, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """Of (label id, frame id) pairs, the label ids held by a frame other than the one paired with them, each
+        mapped to the frame that holds it."""
+        ...
+
+
+class NoLabels:
+    """Nobody holds any label: the owners of a dataset with no frames."""
+
+    def elsewhere(self, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+        return {}
+
+
+def _label_ids(frame: Message | None) -> list[str]:
+    return [] if frame is None else [label.label_id for label in frame.labels]  # type: ignore[attr-defined]
+
+
+def derived_columns(frame_bytes: bytes, *, inference: bool) -> tuple[int, str, list[str]]:
+    """(label count, queryable metadata as JSON, label ids) of a serialized frame."""
     frame: Message = (
         frame_pb2.InferenceFrame.FromString(frame_bytes) if inference else frame_pb2.Frame.FromString(frame_bytes)
     )
     return derived_from(frame)
 
 
-def derived_from(frame: Message) -> tuple[int, str]:
-    """(label count, queryable metadata as JSON) of a frame message."""
-    labels = len(frame.labels)  # type: ignore[attr-defined]
+def derived_from(frame: Message) -> tuple[int, str, list[str]]:
+    """(label count, queryable metadata as JSON, label ids) of a frame message."""
+    label_ids = _label_ids(frame)
     metadata: dict[str, object] = {}
     for key, value in frame.user_metadata.items():  # type: ignore[attr-defined]
         kind = value.WhichOneof("kind")
@@ -79,7 +104,7 @@ def derived_from(frame: Message) -> tuple[int, str]:
             metadata[key] = list(getattr(value, kind).values)
         else:
             metadata[key] = getattr(value, kind)
-    return labels, json.dumps(metadata, sort_keys=True)
+    return len(label_ids), json.dumps(metadata, sort_keys=True), label_ids
 
 
 def _merge_frame(existing: frame_pb2.Frame, patch: frame_pb2.Frame) -> frame_pb2.Frame:
@@ -165,9 +190,13 @@ def apply_batches(
     *,
     inference: bool,
     embedding_dimension: int,
+    owners: LabelOwners | None = None,
 ) -> Applied:
-    """Apply `batches` in order to the frames in `current` (serialized, by id; absent means not in the dataset)."""
+    """Apply `batches` in order to the frames in `current` (serialized, by id; absent means not in the dataset);
+    `owners` says who holds label ids in that state (default: nobody)."""
+    batches = list(batches)
     state: dict[str, Message | None] = {}
+    original: dict[str, Message | None] = {}
     existed = {frame_id: True for frame_id in current}
     uploads: dict[str, str] = {}
     outcomes: dict[str, BatchOutcome] = {}
@@ -178,7 +207,39 @@ def apply_batches(
         if frame_id not in state:
             raw = current.get(frame_id)
             state[frame_id] = message_type.FromString(raw) if raw is not None else None
+            original[frame_id] = state[frame_id]
         return state[frame_id]
+
+    # Who holds a label id: `claims` records every change made by this run (None: freed); ids it does not name are
+    # as `held` says, asked once for every (label id, frame id) pair the batches carry.
+    held = (owners or NoLabels()).elsewhere(
+        [
+            (label.label_id, item.frame_id)
+            for queued in batches
+            for group in (queued.batch.frames, queued.batch.label_updates, queued.batch.inference_frames)
+            for item in group
+            for label in item.labels
+        ]
+    )
+    claims: dict[str, str | None] = {}
+
+    def taken(frame_id: str, before: Message | None, after: Message) -> list[tuple[int, str, str]]:
+        """(index, label id, holder) of labels `after` would take from another frame."""
+        own = set(_label_ids(before))
+        out = []
+        for i, label_id in enumerate(_label_ids(after)):
+            if label_id in own:
+                continue
+            holder = claims[label_id] if label_id in claims else held.get(label_id)
+            if holder is not None and holder != frame_id:
+                out.append((i, label_id, holder))
+        return out
+
+    def move(frame_id: str, before: Message | None, after: Message | None) -> None:
+        for label_id in _label_ids(before):
+            claims[label_id] = None
+        for label_id in _label_ids(after):
+            claims[label_id] = frame_id
 
     for queued in batches:
         outcome = outcomes.setdefault(queued.key, BatchOutcome())
@@ -219,6 +280,7 @@ def apply_batches(
                     if existing is None:
                         fail(frame_id, "DELETE_MISSING_FRAME", "there is no such frame to delete", index, kind)
                         continue
+                    move(frame_id, existing, None)
                     state[frame_id] = None
                     uploads[frame_id] = queued.upload
                     outcome.committed += 1
@@ -243,15 +305,38 @@ def apply_batches(
                     kind,
                 )
                 continue
+            clashes = taken(frame_id, existing, new)
+            if clashes:
+                label_index, label_id, holder = clashes[0]
+                outcomes[queued.key].failures.append(
+                    upload_pb2.FrameError(
+                        frame_id=frame_id,
+                        field=f"{kind}[{index}].labels[{_item_label_index(item, label_id, label_index)}].label_id",
+                        reason="DUPLICATE_LABEL_ID",
+                        description=(
+                            f"label id {label_id!r} already belongs to frame {holder!r}; label ids are unique in the "
+                            + ("inference set" if inference else "dataset")
+                            + (f" ({len(clashes)} labels clash)" if len(clashes) > 1 else "")
+                        ),
+                        batch_seq=queued.seq,
+                        stage=APPLY,
+                    )
+                )
+                continue
             if dims and not dim:
                 dim = next(iter(dims))
+            move(frame_id, existing, new)
             state[frame_id] = new
             uploads[frame_id] = queued.upload
             outcome.committed += 1
 
     changes: list[Change] = []
     added = modified = deleted = 0
+    released: list[str] = []
+    claimed: list[tuple[str, str]] = []
     for frame_id in sorted(uploads):
+        released.extend(_label_ids(original.get(frame_id)))
+        claimed.extend((label_id, frame_id) for label_id in _label_ids(state[frame_id]))
         after = state[frame_id]
         before = existed.get(frame_id, False)
         if after is None:
@@ -263,9 +348,17 @@ def apply_batches(
         raw = after.SerializeToString(deterministic=True)
         if before and raw == current.get(frame_id):
             continue  # re-applied or no-op change
-        label_count, metadata = derived_from(after)
+        label_count, metadata, label_ids = derived_from(after)
         change_type = MODIFIED if before else ADDED
         added += change_type == ADDED
         modified += change_type == MODIFIED
-        changes.append(Change(frame_id, change_type, raw, uploads[frame_id], label_count, metadata))
-    return Applied(changes, outcomes, added, modified, deleted, dim)
+        changes.append(Change(frame_id, change_type, raw, uploads[frame_id], label_count, metadata, label_ids))
+    return Applied(changes, outcomes, added, modified, deleted, dim, released, claimed)
+
+
+def _item_label_index(item: Message, label_id: str, fallback: int) -> int:
+    """Where `label_id` sits in the uploaded item (a label update's own list, not the merged frame's)."""
+    for i, label in enumerate(item.labels):  # type: ignore[attr-defined]
+        if label.label_id == label_id:
+            return i
+    return fallback

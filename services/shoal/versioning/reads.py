@@ -109,7 +109,7 @@ class Reads:
     # versions --------------------------------------------------------------------------------------------------
 
     def _version_proto(
-        self, dataset: DatasetName, record: VersionRecord, checkpoints: dict[int, list[str]]
+        self, dataset: DatasetName, record: VersionRecord, checkpoints: dict[int, list[str]], readable: set[int]
     ) -> dataset_pb2.DatasetVersion:
         version = dataset_pb2.DatasetVersion(
             name=f"{dataset}/versions/{record.version}",
@@ -121,6 +121,7 @@ class Reads:
             frames_modified=record.frames_modified,
             frames_deleted=record.frames_deleted,
             checkpoints=checkpoints.get(record.version, []),
+            expired=record.table_version not in readable,
         )
         version.commit_time.CopyFrom(_ts(record.commit_time))
         return version
@@ -135,11 +136,13 @@ class Reads:
         self, dataset: DatasetName, page_size: int, page_token: str
     ) -> tuple[list[dataset_pb2.DatasetVersion], str]:
         self.catalog.get_dataset(dataset)
-        records = list(reversed(self.root.tables(dataset).versions()))
+        tables = self.root.tables(dataset)
+        records = list(reversed(tables.versions()))
         start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]
         size = _page_size(page_size)
         checkpoints = self._checkpoints_by_version(dataset)
-        page = [self._version_proto(dataset, r, checkpoints) for r in records[start : start + size]]
+        readable = tables.readable_table_versions()
+        page = [self._version_proto(dataset, r, checkpoints, readable) for r in records[start : start + size]]
         return page, (_token({"offset": start + size}) if start + size < len(records) else "")
 
     def get_version(self, ref: str) -> dataset_pb2.DatasetVersion:
@@ -147,7 +150,12 @@ class Reads:
         if resolved.version == 0:
             raise NotFound(f"{resolved.dataset} has no committed version yet", reason="VERSION_NOT_FOUND")
         record = resolved.tables.version(resolved.version)
-        return self._version_proto(resolved.dataset, record, self._checkpoints_by_version(resolved.dataset))
+        return self._version_proto(
+            resolved.dataset,
+            record,
+            self._checkpoints_by_version(resolved.dataset),
+            resolved.tables.readable_table_versions(),
+        )
 
     # frames ----------------------------------------------------------------------------------------------------
 
@@ -347,6 +355,7 @@ class Reads:
                 raise NotFound(f"{dataset} has no committed version to name", reason="VERSION_NOT_FOUND")
             version = latest.version
         record = tables.version(version)
+        tables.frames_at(version)  # NOT_FOUND (VERSION_EXPIRED) when retention dropped it
         checkpoint = dataset_pb2.Checkpoint(
             name=f"{dataset}/checkpoints/{checkpoint_id}", version=version, description=description
         )

@@ -10,7 +10,7 @@ from google.protobuf import empty_pb2
 
 from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
-from shoal.kit.errors import FieldViolation, InvalidArgument
+from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName, ProjectName, check_id, parse_dataset, parse_inference_set, parse_project
 from shoal.kit.server import Service
 from shoal.storage.catalog import Catalog
@@ -103,6 +103,15 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
     ) -> dataset_pb2.InferenceSet:
         parent = parse_dataset(request.parent, "parent")
         auth.require(str(parent.parent), "WRITER")
+        if request.inference_set.dataset_version > 0:
+            # An old version can be pinned only while retention has not dropped it (NOT_FOUND, VERSION_EXPIRED).
+            tables = self.reads.root.tables(parent)
+            try:
+                await asyncio.to_thread(tables.frames_at, request.inference_set.dataset_version)
+            except NotFound as err:
+                if err.reason == "VERSION_EXPIRED":
+                    raise  # a version that does not exist is the catalog's INVALID_ARGUMENT, below
+
         return await asyncio.to_thread(
             self.catalog.create_inference_set,
             parent,

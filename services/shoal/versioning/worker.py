@@ -22,6 +22,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final, cast
 
 from redis.asyncio import Redis
@@ -35,6 +36,7 @@ from shoal.storage.catalog import Catalog
 from shoal.storage.tables import Commit, TableRoot, VersionRecord
 from shoal.v1 import dataset_pb2, ingest_service_pb2, upload_pb2
 from shoal.versioning.apply import BatchOutcome, QueuedBatch, apply_batches
+from shoal.versioning.labels import LabelIndex
 
 log = logging.getLogger("shoal.versioning.worker")
 
@@ -100,6 +102,7 @@ class Worker:
         self.owned: set[int] = set()
         self._recovered: set[str] = set()
         self._committed: dict[str, set[str]] = {}
+        self._labels: dict[str, LabelIndex] = {}
         self._progress = self.redis.register_script(_PROGRESS)
         self._renew = self.redis.register_script(_RENEW)
         self.commits = 0
@@ -248,7 +251,13 @@ class Worker:
             | {u.frame_id for b in batches for u in b.batch.label_updates}
             | {f.frame_id for b in batches for f in b.batch.inference_frames}
         )
-        current = tables.get(ids)
+        latest = tables.latest()
+        base_version = latest.version if latest else 0
+        current = tables.get(ids, base_version)
+        labels = self._labels.get(target_name)
+        if labels is None or labels.version != base_version:
+            # First commit here, or another worker committed meanwhile: read who holds which label id.
+            labels = self._labels[target_name] = LabelIndex(tables, base_version)
         inference = isinstance(target, InferenceSetName)
         dataset_name = target.dataset_name if isinstance(target, InferenceSetName) else target
         try:
@@ -256,14 +265,17 @@ class Worker:
         except NotFound:
             dataset = dataset_pb2.Dataset()  # deleted meanwhile: apply anyway, nothing to fix in the catalog
         applied = apply_batches(
-            batches, current, inference=inference, embedding_dimension=0 if inference else dataset.embedding_dimension
+            batches,
+            current,
+            inference=inference,
+            embedding_dimension=0 if inference else dataset.embedding_dimension,
+            owners=labels,
         )
         for queued in batches:
             outcome = applied.outcomes.get(queued.key, BatchOutcome())
             self.store.put(queue.outcome_object(queued.upload, queued.seq), _outcome_json(outcome), "application/json")
-        latest = tables.latest()
         commit = Commit(
-            version=(latest.version if latest else 0) + 1,
+            version=base_version + 1,
             changes=applied.changes,
             uploads=sorted({b.upload for b in batches}),
             batches=[b.key for b in batches],
@@ -271,7 +283,12 @@ class Worker:
             modified=applied.modified,
             deleted=applied.deleted,
         )
-        record = tables.commit(commit)
+        try:
+            record = tables.commit(commit)
+        except BaseException:
+            self._labels.pop(target_name, None)  # the table may or may not have moved: read it again next time
+            raise
+        labels.advance(record.version, applied.released, applied.claimed)
         committed.update(commit.batches)
         self.commits += 1
         # Maintenance runs when the worker is idle, and in a long backlog every few commits of a dataset, so
@@ -292,13 +309,19 @@ class Worker:
 
     def _maintain(self, target_name: str) -> None:
         self._since_maintenance[target_name] = 0
+        target = parse_target(target_name)
+        tables = self.root.tables(target)
         try:
-            compacted = self.root.tables(parse_target(target_name)).maintain()
+            compacted = tables.maintain()
+            if compacted:
+                log.info("compacted %s", target_name, extra={"fragments_removed": compacted})
+            retention = self.settings.version_retention_seconds
+            if retention > 0 and isinstance(target, DatasetName):
+                expired = tables.retain(timedelta(seconds=retention), pinned_versions(self.catalog, target))
+                if expired:
+                    log.info("%s: %d versions past retention", target_name, len(expired))
         except Exception:  # never fatal: the tables stay correct, only less compact; retried after the next commits
             log.exception("maintenance of %s failed", target_name)
-            return
-        if compacted:
-            log.info("compacted %s", target_name, extra={"fragments_removed": compacted})
 
     def _replayed_outcomes(self, entries: Sequence[Entry]) -> dict[str, BatchOutcome]:
         """Entries whose batches were committed but perhaps not recorded on their uploads (a crash in between): their
@@ -335,6 +358,31 @@ class Worker:
 
         if dataset.name:
             self.catalog.update_dataset_internal(target, change)
+
+
+def pinned_versions(catalog: Catalog, dataset: DatasetName) -> set[int]:
+    """Dataset versions retention must keep: checkpointed ones, and those inference sets and segments are pinned to.
+    (Checkpoints are also kept by their tags; reading them here keeps them even if a tag was never written.)"""
+    keep: set[int] = set()
+    token = ""
+    while True:
+        page = catalog.store.list(f"catalog/checkpoints/{dataset.project}/{dataset.dataset}/", 1000, token)
+        for obj in page.objects:
+            keep.add(int(json.loads(catalog.store.get(obj.key))["resource"].get("version", 0)))
+        if not (token := page.next_page_token):
+            break
+    while True:
+        sets, token = catalog.list_inference_sets(dataset, 1000, token)
+        keep.update(s.dataset_version for s in sets)
+        if not token:
+            break
+    while True:
+        ids, token = catalog.list_segment_ids(dataset, 1000, token)
+        for segment_id in ids:
+            keep.update(e.version for e in catalog.get_segment(dataset, segment_id).elements)
+        if not token:
+            break
+    return keep
 
 
 def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Entry:
