@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import lance
@@ -144,7 +145,7 @@ def main() -> None:
 
         before_compaction = du(Path(tables.path))
         t = time.perf_counter()
-        compacted = tables.maintain(max_fragments=1)
+        compacted = tables.maintain(max_fragments=1, log_grace=timedelta(0))
         compaction_seconds = time.perf_counter() - t
         after_compaction = du(Path(tables.path))
         client.close()

@@ -258,8 +258,8 @@ class VersionedTables:
             return {}
         out: dict[str, bytes] = {}
         # Chunked IN lists keep the filter small for large groups of ids.
-        for start in range(0, len(ids), 2000):
-            chunk = ids[start : start + 2000]
+        for start in range(0, len(ids), 8000):
+            chunk = ids[start : start + 8000]
             table = ds.to_table(columns=["frame_id", "frame"], filter=in_list("frame_id", chunk))
             out.update(zip(table.column("frame_id").to_pylist(), table.column("frame").to_pylist(), strict=True))
         return out

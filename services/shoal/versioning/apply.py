@@ -92,9 +92,10 @@ def derived_columns(frame_bytes: bytes, *, inference: bool) -> tuple[int, str, l
     return derived_from(frame)
 
 
-def derived_from(frame: Message) -> tuple[int, str, list[str]]:
-    """(label count, queryable metadata as JSON, label ids) of a frame message."""
-    label_ids = _label_ids(frame)
+def derived_from(frame: Message, label_ids: list[str] | None = None) -> tuple[int, str, list[str]]:
+    """(label count, queryable metadata as JSON, label ids) of a frame message (its label ids, when known)."""
+    if label_ids is None:
+        label_ids = _label_ids(frame)
     metadata: dict[str, object] = {}
     for key, value in frame.user_metadata.items():  # type: ignore[attr-defined]
         kind = value.WhichOneof("kind")
@@ -193,10 +194,13 @@ def apply_batches(
     owners: LabelOwners | None = None,
 ) -> Applied:
     """Apply `batches` in order to the frames in `current` (serialized, by id; absent means not in the dataset);
-    `owners` says who holds label ids in that state (default: nobody)."""
+    `owners` says who holds label ids in that state (default: nobody). The batches' frames are taken over, not
+    copied: callers must not reuse them."""
     batches = list(batches)
     state: dict[str, Message | None] = {}
-    original: dict[str, Message | None] = {}
+    # Label ids of each loaded frame, as loaded and as it stands now (kept beside `state`: reading them is costly).
+    original_ids: dict[str, list[str]] = {}
+    state_ids: dict[str, list[str]] = {}
     existed = {frame_id: True for frame_id in current}
     uploads: dict[str, str] = {}
     outcomes: dict[str, BatchOutcome] = {}
@@ -207,7 +211,7 @@ def apply_batches(
         if frame_id not in state:
             raw = current.get(frame_id)
             state[frame_id] = message_type.FromString(raw) if raw is not None else None
-            original[frame_id] = state[frame_id]
+            original_ids[frame_id] = state_ids[frame_id] = _label_ids(state[frame_id])
         return state[frame_id]
 
     # Who holds a label id: `claims` records every change made by this run (None: freed); ids it does not name are
@@ -223,11 +227,11 @@ def apply_batches(
     )
     claims: dict[str, str | None] = {}
 
-    def taken(frame_id: str, before: Message | None, after: Message) -> list[tuple[int, str, str]]:
-        """(index, label id, holder) of labels `after` would take from another frame."""
-        own = set(_label_ids(before))
+    def taken(frame_id: str, before: list[str], after: list[str]) -> list[tuple[int, str, str]]:
+        """(index, label id, holder) of the label ids in `after` that another frame holds."""
+        own = set(before)
         out = []
-        for i, label_id in enumerate(_label_ids(after)):
+        for i, label_id in enumerate(after):
             if label_id in own:
                 continue
             holder = claims[label_id] if label_id in claims else held.get(label_id)
@@ -235,11 +239,12 @@ def apply_batches(
                 out.append((i, label_id, holder))
         return out
 
-    def move(frame_id: str, before: Message | None, after: Message | None) -> None:
-        for label_id in _label_ids(before):
+    def move(frame_id: str, after: list[str]) -> None:
+        for label_id in state_ids[frame_id]:
             claims[label_id] = None
-        for label_id in _label_ids(after):
+        for label_id in after:
             claims[label_id] = frame_id
+        state_ids[frame_id] = after
 
     for queued in batches:
         outcome = outcomes.setdefault(queued.key, BatchOutcome())
@@ -280,7 +285,7 @@ def apply_batches(
                     if existing is None:
                         fail(frame_id, "DELETE_MISSING_FRAME", "there is no such frame to delete", index, kind)
                         continue
-                    move(frame_id, existing, None)
+                    move(frame_id, [])
                     state[frame_id] = None
                     uploads[frame_id] = queued.upload
                     outcome.committed += 1
@@ -291,10 +296,8 @@ def apply_batches(
                         continue
                     new = _merge_frame(existing, item)  # type: ignore[arg-type]
                 else:
-                    added_frame = frame_pb2.Frame()
-                    added_frame.CopyFrom(item)  # type: ignore[arg-type]
-                    added_frame.change_type = frame_pb2.CHANGE_TYPE_UNSPECIFIED
-                    new = added_frame
+                    item.change_type = frame_pb2.CHANGE_TYPE_UNSPECIFIED  # type: ignore[attr-defined]
+                    new = item
             dims = _dims(new)  # type: ignore[arg-type]
             if dims and (len(dims) > 1 or (dim and next(iter(dims)) != dim)):
                 fail(
@@ -305,7 +308,8 @@ def apply_batches(
                     kind,
                 )
                 continue
-            clashes = taken(frame_id, existing, new)
+            new_ids = _label_ids(new)
+            clashes = taken(frame_id, state_ids[frame_id], new_ids)
             if clashes:
                 label_index, label_id, holder = clashes[0]
                 outcomes[queued.key].failures.append(
@@ -325,7 +329,7 @@ def apply_batches(
                 continue
             if dims and not dim:
                 dim = next(iter(dims))
-            move(frame_id, existing, new)
+            move(frame_id, new_ids)
             state[frame_id] = new
             uploads[frame_id] = queued.upload
             outcome.committed += 1
@@ -335,8 +339,8 @@ def apply_batches(
     released: list[str] = []
     claimed: list[tuple[str, str]] = []
     for frame_id in sorted(uploads):
-        released.extend(_label_ids(original.get(frame_id)))
-        claimed.extend((label_id, frame_id) for label_id in _label_ids(state[frame_id]))
+        released.extend(original_ids[frame_id])
+        claimed.extend((label_id, frame_id) for label_id in state_ids[frame_id])
         after = state[frame_id]
         before = existed.get(frame_id, False)
         if after is None:
@@ -348,7 +352,7 @@ def apply_batches(
         raw = after.SerializeToString(deterministic=True)
         if before and raw == current.get(frame_id):
             continue  # re-applied or no-op change
-        label_count, metadata, label_ids = derived_from(after)
+        label_count, metadata, label_ids = derived_from(after, state_ids[frame_id])
         change_type = MODIFIED if before else ADDED
         added += change_type == ADDED
         modified += change_type == MODIFIED

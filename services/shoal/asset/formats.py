@@ -1,0 +1,452 @@
+"""What the asset service knows about media formats: it reads each upload, refuses what is corrupt, truncated or not
+what it claims to be, and returns the facts it read (sizes, channels, class ids, point counts, bounds, durations).
+
+Readers work on a file on local disk (uploads are spooled there first), so a large point cloud is memory-mapped
+rather than read into memory. Every failure is an InvalidArgument naming what is wrong; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import lzf
+import mutagen
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, UnidentifiedImageError
+
+from shoal.kit.errors import FieldViolation, InvalidArgument
+from shoal.v1 import asset_pb2, common_pb2
+
+# Images past this many pixels are refused rather than decoded (a decompression bomb guard).
+MAX_IMAGE_PIXELS: Final = 250_000_000
+PREVIEW_SIZE: Final = 512
+_IMAGE_FORMATS: Final = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_PCD_TYPES: Final = {
+    **{("F", 4): "<f4", ("F", 8): "<f8", ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4"},
+    **{("I", 8): "<i8", ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4", ("U", 8): "<u8"},
+}
+_PCD_KEYS: Final = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
+_PCD_MAX_HEADER: Final = 64 * 1024
+
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+Info = asset_pb2.ImageInfo | asset_pb2.MaskInfo | asset_pb2.PointCloudInfo | asset_pb2.AudioInfo
+
+
+@dataclass
+class Checked:
+    """What validation found: the content type, the facts, and an image's preview (JPEG bytes)."""
+
+    content_type: str
+    info: Info | None = None
+    preview: bytes | None = None
+
+
+def bad(message: str, reason: str = "INVALID_ASSET") -> InvalidArgument:
+    return InvalidArgument.of([FieldViolation("content", message)], reason=reason)
+
+
+# images and masks --------------------------------------------------------------------------------------------------
+
+
+def _magic(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return ""
+
+
+def _open_image(path: Path, what: str) -> Image.Image:
+    try:
+        with path.open("rb") as fh:
+            with Image.open(fh) as probe:
+                probe.verify()  # structure and checksums (PNG CRCs)
+            fh.seek(0)
+            image = Image.open(fh)
+            image.load()  # the pixels themselves: catches truncation; loaded, the image outlives the file
+    except Image.DecompressionBombError:
+        raise bad(f"the {what} has more than {MAX_IMAGE_PIXELS:,} pixels", "IMAGE_TOO_LARGE") from None
+    except UnidentifiedImageError:
+        claimed = _magic(path)
+        if claimed:
+            raise bad(f"the {what} starts like a {claimed} but is corrupt (it cannot be decoded)") from None
+        raise bad(f"the {what} is not a PNG, JPEG or WebP image (unrecognised content)") from None
+    except (OSError, SyntaxError, ValueError, struct.error) as err:
+        raise bad(f"the {what} is corrupt or truncated: {err}") from None
+    if image.format not in _IMAGE_FORMATS:
+        raise bad(f"the {what} is {image.format}; only PNG, JPEG and WebP are accepted")
+    _check_trailer(path, str(image.format), what)
+    return image
+
+
+def _check_trailer(path: Path, fmt: str, what: str) -> None:
+    """The decoder may stop before the end; the file must still be whole (IEND, EOI, the RIFF size)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 4096))
+        tail = fh.read()
+        fh.seek(4)
+        riff_size = fh.read(4)
+    if fmt == "PNG" and not tail.endswith(b"IEND\xaeB`\x82"):
+        raise bad(f"the {what} is truncated: the PNG does not end with its IEND chunk")
+    if fmt == "JPEG" and b"\xff\xd9" not in tail:
+        raise bad(f"the {what} is truncated: the JPEG has no end-of-image marker")
+    if fmt == "WEBP" and len(riff_size) == 4 and struct.unpack("<I", riff_size)[0] + 8 > size:
+        raise bad(f"the {what} is truncated: the WebP RIFF header says more bytes than the file holds")
+
+
+def check_image(path: Path) -> Checked:
+    image = _open_image(path, "image")
+    info = asset_pb2.ImageInfo(
+        format=str(image.format).lower(), width=image.width, height=image.height, channels=len(image.getbands())
+    )
+    preview = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    preview.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+    out = io.BytesIO()
+    preview.save(out, "JPEG", quality=85)
+    return Checked(_IMAGE_FORMATS[str(image.format)], info, out.getvalue())
+
+
+def check_mask(path: Path, *, known_class_ids: Iterable[int] | None = None, width: int = 0, height: int = 0) -> Checked:
+    """A segmentation mask: a single-channel 8-bit PNG (grey or palette: each pixel is a class id)."""
+    image = _open_image(path, "mask")
+    if image.format != "PNG":
+        raise bad(f"a mask must be a PNG (lossless), got {image.format}", "INVALID_MASK")
+    if image.mode not in {"L", "P"}:
+        raise bad(
+            f"a mask must be single-channel 8-bit (PNG mode L or P), got mode {image.mode} with "
+            f"{len(image.getbands())} channel(s)",
+            "INVALID_MASK",
+        )
+    if (width and image.width != width) or (height and image.height != height):
+        raise bad(
+            f"the mask is {image.width}x{image.height} but its image is {width or image.width}x"
+            f"{height or image.height}",
+            "MASK_SIZE_MISMATCH",
+        )
+    pixels = np.asarray(image, dtype=np.uint8)
+    present = np.flatnonzero(np.bincount(pixels.ravel(), minlength=256)).tolist()
+    unknown = [] if known_class_ids is None else sorted(set(present) - set(known_class_ids))
+    info = asset_pb2.MaskInfo(width=image.width, height=image.height, class_ids=present, unknown_class_ids=unknown)
+    return Checked("image/png", info)
+
+
+# point clouds ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PcdHeader:
+    fields: list[str]
+    sizes: list[int]
+    types: list[str]
+    counts: list[int]
+    width: int
+    height: int
+    points: int
+    data: str
+    data_offset: int
+
+    def dtype(self) -> np.dtype[np.void]:
+        """One point's layout, fields in file order (padding fields included)."""
+        parts = []
+        layout = zip(self.fields, self.sizes, self.types, self.counts, strict=True)
+        for i, (name, size, kind, count) in enumerate(layout):
+            base = _PCD_TYPES[(kind, size)]
+            parts.append((f"{name}#{i}" if name == "_" else name, base, (count,) if count > 1 else ()))
+        return np.dtype(parts)
+
+
+def _pcd_header(head: bytes) -> PcdHeader:
+    if not head.lstrip().startswith((b"#", b"VERSION", b"FIELDS")):
+        raise bad("not a PCD file: it does not start with a PCD header (VERSION, FIELDS … DATA)", "INVALID_PCD")
+    end = head.find(b"\nDATA ")
+    if end < 0:
+        raise bad(f"the PCD header has no DATA line within its first {_PCD_MAX_HEADER} bytes", "INVALID_PCD")
+    line_end = head.find(b"\n", end + 1)
+    if line_end < 0:
+        raise bad("the PCD header's DATA line is not terminated", "INVALID_PCD")
+    entries: dict[str, list[str]] = {}
+    try:
+        text = head[: line_end + 1].decode("ascii")
+    except UnicodeDecodeError:
+        raise bad("the PCD header is not ASCII text", "INVALID_PCD") from None
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        key, *values = line.split()
+        key = key.upper()
+        if key not in _PCD_KEYS:
+            raise bad(f"unknown PCD header entry {key!r}", "INVALID_PCD")
+        entries[key] = values
+    for required in ("FIELDS", "SIZE", "TYPE", "WIDTH", "HEIGHT", "DATA"):
+        if required not in entries:
+            raise bad(f"the PCD header has no {required} line", "INVALID_PCD")
+    fields = entries["FIELDS"]
+    n = len(fields)
+
+    def ints(key: str, default: list[int] | None = None) -> list[int]:
+        values = entries.get(key)
+        if values is None and default is not None:
+            return default
+        try:
+            return [int(v) for v in values or []]
+        except ValueError:
+            raise bad(f"PCD {key} must be integers, got {' '.join(values or [])!r}", "INVALID_PCD") from None
+
+    sizes, counts = ints("SIZE"), ints("COUNT", [1] * n)
+    types = [t.upper() for t in entries["TYPE"]]
+    for key, length in (("SIZE", len(sizes)), ("TYPE", len(types)), ("COUNT", len(counts))):
+        if length != n:
+            raise bad(f"PCD {key} has {length} entries for {n} FIELDS", "INVALID_PCD")
+    for name, size, kind, count in zip(fields, sizes, types, counts, strict=True):
+        if (kind, size) not in _PCD_TYPES:
+            raise bad(f"PCD field {name!r} has TYPE {kind} with SIZE {size}, which is not a valid pair", "INVALID_PCD")
+        if count < 1:
+            raise bad(f"PCD field {name!r} has COUNT {count}; it must be 1 or more", "INVALID_PCD")
+    named = [f for f in fields if f != "_"]
+    if len(set(named)) != len(named):
+        raise bad(f"PCD FIELDS repeat a name: {' '.join(fields)}", "INVALID_PCD")
+    for axis in ("x", "y", "z"):
+        if axis not in fields:
+            raise bad(f"the point cloud has no {axis!r} field (FIELDS {' '.join(fields)})", "INVALID_PCD")
+        if counts[fields.index(axis)] != 1:
+            raise bad(f"PCD field {axis!r} must have COUNT 1", "INVALID_PCD")
+    dims = ints("WIDTH") + ints("HEIGHT")
+    if len(dims) != 2:
+        raise bad("PCD WIDTH and HEIGHT must be one integer each", "INVALID_PCD")
+    width, height = dims
+    points = ints("POINTS", [width * height])
+    if len(points) != 1 or points[0] != width * height or width < 0 or height < 1:
+        raise bad(
+            f"PCD POINTS {' '.join(map(str, points))} does not equal WIDTH {width} x HEIGHT {height}", "INVALID_PCD"
+        )
+    data = entries["DATA"][0].lower() if entries["DATA"] else ""
+    if data not in {"ascii", "binary", "binary_compressed"}:
+        raise bad(f"PCD DATA must be ascii, binary or binary_compressed, got {data!r}", "INVALID_PCD")
+    return PcdHeader(fields, sizes, types, counts, width, height, points[0], data, line_end + 1)
+
+
+def read_pcd(path: Path) -> tuple[PcdHeader, npt.NDArray[np.void]]:
+    """The header and the points (a structured array, fields in file order)."""
+    with path.open("rb") as fh:
+        head = fh.read(_PCD_MAX_HEADER)
+    header = _pcd_header(head)
+    dtype = header.dtype()
+    size = path.stat().st_size - header.data_offset
+    n = header.points
+    if header.data == "binary":
+        if size != n * dtype.itemsize:
+            raise bad(
+                f"the PCD header says {n} points of {dtype.itemsize} bytes ({n * dtype.itemsize} bytes) but the data "
+                f"holds {size} bytes" + (" (truncated)" if size < n * dtype.itemsize else ""),
+                "PCD_SIZE_MISMATCH",
+            )
+        if n == 0:
+            return header, np.zeros(0, dtype)
+        return header, np.memmap(path, dtype=dtype, mode="r", offset=header.data_offset, shape=(n,))
+    with path.open("rb") as fh:
+        fh.seek(header.data_offset)
+        body = fh.read()
+    if header.data == "ascii":
+        return header, _pcd_ascii(body, header, dtype)
+    return header, _pcd_compressed(body, header, dtype)
+
+
+def _pcd_ascii(body: bytes, header: PcdHeader, dtype: np.dtype[np.void]) -> npt.NDArray[np.void]:
+    per_point = sum(header.counts)
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if len(lines) != header.points:
+        raise bad(
+            f"the PCD header says {header.points} points but the data has {len(lines)} lines", "PCD_SIZE_MISMATCH"
+        )
+    try:
+        values = np.array(body.split(), dtype=np.float64)
+    except ValueError:
+        raise bad("the PCD ascii data holds something that is not a number", "INVALID_PCD") from None
+    if values.size != header.points * per_point:
+        raise bad(
+            f"the PCD ascii data has {values.size} values; {header.points} points of {per_point} need "
+            f"{header.points * per_point}",
+            "PCD_SIZE_MISMATCH",
+        )
+    table = values.reshape(header.points, per_point)
+    out = np.zeros(header.points, dtype)
+    column = 0
+    for name in dtype.names or ():
+        width = int(np.prod(dtype[name].shape)) if dtype[name].shape else 1
+        part = table[:, column : column + width]
+        out[name] = part.reshape(out[name].shape)
+        column += width
+    return out
+
+
+def _pcd_compressed(body: bytes, header: PcdHeader, dtype: np.dtype[np.void]) -> npt.NDArray[np.void]:
+    if len(body) < 8:
+        raise bad("the PCD binary_compressed data is missing its size words", "INVALID_PCD")
+    compressed, uncompressed = struct.unpack("<II", body[:8])
+    expected = header.points * dtype.itemsize
+    if uncompressed != expected:
+        raise bad(
+            f"the PCD header says {header.points} points ({expected} bytes) but the compressed data unpacks to "
+            f"{uncompressed} bytes",
+            "PCD_SIZE_MISMATCH",
+        )
+    if len(body) - 8 < compressed:
+        raise bad(f"the PCD compressed data is truncated: {len(body) - 8} of {compressed} bytes", "INVALID_PCD")
+    if header.points == 0:
+        return np.zeros(0, dtype)
+    try:
+        raw = lzf.decompress(body[8 : 8 + compressed], uncompressed)
+    except ValueError:
+        raw = None
+    if raw is None or len(raw) != uncompressed:
+        raise bad("the PCD compressed data is corrupt (LZF decompression failed)", "INVALID_PCD")
+    # binary_compressed stores each field's values together (column-major), in FIELDS order.
+    out = np.zeros(header.points, dtype)
+    offset = 0
+    for name in dtype.names or ():
+        field = dtype[name]
+        count = header.points * (int(np.prod(field.shape)) if field.shape else 1)
+        out[name] = np.frombuffer(raw, dtype=field.base, count=count, offset=offset).reshape(out[name].shape)
+        offset += field.itemsize * header.points
+    return out
+
+
+def _cloud_info(encoding: str, points: npt.NDArray[np.void], fields: list[str]) -> asset_pb2.PointCloudInfo:
+    info = asset_pb2.PointCloudInfo(encoding=encoding, point_count=len(points), fields=fields)
+    if len(points):
+        xyz = np.stack([np.asarray(points[a], dtype=np.float64) for a in ("x", "y", "z")], axis=1)
+        finite = xyz[np.isfinite(xyz).all(axis=1)]
+        if len(finite):
+            lo, hi = finite.min(axis=0), finite.max(axis=0)
+            info.min.CopyFrom(common_pb2.Vector3(x=lo[0], y=lo[1], z=lo[2]))
+            info.max.CopyFrom(common_pb2.Vector3(x=hi[0], y=hi[1], z=hi[2]))
+    return info
+
+
+def check_pcd(path: Path) -> Checked:
+    header, points = read_pcd(path)
+    return Checked("application/x-pcd", _cloud_info(header.data, points, header.fields))
+
+
+def check_kitti_bin(path: Path) -> Checked:
+    """A KITTI-like raw cloud: little-endian float32 x, y, z, intensity per point, nothing else."""
+    size = path.stat().st_size
+    if size == 0 or size % 16:
+        raise bad(
+            f"a KITTI-like point cloud is 16 bytes a point (float32 x, y, z, intensity); {size} bytes is "
+            + ("empty" if size == 0 else f"{size // 16} points and {size % 16} bytes over"),
+            "INVALID_POINT_CLOUD",
+        )
+    dtype = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
+    points = np.memmap(path, dtype=dtype, mode="r", shape=(size // 16,))
+    return Checked("application/octet-stream", _cloud_info("kitti_bin", points, ["x", "y", "z", "intensity"]))
+
+
+# audio -------------------------------------------------------------------------------------------------------------
+
+_WAV_RE: Final = re.compile(rb"^RIFF....WAVE", re.DOTALL)
+
+
+def check_audio(path: Path) -> Checked:
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    is_wav = bool(_WAV_RE.match(head))
+    is_mp3 = head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+    if not (is_wav or is_mp3):
+        raise bad("the audio is neither WAV (RIFF/WAVE) nor MP3 (ID3 tag or MPEG frame sync)", "INVALID_AUDIO")
+    try:
+        found = mutagen.File(path)
+    except mutagen.MutagenError as err:
+        raise bad(f"the audio is corrupt: {err}", "INVALID_AUDIO") from None
+    if found is None or found.info is None:
+        raise bad("the audio could not be read as WAV or MP3", "INVALID_AUDIO")
+    info = found.info
+    if is_wav:
+        _check_wav_data(path)
+    return Checked(
+        "audio/wav" if is_wav else "audio/mpeg",
+        asset_pb2.AudioInfo(
+            format="wav" if is_wav else "mp3",
+            duration_seconds=float(getattr(info, "length", 0.0) or 0.0),
+            sample_rate_hz=int(getattr(info, "sample_rate", 0) or 0),
+            channels=int(getattr(info, "channels", 0) or 0),
+        ),
+    )
+
+
+def _check_wav_data(path: Path) -> None:
+    """The data chunk must be all there (a cut-off recording is refused)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(12)
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise bad("the WAV file has no data chunk", "INVALID_AUDIO")
+            chunk, length = struct.unpack("<4sI", head)
+            if chunk == b"data":
+                if fh.tell() + length > size:
+                    raise bad(
+                        f"the WAV data chunk says {length} bytes but only {size - fh.tell()} follow (truncated)",
+                        "INVALID_AUDIO",
+                    )
+                return
+            fh.seek(length + (length & 1), 1)
+
+
+# dispatch ----------------------------------------------------------------------------------------------------------
+
+EXTENSIONS: Final = {
+    ".png": asset_pb2.ASSET_KIND_IMAGE,
+    ".jpg": asset_pb2.ASSET_KIND_IMAGE,
+    ".jpeg": asset_pb2.ASSET_KIND_IMAGE,
+    ".webp": asset_pb2.ASSET_KIND_IMAGE,
+    ".pcd": asset_pb2.ASSET_KIND_POINT_CLOUD_PCD,
+    ".bin": asset_pb2.ASSET_KIND_POINT_CLOUD_BIN,
+    ".wav": asset_pb2.ASSET_KIND_AUDIO,
+    ".mp3": asset_pb2.ASSET_KIND_AUDIO,
+    ".mp4": asset_pb2.ASSET_KIND_VIDEO,
+    ".obj": asset_pb2.ASSET_KIND_MESH,
+}
+
+
+def kind_for(filename: str) -> int:
+    """The asset kind a file name suggests (OTHER when it suggests none)."""
+    return EXTENSIONS.get(Path(filename).suffix.lower(), asset_pb2.ASSET_KIND_OTHER)
+
+
+def check(
+    kind: int,
+    path: Path,
+    *,
+    content_type: str = "",
+    known_class_ids: Iterable[int] | None = None,
+    width: int = 0,
+    height: int = 0,
+) -> Checked:
+    """Validate the file at `path` as `kind`; kinds without a reader are stored as given."""
+    if kind == asset_pb2.ASSET_KIND_IMAGE:
+        return check_image(path)
+    if kind == asset_pb2.ASSET_KIND_MASK:
+        return check_mask(path, known_class_ids=known_class_ids, width=width, height=height)
+    if kind == asset_pb2.ASSET_KIND_POINT_CLOUD_PCD:
+        return check_pcd(path)
+    if kind == asset_pb2.ASSET_KIND_POINT_CLOUD_BIN:
+        return check_kitti_bin(path)
+    if kind == asset_pb2.ASSET_KIND_AUDIO:
+        return check_audio(path)
+    return Checked(content_type or "application/octet-stream")
