@@ -91,3 +91,24 @@ def latlong_problem(lat: float, lon: float) -> str | None:
     if not -180.0 <= lon <= 180.0:
         return f"longitude must be in [-180, 180], got {lon}"
     return None
+
+
+# Asset kinds (shoal.v1.AssetKind values) that file name extensions suggest.
+ASSET_EXTENSIONS: Final = {
+    ".png": 1,
+    ".jpg": 1,
+    ".jpeg": 1,
+    ".webp": 1,
+    ".pcd": 3,
+    ".bin": 4,
+    ".wav": 5,
+    ".mp3": 5,
+    ".mp4": 6,
+    ".obj": 7,
+}
+
+
+def asset_kind_for(filename: str) -> int:
+    """The AssetKind a file name suggests (OTHER, 8, when it suggests none)."""
+    dot = filename.rfind(".")
+    return ASSET_EXTENSIONS.get(filename[dot:].lower() if dot >= 0 else "", 8)

@@ -229,3 +229,11 @@ def test_truncated_files_are_refused_not_crashed_on(tmp_path: Path, cut: float, 
     kind, whole = samples[which]
     with pytest.raises(InvalidArgument):
         formats.check(kind, put(tmp_path, whole[: int(len(whole) * cut)]))
+
+
+def test_extensions_name_their_kinds() -> None:
+    assert formats.kind_for("a/b/mask.PNG") == asset_pb2.ASSET_KIND_IMAGE
+    assert formats.kind_for("scan.pcd") == asset_pb2.ASSET_KIND_POINT_CLOUD_PCD
+    assert formats.kind_for("000001.bin") == asset_pb2.ASSET_KIND_POINT_CLOUD_BIN
+    assert formats.kind_for("clip.mp3") == asset_pb2.ASSET_KIND_AUDIO
+    assert formats.kind_for("README") == asset_pb2.ASSET_KIND_OTHER

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from shoal.kit.errors import FieldViolation, InvalidArgument
 from shoal.v1 import asset_pb2, common_pb2
+from shoal.validation import asset_kind_for
 
 # Images past this many pixels are refused rather than decoded (a decompression bomb guard).
 MAX_IMAGE_PIXELS: Final = 250_000_000
@@ -410,23 +411,10 @@ def _check_wav_data(path: Path) -> None:
 
 # dispatch ----------------------------------------------------------------------------------------------------------
 
-EXTENSIONS: Final = {
-    ".png": asset_pb2.ASSET_KIND_IMAGE,
-    ".jpg": asset_pb2.ASSET_KIND_IMAGE,
-    ".jpeg": asset_pb2.ASSET_KIND_IMAGE,
-    ".webp": asset_pb2.ASSET_KIND_IMAGE,
-    ".pcd": asset_pb2.ASSET_KIND_POINT_CLOUD_PCD,
-    ".bin": asset_pb2.ASSET_KIND_POINT_CLOUD_BIN,
-    ".wav": asset_pb2.ASSET_KIND_AUDIO,
-    ".mp3": asset_pb2.ASSET_KIND_AUDIO,
-    ".mp4": asset_pb2.ASSET_KIND_VIDEO,
-    ".obj": asset_pb2.ASSET_KIND_MESH,
-}
-
 
 def kind_for(filename: str) -> int:
     """The asset kind a file name suggests (OTHER when it suggests none)."""
-    return EXTENSIONS.get(Path(filename).suffix.lower(), asset_pb2.ASSET_KIND_OTHER)
+    return asset_kind_for(filename)
 
 
 def check(

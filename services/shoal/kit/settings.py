@@ -78,6 +78,14 @@ class Settings:
     # Versions older than this may be dropped (0: every version is kept forever). Checkpointed versions, and those an
     # inference set or segment is pinned to, are always kept; the newest always is.
     version_retention_seconds: float = 0.0
+    # Assets: the largest upload, where uploads are spooled while checked, how long signed URLs last, and the
+    # HTTP endpoint that serves signed URLs when the store is a local directory (S3 presigns its own).
+    asset_max_bytes: int = 5 << 30
+    asset_spool_dir: str = ""
+    asset_url_ttl_seconds: float = 3600.0
+    asset_http_port: int = 50056
+    asset_public_url: str = ""
+    url_signing_key: str = ""
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +139,12 @@ class Settings:
             worker_read_count=max(1, _int(env, "SHOAL_WORKER_READ_COUNT", 64)),
             worker_max_commit_frames=max(1, _int(env, "SHOAL_WORKER_MAX_COMMIT_FRAMES", 16_000)),
             version_retention_seconds=max(0.0, _float(env, "SHOAL_VERSION_RETENTION_SECONDS", 0.0)),
+            asset_max_bytes=max(1, _int(env, "SHOAL_ASSET_MAX_BYTES", 5 << 30)),
+            asset_spool_dir=env.get("SHOAL_ASSET_SPOOL_DIR", ""),
+            asset_url_ttl_seconds=min(604800.0, max(1.0, _float(env, "SHOAL_ASSET_URL_TTL_SECONDS", 3600.0))),
+            asset_http_port=_int(env, "SHOAL_ASSET_HTTP_PORT", 50056),
+            asset_public_url=env.get("SHOAL_ASSET_PUBLIC_URL", ""),
+            url_signing_key=env.get("SHOAL_URL_SIGNING_KEY", ""),
         )
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import queue as queue_module
 import random
+import re
 import sys
 import threading
 import time
@@ -27,8 +28,11 @@ from shoal.kit.settings import DEFAULT_GRPC_PORTS
 from shoal.kit.status import unpack
 from shoal.sdk.classmap import LabelClassMap
 from shoal.sdk.errors import UploadError
-from shoal.sdk.frames import Inferences, LabeledDataset, LabeledFrame, UpdateGTLabelSet
+from shoal.sdk.frames import PENDING_MASK, Inferences, LabeledDataset, LabeledFrame, UpdateGTLabelSet
 from shoal.v1 import (
+    asset_pb2,
+    asset_service_pb2,
+    asset_service_pb2_grpc,
     dataset_pb2,
     frame_pb2,
     ingest_service_pb2,
@@ -39,6 +43,7 @@ from shoal.v1 import (
     versioning_service_pb2,
     versioning_service_pb2_grpc,
 )
+from shoal.validation import asset_kind_for
 
 log = logging.getLogger("shoal.sdk")
 
@@ -63,6 +68,8 @@ _FIELD_TYPES: Final = {
     "FLOAT64": dataset_pb2.FIELD_TYPE_FLOAT,
     "NUMERIC": dataset_pb2.FIELD_TYPE_NUMERIC,
 }
+ASSET_CHUNK: Final = 1 << 20
+_ASSET_NAME_RE: Final = re.compile(r"(?:^|shoal://|/)assets/([a-z][a-z0-9-]*)/([a-z][a-z0-9-]*)/blobs/([0-9a-f]{64})")
 _METRICS: Final = {"cosine": dataset_pb2.DISTANCE_METRIC_COSINE, "euclidean": dataset_pb2.DISTANCE_METRIC_EUCLIDEAN}
 Item = frame_pb2.Frame | label_pb2.LabelUpdate | frame_pb2.InferenceFrame
 
@@ -135,6 +142,7 @@ class Client:
         self._channels = {name: grpc.insecure_channel(addr, options=options) for name, addr in self.addresses.items()}
         self.versioning = versioning_service_pb2_grpc.VersioningServiceStub(self._channels["versioning"])
         self.ingest = ingest_service_pb2_grpc.IngestServiceStub(self._channels["ingest"])
+        self.asset = asset_service_pb2_grpc.AssetServiceStub(self._channels["asset"])
 
     @property
     def _metadata(self) -> tuple[tuple[str, str], ...]:
@@ -516,6 +524,179 @@ class Client:
         )
         self._call(self.versioning.DeleteSegment, request)
 
+    # assets ---------------------------------------------------------------------------------------------------
+
+    def upload_asset(
+        self,
+        project_id: str,
+        dataset_id: str,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        kind: int | str | None = None,
+        filename: str = "",
+        content_type: str = "",
+        expected_width: int = 0,
+        expected_height: int = 0,
+        validate_only: bool = False,
+    ) -> asset_pb2.Asset:
+        """Upload a file (a path) or bytes as an asset of the dataset, in 1 MiB chunks; it is validated by its kind
+        (from the file name when not given) and stored once per distinct content. Returns the Asset, whose `url`
+        loads it."""
+        if isinstance(source, bytes):
+            name = filename or "blob"
+            size = len(source)
+        else:
+            name = filename or os.path.basename(os.fspath(source))
+            size = os.path.getsize(source)
+        header = asset_service_pb2.AssetUploadHeader(
+            parent=f"projects/{project_id}/datasets/{dataset_id}",
+            kind=_asset_kind(kind, name),
+            content_type=content_type,
+            filename=name,
+            size_bytes=size,
+            expected_width=expected_width,
+            expected_height=expected_height,
+            validate_only=validate_only,
+        )
+
+        def requests() -> Iterator[asset_service_pb2.UploadAssetRequest]:
+            yield asset_service_pb2.UploadAssetRequest(header=header)
+            if isinstance(source, bytes):
+                for start in range(0, len(source), ASSET_CHUNK):
+                    yield asset_service_pb2.UploadAssetRequest(chunk=source[start : start + ASSET_CHUNK])
+                return
+            with open(source, "rb") as fh:
+                while chunk := fh.read(ASSET_CHUNK):
+                    yield asset_service_pb2.UploadAssetRequest(chunk=chunk)
+
+        # Content-addressed, so sending the same bytes again after a broken stream stores nothing twice.
+        for attempt in range(self.max_retries + 1):
+            try:
+                asset: asset_pb2.Asset = self.asset.UploadAsset(
+                    requests(), metadata=self._metadata, timeout=max(self.timeout, size / 5e6)
+                )
+                return asset
+            except grpc.RpcError as err:
+                if err.code() not in RETRYABLE or attempt == self.max_retries:
+                    raise
+                time.sleep(_backoff(attempt, unpack(err).retry_delay_seconds))
+        raise AssertionError("unreachable")
+
+    def upload_asset_from_filepath(
+        self, project_id: str, dataset_id: str, filepath: str | os.PathLike[str], *, kind: int | str | None = None
+    ) -> str:
+        """Upload a local file as an asset; returns its download URL (usable in frames: Shoal recognises its own
+        asset URLs, and `sign_asset_url` renews one that expired)."""
+        return self.upload_asset(project_id, dataset_id, filepath, kind=kind).url
+
+    def upload_asset_from_url(
+        self, project_id: str, dataset_id: str, url: str, *, kind: int | str | None = None
+    ) -> str:
+        """Fetch `url` (streamed to a temporary file) and upload it as an asset; returns the asset's download URL."""
+        import shutil  # noqa: PLC0415
+        import tempfile  # noqa: PLC0415
+        import urllib.parse  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
+        name = os.path.basename(urllib.parse.urlsplit(url).path) or "download"
+        with tempfile.TemporaryDirectory(prefix="shoal-asset-") as folder:
+            path = os.path.join(folder, name)
+            with urllib.request.urlopen(url, timeout=self.timeout) as response, open(path, "wb") as out:
+                shutil.copyfileobj(response, out, ASSET_CHUNK)
+            return self.upload_asset(project_id, dataset_id, path, kind=kind).url
+
+    def upload_asset_direct(
+        self,
+        project_id: str,
+        dataset_id: str,
+        filepath: str | os.PathLike[str],
+        *,
+        kind: int | str | None = None,
+        ttl_seconds: int = 3600,
+    ) -> asset_pb2.Asset:
+        """Upload a large file straight to the store through a presigned URL, then have the service check it."""
+        import urllib.request  # noqa: PLC0415
+
+        name = os.path.basename(os.fspath(filepath))
+        size = os.path.getsize(filepath)
+        parent = f"projects/{project_id}/datasets/{dataset_id}"
+        header = asset_service_pb2.AssetUploadHeader(
+            parent=parent, kind=_asset_kind(kind, name), filename=name, size_bytes=size
+        )
+        request = asset_service_pb2.CreateUploadUrlRequest(header=header)
+        request.ttl.FromSeconds(ttl_seconds)
+        target: asset_service_pb2.CreateUploadUrlResponse = self._call(self.asset.CreateUploadUrl, request)
+        with open(filepath, "rb") as fh:
+            put = urllib.request.Request(
+                target.url,
+                data=fh,
+                method="PUT",
+                headers={
+                    # Without a type urllib sends a form type, which some S3 servers read as a form, not the file.
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(size),
+                    **target.headers,
+                },
+            )
+            with urllib.request.urlopen(put, timeout=max(self.timeout, size / 5e6)):
+                pass
+        done: asset_pb2.Asset = self._call(
+            self.asset.CompleteDirectUpload,
+            asset_service_pb2.CompleteDirectUploadRequest(parent=parent, upload_id=target.upload_id),
+        )
+        return done
+
+    def get_asset(self, name: str) -> asset_pb2.Asset:
+        """An asset by name (`projects/{p}/datasets/{d}/assets/{sha256}`), with fresh URLs."""
+        asset: asset_pb2.Asset = self._call(self.asset.GetAsset, asset_service_pb2.GetAssetRequest(name=name))
+        return asset
+
+    def read_asset(self, name: str, offset: int = 0, length: int = 0) -> bytes:
+        """An asset's bytes (a range of them when `offset`/`length` are given)."""
+        request = asset_service_pb2.ReadAssetRequest(name=name, offset=offset, length=length)
+        return b"".join(r.chunk for r in self.asset.ReadAsset(request, metadata=self._metadata, timeout=self.timeout))
+
+    def list_assets(self, project_id: str, dataset_id: str, page_size: int = 100) -> Iterator[asset_pb2.Asset]:
+        """Every asset of a dataset."""
+        token = ""
+        while True:
+            page: asset_service_pb2.ListAssetsResponse = self._call(
+                self.asset.ListAssets,
+                asset_service_pb2.ListAssetsRequest(
+                    parent=f"projects/{project_id}/datasets/{dataset_id}", page_size=page_size, page_token=token
+                ),
+            )
+            yield from page.assets
+            if not (token := page.next_page_token):
+                return
+
+    def delete_asset(self, name: str) -> None:
+        self._call(self.asset.DeleteAsset, asset_service_pb2.DeleteAssetRequest(name=name))
+
+    def sign_asset_url(self, name_or_url: str, ttl_seconds: int = 3600) -> str:
+        """A fresh signed download URL for an asset, by name or by any of its (possibly expired) URLs."""
+        name = _asset_name(name_or_url)
+        request = asset_service_pb2.SignAssetUrlRequest(name=name)
+        request.ttl.FromSeconds(ttl_seconds)
+        signed: asset_service_pb2.SignAssetUrlResponse = self._call(self.asset.SignAssetUrl, request)
+        return signed.url
+
+    def _upload_pending_masks(self, target: str, items: Sequence[Item], pending: Mapping[str, bytes]) -> None:
+        """Upload masks given as arrays and put their URLs into the labels that wait for them."""
+        parts = target.split("/")
+        project_id, dataset_id = parts[1], parts[3]
+        urls = {
+            placeholder: self.upload_asset(
+                project_id, dataset_id, png, kind=asset_pb2.ASSET_KIND_MASK, filename="mask.png"
+            ).url
+            for placeholder, png in pending.items()
+        }
+        for item in items:
+            for label in item.labels:
+                for shape in (label.semantic_segmentation_2d, label.instance_segmentation_2d):
+                    if shape.mask_url.startswith(PENDING_MASK):
+                        shape.mask_url = urls[shape.mask_url]
+
     # uploads --------------------------------------------------------------------------------------------------
 
     def create_or_update_dataset(
@@ -535,7 +716,12 @@ class Client:
                 project_id, dataset_id, embedding_distance_metric=embedding_distance_metric, exist_ok=True
             )
         return self._upload_items(
-            f"projects/{project_id}/datasets/{dataset_id}", dataset.items, upload_id, wait_until_finish, timeout
+            f"projects/{project_id}/datasets/{dataset_id}",
+            dataset.items,
+            upload_id,
+            wait_until_finish,
+            timeout,
+            pending_masks=dataset.pending_masks,
         )
 
     def update_dataset_frames(
@@ -552,7 +738,12 @@ class Client:
         for frame in update:
             collected.add_frame(frame)
         return self._upload_items(
-            f"projects/{project_id}/datasets/{dataset_id}", collected.items, upload_id, wait_until_finish, None
+            f"projects/{project_id}/datasets/{dataset_id}",
+            collected.items,
+            upload_id,
+            wait_until_finish,
+            None,
+            pending_masks=collected.pending_masks,
         )
 
     def update_dataset_labels(
@@ -569,7 +760,12 @@ class Client:
         for u in updates:
             collected.add_label_update(u)
         return self._upload_items(
-            f"projects/{project_id}/datasets/{dataset_id}", collected.items, upload_id, wait_until_finish, None
+            f"projects/{project_id}/datasets/{dataset_id}",
+            collected.items,
+            upload_id,
+            wait_until_finish,
+            None,
+            pending_masks=collected.pending_masks,
         )
 
     def create_inferences(
@@ -586,7 +782,9 @@ class Client:
         """Create an inference set pinned to the dataset's current version and upload its frames."""
         self.create_inferences_set(project_id, dataset_id, inferences_id, model_id=model_id)
         target = f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inferences_id}"
-        return self._upload_items(target, inferences.items, upload_id, wait_until_finish, None)
+        return self._upload_items(
+            target, inferences.items, upload_id, wait_until_finish, None, pending_masks=inferences.pending_masks
+        )
 
     def create_or_update_inferences(
         self,
@@ -606,7 +804,9 @@ class Client:
             if err.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
         target = f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inferences_id}"
-        return self._upload_items(target, inferences.items, upload_id, wait_until_finish, None)
+        return self._upload_items(
+            target, inferences.items, upload_id, wait_until_finish, None, pending_masks=inferences.pending_masks
+        )
 
     def get_upload(self, upload_id: str) -> upload_pb2.Upload:
         """An upload's progress, by its resource name (as in UploadReport.name)."""
@@ -645,8 +845,17 @@ class Client:
             time.sleep(poll_seconds)
 
     def _upload_items(
-        self, target: str, items: Sequence[Item], upload_id: str | None, wait: bool, timeout: float | None
+        self,
+        target: str,
+        items: Sequence[Item],
+        upload_id: str | None,
+        wait: bool,
+        timeout: float | None,
+        *,
+        pending_masks: Mapping[str, bytes] | None = None,
     ) -> UploadReport:
+        if pending_masks:
+            self._upload_pending_masks(target, items, pending_masks)
         report = self.upload(target, items, upload_id=upload_id)
         if wait:
             self.wait_for_upload(report.name, timeout)
@@ -801,3 +1010,27 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _asset_kind(kind: int | str | None, filename: str) -> Any:
+    """An AssetKind value: given by number or name (`"mask"`), else suggested by the file name."""
+    if kind is None:
+        return asset_kind_for(filename)
+    if isinstance(kind, str):
+        return asset_pb2.AssetKind.Value("ASSET_KIND_" + kind.upper())
+    return int(kind)
+
+
+def _asset_name(name_or_url: str) -> str:
+    """An asset's resource name, from its name, its `shoal://` URI or one of its URLs."""
+    import urllib.parse  # noqa: PLC0415
+
+    if name_or_url.startswith("projects/"):
+        return name_or_url
+    if name_or_url.startswith("shoal://"):
+        return name_or_url.removeprefix("shoal://")
+    found = _ASSET_NAME_RE.search(urllib.parse.unquote(urllib.parse.urlsplit(name_or_url).path))
+    if not found:
+        raise ValueError(f"{name_or_url!r} is not a Shoal asset name or URL")
+    project, dataset, sha = found.groups()
+    return f"projects/{project}/datasets/{dataset}/assets/{sha}"

@@ -13,6 +13,8 @@ hold the wire messages themselves, so sending a frame costs no conversion.
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -23,6 +25,26 @@ from google.protobuf import timestamp_pb2
 from shoal import validation as rules
 from shoal.sdk.errors import ValidationError
 from shoal.v1 import common_pb2, frame_pb2, label_pb2
+
+PENDING_MASK = "pending-mask:"
+
+
+def mask_png(data: Any, fail: Any) -> bytes:
+    """A 2-D array of class (or instance) ids 0–255 as a single-channel 8-bit PNG."""
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    array = np.asarray(data)
+    if array.ndim != 2 or array.size == 0:
+        fail(f"a mask is a non-empty 2-D array, got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.bool_)):
+        fail(f"a mask holds integer ids, got {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() > 255):
+        fail(f"mask ids must be 0-255, got {int(array.min())}..{int(array.max())}")
+    out = io.BytesIO()
+    Image.fromarray(array.astype(np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
 
 UpdateType = Literal["ADD", "MODIFY"]
 _CHANGE = {"ADD": frame_pb2.CHANGE_TYPE_ADD, "MODIFY": frame_pb2.CHANGE_TYPE_MODIFY}
@@ -168,6 +190,9 @@ class _FrameBase:
         self._sensor_ids: set[str] = set()
         self._coordinate_frame_ids: set[str] = set()
         self._metadata_types: dict[str, str] = {}
+        # Masks given as arrays, encoded as PNG: their labels hold `pending-mask:{sha256}` until the client uploads
+        # them as assets and puts the asset URLs in their place.
+        self._pending_masks: dict[str, bytes] = {}
 
     def _fail(self, problem: str, field: str = "", label_id: str = "") -> None:
         raise ValidationError(problem, frame_id=self.frame_id, label_id=label_id, field=field)
@@ -302,20 +327,31 @@ class _FrameBase:
         )
         self._append(label)
 
+    def _mask_url(self, mask_url: str, mask_data: Any, label_id: str) -> str:
+        """The URL to put in the label: the one given, or a placeholder for `mask_data` (uploaded by the client)."""
+        if bool(mask_url) == (mask_data is not None):
+            self._fail("give exactly one of mask_url and mask_data", "mask_url", label_id)
+        if mask_data is None:
+            return mask_url
+        png = mask_png(mask_data, lambda problem: self._fail(problem, "mask_data", label_id))
+        placeholder = PENDING_MASK + hashlib.sha256(png).hexdigest()
+        self._pending_masks[placeholder] = png
+        return placeholder
+
     def _2d_semseg(
         self,
         *,
         sensor_id: str,
         label_id: str,
-        mask_url: str,
+        mask_url: str = "",
+        mask_data: Any = None,
         classification: str = "",
         confidence: float | None = None,
         user_attrs: Mapping[str, Any] | None = None,
     ) -> None:
-        if not mask_url:
-            self._fail("mask_url is required", "mask_url", label_id)
+        url = self._mask_url(mask_url, mask_data, label_id)
         label = self._new_label(label_id, classification, sensor_id, confidence=confidence, user_attrs=user_attrs)
-        label.semantic_segmentation_2d.mask_url = mask_url
+        label.semantic_segmentation_2d.mask_url = url
         self._append(label)
 
     def _2d_instance_seg(
@@ -323,14 +359,14 @@ class _FrameBase:
         *,
         sensor_id: str,
         label_id: str,
-        mask_url: str,
         instance_mapping: Sequence[Mapping[str, Any]],
+        mask_url: str = "",
+        mask_data: Any = None,
         classification: str = "",
         confidence: float | None = None,
         user_attrs: Mapping[str, Any] | None = None,
     ) -> None:
-        if not mask_url:
-            self._fail("mask_url is required", "mask_url", label_id)
+        mask_url = self._mask_url(mask_url, mask_data, label_id)
         ids = [int(m["id"]) for m in instance_mapping]
         if len(set(ids)) != len(ids):
             self._fail("instance ids must be unique", "instance_mapping", label_id)
@@ -904,6 +940,7 @@ class _Collection:
         self._label_ids: set[str] = set()
         self._metadata_types: dict[str, str] = {}
         self.embedding_dim: int | None = None
+        self.pending_masks: dict[str, bytes] = {}  # placeholder URL → PNG, uploaded by the client
 
     def _admit(self, frame: _FrameBase, label_ids: Iterable[str]) -> None:
         if frame.frame_id in self._frame_ids:
@@ -943,6 +980,7 @@ class _Collection:
             self.embedding_dim = next(iter(dims))
         self._frame_ids.add(frame.frame_id)
         self._label_ids.update(ids)
+        self.pending_masks.update(frame._pending_masks)
 
 
 class LabeledDataset(_Collection):
