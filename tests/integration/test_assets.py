@@ -17,6 +17,7 @@ import pytest
 import shoal
 from PIL import Image
 from shoal.asset.server import build as build_asset
+from shoal.ingest.server import build as build_ingest
 from shoal.kit.apikeys import issue_key
 from shoal.kit.objectstore import ObjectStore, open_store
 from shoal.kit.settings import StoreSettings
@@ -53,7 +54,8 @@ def suite(
         settings = s3.store_settings(unique("assets"))
     versioning = start_service("versioning", build_versioning, store=settings)
     asset = start_service("asset", build_asset, store=settings, asset_http_port=0, asset_max_bytes=4 << 20)
-    addresses = {"versioning": versioning.target, "asset": asset.target}
+    ingest = start_service("ingest", build_ingest, store=settings)
+    addresses = {"versioning": versioning.target, "asset": asset.target, "ingest": ingest.target}
     with shoal.Client(api_key=ADMIN_KEY, addresses=addresses, show_progress=False) as client:
         project = unique("p")
         client.create_project(project, shoal.LabelClassMap.from_classnames(["road", "car", "person"]))
@@ -235,3 +237,42 @@ def test_signed_urls_expire_and_cannot_be_forged(suite: Suite) -> None:
         fetch(tampered)
     err.value.close()
     assert err.value.code in {403, 404}
+
+
+def test_ingest_checks_the_assets_frames_point_to(suite: Suite) -> None:
+    c, p = suite.client, suite.project
+    image = c.upload_asset(p, "d", image_bytes(80, 60), filename="i.png")
+    small = io.BytesIO()
+    Image.fromarray(np.ones((60, 80), np.uint8)).save(small, "PNG")
+    mask = c.upload_asset(p, "d", small.getvalue(), kind="mask")
+    c.create_dataset(p, "other")
+    foreign = c.upload_asset(p, "other", image_bytes(80, 60, seed=3), filename="x.png")
+    missing = f"shoal://projects/{p}/datasets/d/assets/{'0' * 64}"
+
+    def frame(frame_id: str, image_url: str, mask_url: str, width: int = 80) -> shoal.LabeledFrame:
+        f = shoal.LabeledFrame(frame_id=frame_id)
+        f.add_image(sensor_id="cam", image_url=image_url, width=width, height=60)
+        f.add_label_2d_semseg(sensor_id="cam", label_id=f"{frame_id}-seg", mask_url=mask_url)
+        return f
+
+    frames = [
+        frame("good", image.url, mask.url),
+        frame("external", "s3://their-bucket/1.jpg", "s3://their-bucket/1.png"),
+        frame("gone", missing, mask.url),
+        frame("not-mask", image.url, image.url),
+        frame("wrong-size", image.url, mask.url, width=81),
+        frame("foreign", foreign.url, mask.url),
+    ]
+    report = c.upload(f"projects/{p}/datasets/d", [f.to_proto() for f in frames])
+    assert report.accepted == 2
+    reasons = {(e.frame_id, e.reason) for e in report.rejected}
+    assert reasons == {
+        ("gone", "ASSET_NOT_FOUND"),
+        ("not-mask", "NOT_A_MASK"),
+        ("wrong-size", "MASK_SIZE_MISMATCH"),
+        ("foreign", "ASSET_OF_ANOTHER_DATASET"),
+    }
+    by_frame = {e.frame_id: e for e in report.rejected}
+    assert by_frame["not-mask"].field == "frames[3].labels[0].semantic_segmentation_2d.mask_url"
+    assert by_frame["not-mask"].label_id == "not-mask-seg"
+    assert by_frame["gone"].field == "frames[2].sensors[0].image"

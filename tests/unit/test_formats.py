@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
@@ -227,8 +227,10 @@ def test_truncated_files_are_refused_not_crashed_on(tmp_path: Path, cut: float, 
         (asset_pb2.ASSET_KIND_AUDIO, wav(0.2)),
     ]
     kind, whole = samples[which]
+    cut_file = whole[: int(len(whole) * cut)]
+    assume(cut_file.rstrip() != whole.rstrip())  # an ascii PCD without its last newline is still whole
     with pytest.raises(InvalidArgument):
-        formats.check(kind, put(tmp_path, whole[: int(len(whole) * cut)]))
+        formats.check(kind, put(tmp_path, cut_file))
 
 
 def test_extensions_name_their_kinds() -> None:

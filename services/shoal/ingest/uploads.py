@@ -14,22 +14,25 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shoal.ingest.validation import BatchValidator, TargetRules, rules_for
+from shoal.asset.assets import AssetName, referenced_asset
+from shoal.ingest.validation import AssetFacts, BatchValidator, TargetRules, batch_urls, rules_for
 from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id, parse_target, parse_upload
 from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
 from shoal.kit.settings import Settings
 from shoal.storage import queue
 from shoal.storage.catalog import Catalog
-from shoal.v1 import ingest_service_pb2, upload_pb2
+from shoal.v1 import asset_pb2, ingest_service_pb2, upload_pb2
+
+ASSET_CACHE_SECONDS: Final = 60.0
 
 log = logging.getLogger("shoal.ingest.uploads")
 
@@ -84,9 +87,36 @@ class Uploads:
         self.redis = redis
         self.catalog = Catalog(store)
         self._groups_ready: set[int] = set()
+        self._asset_cache: dict[AssetName, tuple[AssetFacts, float]] = {}
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
+
+    def asset_facts(self, urls: Iterable[str]) -> dict[str, AssetFacts | None]:
+        """For each URL that points to a Shoal asset, what its record says (None: it does not exist). Records are
+        immutable while they exist, so found ones are remembered for a minute."""
+        out: dict[str, AssetFacts | None] = {}
+        now = time.monotonic()
+        for url in urls:
+            name = referenced_asset(url)
+            if name is None:
+                continue
+            cached = self._asset_cache.get(name)
+            if cached is not None and now - cached[1] < ASSET_CACHE_SECONDS:
+                out[url] = cached[0]
+                continue
+            try:
+                record = json_format.Parse(self.store.get(name.record), asset_pb2.Asset(), ignore_unknown_fields=True)
+            except NotFound:
+                out[url] = None
+                continue
+            info = record.mask if record.HasField("mask") else record.image
+            facts = AssetFacts(name.project, name.dataset, record.kind, info.width, info.height)
+            if len(self._asset_cache) > 100_000:
+                self._asset_cache.clear()
+            self._asset_cache[name] = (facts, now)
+            out[url] = facts
+        return out
 
     async def _rules(self, target: DatasetName | InferenceSetName) -> TargetRules:
         def load() -> TargetRules:
@@ -101,6 +131,7 @@ class Uploads:
                 dataset,
                 inference=isinstance(target, InferenceSetName),
                 max_frames_per_batch=self.settings.ingest_max_batch_frames,
+                dataset_key=(dataset_name.project, dataset_name.dataset),
             )
 
         rules: TargetRules = await self._io(load)
@@ -198,7 +229,9 @@ class Uploads:
                 metadata={"queue_depth": str(depth)},
                 retry_delay_seconds=min(30.0, 0.5 + depth / max(1, self.settings.ingest_max_queue_depth)),
             )
-        result = session.validator.validate(batch)
+        urls = batch_urls(batch)
+        assets = await self._io(self.asset_facts, urls) if urls else {}
+        result = session.validator.validate(batch, assets)
         accepted = (
             len(result.accepted.frames) + len(result.accepted.label_updates) + len(result.accepted.inference_frames)
         )

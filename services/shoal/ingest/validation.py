@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Final
@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 
 from shoal import validation as rules
-from shoal.v1 import common_pb2, dataset_pb2, frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
+from shoal.v1 import asset_pb2, common_pb2, dataset_pb2, frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
 
 VALIDATION: Final = upload_pb2.FRAME_ERROR_STAGE_VALIDATION
 ADD, MODIFY, DELETE = frame_pb2.CHANGE_TYPE_ADD, frame_pb2.CHANGE_TYPE_MODIFY, frame_pb2.CHANGE_TYPE_DELETE
@@ -63,6 +63,52 @@ class TargetRules:
     embedding_source: str = ""
     inference: bool = False
     max_frames_per_batch: int = 5000
+    # The dataset whose assets frames may point to (project, dataset); for an inference set, its dataset.
+    dataset: tuple[str, str] = ("", "")
+
+
+@dataclass(frozen=True)
+class AssetFacts:
+    """What the asset service recorded about an asset a frame points to."""
+
+    project: str
+    dataset: str
+    kind: int
+    width: int = 0
+    height: int = 0
+
+
+def sensor_urls(sensor: frame_pb2.SensorData) -> list[str]:
+    kind = sensor.WhichOneof("data")
+    if kind is None or kind == "text":
+        return []
+    data = getattr(sensor, kind)
+    if kind == "point_cloud_bins":
+        return [u for u in (data.pointcloud_url, data.intensity_url, data.range_url) if u]
+    return [u for u in (data.url, getattr(data, "preview_url", "")) if u]
+
+
+def mask_urls(labels: Sequence[label_pb2.Label]) -> list[str]:
+    return [
+        url
+        for label in labels
+        for url in (label.semantic_segmentation_2d.mask_url, label.instance_segmentation_2d.mask_url)
+        if url
+    ]
+
+
+def batch_urls(batch: ingest_service_pb2.FrameBatch) -> set[str]:
+    """Every media URL the batch's frames, labels and inferences carry."""
+    urls: set[str] = set()
+    for frame in batch.frames:
+        for sensor in frame.sensors:
+            urls.update(sensor_urls(sensor))
+        urls.update(mask_urls(frame.labels))
+    for update in batch.label_updates:
+        urls.update(mask_urls(update.labels))
+    for inference in batch.inference_frames:
+        urls.update(mask_urls(inference.labels))
+    return urls
 
 
 @dataclass
@@ -129,7 +175,12 @@ class BatchValidator:
         self.target = target
         self.memory = UploadMemory(embedding_dimension=target.embedding_dimension)
 
-    def validate(self, batch: ingest_service_pb2.FrameBatch) -> BatchResult:
+    def validate(
+        self, batch: ingest_service_pb2.FrameBatch, assets: Mapping[str, AssetFacts | None] | None = None
+    ) -> BatchResult:
+        """Check one batch. `assets` maps the batch's URLs that point to Shoal assets to what the asset service
+        recorded about them (None: no such asset); other URLs are the user's own and are taken as given."""
+        self._assets = assets or {}
         accepted = ingest_service_pb2.FrameBatch(seq=batch.seq)
         errors: list[upload_pb2.FrameError] = []
         rejected = 0
@@ -163,6 +214,7 @@ class BatchValidator:
                     check.add("", "WRONG_TARGET", "label updates go to a dataset, not an inference set")
                 else:
                     self._labels(message.labels, check, label_ids, sensors=None, frames=None, inference=False)  # type: ignore[attr-defined]
+                    self._masks(message.labels, "labels", check, {})  # type: ignore[attr-defined]
             elif not self.target.inference:
                 check.add("", "WRONG_TARGET", "inference frames go to an inference set, not a dataset")
             else:
@@ -194,6 +246,7 @@ class BatchValidator:
         for i, cf in enumerate(frame.coordinate_frames):
             self._coordinate_frame(cf, f"coordinate_frames[{i}]", frames, check)
         sensors: set[str] = set()
+        images: dict[str, tuple[int, int]] = {}
         for i, sensor in enumerate(frame.sensors):
             sensor_id = sensor.sensor_id
             problem = rules.id_problem(sensor_id)
@@ -210,6 +263,8 @@ class BatchValidator:
                     f"coordinate frame {sensor_cf!r} is not declared in this frame",
                 )
             self._sensor_data(sensor, i, check)
+            if sensor.WhichOneof("data") == "image" and sensor.image.width and sensor.image.height:
+                images[sensor_id] = (sensor.image.width, sensor.image.height)
         if frame.user_metadata:
             self._metadata(frame.user_metadata, "user_metadata", check)
         if frame.HasField("geo"):
@@ -226,12 +281,14 @@ class BatchValidator:
             frames=frames if change == ADD else None,
             inference=False,
         )
+        self._masks(frame.labels, "labels", check, images)
         has_embedding = frame.HasField("embedding")
         if has_embedding or frame.crop_embeddings:
             self._embeddings(frame.embedding if has_embedding else None, frame.crop_embeddings, label_ids, frame, check)
 
     def _inference_frame(self, frame: frame_pb2.InferenceFrame, check: _Frame, label_ids: list[int]) -> None:
         self._labels(frame.labels, check, label_ids, sensors=None, frames=None, inference=True)
+        self._masks(frame.labels, "labels", check, {})
         self._metadata(frame.user_metadata, "user_metadata", check, schema=False)
         for name, metric in frame.custom_metrics.items():
             where = f"custom_metrics[{name!r}]"
@@ -335,6 +392,60 @@ class BatchValidator:
         url = data.pointcloud_url if kind == "point_cloud_bins" else data.url
         if not url:
             check.add(f"{where}.{kind}", "MISSING_URL", "a URL is required")
+        for ref in sensor_urls(sensor):
+            self._asset(ref, f"{where}.{kind}", check)
+
+    # assets ----------------------------------------------------------------------------------------------------
+
+    def _asset(self, url: str, where: str, check: _Frame, label_id: str = "") -> AssetFacts | None:
+        """The facts of the Shoal asset `url` points to; a missing one or another dataset's is an error."""
+        if url not in self._assets:
+            return None  # the user's own storage
+        facts = self._assets[url]
+        if facts is None:
+            check.add(where, "ASSET_NOT_FOUND", f"{url} points to a Shoal asset that does not exist", label_id)
+            return None
+        if (facts.project, facts.dataset) != self.target.dataset:
+            check.add(
+                where,
+                "ASSET_OF_ANOTHER_DATASET",
+                f"the asset belongs to projects/{facts.project}/datasets/{facts.dataset}; frames may only point to "
+                "assets of their own dataset",
+                label_id,
+            )
+            return None
+        return facts
+
+    def _masks(
+        self, labels: Sequence[label_pb2.Label], prefix: str, check: _Frame, images: Mapping[str, tuple[int, int]]
+    ) -> None:
+        """A segmentation label that points to a Shoal asset must point to a mask (of its image's size)."""
+        for i, label in enumerate(labels):
+            geometry = label.WhichOneof("geometry")
+            if geometry not in _CLASSLESS:
+                continue
+            url = getattr(label, geometry).mask_url
+            where = f"{prefix}[{i}].{geometry}.mask_url"
+            facts = self._asset(url, where, check, label.label_id)
+            if facts is None:
+                continue
+            if facts.kind != asset_pb2.ASSET_KIND_MASK:
+                check.add(
+                    where,
+                    "NOT_A_MASK",
+                    f"the asset was uploaded as {asset_pb2.AssetKind.Name(facts.kind)}, not as a mask "
+                    "(a single-channel 8-bit PNG checked on upload)",
+                    label.label_id,
+                )
+                continue
+            size = images.get(label.sensor_id)
+            if size and facts.width and size != (facts.width, facts.height):
+                check.add(
+                    where,
+                    "MASK_SIZE_MISMATCH",
+                    f"the mask is {facts.width}x{facts.height} but image {label.sensor_id!r} is {size[0]}x{size[1]}",
+                    label.label_id,
+                )
 
     def _metadata(self, metadata: object, where: str, check: _Frame, *, schema: bool = True) -> None:
         kinds = self.memory.metadata_kinds
@@ -678,6 +789,7 @@ def rules_for(
     *,
     inference: bool,
     max_frames_per_batch: int,
+    dataset_key: tuple[str, str] = ("", ""),
 ) -> TargetRules:
     """TargetRules from catalog entries: `class_map` as (class name, keypoint names) pairs."""
     classes: set[str] = set()
@@ -695,4 +807,5 @@ def rules_for(
         embedding_source=dataset.embedding_source,
         inference=inference,
         max_frames_per_batch=max_frames_per_batch,
+        dataset=dataset_key,
     )
