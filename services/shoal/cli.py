@@ -231,6 +231,39 @@ def cmd_import_frames(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assets_upload(args: argparse.Namespace) -> int:
+    from shoal.sdk.folders import upload_folder  # noqa: PLC0415
+
+    with _client(args) as client:
+        if not client.dataset_exists(args.project, args.dataset):
+            client.create_dataset(args.project, args.dataset, exist_ok=True)
+        report = upload_folder(
+            client,
+            args.project,
+            args.dataset,
+            args.folder,
+            workers=args.workers,
+            manifest=args.manifest,
+            kind=args.kind,
+            progress=sys.stderr.isatty(),
+        )
+    print(
+        f"assets: {report.uploaded} uploaded, {report.skipped} already done, {len(report.failed)} failed "
+        f"(manifest {report.manifest})"
+    )
+    for rel, why in report.failed:
+        print(f"  {rel}: {why}")
+    return 1 if report.failed else 0
+
+
+def cmd_assets_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        for asset in client.list_assets(args.project, args.dataset):
+            kind = asset.WhichOneof("info") or "-"
+            print(f"{asset.sha256}  {asset.size_bytes:>12}  {kind:<11}  {asset.filename}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shoal.demo import run_demo  # noqa: PLC0415
 
@@ -286,6 +319,28 @@ def parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("file", help="JSON lines, labels inline or split into frame and crop rows")
             p.set_defaults(func=cmd_import_frames)
+    assets = sub.add_parser("assets", help="images, masks, point clouds and audio stored by Shoal").add_subparsers(
+        dest="action", required=True
+    )
+    for name, helptext in (
+        ("upload", "upload a folder (parallel, resumable: a manifest records what is done)"),
+        ("list", "list a dataset's assets"),
+    ):
+        p = with_state(assets.add_parser(name, help=helptext))
+        p.add_argument("--host", default=None, help="suite host (default: $SHOAL_HOST or localhost)")
+        p.add_argument(
+            "--api-key", default="", help="API key (default: $SHOAL_API_KEY, else the state dir's admin key)"
+        )
+        p.add_argument("--project", required=True)
+        p.add_argument("--dataset", required=True)
+        if name == "upload":
+            p.add_argument("folder")
+            p.add_argument("--workers", type=int, default=4, help="files uploaded at once")
+            p.add_argument("--kind", default=None, help="asset kind for every file (default: from the extension)")
+            p.add_argument("--manifest", default=None, help="progress manifest (default: <folder>/.shoal-assets.jsonl)")
+            p.set_defaults(func=cmd_assets_upload)
+        else:
+            p.set_defaults(func=cmd_assets_list)
     p = with_state(sub.add_parser("status", help="health of every service"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)

@@ -8,6 +8,7 @@ import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -15,6 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from shoal.kit.settings import SERVICES
 from shoal.kit.status import unpack
 from shoal.runner.suite import ADMIN_KEY_FILE, SuiteConfig
+from shoal.sdk.client import asset_name
 from shoal.v1 import versioning_service_pb2, versioning_service_pb2_grpc
 
 Command = Callable[[argparse.Namespace], int]
@@ -49,12 +51,28 @@ def _upload_demo_data(config: SuiteConfig, key: str) -> None:
     print(f"\n== drew {len(frames)} images of shapes into {config.state / 'demo' / 'images'}")
     # One batch per upload, so the first upload is exactly version 1 and each later edit one more version.
     with shoal.Client(api_key=key, addresses=addresses, batch_size=500, show_progress=False) as client:
-        client.create_project("shapes", shoal.LabelClassMap.from_classnames(demo_data.CLASSES), exist_ok=True)
+        client.create_project(
+            "shapes", shoal.LabelClassMap.from_classnames([*demo_data.CLASSES, "background"]), exist_ok=True
+        )
         client.create_dataset(
             "shapes", "drawn", exist_ok=True,
             metadata_schema=[{"name": "background", "type": "STRING"}, {"name": "shape_count", "type": "INTEGER"}],
         )  # fmt: skip
-        dataset = demo_data.labeled_dataset(frames)
+        urls = _store_assets(client, config.state / "demo")
+        lidar = client.upload_asset("shapes", "drawn", demo_data.write_scene_pcd(config.state / "demo" / "sweep.pcd"))
+        cloud = lidar.point_cloud
+        print(
+            f"point cloud {lidar.sha256[:12]}: {cloud.point_count} points ({cloud.encoding}, fields "
+            f"{' '.join(cloud.fields)}), x {cloud.min.x:.1f}..{cloud.max.x:.1f}, z {cloud.min.z:.1f}..{cloud.max.z:.1f}"
+        )
+        dataset = demo_data.labeled_dataset(frames, urls, lidar_url=lidar.url)
+        client.resolve_masks("projects/shapes/datasets/drawn", dataset.items, dataset.pending_masks)
+        semseg = dataset.items[0].labels[0].semantic_segmentation_2d.mask_url
+        mask = client.get_asset(asset_name(semseg)).mask
+        print(
+            f"mask of {frames[0].frame_id}: {mask.width}x{mask.height}, class ids {list(mask.class_ids)} "
+            "(uploaded from a NumPy array by add_label_2d_semseg(mask_data=…))"
+        )
         # One frame a careless client sends past the SDK's checks: the server rejects it alone.
         careless = frame_pb2.Frame()
         careless.CopyFrom(dataset.items[0])  # type: ignore[arg-type]
@@ -85,6 +103,26 @@ def _upload_demo_data(config: SuiteConfig, key: str) -> None:
                 f"received {upload.frames_received}, accepted {upload.frames_accepted}, "
                 f"rejected {upload.frames_rejected}, batches {upload.batches_received}"
             )
+
+
+def _store_assets(client: Any, demo: Path) -> dict[str, str]:
+    """Upload the drawn images as assets (a folder upload: parallel, resumable); file name → asset URL."""
+    import urllib.request  # noqa: PLC0415
+
+    from shoal.sdk.folders import read_manifest, upload_folder  # noqa: PLC0415
+
+    report = upload_folder(client, "shapes", "drawn", demo / "images", workers=4)
+    entries = read_manifest(Path(report.manifest))
+    done = f"{report.skipped} already there, {len(report.failed)} failed"
+    print(f"assets: {report.uploaded} images stored in Shoal ({done})")
+    first = client.get_asset(next(iter(entries.values()))["name"])
+    with urllib.request.urlopen(first.url, timeout=10) as response:
+        loaded = len(response.read())
+    print(
+        f"  e.g. {first.filename}: {first.image.width}x{first.image.height} {first.image.format}, "
+        f"{loaded} bytes loaded from its signed URL; preview at {first.preview_url.split('?')[0]}"
+    )
+    return {Path(rel).name: entry["url"] for rel, entry in entries.items()}
 
 
 def _edit_over_versions(config: SuiteConfig, key: str) -> None:

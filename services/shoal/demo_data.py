@@ -7,11 +7,13 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 import shoal
 
 CLASSES = ["circle", "square", "triangle"]
+BACKGROUND = len(CLASSES)  # the mask value of pixels no shape covers: the class map's "background"
 WIDTH, HEIGHT = 320, 240
 _COLORS = {"red": (220, 40, 40), "green": (40, 180, 70), "blue": (40, 90, 220), "yellow": (230, 200, 40)}
 
@@ -44,6 +46,18 @@ class Planted:
     false_positive: list[str] = field(default_factory=list)
 
 
+def _paint(pen: ImageDraw.ImageDraw, s: Shape, fill: int | tuple[int, int, int]) -> None:
+    box = (s.left, s.top, s.left + s.size, s.top + s.size)
+    if s.cls == "circle":
+        pen.ellipse(box, fill=fill)
+    elif s.cls == "square":
+        pen.rectangle(box, fill=fill)
+    else:
+        pen.polygon(
+            [(s.left + s.size / 2, s.top), (s.left + s.size, s.top + s.size), (s.left, s.top + s.size)], fill=fill
+        )
+
+
 def draw_frames(folder: Path, count: int, seed: int = 7) -> list[DemoFrame]:
     """Draw `count` PNG images of 1–4 non-overlapping shapes each."""
     rng = random.Random(seed)
@@ -66,26 +80,56 @@ def draw_frames(folder: Path, count: int, seed: int = 7) -> list[DemoFrame]:
             else:
                 continue
             cls, color = rng.choice(CLASSES), rng.choice(list(_COLORS))
-            box = (left, top, left + size, top + size)
-            if cls == "circle":
-                pen.ellipse(box, fill=_COLORS[color])
-            elif cls == "square":
-                pen.rectangle(box, fill=_COLORS[color])
-            else:
-                pen.polygon(
-                    [(left + size / 2, top), (left + size, top + size), (left, top + size)], fill=_COLORS[color]
-                )
-            frame.shapes.append(Shape(f"{frame.frame_id}-{s}", cls, color, left, top, size))
+            shape = Shape(f"{frame.frame_id}-{s}", cls, color, left, top, size)
+            _paint(pen, shape, _COLORS[color])
+            frame.shapes.append(shape)
         image.save(frame.path)
         frames.append(frame)
     return frames
 
 
-def labeled_dataset(frames: list[DemoFrame]) -> shoal.LabeledDataset:
+def class_mask(frame: DemoFrame) -> np.ndarray:
+    """The frame's semantic mask: each pixel the class id of the shape drawn there, BACKGROUND elsewhere."""
+    image = Image.new("L", (WIDTH, HEIGHT), BACKGROUND)
+    pen = ImageDraw.Draw(image)
+    for s in frame.shapes:
+        _paint(pen, s, CLASSES.index(s.cls))
+    return np.asarray(image)
+
+
+def write_scene_pcd(path: Path, points: int = 20_000, seed: int = 3) -> Path:
+    """A binary PCD of a made-up lidar sweep: a ground plane and a box standing on it (x, y, z, intensity)."""
+    rng = np.random.default_rng(seed)
+    cloud = np.zeros(points, np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")]))
+    ground = points * 3 // 4
+    cloud["x"][:ground] = rng.uniform(-20, 20, ground)
+    cloud["y"][:ground] = rng.uniform(-20, 20, ground)
+    cloud["x"][ground:] = rng.uniform(4, 6, points - ground)
+    cloud["y"][ground:] = rng.uniform(-1, 1, points - ground)
+    cloud["z"][ground:] = rng.uniform(0, 1.5, points - ground)
+    cloud["intensity"] = rng.uniform(0, 1, points)
+    header = (
+        "VERSION 0.7\nFIELDS x y z intensity\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\n"
+        f"WIDTH {points}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {points}\nDATA binary\n"
+    )
+    path.write_bytes(header.encode() + cloud.tobytes())
+    return path
+
+
+def labeled_dataset(
+    frames: list[DemoFrame], urls: dict[str, str] | None = None, *, lidar_url: str = ""
+) -> shoal.LabeledDataset:
+    """The frames with their boxes; `urls` maps image file names to asset URLs (else file URLs are used). The
+    first frame also gets a semantic mask (uploaded from its array) and, with `lidar_url`, a point cloud."""
     dataset = shoal.LabeledDataset()
-    for f in frames:
+    for i, f in enumerate(frames):
         frame = shoal.LabeledFrame(frame_id=f.frame_id, device_id="shape-painter")
-        frame.add_image(sensor_id="camera", image_url=f.path.resolve().as_uri(), width=WIDTH, height=HEIGHT)
+        url = (urls or {}).get(f.path.name) or f.path.resolve().as_uri()
+        frame.add_image(sensor_id="camera", image_url=url, width=WIDTH, height=HEIGHT)
+        if i == 0:
+            frame.add_label_2d_semseg(sensor_id="camera", label_id=f"{f.frame_id}-semseg", mask_data=class_mask(f))
+            if lidar_url:
+                frame.add_point_cloud_pcd(sensor_id="lidar", pcd_url=lidar_url)
         frame.add_user_metadata("background", f.background)
         frame.add_user_metadata("shape_count", len(f.shapes))
         frame.add_user_metadata_list("colors", sorted({s.color for s in f.shapes}) or ["none"])

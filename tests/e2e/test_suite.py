@@ -204,6 +204,10 @@ def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     assert "predictions: 60 frames accepted, 0 rejected" in result.stdout
     assert "received 61, accepted 60, rejected 1" in result.stdout
     assert len(list((suite.state / "demo" / "images").glob("*.png"))) == 60
+    assert "assets: 60 images stored in Shoal (0 already there, 0 failed)" in result.stdout
+    assert "bytes loaded from its signed URL" in result.stdout
+    assert "20000 points (binary, fields x y z intensity)" in result.stdout
+    assert "class ids [0, 2, 3]" in result.stdout
     assert "UPLOAD_STATE_PARTIALLY_FAILED received 61, accepted 60, rejected 1" in result.stdout
     assert "v1: 60 frames" in result.stdout
     assert "v4: 59 frames" in result.stdout

@@ -22,6 +22,7 @@ from shoal.kit.apikeys import issue_key
 from shoal.kit.objectstore import ObjectStore, open_store
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
+from shoal.sdk.client import asset_name
 from shoal.v1 import asset_pb2
 from shoal.versioning.server import build as build_versioning
 
@@ -197,12 +198,12 @@ def test_upload_from_url_and_masks_from_arrays(suite: Suite) -> None:
     dataset = shoal.LabeledDataset()
     dataset.add_frame(frame)
     placeholder = next(iter(dataset.pending_masks))
-    c._upload_pending_masks(f"projects/{p}/datasets/d", dataset.items, dataset.pending_masks)
+    c.resolve_masks(f"projects/{p}/datasets/d", dataset.items, dataset.pending_masks)
     url = dataset.items[0].labels[0].semantic_segmentation_2d.mask_url  # type: ignore[union-attr]
     assert url != placeholder
     decoded = np.asarray(Image.open(io.BytesIO(fetch(url))))
     np.testing.assert_array_equal(decoded, mask.astype(np.uint8))
-    assert c.get_asset(shoal.sdk.client._asset_name(url)).mask.class_ids == [0, 2]
+    assert c.get_asset(asset_name(url)).mask.class_ids == [0, 2]
 
 
 def test_a_key_for_one_project_cannot_touch_another(suite: Suite) -> None:
@@ -276,3 +277,24 @@ def test_ingest_checks_the_assets_frames_point_to(suite: Suite) -> None:
     assert by_frame["not-mask"].field == "frames[3].labels[0].semantic_segmentation_2d.mask_url"
     assert by_frame["not-mask"].label_id == "not-mask-seg"
     assert by_frame["gone"].field == "frames[2].sensors[0].image"
+
+
+def test_folder_upload_is_parallel_and_resumes(suite: Suite, tmp_path: Path) -> None:
+    from shoal.sdk.folders import MANIFEST, read_manifest, upload_folder
+
+    folder = tmp_path / "media"
+    (folder / "cam").mkdir(parents=True)
+    for i in range(5):
+        (folder / "cam" / f"{i}.png").write_bytes(image_bytes(32, 24, seed=10 + i))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    first = upload_folder(suite.client, suite.project, "d", folder, workers=3)
+    assert (first.uploaded, first.skipped) == (5, 0)
+    assert [rel for rel, _ in first.failed] == ["broken.png"]
+    entries = read_manifest(folder / MANIFEST)
+    assert sorted(entries) == [f"cam/{i}.png" for i in range(5)]
+    assert fetch(entries["cam/3.png"]["url"]) == (folder / "cam" / "3.png").read_bytes()
+    # Fixed and run again: only the file that failed is sent.
+    (folder / "broken.png").write_bytes(image_bytes(8, 8, seed=99))
+    second = upload_folder(suite.client, suite.project, "d", folder, workers=3)
+    assert (second.uploaded, second.skipped, second.failed) == (1, 5, [])
+    assert len(list(suite.client.list_assets(suite.project, "d"))) == 6

@@ -48,13 +48,15 @@ class SuiteConfig:
     # Ingest validation is CPU-bound: worker processes share its port. Two per core, because the kernel spreads
     # connections over workers by hash, not load; with more workers than cores the scheduler evens out the load.
     ingest_processes: int = field(default_factory=lambda: 2 * (os.cpu_count() or 1))
+    # The asset service's HTTP endpoint for signed URLs (a local store has none of its own): after the gRPC ports.
+    asset_http_port: int = 0
 
     @classmethod
     def with_ports(
         cls, state_dir: str, base_port: int = 50051, metrics_base_port: int = 9461, **kw: Any
     ) -> SuiteConfig:
         ports = {name: ServicePorts(base_port + i, metrics_base_port + i) for i, name in enumerate(SERVICES)}
-        return cls(state_dir=state_dir, services=ports, **kw)
+        return cls(state_dir=state_dir, services=ports, asset_http_port=base_port + len(SERVICES), **kw)
 
     @property
     def state(self) -> Path:
@@ -84,6 +86,8 @@ class SuiteConfig:
             "SHOAL_LOG_LEVEL": self.log_level,
             "SHOAL_PROCESSES": str(self.ingest_processes if name == "ingest" else 1),
         }
+        if name == "asset" and self.asset_http_port:
+            env["SHOAL_ASSET_HTTP_PORT"] = str(self.asset_http_port)
         if self.s3_endpoint:
             env |= {
                 "SHOAL_S3_ENDPOINT": self.s3_endpoint,

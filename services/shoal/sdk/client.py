@@ -675,14 +675,16 @@ class Client:
 
     def sign_asset_url(self, name_or_url: str, ttl_seconds: int = 3600) -> str:
         """A fresh signed download URL for an asset, by name or by any of its (possibly expired) URLs."""
-        name = _asset_name(name_or_url)
+        name = asset_name(name_or_url)
         request = asset_service_pb2.SignAssetUrlRequest(name=name)
         request.ttl.FromSeconds(ttl_seconds)
         signed: asset_service_pb2.SignAssetUrlResponse = self._call(self.asset.SignAssetUrl, request)
         return signed.url
 
-    def _upload_pending_masks(self, target: str, items: Sequence[Item], pending: Mapping[str, bytes]) -> None:
-        """Upload masks given as arrays and put their URLs into the labels that wait for them."""
+    def resolve_masks(self, target: str, items: Sequence[Item], pending: Mapping[str, bytes]) -> None:
+        """Upload masks given as arrays (`collection.pending_masks`) as mask assets of the target's dataset and put
+        their URLs into the labels that wait for them. The create/update methods do this themselves; call it before
+        `upload` when sending a collection's items directly."""
         parts = target.split("/")
         project_id, dataset_id = parts[1], parts[3]
         urls = {
@@ -855,7 +857,7 @@ class Client:
         pending_masks: Mapping[str, bytes] | None = None,
     ) -> UploadReport:
         if pending_masks:
-            self._upload_pending_masks(target, items, pending_masks)
+            self.resolve_masks(target, items, pending_masks)
         report = self.upload(target, items, upload_id=upload_id)
         if wait:
             self.wait_for_upload(report.name, timeout)
@@ -1021,7 +1023,7 @@ def _asset_kind(kind: int | str | None, filename: str) -> Any:
     return int(kind)
 
 
-def _asset_name(name_or_url: str) -> str:
+def asset_name(name_or_url: str) -> str:
     """An asset's resource name, from its name, its `shoal://` URI or one of its URLs."""
     import urllib.parse  # noqa: PLC0415
 
