@@ -81,6 +81,7 @@ bench: setup ## benchmarks, JSON into bench/results/
 	$(PY) bench/rpc_overhead.py --out bench/results/rpc_overhead.json
 	$(PY) bench/ingest.py --out bench/results/ingest.json
 	$(PY) bench/versioning.py --out bench/results/versioning.json
+	$(PY) bench/assets.py --out bench/results/assets.json
 
 clean: ## remove what the build made
 	rm -rf build .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache
