@@ -108,7 +108,8 @@ def run_backend(name: str, big: Path, pcd: Path, state: Path, store: StoreSettin
             raw_store.put_stream("bench/reference.bin", iter(lambda: fh.read(1 << 20), b""))
         reference_s = time.perf_counter() - t
     finally:
-        subprocess.run([sys.executable, "-m", "shoal.cli", "down", "--state-dir", str(state)], capture_output=True)
+        down = [sys.executable, "-m", "shoal.cli", "down", "--state-dir", str(state)]
+        subprocess.run(down, check=False, capture_output=True)
     return {
         "backend": name,
         "file_mb": round(size_mb, 1),
