@@ -52,7 +52,7 @@ def _list_api_keys(ch: grpc.Channel, md: Any) -> Any:
 def _get_asset(ch: grpc.Channel, md: Any) -> Any:
     stub = asset_service_pb2_grpc.AssetServiceStub(ch)
     return stub.GetAsset(
-        asset_service_pb2.GetAssetRequest(name="projects/p/datasets/d/assets/a"), metadata=md, timeout=5
+        asset_service_pb2.GetAssetRequest(name="projects/p/datasets/d/assets/" + "a" * 64), metadata=md, timeout=5
     )
 
 
@@ -70,7 +70,7 @@ def _get_backend(ch: grpc.Channel, md: Any) -> Any:
 SERVICES = [
     ("ingest", build_ingest, "shoal.v1.IngestService", _get_upload),  # implemented: answers NOT_FOUND
     ("versioning", build_versioning, "shoal.v1.VersioningService", _list_api_keys),
-    ("asset", build_asset, "shoal.v1.AssetService", _get_asset),
+    ("asset", build_asset, "shoal.v1.AssetService", _get_asset),  # implemented: answers NOT_FOUND
     ("metrics", build_metrics, "shoal.v1.MetricsService", _get_evaluation),
     ("embedding", build_embedding, "shoal.v1.EmbeddingService", _get_backend),
 ]
@@ -146,6 +146,8 @@ def test_admin_key_passes_auth(
         details = unpack(error)
         if name == "ingest":
             assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "UPLOAD_NOT_FOUND")
+        elif name == "asset":
+            assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "ASSET_NOT_FOUND")
         else:
             assert details.code == grpc.StatusCode.UNIMPLEMENTED
             assert details.reason == "NOT_IMPLEMENTED"

@@ -228,7 +228,10 @@ def test_truncated_files_are_refused_not_crashed_on(tmp_path: Path, cut: float, 
     ]
     kind, whole = samples[which]
     cut_file = whole[: int(len(whole) * cut)]
-    assume(cut_file.rstrip() != whole.rstrip())  # an ascii PCD without its last newline is still whole
+    if which == 4:
+        # An ascii PCD cut inside its last number ("0.5" → "0.") is a whole file with another value: only a cut
+        # that loses values is truncation.
+        assume(len(cut_file.split()) != len(whole.split()))
     with pytest.raises(InvalidArgument):
         formats.check(kind, put(tmp_path, cut_file))
 
