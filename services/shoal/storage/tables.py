@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,6 +78,40 @@ PIN_TAG: Final = "pin_"
 # How long superseded versions of the change log and version table stay on disk after compaction: only readers
 # that opened them just before need them.
 LOG_GRACE: Final = timedelta(minutes=1)
+
+
+class _LogHandles:
+    """Open change-log tables kept across reads, so a frame's history reuses the table's manifest and the caches of
+    its frame-id index instead of opening it anew (a fresh open costs more than the lookup). Each handle remembers
+    the newest dataset version it is known to hold (the log is written before a version commits, so a handle
+    opened after version N was recorded holds N); a read that needs a newer one reopens."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._handles: OrderedDict[str, tuple[lance.LanceDataset, int]] = OrderedDict()
+
+    def get(self, uri: str, up_to: int) -> lance.LanceDataset | None:
+        with self._lock:
+            found = self._handles.get(uri)
+            if found is not None and found[1] >= up_to:
+                self._handles.move_to_end(uri)
+                return found[0]
+        return None
+
+    def put(self, uri: str, ds: lance.LanceDataset, up_to: int) -> None:
+        with self._lock:
+            self._handles[uri] = (ds, up_to)
+            self._handles.move_to_end(uri)
+            while len(self._handles) > self.limit:
+                self._handles.popitem(last=False)
+
+    def drop(self, uri: str) -> None:
+        with self._lock:
+            self._handles.pop(uri, None)
+
+
+LOG_HANDLES: Final = _LogHandles()
 
 
 def _missing(err: Exception) -> bool:
@@ -321,14 +357,36 @@ class VersionedTables:
             up_to = latest.version if latest else 0
         columns = ["version", "frame_id", "change_type", "frame", "upload", "commit_time"]
         where = f"frame_id = {quote(frame_id)} AND version <= {up_to}"
-        rows = self._read_latest(self.changes_uri, lambda ds: ds.to_table(columns=columns, filter=where).to_pylist())
+        rows = self._read_log(up_to, lambda ds: ds.to_table(columns=columns, filter=where).to_pylist())
         return sorted(rows or [], key=lambda r: r["version"])
+
+    def _read_log(self, up_to: int, read: Callable[[lance.LanceDataset], T]) -> T | None:
+        """`read` on a change-log handle that holds every version up to `up_to` (kept open across calls)."""
+        cached = LOG_HANDLES.get(self.changes_uri, up_to)
+        if cached is not None:
+            try:
+                return read(cached)
+            except (ValueError, OSError) as err:
+                if not _missing(err):
+                    raise
+                LOG_HANDLES.drop(self.changes_uri)  # its files were compacted away: open the newest
+        ds = self._open(self.changes_uri)
+        if ds is None:
+            return None
+        LOG_HANDLES.put(self.changes_uri, ds, up_to)
+        try:
+            return read(ds)
+        except (ValueError, OSError) as err:
+            if not _missing(err):
+                raise
+            LOG_HANDLES.drop(self.changes_uri)
+            return self._read_latest(self.changes_uri, read)
 
     def changed_between(self, base: int, target: int) -> set[str]:
         """Ids of frames changed by versions in (base, target]."""
         where = f"version > {base} AND version <= {target}"
-        ids = self._read_latest(
-            self.changes_uri, lambda ds: ds.to_table(columns=["frame_id"], filter=where).column("frame_id").to_pylist()
+        ids = self._read_log(
+            target, lambda ds: ds.to_table(columns=["frame_id"], filter=where).column("frame_id").to_pylist()
         )
         return set(ids or [])
 
