@@ -35,3 +35,17 @@ def test_control_and_special_characters_fail(key: str) -> None:
 @given(st.text(max_size=200))
 def test_page_tokens_roundtrip(key: str) -> None:
     assert _decode_token(_encode_token(key)) == key
+
+
+def test_a_trailing_newline_is_no_loophole() -> None:
+    from shoal.asset.assets import parse_asset
+    from shoal.kit.names import check_id, parse_dataset
+
+    for call in (
+        lambda: check_key("a/b\n"),
+        lambda: check_id("abc\n", "id"),
+        lambda: parse_dataset("projects/p/datasets/d\n"),
+        lambda: parse_asset("projects/p/datasets/d/assets/" + "a" * 64 + "\n"),
+    ):
+        with pytest.raises(InvalidArgument):
+            call()

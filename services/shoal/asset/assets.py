@@ -79,7 +79,7 @@ class AssetName:
 
 
 def parse_asset(name: str, field: str = "name") -> AssetName:
-    found = NAME_RE.match(name)
+    found = NAME_RE.fullmatch(name)
     if not found:
         raise InvalidArgument.of(
             [FieldViolation(field, f"{name!r} is not an asset name (projects/{{p}}/datasets/{{d}}/assets/{{sha256}})")],
@@ -91,7 +91,7 @@ def parse_asset(name: str, field: str = "name") -> AssetName:
 def referenced_asset(url: str) -> AssetName | None:
     """The Shoal asset a frame's URL points to, if it points to one."""
     if url.startswith("shoal://"):
-        found = NAME_RE.match(url.removeprefix("shoal://"))
+        found = NAME_RE.fullmatch(url.removeprefix("shoal://"))
         return AssetName(*found.groups()) if found else None
     if url.startswith(("http://", "https://", "s3://")):
         found = BLOB_KEY_RE.search(urllib.parse.unquote(url))
@@ -215,7 +215,7 @@ class Assets:
                 [FieldViolation("header.size_bytes", f"must be between 0 and the {self.max_bytes:,}-byte limit")],
                 reason="ASSET_TOO_LARGE" if header.size_bytes > 0 else "INVALID_ARGUMENT",
             )
-        if header.sha256 and not SHA_RE.match(header.sha256):
+        if header.sha256 and not SHA_RE.fullmatch(header.sha256):
             raise InvalidArgument.of([FieldViolation("header.sha256", "must be 64 lower-case hex digits")])
         return dataset
 

@@ -14,7 +14,7 @@ ID_RULE: Final = "lower-case letters, digits and hyphens, 1–63 characters, sta
 
 def check_id(value: str, field: str) -> str:
     """A resource id (project, dataset, inference set, checkpoint, segment, upload)."""
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         raise InvalidArgument.of(
             [FieldViolation(field, f"{value!r} is not a valid id: {ID_RULE}")], reason="INVALID_ID"
         )
@@ -79,7 +79,7 @@ def _split(value: str, field: str, pattern: str) -> list[str]:
     parts = value.split("/")
     shape = pattern.split("/")
     ok = len(parts) == len(shape) and all(
-        (p == s) if not s.startswith("{") else bool(ID_RE.match(p)) for p, s in zip(parts, shape, strict=True)
+        (p == s) if not s.startswith("{") else bool(ID_RE.fullmatch(p)) for p, s in zip(parts, shape, strict=True)
     )
     if not ok:
         raise InvalidArgument.of(

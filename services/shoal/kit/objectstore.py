@@ -68,7 +68,7 @@ class ObjectPage:
 def check_key(key: str) -> str:
     """Keys are built by services, never taken from clients; this guards against a bug building a bad one."""
     parts = key.split("/")
-    if not key or not _KEY_RE.match(key) or key.startswith("/") or any(p in {"", ".", ".."} for p in parts):
+    if not key or not _KEY_RE.fullmatch(key) or key.startswith("/") or any(p in {"", ".", ".."} for p in parts):
         raise InvalidArgument(f"invalid object key {key!r}", reason="INVALID_OBJECT_KEY")
     if parts[0] == _TMP_DIR:
         raise InvalidArgument(f"object key {key!r} uses a reserved prefix", reason="INVALID_OBJECT_KEY")
