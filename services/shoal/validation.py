@@ -77,7 +77,7 @@ def keypoint_names_problem(names: list[str]) -> str | None:
 
 
 def metadata_key_problem(key: object) -> str | None:
-    if not isinstance(key, str) or not METADATA_KEY_RE.match(key):
+    if not isinstance(key, str) or not METADATA_KEY_RE.fullmatch(key):
         return f"metadata key {key!r} must match ^[A-Za-z0-9_]+$"
     return None
 

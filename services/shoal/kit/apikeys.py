@@ -73,7 +73,7 @@ def issue_key(
     violations = [
         FieldViolation(f"api_key.projects[{i}]", f"{p!r} is not a project name (projects/{{project}})")
         for i, p in enumerate(scoped)
-        if not _PROJECT_RE.match(p)
+        if not _PROJECT_RE.fullmatch(p)
     ]
     if role not in ROLES:
         violations.append(FieldViolation("api_key.role", f"must be one of {', '.join(ROLES)}"))
@@ -121,7 +121,7 @@ class ApiKeyVerifier:
 
     def needs_lookup(self, secret: str) -> str | None:
         """The key id to load, when the secret is well-formed and its record is not cached."""
-        match = _SECRET_RE.match(secret)
+        match = _SECRET_RE.fullmatch(secret)
         if match is None:
             return None
         cached = self._cache.get(match.group(1))
@@ -146,7 +146,7 @@ class ApiKeyVerifier:
         admin = self.verify_admin(secret)
         if admin is not None:
             return admin
-        match = _SECRET_RE.match(secret)
+        match = _SECRET_RE.fullmatch(secret)
         if match is None:
             return None
         cached = self._cache.get(match.group(1))

@@ -177,7 +177,7 @@ class _RequestIdScope:
 
     async def __aenter__(self) -> None:
         given = metadata_value(self.ctx, REQUEST_ID_KEY)
-        rid = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        rid = given if _REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
         self.tokens = (context.request_id.set(rid), context.method.set(self.method))
         self.ctx.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
 

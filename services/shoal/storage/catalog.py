@@ -123,7 +123,7 @@ def validate_schema(schema: dataset_pb2.MetadataSchema, field: str = "dataset.me
     seen: set[str] = set()
     for i, f in enumerate(schema.fields):
         where = f"{field}.fields[{i}]"
-        if not METADATA_KEY_RE.match(f.name):
+        if not METADATA_KEY_RE.fullmatch(f.name):
             violations.append(FieldViolation(f"{where}.name", f"{f.name!r} must match ^[A-Za-z0-9_]+$"))
         elif f.name in seen:
             violations.append(FieldViolation(f"{where}.name", f"field {f.name!r} is declared twice"))
