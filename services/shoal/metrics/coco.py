@@ -163,12 +163,10 @@ def evaluate(
     n_categories: int,
     overlap: PairOverlap,
     params: CocoParams | None = None,
-    *,
-    crowd_aware: bool = True,
 ) -> CocoResult:
     """Match `dt` to `gt` and accumulate precision and recall; `overlap` gives IoU (or OKS) of candidate pairs."""
     p = params or CocoParams()
-    matching = match(gt, dt, n_categories, overlap, p, crowd_aware=crowd_aware)
+    matching = match(gt, dt, n_categories, overlap, p)
     precision, recall, scores = accumulate(gt, dt, n_categories, matching, p)
     return CocoResult(p, precision, recall, scores, matching)
 
@@ -179,8 +177,6 @@ def match(
     n_categories: int,
     overlap: PairOverlap,
     p: CocoParams,
-    *,
-    crowd_aware: bool = True,
 ) -> Matching:
     """The greedy matching of pycocotools' `evaluateImg`, for every group, area range and threshold at once."""
     max_det = int(p.max_dets[-1])
@@ -214,7 +210,7 @@ def match(
     # Ground truth ignored per area range; detections outside the range are ignored when unmatched.
     gt_ignored = np.empty((n_a, n_gt), bool)
     dt_outside = np.empty((n_a, n_dt), bool)
-    crowd = gt.crowd if crowd_aware else np.zeros(n_gt, bool)
+    crowd = gt.crowd
     for a, (_, lo_area, hi_area) in enumerate(p.area_ranges):
         gt_ignored[a] = gt.crowd | gt.ignore | (gt.area < lo_area) | (gt.area > hi_area)
         d_area = dt.area[dt_index]
