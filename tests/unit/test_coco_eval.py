@@ -91,9 +91,7 @@ def test_empty_frames_and_frames_without_predictions() -> None:
 
 
 def test_crowd_regions_absorb_predictions() -> None:
-    gt = dataset(
-        1, 1, [box(1, 1, 0, 0, 60, 60, iscrowd=1), box(1, 1, 2, 2, 10, 10)]
-    )
+    gt = dataset(1, 1, [box(1, 1, 0, 0, 60, 60, iscrowd=1), box(1, 1, 2, 2, 10, 10)])
     dets = [det(1, 1, 2, 2, 10, 10, 0.9), det(1, 1, 20, 20, 10, 10, 0.8), det(1, 1, 30, 30, 10, 10, 0.7)]
     r = assert_same(gt, dets)
     assert r.stats[0] == pytest.approx(1.0)  # the extra boxes fall in the crowd: neither true nor false positives
@@ -181,11 +179,27 @@ def detection_sets(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]
             x, y, w, h = a["bbox"]
             jitter = draw(st.integers(-3, 3))
             dets.append(
-                det(a["image_id"], draw(st.integers(1, cats)), x + jitter, y, w, h + draw(st.integers(0, 3)), draw(scores))
+                det(
+                    a["image_id"],
+                    draw(st.integers(1, cats)),
+                    x + jitter,
+                    y,
+                    w,
+                    h + draw(st.integers(0, 3)),
+                    draw(scores),
+                )
             )
         else:
             dets.append(
-                det(draw(st.integers(1, images)), draw(st.integers(1, cats)), draw(coords), draw(coords), draw(sides), draw(sides), draw(scores))
+                det(
+                    draw(st.integers(1, images)),
+                    draw(st.integers(1, cats)),
+                    draw(coords),
+                    draw(coords),
+                    draw(sides),
+                    draw(sides),
+                    draw(scores),
+                )
             )
     return dataset(images, cats, anns), dets
 
@@ -215,12 +229,28 @@ def polygon_sets(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]
         crowd = int(draw(st.integers(0, 7)) == 0)
         if crowd:
             seg = {"counts": rle_encode(polygon_mask(seg[0:1], SIZE, SIZE)), "size": [SIZE, SIZE]}  # type: ignore[assignment]
-        anns.append({"image_id": image, "category_id": draw(st.integers(1, cats)), "segmentation": seg, "area": area, "iscrowd": crowd, "bbox": [0, 0, 1, 1]})
+        anns.append(
+            {
+                "image_id": image,
+                "category_id": draw(st.integers(1, cats)),
+                "segmentation": seg,
+                "area": area,
+                "iscrowd": crowd,
+                "bbox": [0, 0, 1, 1],
+            }
+        )
     dets = []
     for _ in range(draw(st.integers(0, 10))):
         rle = mask_utils.merge(mask_utils.frPyObjects(polygon(), SIZE, SIZE))
         rle["counts"] = rle["counts"].decode()
-        dets.append({"image_id": draw(st.integers(1, images)), "category_id": draw(st.integers(1, cats)), "segmentation": rle, "score": draw(scores)})
+        dets.append(
+            {
+                "image_id": draw(st.integers(1, images)),
+                "category_id": draw(st.integers(1, cats)),
+                "segmentation": rle,
+                "score": draw(scores),
+            }
+        )
     return dataset(images, cats, anns), dets
 
 
@@ -241,8 +271,22 @@ def keypoint_sets(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]
         for _k in range(17):
             v = draw(st.sampled_from([0, 1, 2, 2]))
             labeled += v > 0
-            pts += [round(x + draw(st.floats(0, 1)) * w, 1) if v else 0, round(y + draw(st.floats(0, 1)) * h, 1) if v else 0, v]
-        anns.append({"image_id": draw(st.integers(1, images)), "category_id": 1, "keypoints": pts, "num_keypoints": labeled, "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(draw(st.integers(0, 9)) == 0)})
+            pts += [
+                round(x + draw(st.floats(0, 1)) * w, 1) if v else 0,
+                round(y + draw(st.floats(0, 1)) * h, 1) if v else 0,
+                v,
+            ]
+        anns.append(
+            {
+                "image_id": draw(st.integers(1, images)),
+                "category_id": 1,
+                "keypoints": pts,
+                "num_keypoints": labeled,
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "iscrowd": int(draw(st.integers(0, 9)) == 0),
+            }
+        )
     dets = []
     for _ in range(draw(st.integers(0, 12))):
         if anns and draw(st.booleans()):

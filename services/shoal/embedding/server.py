@@ -24,5 +24,5 @@ def build(runtime: Runtime) -> Sequence[Service]:
             embedding_service_pb2_grpc.add_EmbeddingServiceServicer_to_server,
             "shoal.v1.EmbeddingService",
         ),
-        operations_service(),
+        operations_service(runtime.redis),
     ]

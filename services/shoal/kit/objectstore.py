@@ -154,6 +154,13 @@ class ObjectStore(abc.ABC):
             raise InvalidArgument("length must be positive", reason="INVALID_RANGE")
         return b"".join(self.iter_range(key, offset, length))
 
+    def get_or_none(self, key: str) -> bytes | None:
+        """The whole object, or None when there is none under `key`."""
+        try:
+            return self.get(key)
+        except ObjectNotFound:
+            return None
+
     def exists(self, key: str) -> bool:
         try:
             self.stat(key)

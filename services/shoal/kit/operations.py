@@ -1,21 +1,293 @@
-"""The OperationsService servicer shared by the services that run long-running operations (metrics, embedding).
+"""Long-running operations (metrics, embedding): a record in Redis per operation, a runner that keeps it fresh while
+the work runs, and the OperationsService servicer that reads them.
 
-Operations live in the shared store, so any replica of either service answers for any operation.
+Operations live in the shared Redis, so any replica answers for any operation. They are pointers to work whose
+results are stored in the object store (evaluations, selections): losing Redis loses the progress of running work,
+never a result, and asking again finds the stored result. A runner refreshes its operation every few seconds; an
+operation that has not been refreshed for `STALE_AFTER` seconds lost its process and reads as failed (ABORTED), so
+callers retry instead of waiting for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf.message import Message
+from redis.asyncio import Redis
+
+from shoal.kit.errors import Code, FieldViolation, InvalidArgument, NotFound, ShoalError
 from shoal.kit.server import Service
-from shoal.v1 import operation_pb2_grpc
+from shoal.v1 import operation_pb2, operation_pb2_grpc
+
+log = logging.getLogger("shoal.kit.operations")
+
+PREFIX: Final = "shoal:op:"
+INDEX: Final = "shoal:ops"
+KEEP_SECONDS: Final = 7 * 24 * 3600
+HEARTBEAT_SECONDS: Final = 5.0
+STALE_AFTER: Final = 60.0
+MAX_PAGE: Final = 1000
+
+#: gRPC status numbers of the domain error codes, for OperationError.code.
+GRPC_CODES: Final = {
+    Code.INVALID_ARGUMENT: 3,
+    Code.NOT_FOUND: 5,
+    Code.ALREADY_EXISTS: 6,
+    Code.PERMISSION_DENIED: 7,
+    Code.RESOURCE_EXHAUSTED: 8,
+    Code.FAILED_PRECONDITION: 9,
+    Code.ABORTED: 10,
+    Code.UNIMPLEMENTED: 12,
+    Code.INTERNAL: 13,
+    Code.UNAVAILABLE: 14,
+    Code.UNAUTHENTICATED: 16,
+}
+CANCELLED: Final = 1
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def _pack(message: Message) -> any_pb2.Any:
+    out = any_pb2.Any()
+    out.Pack(message)
+    return out
+
+
+class Cancelled(ShoalError):
+    """The operation was cancelled by its caller."""
+
+    code = Code.ABORTED
+
+
+@dataclass
+class Progress:
+    """Reports progress of one running operation; `check()` raises Cancelled once the caller cancelled it."""
+
+    store: OperationStore
+    name: str
+    latest: operation_pb2.OperationProgress
+
+    def __call__(self, stage: str, completed: int = 0, total: int = 0, unit: str = "") -> None:
+        self.latest = operation_pb2.OperationProgress(stage=stage, completed=completed, total=total, unit=unit)
+
+    async def check(self) -> None:
+        if await self.store.cancel_requested(self.name):
+            raise Cancelled(f"{self.name} was cancelled", reason="CANCELLED")
+
+
+class OperationStore:
+    """Operation records in Redis."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return PREFIX + name
+
+    async def create(self, metadata: Message | None = None, key: str = "") -> tuple[operation_pb2.Operation, bool]:
+        """A new running operation; with `key`, the running operation already started for that key if any (the
+        bool says whether this call created it)."""
+        name = f"operations/{uuid.uuid4().hex}"
+        if key:
+            claimed = await self.redis.set(f"{PREFIX}key:{key}", name, nx=True, ex=int(STALE_AFTER))
+            if not claimed:
+                existing = await self.redis.get(f"{PREFIX}key:{key}")
+                if existing:
+                    found = await self.find(existing.decode() if isinstance(existing, bytes) else str(existing))
+                    if found is not None and not found.done and not self._stale(found):
+                        return found, False
+                await self.redis.set(f"{PREFIX}key:{key}", name, ex=int(STALE_AFTER))
+        op = operation_pb2.Operation(name=name, create_time=_now(), update_time=_now())
+        if metadata is not None:
+            op.metadata.CopyFrom(_pack(metadata))
+        await self._save(op)
+        await self.redis.zadd(INDEX, {name: time.time()})
+        return op, True
+
+    async def _save(self, op: operation_pb2.Operation) -> None:
+        await self.redis.set(self._key(op.name), op.SerializeToString(), ex=KEEP_SECONDS)
+
+    async def find(self, name: str) -> operation_pb2.Operation | None:
+        raw = await self.redis.get(self._key(name))
+        return None if raw is None else operation_pb2.Operation.FromString(raw)
+
+    @staticmethod
+    def _stale(op: operation_pb2.Operation) -> bool:
+        return not op.done and time.time() - op.update_time.ToDatetime().timestamp() > STALE_AFTER
+
+    async def get(self, name: str) -> operation_pb2.Operation:
+        if not name.startswith("operations/"):
+            raise InvalidArgument.of([FieldViolation("name", "must look like operations/{id}")], reason="INVALID_NAME")
+        op = await self.find(name)
+        if op is None:
+            raise NotFound(f"{name} does not exist (or expired)", reason="OPERATION_NOT_FOUND", metadata={"name": name})
+        if self._stale(op):
+            op.done = True
+            op.error.CopyFrom(
+                operation_pb2.OperationError(
+                    code=GRPC_CODES[Code.ABORTED],
+                    message="the process running this operation stopped; ask again to restart it",
+                    reason="OPERATION_ABANDONED",
+                )
+            )
+        return op
+
+    async def touch(self, name: str, progress: operation_pb2.OperationProgress | None) -> None:
+        op = await self.find(name)
+        if op is None or op.done:
+            return
+        op.update_time.CopyFrom(_now())
+        if progress is not None:
+            op.metadata.CopyFrom(_pack(progress))
+        await self._save(op)
+
+    async def finish(self, name: str, response: Message) -> operation_pb2.Operation:
+        op = await self.find(name) or operation_pb2.Operation(name=name, create_time=_now())
+        op.done = True
+        op.update_time.CopyFrom(_now())
+        op.response.CopyFrom(_pack(response))
+        await self._save(op)
+        return op
+
+    async def fail(self, name: str, err: BaseException) -> operation_pb2.Operation:
+        op = await self.find(name) or operation_pb2.Operation(name=name, create_time=_now())
+        op.done = True
+        op.update_time.CopyFrom(_now())
+        if isinstance(err, Cancelled):
+            op.error.CopyFrom(operation_pb2.OperationError(code=CANCELLED, message=err.message, reason="CANCELLED"))
+        elif isinstance(err, ShoalError):
+            op.error.CopyFrom(
+                operation_pb2.OperationError(code=GRPC_CODES.get(err.code, 13), message=str(err), reason=err.reason)
+            )
+        else:
+            op.error.CopyFrom(operation_pb2.OperationError(code=13, message="internal error", reason="INTERNAL"))
+        await self._save(op)
+        return op
+
+    async def cancel(self, name: str) -> operation_pb2.Operation:
+        op = await self.get(name)
+        if not op.done:
+            await self.redis.set(f"{PREFIX}cancel:{name}", b"1", ex=KEEP_SECONDS)
+        return op
+
+    async def cancel_requested(self, name: str) -> bool:
+        return bool(await self.redis.exists(f"{PREFIX}cancel:{name}"))
+
+    async def list(
+        self, done: bool | None, page_size: int, page_token: str
+    ) -> tuple[list[operation_pb2.Operation], str]:
+        if page_size < 0:
+            raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
+        size = min(page_size or 100, MAX_PAGE)
+        try:
+            start = int(base64.urlsafe_b64decode(page_token.encode()).decode()) if page_token else 0
+        except ValueError:
+            raise InvalidArgument.of(
+                [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
+            ) from None
+        out: list[operation_pb2.Operation] = []
+        position = start
+        while len(out) < size:
+            names = await self.redis.zrevrange(INDEX, position, position + size - 1)
+            if not names:
+                return out, ""
+            for raw in names:
+                position += 1
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                op = await self.find(name)
+                if op is None:
+                    await self.redis.zrem(INDEX, name)
+                    position -= 1
+                    continue
+                if self._stale(op):
+                    op = await self.get(name)
+                if done is None or op.done == done:
+                    out.append(op)
+                if len(out) == size:
+                    break
+        more = await self.redis.zcard(INDEX) > position
+        return out, base64.urlsafe_b64encode(str(position).encode()).decode() if more else ""
+
+    async def run(
+        self,
+        op: operation_pb2.Operation,
+        work: Callable[[Progress], Awaitable[Message]],
+        key: str = "",
+    ) -> None:
+        """Run `work`, refreshing the operation (and the claim on `key`) until it finishes, then record its response
+        or error."""
+        progress = Progress(self, op.name, operation_pb2.OperationProgress(stage="queued"))
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+                with contextlib.suppress(Exception):
+                    await self.touch(op.name, progress.latest)
+                    if key:
+                        await self.redis.expire(f"{PREFIX}key:{key}", int(STALE_AFTER))
+
+        beating = asyncio.create_task(beat())
+        try:
+            response = await work(progress)
+        except BaseException as err:  # noqa: BLE001 — every failure is recorded on the operation
+            if not isinstance(err, ShoalError):
+                log.exception("operation %s failed", op.name)
+            await self.fail(op.name, err)
+            if isinstance(err, asyncio.CancelledError):
+                raise
+        else:
+            await self.finish(op.name, response)
+        finally:
+            beating.cancel()
+            if key:
+                with contextlib.suppress(Exception):
+                    await self.redis.delete(f"{PREFIX}key:{key}")
 
 
 class OperationsServicer(operation_pb2_grpc.OperationsServiceServicer):
     """Get, list and cancel long-running operations."""
 
+    def __init__(self, store: OperationStore) -> None:
+        self.store = store
 
-def operations_service() -> Service:
+    async def GetOperation(self, request: operation_pb2.GetOperationRequest, context: Any) -> operation_pb2.Operation:
+        return await self.store.get(request.name)
+
+    async def ListOperations(
+        self, request: operation_pb2.ListOperationsRequest, context: Any
+    ) -> operation_pb2.ListOperationsResponse:
+        filters = {"": None, "done=true": True, "done=false": False}
+        text = request.filter.replace(" ", "").lower()
+        if text not in filters:
+            raise InvalidArgument.of(
+                [FieldViolation("filter", "supported filters: empty, done=true, done=false")], reason="INVALID_FILTER"
+            )
+        ops, token = await self.store.list(filters[text], request.page_size, request.page_token)
+        return operation_pb2.ListOperationsResponse(operations=ops, next_page_token=token)
+
+    async def CancelOperation(
+        self, request: operation_pb2.CancelOperationRequest, context: Any
+    ) -> operation_pb2.Operation:
+        return await self.store.cancel(request.name)
+
+
+def operations_service(redis: Redis) -> Service:
     return Service(
-        OperationsServicer(),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
+        OperationsServicer(OperationStore(redis)),
         operation_pb2_grpc.add_OperationsServiceServicer_to_server,
         "shoal.v1.OperationsService",
     )

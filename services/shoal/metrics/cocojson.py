@@ -66,7 +66,11 @@ def evaluate_coco(
         gk = np.array([a["keypoints"] for a in anns], np.float64).reshape(len(anns), n_points, 3)
         dk = np.array([d["keypoints"] for d in dets], np.float64).reshape(len(dets), n_points, 3)
         ignore = ignore | np.array([int(a.get("num_keypoints", 0)) == 0 for a in anns], bool)
-        d_area = (dk[:, :, 0].max(axis=1) - dk[:, :, 0].min(axis=1)) * (dk[:, :, 1].max(axis=1) - dk[:, :, 1].min(axis=1)) if len(dets) else np.zeros(0)
+        d_area = (
+            (dk[:, :, 0].max(axis=1) - dk[:, :, 0].min(axis=1)) * (dk[:, :, 1].max(axis=1) - dk[:, :, 1].min(axis=1))
+            if len(dets)
+            else np.zeros(0)
+        )
         gb = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
         overlap = coco.keypoint_overlap(
             dk[:, :, :2],

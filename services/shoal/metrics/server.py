@@ -1,13 +1,22 @@
-"""MetricsService servicer: proto ⇄ domain. RPCs not overridden here answer UNIMPLEMENTED until their issue lands."""
+"""MetricsService servicer: proto ⇄ domain."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
+from typing import Any
 
+from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
-from shoal.kit.operations import operations_service
+from shoal.kit.names import parse_inference_set
+from shoal.kit.operations import OperationStore, Progress, operations_service
 from shoal.kit.server import Service
-from shoal.v1 import metrics_service_pb2_grpc
+from shoal.metrics.evaluations import Evaluations, Plan
+from shoal.v1 import evaluation_pb2, metrics_service_pb2, metrics_service_pb2_grpc, operation_pb2
+
+log = logging.getLogger("shoal.metrics.server")
+Ctx = Any
 
 
 class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
@@ -15,14 +24,85 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.evaluations = Evaluations(runtime.store, runtime.settings.store)
+        self.operations = OperationStore(runtime.redis)
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def CreateEvaluation(
+        self, request: metrics_service_pb2.CreateEvaluationRequest, context: Ctx
+    ) -> operation_pb2.Operation:
+        name = parse_inference_set(request.parent, "parent")
+        auth.require(str(name.dataset_name.parent), "WRITER")
+        plan = await asyncio.to_thread(self.evaluations.plan, request.parent, request.dataset_version, request.params)
+        cached = await asyncio.to_thread(self.evaluations.cached, plan)
+        if cached is not None:
+            op, _ = await self.operations.create(operation_pb2.OperationProgress(stage="cached"))
+            return await self.operations.finish(op.name, cached)
+        op, created = await self.operations.create(
+            operation_pb2.OperationProgress(stage="queued"), key=plan.evaluation_id
+        )
+        if created:
+            task = asyncio.create_task(
+                self.operations.run(op, lambda progress: self._work(plan, progress), key=plan.evaluation_id)
+            )
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return op
+
+    async def _work(self, plan: Plan, progress: Progress) -> evaluation_pb2.Evaluation:
+        await asyncio.to_thread(self.evaluations.start, plan)
+        try:
+            await progress.check()
+            return await asyncio.to_thread(self.evaluations.compute, plan, progress)
+        except BaseException:
+            await asyncio.to_thread(self.evaluations.failed, plan)
+            raise
+
+    async def GetEvaluation(
+        self, request: metrics_service_pb2.GetEvaluationRequest, context: Ctx
+    ) -> evaluation_pb2.Evaluation:
+        auth.require(_project(request.name))
+        return await asyncio.to_thread(self.evaluations.get, request.name)
+
+    async def ListEvaluations(
+        self, request: metrics_service_pb2.ListEvaluationsRequest, context: Ctx
+    ) -> metrics_service_pb2.ListEvaluationsResponse:
+        name = parse_inference_set(request.parent, "parent")
+        auth.require(str(name.dataset_name.parent))
+        items, token = await asyncio.to_thread(
+            self.evaluations.list, request.parent, request.page_size, request.page_token
+        )
+        return metrics_service_pb2.ListEvaluationsResponse(evaluations=items, next_page_token=token)
+
+    async def ListFrameMatches(
+        self, request: metrics_service_pb2.ListFrameMatchesRequest, context: Ctx
+    ) -> metrics_service_pb2.ListFrameMatchesResponse:
+        auth.require(_project(request.parent))
+        return await asyncio.to_thread(
+            self.evaluations.frame_matches, request.parent, request.kind, request.page_size, request.page_token
+        )
+
+    async def ListLabelErrorCandidates(
+        self, request: metrics_service_pb2.ListLabelErrorCandidatesRequest, context: Ctx
+    ) -> metrics_service_pb2.ListLabelErrorCandidatesResponse:
+        auth.require(_project(request.parent))
+        return await asyncio.to_thread(
+            self.evaluations.candidates, request.parent, list(request.reasons), request.page_size, request.page_token
+        )
+
+
+def _project(name: str) -> str:
+    """The project an evaluation name belongs to (the name's shape is checked by the domain)."""
+    parts = name.split("/")
+    return "/".join(parts[:2]) if len(parts) >= 2 and parts[0] == "projects" else name
 
 
 def build(runtime: Runtime) -> Sequence[Service]:
     return [
         Service(
-            MetricsServicer(runtime),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
+            MetricsServicer(runtime),
             metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server,
             "shoal.v1.MetricsService",
         ),
-        operations_service(),
+        operations_service(runtime.redis),
     ]

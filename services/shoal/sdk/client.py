@@ -27,17 +27,23 @@ from google.protobuf import field_mask_pb2
 from shoal.kit.settings import DEFAULT_GRPC_PORTS
 from shoal.kit.status import unpack
 from shoal.sdk.classmap import LabelClassMap
-from shoal.sdk.errors import UploadError
+from shoal.sdk.errors import OperationError, UploadError
 from shoal.sdk.frames import PENDING_MASK, Inferences, LabeledDataset, LabeledFrame, UpdateGTLabelSet
 from shoal.v1 import (
     asset_pb2,
     asset_service_pb2,
     asset_service_pb2_grpc,
+    common_pb2,
     dataset_pb2,
+    evaluation_pb2,
     frame_pb2,
     ingest_service_pb2,
     ingest_service_pb2_grpc,
     label_pb2,
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+    operation_pb2,
+    operation_pb2_grpc,
     project_pb2,
     upload_pb2,
     versioning_service_pb2,
@@ -104,6 +110,33 @@ def parse_field_type(value: str) -> tuple[int, int]:
     return found, dataset_pb2.FIELD_TYPE_UNSPECIFIED
 
 
+_TASKS: Final = {
+    "": 0,
+    "classification": evaluation_pb2.EVALUATION_TASK_CLASSIFICATION_2D,
+    "detection": evaluation_pb2.EVALUATION_TASK_DETECTION_2D,
+    "instance_segmentation": evaluation_pb2.EVALUATION_TASK_INSTANCE_SEGMENTATION_2D,
+    "semantic_segmentation": evaluation_pb2.EVALUATION_TASK_SEMANTIC_SEGMENTATION_2D,
+    "keypoints": evaluation_pb2.EVALUATION_TASK_KEYPOINTS_2D,
+    "cuboids": evaluation_pb2.EVALUATION_TASK_CUBOID_3D,
+}
+
+
+def _task(name: str) -> evaluation_pb2.EvaluationTask.ValueType:
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; use one of {', '.join(t for t in _TASKS if t)}")
+    return _TASKS[name]  # type: ignore[return-value]
+
+
+def _metadata_value(value: str | int | float | bool) -> common_pb2.MetadataValue:
+    if isinstance(value, bool):
+        return common_pb2.MetadataValue(bool_value=value)
+    if isinstance(value, int):
+        return common_pb2.MetadataValue(int_value=value)
+    if isinstance(value, float):
+        return common_pb2.MetadataValue(float_value=value)
+    return common_pb2.MetadataValue(string_value=value)
+
+
 class Client:
     """A connection to a Shoal suite. Addresses default to `host` and the standard ports; `addresses` (or
     SHOAL_<SERVICE>_ADDRESS) overrides any of them."""
@@ -143,6 +176,10 @@ class Client:
         self.versioning = versioning_service_pb2_grpc.VersioningServiceStub(self._channels["versioning"])
         self.ingest = ingest_service_pb2_grpc.IngestServiceStub(self._channels["ingest"])
         self.asset = asset_service_pb2_grpc.AssetServiceStub(self._channels["asset"])
+        self.metrics = metrics_service_pb2_grpc.MetricsServiceStub(self._channels["metrics"])
+        self.operations = {
+            name: operation_pb2_grpc.OperationsServiceStub(self._channels[name]) for name in ("metrics", "embedding")
+        }
 
     @property
     def _metadata(self) -> tuple[tuple[str, str], ...]:
@@ -698,6 +735,189 @@ class Client:
                 for shape in (label.semantic_segmentation_2d, label.instance_segmentation_2d):
                     if shape.mask_url.startswith(PENDING_MASK):
                         shape.mask_url = urls[shape.mask_url]
+
+    # operations and evaluations -------------------------------------------------------------------------------
+
+    def wait_operation(
+        self, operation: operation_pb2.Operation, *, service: str = "metrics", timeout: float | None = None
+    ) -> operation_pb2.Operation:
+        """Poll until the operation is done; raises OperationError when it failed, TimeoutError when `timeout`
+        passes first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.05
+        while not operation.done:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{operation.name} still running after {timeout} s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+            operation = self._call(
+                self.operations[service].GetOperation, operation_pb2.GetOperationRequest(name=operation.name)
+            )
+        if operation.HasField("error"):
+            e = operation.error
+            raise OperationError(operation.name, e.code, e.reason, e.message)
+        return operation
+
+    def evaluate(
+        self,
+        project_id: str,
+        dataset_id: str,
+        inference_set_id: str,
+        *,
+        task: str = "",
+        version: int | str | None = None,
+        iou_thresholds: Sequence[float] = (),
+        confidence_threshold: float = 0.0,
+        area_ranges: Sequence[tuple[str, float, float]] = (),
+        max_detections: Sequence[int] = (),
+        classes: Sequence[str] = (),
+        stratify_by: str = "",
+        stratify_values: Sequence[str | int | float | bool] = (),
+        match_iou_threshold: float = 0.0,
+        match_confidence_threshold: float = 0.0,
+        keypoint_sigmas: Mapping[str, Mapping[str, float]] | None = None,
+        top_k: int = 0,
+        wait: bool = True,
+        timeout: float | None = 3600.0,
+    ) -> evaluation_pb2.Evaluation | operation_pb2.Operation:
+        """Evaluate an inference set against the labels of the dataset version it is pinned to (or `version`: a
+        version number or a checkpoint id). `task` is one of classification, detection, instance_segmentation,
+        semantic_segmentation, keypoints, cuboids (default: from the predictions). The same question asked again is
+        answered from the stored results. With `wait=False` the operation is returned to poll."""
+        params = evaluation_pb2.EvaluationParams(
+            task=_task(task),
+            iou_thresholds=list(iou_thresholds),
+            confidence_threshold=confidence_threshold,
+            area_ranges=[evaluation_pb2.AreaRange(name=n, min_area=lo, max_area=hi) for n, lo, hi in area_ranges],
+            max_detections=list(max_detections),
+            classes=list(classes),
+            stratify_by=stratify_by,
+            stratify_values=[_metadata_value(v) for v in stratify_values],
+            match_iou_threshold=match_iou_threshold,
+            match_confidence_threshold=match_confidence_threshold,
+            top_k=top_k,
+        )
+        for cls, sigmas in (keypoint_sigmas or {}).items():
+            params.keypoint_sigmas[cls].sigmas.update(sigmas)
+        dataset = f"projects/{project_id}/datasets/{dataset_id}"
+        ref = ""
+        if isinstance(version, int):
+            ref = f"{dataset}/versions/{version}"
+        elif version:
+            ref = f"{dataset}/checkpoints/{version}"
+        request = metrics_service_pb2.CreateEvaluationRequest(
+            parent=f"{dataset}/inferenceSets/{inference_set_id}",
+            dataset_version=ref,
+            params=params,
+            request_id=uuid.uuid4().hex,
+        )
+        operation: operation_pb2.Operation = self._call(self.metrics.CreateEvaluation, request)
+        if not wait:
+            return operation
+        done = self.wait_operation(operation, timeout=timeout)
+        evaluation = evaluation_pb2.Evaluation()
+        done.response.Unpack(evaluation)
+        return evaluation
+
+    def get_metrics(self, evaluation_name: str) -> evaluation_pb2.Evaluation:
+        """An evaluation with its results (`result.metrics`, `per_class`, `confusion_matrix`, `pr_curves`, `strata`)."""
+        found: evaluation_pb2.Evaluation = self._call(
+            self.metrics.GetEvaluation, metrics_service_pb2.GetEvaluationRequest(name=evaluation_name)
+        )
+        return found
+
+    def list_evaluations(
+        self, project_id: str, dataset_id: str, inference_set_id: str
+    ) -> list[evaluation_pb2.Evaluation]:
+        parent = f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inference_set_id}"
+        out: list[evaluation_pb2.Evaluation] = []
+        token = ""
+        while True:
+            reply = self._call(
+                self.metrics.ListEvaluations,
+                metrics_service_pb2.ListEvaluationsRequest(parent=parent, page_size=1000, page_token=token),
+            )
+            out.extend(reply.evaluations)
+            token = reply.next_page_token
+            if not token:
+                return out
+
+    def label_error_candidates(
+        self, evaluation_name: str, *, reasons: Sequence[str] = (), limit: int | None = None
+    ) -> list[evaluation_pb2.LabelErrorCandidate]:
+        """Labels most likely wrong first; `reasons` among missing_label, wrong_class, loose_box,
+        unmatched_ground_truth, swapped_keypoints."""
+        wanted = [evaluation_pb2.LabelErrorReason.Value(f"LABEL_ERROR_REASON_{r.upper()}") for r in reasons]
+        out: list[evaluation_pb2.LabelErrorCandidate] = []
+        token = ""
+        while limit is None or len(out) < limit:
+            size = 1000 if limit is None else min(1000, limit - len(out))
+            reply = self._call(
+                self.metrics.ListLabelErrorCandidates,
+                metrics_service_pb2.ListLabelErrorCandidatesRequest(
+                    parent=evaluation_name,
+                    reasons=wanted,
+                    page_size=size,
+                    page_token=token,  # type: ignore[arg-type]
+                ),
+            )
+            out.extend(reply.candidates)
+            token = reply.next_page_token
+            if not token:
+                break
+        return out
+
+    def frame_matches(
+        self, evaluation_name: str, *, kind: str = "", limit: int | None = None
+    ) -> list[evaluation_pb2.FrameMatches]:
+        """Per-frame matches (true/false positives, false negatives, class mismatches) of an evaluation; `kind`
+        keeps frames with at least one match of that kind (true_positive, false_positive, false_negative,
+        class_mismatch)."""
+        wanted = evaluation_pb2.MatchKind.Value(f"MATCH_KIND_{kind.upper()}") if kind else 0
+        out: list[evaluation_pb2.FrameMatches] = []
+        token = ""
+        while limit is None or len(out) < limit:
+            size = 1000 if limit is None else min(1000, limit - len(out))
+            reply = self._call(
+                self.metrics.ListFrameMatches,
+                metrics_service_pb2.ListFrameMatchesRequest(
+                    parent=evaluation_name,
+                    kind=wanted,
+                    page_size=size,
+                    page_token=token,  # type: ignore[arg-type]
+                ),
+            )
+            out.extend(reply.frames)
+            token = reply.next_page_token
+            if not token:
+                break
+        return out
+
+    def segment_from_candidates(
+        self,
+        project_id: str,
+        dataset_id: str,
+        segment_id: str,
+        candidates: Iterable[evaluation_pb2.LabelErrorCandidate],
+        *,
+        display_name: str = "",
+    ) -> dataset_pb2.Segment:
+        """A segment of the candidates' ground-truth labels (or their frames, for missing labels) for review."""
+        frames: list[str] = []
+        labels: list[tuple[str, str]] = []
+        for c in candidates:
+            if c.ground_truth_label_id:
+                labels.append((c.frame_id, c.ground_truth_label_id))
+            elif c.frame_id not in frames:
+                frames.append(c.frame_id)
+        return self.create_segment(
+            project_id,
+            dataset_id,
+            segment_id,
+            frame_ids=frames,
+            label_ids=labels,
+            display_name=display_name or "label-error candidates",
+        )
 
     # uploads --------------------------------------------------------------------------------------------------
 

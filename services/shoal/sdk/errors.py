@@ -23,3 +23,13 @@ class ValidationError(ValueError):
 
 class UploadError(RuntimeError):
     """An upload could not be completed, even after retries."""
+
+
+class OperationError(RuntimeError):
+    """A long-running operation (an evaluation, a selection) ended in an error."""
+
+    def __init__(self, name: str, code: int, reason: str, message: str) -> None:
+        self.name = name
+        self.code = code
+        self.reason = reason
+        super().__init__(f"{name} failed ({reason}): {message}")

@@ -1,0 +1,425 @@
+"""Evaluations of inference sets: validate the request, read both sides from the stored tables, compute, and keep the
+results in the object store keyed by everything they depend on (inference set content, dataset version, parameters,
+engine), so the same question is answered from the store the second time.
+
+Layout: `metrics/{project}/{dataset}/{inference_set}/{evaluation}/` holds `evaluation.binpb` (the Evaluation),
+`matches.binpb` and `candidates.binpb`. The evaluation record is written last, so a SUCCEEDED record means the rest
+is there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from google.protobuf import timestamp_pb2
+from PIL import Image
+
+from shoal.asset.assets import referenced_asset
+from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from shoal.kit.names import InferenceSetName, parse_inference_set
+from shoal.kit.objectstore import ObjectStore
+from shoal.kit.settings import StoreSettings
+from shoal.metrics import tasks
+from shoal.storage.catalog import Catalog
+from shoal.storage.tables import TableRoot
+from shoal.v1 import common_pb2, evaluation_pb2, frame_pb2, metrics_service_pb2
+from shoal.versioning.reads import Reads
+
+log = logging.getLogger("shoal.metrics.evaluations")
+
+#: Bump when a change to the computation changes any figure: cached results of older engines are not reused.
+ENGINE_VERSION: Final = "1"
+MAX_PAGE: Final = 1000
+DEFAULT_PAGE: Final = 100
+MAX_DETECTIONS: Final = 10_000
+EVALUATION_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+Report = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated evaluation request, with the versions it will read."""
+
+    inference_set: InferenceSetName
+    dataset_version: int
+    inference_version: int
+    params: evaluation_pb2.EvaluationParams
+    evaluation_id: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.inference_set}/evaluations/{self.evaluation_id}"
+
+
+def _prefix(s: InferenceSetName) -> str:
+    return f"metrics/{s.project}/{s.dataset}/{s.inference_set}/"
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def _page_size(size: int) -> int:
+    if size < 0:
+        raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
+    return DEFAULT_PAGE if size == 0 else min(size, MAX_PAGE)
+
+
+def _offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        if isinstance(value, int) and value >= 0:
+            return value
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        pass
+    raise InvalidArgument.of(
+        [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
+    )
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def validate_params(params: evaluation_pb2.EvaluationParams) -> list[FieldViolation]:
+    """Every problem with the parameters, each naming its field."""
+    out: list[FieldViolation] = []
+    thr = list(params.iou_thresholds)
+    for i, t in enumerate(thr):
+        if not (math.isfinite(t) and 0 < t <= 1):
+            out.append(FieldViolation(f"params.iou_thresholds[{i}]", f"{t} is not in (0, 1]"))
+    if any(b <= a for a, b in zip(thr, thr[1:], strict=False)):
+        out.append(FieldViolation("params.iou_thresholds", "must be strictly ascending"))
+    for field in ("confidence_threshold", "match_iou_threshold", "match_confidence_threshold"):
+        v = getattr(params, field)
+        if not (math.isfinite(v) and 0 <= v <= 1):
+            out.append(FieldViolation(f"params.{field}", f"{v} is not in [0, 1]"))
+    names = [a.name for a in params.area_ranges]
+    for i, a in enumerate(params.area_ranges):
+        where = f"params.area_ranges[{i}]"
+        if not a.name:
+            out.append(FieldViolation(f"{where}.name", "must not be empty"))
+        elif names.count(a.name) > 1:
+            out.append(FieldViolation(f"{where}.name", f"{a.name!r} is used twice"))
+        if not (math.isfinite(a.min_area) and a.min_area >= 0):
+            out.append(FieldViolation(f"{where}.min_area", "must be a non-negative number"))
+        if not math.isfinite(a.max_area) or (a.max_area != 0 and a.max_area <= a.min_area):
+            out.append(FieldViolation(f"{where}.max_area", "must be 0 (no bound) or above min_area"))
+    if params.area_ranges and params.area_ranges[0].name != "all":
+        out.append(
+            FieldViolation("params.area_ranges[0].name", 'the first range must be "all" (headline figures use it)')
+        )
+    dets = list(params.max_detections)
+    for i, m in enumerate(dets):
+        if not 0 < m <= MAX_DETECTIONS:
+            out.append(FieldViolation(f"params.max_detections[{i}]", f"must be in 1..{MAX_DETECTIONS}"))
+    if any(b <= a for a, b in zip(dets, dets[1:], strict=False)):
+        out.append(FieldViolation("params.max_detections", "must be strictly ascending"))
+    if params.stratify_values and not params.stratify_by:
+        out.append(FieldViolation("params.stratify_values", "needs params.stratify_by"))
+    for cls, sig in params.keypoint_sigmas.items():
+        for kp, v in sig.sigmas.items():
+            if not (math.isfinite(v) and v > 0):
+                out.append(FieldViolation(f"params.keypoint_sigmas[{cls}].sigmas[{kp}]", "must be positive"))
+    if params.top_k > 100:
+        out.append(FieldViolation("params.top_k", "must be at most 100"))
+    return out
+
+
+def cache_key(plan_inputs: Sequence[str | bytes]) -> str:
+    h = hashlib.sha256()
+    for part in plan_inputs:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()[:32]
+
+
+class Evaluations:
+    """The metrics service's domain."""
+
+    def __init__(self, store: ObjectStore, settings: StoreSettings) -> None:
+        self.store = store
+        self.catalog = Catalog(store)
+        self.root = TableRoot(settings)
+        self.reads = Reads(store, settings)
+
+    # planning -------------------------------------------------------------------------------------------------------
+
+    def plan(self, parent: str, dataset_version: str, params: evaluation_pb2.EvaluationParams) -> Plan:
+        name = parse_inference_set(parent, "parent")
+        violations = validate_params(params)
+        if violations:
+            raise InvalidArgument.of(violations)
+        inference_set = self.catalog.get_inference_set(name)
+        project = self.catalog.get_project(name.dataset_name.parent)
+        tasks.Classes.of(project.class_map, list(params.classes))  # unknown classes are INVALID_ARGUMENT
+        for cls in params.keypoint_sigmas:
+            if cls not in {e.name for e in project.class_map.entries}:
+                raise InvalidArgument.of(
+                    [FieldViolation(f"params.keypoint_sigmas[{cls}]", "not in the project's class map")],
+                    reason="UNKNOWN_CLASS",
+                )
+        if dataset_version:
+            ref = self.reads.resolve(dataset_version, "dataset_version")
+            if ref.dataset != name.dataset_name:
+                raise InvalidArgument.of(
+                    [FieldViolation("dataset_version", f"is a version of {ref.dataset}, not of {name.dataset_name}")]
+                )
+            version = ref.version
+        else:
+            version = int(inference_set.dataset_version)
+        if version <= 0:
+            raise FailedPrecondition(
+                f"{name} is not pinned to a dataset version and none was named", reason="NO_DATASET_VERSION"
+            )
+        tables = self.root.tables(name.dataset_name)
+        tables.frames_at(version)  # NOT_FOUND (VERSION_EXPIRED) when retention dropped it
+        latest = self.root.tables(name).latest()
+        inference_version = latest.version if latest else 0
+        key = cache_key(
+            [
+                ENGINE_VERSION,
+                str(name),
+                str(version),
+                str(inference_version),
+                params.SerializeToString(deterministic=True),
+                project.class_map.SerializeToString(deterministic=True),
+            ]
+        )
+        return Plan(name, version, inference_version, params, key)
+
+    # storage --------------------------------------------------------------------------------------------------------
+
+    def _key(self, plan_or_name: Plan | str, part: str) -> str:
+        if isinstance(plan_or_name, Plan):
+            return f"{_prefix(plan_or_name.inference_set)}{plan_or_name.evaluation_id}/{part}"
+        parent, evaluation_id = self._parse(plan_or_name)
+        return f"{_prefix(parent)}{evaluation_id}/{part}"
+
+    @staticmethod
+    def _parse(name: str, field: str = "name") -> tuple[InferenceSetName, str]:
+        head, sep, evaluation_id = name.rpartition("/evaluations/")
+        if not sep:
+            raise InvalidArgument.of(
+                [FieldViolation(field, "must look like projects/{p}/datasets/{d}/inferenceSets/{i}/evaluations/{e}")],
+                reason="INVALID_NAME",
+            )
+        if not EVALUATION_ID.fullmatch(evaluation_id):
+            raise InvalidArgument.of(
+                [FieldViolation(field, f"{evaluation_id!r} is not an evaluation id (32 hex digits)")],
+                reason="INVALID_NAME",
+            )
+        return parse_inference_set(head, field), evaluation_id
+
+    def cached(self, plan: Plan) -> evaluation_pb2.Evaluation | None:
+        found = self.store.get_or_none(self._key(plan, "evaluation.binpb"))
+        if found is None:
+            return None
+        evaluation = evaluation_pb2.Evaluation.FromString(found)
+        return evaluation if evaluation.state == evaluation_pb2.EVALUATION_STATE_SUCCEEDED else None
+
+    def get(self, name: str) -> evaluation_pb2.Evaluation:
+        parent, _ = self._parse(name)
+        raw = self.store.get_or_none(self._key(name, "evaluation.binpb"))
+        if raw is None:
+            raise NotFound(f"{name} does not exist", reason="EVALUATION_NOT_FOUND", metadata={"name": name})
+        return evaluation_pb2.Evaluation.FromString(raw)
+
+    def list(self, parent: str, page_size: int, page_token: str) -> tuple[list[evaluation_pb2.Evaluation], str]:
+        name = parse_inference_set(parent, "parent")
+        self.catalog.get_inference_set(name)
+        size = _page_size(page_size)
+        start = _offset(page_token)
+        keys = sorted(o.key for o in self.store.iter_all(_prefix(name)) if o.key.endswith("/evaluation.binpb"))
+        out = []
+        for key in keys[start : start + size]:
+            raw = self.store.get_or_none(key)
+            if raw is None:
+                continue
+            evaluation = evaluation_pb2.Evaluation.FromString(raw)
+            evaluation.ClearField("result")
+            evaluation.ClearField("strata")
+            out.append(evaluation)
+        return out, _token(start + size) if start + size < len(keys) else ""
+
+    def frame_matches(
+        self, name: str, kind: int, page_size: int, page_token: str
+    ) -> metrics_service_pb2.ListFrameMatchesResponse:
+        self._require_done(name)
+        stored = metrics_service_pb2.ListFrameMatchesResponse.FromString(
+            self.store.get_or_none(self._key(name, "matches.binpb")) or b""
+        )
+        frames = list(stored.frames)
+        if kind:
+            frames = [f for f in frames if any(m.kind == kind for m in f.matches)]
+        size, start = _page_size(page_size), _offset(page_token)
+        return metrics_service_pb2.ListFrameMatchesResponse(
+            frames=frames[start : start + size],
+            next_page_token=_token(start + size) if start + size < len(frames) else "",
+        )
+
+    def candidates(
+        self, name: str, reasons: Sequence[int], page_size: int, page_token: str
+    ) -> metrics_service_pb2.ListLabelErrorCandidatesResponse:
+        self._require_done(name)
+        stored = metrics_service_pb2.ListLabelErrorCandidatesResponse.FromString(
+            self.store.get_or_none(self._key(name, "candidates.binpb")) or b""
+        )
+        items = [c for c in stored.candidates if not reasons or c.reason in reasons]
+        size, start = _page_size(page_size), _offset(page_token)
+        return metrics_service_pb2.ListLabelErrorCandidatesResponse(
+            candidates=items[start : start + size],
+            next_page_token=_token(start + size) if start + size < len(items) else "",
+        )
+
+    def _require_done(self, name: str) -> None:
+        evaluation = self.get(name)
+        if evaluation.state != evaluation_pb2.EVALUATION_STATE_SUCCEEDED:
+            raise FailedPrecondition(f"{name} has not finished", reason="EVALUATION_NOT_DONE", metadata={"name": name})
+
+    # running --------------------------------------------------------------------------------------------------------
+
+    def start(self, plan: Plan) -> evaluation_pb2.Evaluation:
+        """The RUNNING record, written before the work starts (listed while it runs)."""
+        evaluation = evaluation_pb2.Evaluation(
+            name=plan.name,
+            dataset_version=plan.dataset_version,
+            params=plan.params,
+            state=evaluation_pb2.EVALUATION_STATE_RUNNING,
+            create_time=_now(),
+        )
+        self.store.put(self._key(plan, "evaluation.binpb"), evaluation.SerializeToString())
+        return evaluation
+
+    def failed(self, plan: Plan) -> None:
+        raw = self.store.get_or_none(self._key(plan, "evaluation.binpb"))
+        evaluation = evaluation_pb2.Evaluation.FromString(raw) if raw else evaluation_pb2.Evaluation(name=plan.name)
+        evaluation.state = evaluation_pb2.EVALUATION_STATE_FAILED
+        evaluation.complete_time.CopyFrom(_now())
+        self.store.put(self._key(plan, "evaluation.binpb"), evaluation.SerializeToString())
+
+    def load(self, plan: Plan, report: Report) -> tuple[list[tasks.Pair], int]:
+        """Both sides of every frame the inference set covers at `plan`'s versions, in frame-id order; and how many
+        inference frames have no frame at the dataset version."""
+        inference = self.root.tables(plan.inference_set)
+        predictions: list[tuple[str, bytes]] = (
+            list(inference.scan(plan.inference_version)) if plan.inference_version else []
+        )
+        report("reading", 0, len(predictions))
+        truth = self.root.tables(plan.inference_set.dataset_name).get(
+            [fid for fid, _ in predictions], plan.dataset_version
+        )
+        pairs = []
+        missing = 0
+        for i, (frame_id, raw) in enumerate(predictions):
+            gt = truth.get(frame_id)
+            if gt is None:
+                missing += 1
+                continue
+            pairs.append(tasks.Pair(frame_id, frame_pb2.Frame.FromString(gt), frame_pb2.InferenceFrame.FromString(raw)))
+            if i % 5000 == 0:
+                report("reading", i, len(predictions))
+        return pairs, missing
+
+    def mask_loader(self) -> tasks.MaskLoader:
+        cache: dict[str, np.ndarray] = {}
+
+        def load(url: str) -> np.ndarray:
+            if url in cache:
+                return cache[url]
+            name = referenced_asset(url)
+            raw = self.store.get_or_none(name.blob) if name else None
+            if raw is None:
+                raise FailedPrecondition(
+                    f"mask {url} is not a readable Shoal asset", reason="MASK_UNREADABLE", metadata={"url": url}
+                )
+            with Image.open(io.BytesIO(raw)) as img:
+                arr = np.asarray(img.convert("L") if img.mode not in {"L", "P", "I;16", "I"} else img)
+            if len(cache) < 256:
+                cache[url] = arr
+            return arr
+
+        return load
+
+    def compute(self, plan: Plan, report: Report) -> evaluation_pb2.Evaluation:
+        """Read, evaluate (overall and per stratum) and store; the stored Evaluation."""
+        pairs, missing = self.load(plan, report)
+        project = self.catalog.get_project(plan.inference_set.dataset_name.parent)
+        classes = tasks.Classes.of(project.class_map, list(plan.params.classes))
+        task = plan.params.task or tasks.infer_task(pairs)
+        tasks.check_task(pairs, task)
+        masks = self.mask_loader()
+        report("evaluating", 0, len(pairs))
+        outcome = tasks.evaluate(pairs, task, plan.params, classes, masks)
+        outcome.result.metrics["frames_without_ground_truth"] = float(missing)
+        evaluation = evaluation_pb2.Evaluation(
+            name=plan.name,
+            dataset_version=plan.dataset_version,
+            params=plan.params,
+            state=evaluation_pb2.EVALUATION_STATE_SUCCEEDED,
+            result=outcome.result,
+        )
+        evaluation.params.task = task
+        if plan.params.stratify_by:
+            for value, subset in strata(pairs, plan.params):
+                sub = tasks.evaluate(subset, task, plan.params, classes, masks)
+                evaluation.strata.add(value=value, result=sub.result)
+        report("storing", len(pairs), len(pairs))
+        self.store.put(
+            self._key(plan, "matches.binpb"),
+            metrics_service_pb2.ListFrameMatchesResponse(frames=outcome.matches).SerializeToString(),
+        )
+        self.store.put(
+            self._key(plan, "candidates.binpb"),
+            metrics_service_pb2.ListLabelErrorCandidatesResponse(candidates=outcome.candidates).SerializeToString(),
+        )
+        raw = self.store.get_or_none(self._key(plan, "evaluation.binpb"))
+        if raw:
+            evaluation.create_time.CopyFrom(evaluation_pb2.Evaluation.FromString(raw).create_time)
+        else:
+            evaluation.create_time.CopyFrom(_now())
+        evaluation.complete_time.CopyFrom(_now())
+        self.store.put(self._key(plan, "evaluation.binpb"), evaluation.SerializeToString())
+        return evaluation
+
+
+def _value_key(value: common_pb2.MetadataValue) -> bytes:
+    return value.SerializeToString(deterministic=True)
+
+
+def strata(
+    pairs: Sequence[tasks.Pair], params: evaluation_pb2.EvaluationParams
+) -> list[tuple[common_pb2.MetadataValue, list[tasks.Pair]]]:
+    """Frames grouped by the value of `params.stratify_by` (ground truth metadata first, then the inference frame's);
+    only the listed values when `stratify_values` is given, in that order, else every value present, sorted."""
+    field = params.stratify_by
+    groups: dict[bytes, tuple[common_pb2.MetadataValue, list[tasks.Pair]]] = {}
+    for p in pairs:
+        value = (
+            p.truth.user_metadata.get(field)
+            if field in p.truth.user_metadata
+            else p.prediction.user_metadata.get(field)
+        )
+        if value is None:
+            continue
+        groups.setdefault(_value_key(value), (value, []))[1].append(p)
+    if params.stratify_values:
+        return [(v, groups[_value_key(v)][1] if _value_key(v) in groups else []) for v in params.stratify_values]
+    return [groups[k] for k in sorted(groups, key=lambda k: str(groups[k][0]))]
