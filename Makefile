@@ -82,6 +82,7 @@ bench: setup ## benchmarks, JSON into bench/results/
 	$(PY) bench/ingest.py --out bench/results/ingest.json
 	$(PY) bench/versioning.py --out bench/results/versioning.json
 	$(PY) bench/assets.py --out bench/results/assets.json
+	$(PY) bench/coco_eval.py --out bench/results/coco_eval.json
 
 clean: ## remove what the build made
 	rm -rf build .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache
