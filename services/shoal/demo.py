@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +41,7 @@ def _handled_total(url: str) -> str:
     return "\n".join(lines) or "(no calls yet)"
 
 
-def _upload_demo_data(config: SuiteConfig, key: str) -> None:
+def _upload_demo_data(config: SuiteConfig, key: str) -> Any:
     """Draw real images, upload them with their labels and a model's predictions through the SDK, show the reports."""
     import shoal  # noqa: PLC0415
     from shoal import demo_data  # noqa: PLC0415
@@ -86,6 +87,8 @@ def _upload_demo_data(config: SuiteConfig, key: str) -> None:
         print(f"ground truth: {report.accepted} frames accepted ({labels} boxes), {rejected} rejected")
         for err in report.rejected:
             print(f"  rejected {err.frame_id} label {err.label_id} {err.field}: {err.reason}: {err.description}")
+        # The ground truth is committed before the predictions arrive, so the inference set pins that version.
+        client.wait_for_upload(report.name, timeout=120, poll_seconds=0.1)
         inferences, planted = demo_data.model_inferences(frames)
         inf_report = client.create_or_update_inferences(
             "shapes", "drawn", "shape-detector-v1", inferences=inferences, model_id="shape-detector-v1"
@@ -103,6 +106,61 @@ def _upload_demo_data(config: SuiteConfig, key: str) -> None:
                 f"received {upload.frames_received}, accepted {upload.frames_accepted}, "
                 f"rejected {upload.frames_rejected}, batches {upload.batches_received}"
             )
+    return planted
+
+
+def _evaluate_model(config: SuiteConfig, key: str, planted: Any) -> None:
+    """Evaluate the model against the version its inference set is pinned to and against the newest one, then walk
+    the label-error candidates and check that the planted disagreements lead them."""
+    import shoal  # noqa: PLC0415
+    from shoal.v1 import evaluation_pb2  # noqa: PLC0415
+
+    addresses = {name: f"{config.host}:{ports.grpc_port}" for name, ports in config.services.items()}
+    with shoal.Client(api_key=key, addresses=addresses, show_progress=False) as client:
+        pinned = client.evaluate("shapes", "drawn", "shape-detector-v1")
+        m = pinned.result.metrics
+        print(f"\n== evaluation of shape-detector-v1 on version {pinned.dataset_version} (the version it is pinned to)")
+        print("  ".join(f"{k} {m[k]:.3f}" if m[k] >= 0 else f"{k} n/a" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")))
+        print("per class: " + ", ".join(f"{c.class_name} AP {c.metrics['AP']:.3f} ({c.support})" for c in pinned.result.per_class if c.support))
+        cm = pinned.result.confusion_matrix
+        n = cm.counts.rows
+        print("confusion matrix at IoU 0.5, confidence 0.5 (rows: ground truth, columns: prediction)")
+        width = max(len(lb) for lb in cm.labels) + 1
+        print(" " * width + "".join(f"{lb[:8]:>9}" for lb in cm.labels))
+        for i, lb in enumerate(cm.labels):
+            print(f"{lb:<{width}}" + "".join(f"{int(v):>9}" for v in cm.counts.values[i * n : (i + 1) * n]))
+        print(f"custom metric latency_ms, mean over frames: {pinned.result.custom_metrics['latency_ms']:.2f}")
+        started = time.perf_counter()
+        again = client.evaluate("shapes", "drawn", "shape-detector-v1")
+        print(f"asked again: {again.name.rsplit('/', 1)[1][:12]}… from the store in {1000 * (time.perf_counter() - started):.0f} ms")
+        newest = client.list_versions("shapes", "drawn")[0].version
+        later = client.evaluate("shapes", "drawn", "shape-detector-v1", version=newest)
+        print(f"on version {newest} (after the edits): AP {later.result.metrics['AP']:.3f}, AP50 {later.result.metrics['AP50']:.3f}")
+
+        candidates = client.label_error_candidates(pinned.name)
+        reason = {v: evaluation_pb2.LabelErrorReason.Name(v).removeprefix("LABEL_ERROR_REASON_").lower() for v in evaluation_pb2.LabelErrorReason.values()}
+        print(f"\n== label-error candidates: {len(candidates)}, the first 12")
+        for i, c in enumerate(candidates[:12], start=1):
+            print(f"{i:>3}. {c.frame_id} {c.ground_truth_label_id or c.prediction_label_id:<22} {reason[c.reason]:<24} {c.score:.2f}  {c.description}")
+        wanted = {
+            **{label: "missed (unmatched_ground_truth)" for label in planted.missed},
+            **{label: "wrong_class" for label in planted.wrong_class},
+            **{label: "loose_box" for label in planted.loose_box},
+            **{label: "false positive (missing_label)" for label in planted.false_positive},
+        }
+        ranks = {}
+        for i, c in enumerate(candidates, start=1):
+            for label in (c.ground_truth_label_id, c.prediction_label_id, c.prediction_label_id.removeprefix("pred-")):
+                if label in wanted and label not in ranks:
+                    ranks[label] = i
+        print(
+            f"planted: {len(wanted)}, found {len(ranks)}; all within the first {max(ranks.values(), default=0)} "
+            f"candidates (ranks {sorted(ranks.values())})"
+        )
+        if len(ranks) < len(wanted):
+            print(f"not among the candidates: {', '.join(sorted(set(wanted) - set(ranks)))}")
+        segment = client.segment_from_candidates("shapes", "drawn", "review-label-errors", candidates[:10])
+        print(f"the first ten are in segment {segment.name.rsplit('/', 1)[1]} ({len(segment.elements)} elements) for review")
 
 
 def _store_assets(client: Any, demo: Path) -> dict[str, str]:
@@ -212,8 +270,9 @@ def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
                 versioning_service_pb2.ListProjectsRequest(), metadata=(("x-api-key", key),), timeout=5
             )
             print(f"OK: {len(reply.projects)} projects")
-        _upload_demo_data(config, key)
+        planted = _upload_demo_data(config, key)
         _edit_over_versions(config, key)
+        _evaluate_model(config, key, planted)
         print("\n== request metrics of the versioning service")
         metrics_url = f"http://{config.host}:{config.services['versioning'].metrics_port}/metrics"
         print(_handled_total(metrics_url))

@@ -156,18 +156,26 @@ def model_inferences(frames: list[DemoFrame], seed: int = 11) -> tuple[shoal.Inf
             if n % 10 == 5 and k == 0:
                 cls = next(c for c in CLASSES if c != s.cls)
                 planted.wrong_class.append(s.label_id)
-            if n % 10 == 7 and k == 0:
-                jitter = 25
-                planted.loose_box.append(s.label_id)
             dx, dy = rng.randint(-jitter, jitter), rng.randint(-jitter, jitter)
+            if n % 10 == 7 and k == 0:  # a quarter of the size off in both directions: IoU 0.3-0.65
+                dx = dy = rng.choice([-1, 1]) * max(6, s.size // 4)
+                planted.loose_box.append(s.label_id)
             frame.add_inference_2d_bbox(
                 sensor_id="camera", label_id=f"pred-{s.label_id}", classification=cls, confidence=round(conf, 3),
                 left=max(0, s.left + dx), top=max(0, s.top + dy), width=s.size + abs(dx), height=s.size + abs(dy),
             )  # fmt: skip
         if n % 10 == 9:
+            # A confident prediction where nothing is drawn: the first corner no shape touches.
+            corners = [(5, 5), (WIDTH - 45, 5), (5, HEIGHT - 45), (WIDTH - 45, HEIGHT - 45)]
+            left, top = next(
+                ((x, y) for x, y in corners if all(
+                    x + 40 < o.left or o.left + o.size < x or y + 40 < o.top or o.top + o.size < y for o in f.shapes
+                )),
+                corners[0],
+            )  # fmt: skip
             frame.add_inference_2d_bbox(
                 sensor_id="camera", label_id=f"pred-{f.frame_id}-ghost", classification="circle", confidence=0.9,
-                left=5, top=5, width=40, height=40,
+                left=left, top=top, width=40, height=40,
             )  # fmt: skip
             planted.false_positive.append(f"pred-{f.frame_id}-ghost")
         frame.add_custom_metric("latency_ms", round(rng.uniform(8, 20), 2))

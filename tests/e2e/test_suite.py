@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import random
 import signal
 import subprocess
@@ -214,5 +215,14 @@ def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     assert "diff as-drawn → v4: 0 added, 2 modified, 1 deleted" in result.stdout
     assert "v4 CHANGE_TYPE_MODIFY" in result.stdout
     assert "60 frames at checkpoint as-drawn, 59 now" in result.stdout
+    assert "== evaluation of shape-detector-v1 on version 1 (the version it is pinned to)" in result.stdout
+    assert re.search(r"AP 0\.\d{3}  AP50 0\.\d{3}", result.stdout)
+    assert "from the store in" in result.stdout
+    found = re.search(r"planted: (\d+), found (\d+); all within the first (\d+) candidates", result.stdout)
+    assert found, result.stdout
+    planted, hits, worst = map(int, found.groups())
+    assert planted == hits == 24
+    assert worst <= 30
+    assert "the first ten are in segment review-label-errors (10 elements)" in result.stdout
     assert result.stdout.rstrip().endswith("shoal stopped")
     assert suite.shoal("status").returncode == 3

@@ -58,7 +58,7 @@ def _get_asset(ch: grpc.Channel, md: Any) -> Any:
 
 def _get_evaluation(ch: grpc.Channel, md: Any) -> Any:
     stub = metrics_service_pb2_grpc.MetricsServiceStub(ch)
-    request = metrics_service_pb2.GetEvaluationRequest(name="projects/p/datasets/d/inferenceSets/i/evaluations/e")
+    request = metrics_service_pb2.GetEvaluationRequest(name="projects/p/datasets/d/inferenceSets/i/evaluations/" + "0" * 32)
     return stub.GetEvaluation(request, metadata=md, timeout=5)
 
 
@@ -148,6 +148,8 @@ def test_admin_key_passes_auth(
             assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "UPLOAD_NOT_FOUND")
         elif name == "asset":
             assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "ASSET_NOT_FOUND")
+        elif name == "metrics":
+            assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "EVALUATION_NOT_FOUND")
         else:
             assert details.code == grpc.StatusCode.UNIMPLEMENTED
             assert details.reason == "NOT_IMPLEMENTED"

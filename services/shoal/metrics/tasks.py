@@ -621,7 +621,7 @@ def confusion(
     has = partner >= 0
     taken_by[partner[has]] = np.flatnonzero(has)
 
-    labels = [*classes.names, BACKGROUND]
+    labels = [*classes.names, BACKGROUND if BACKGROUND not in classes.names else f"({BACKGROUND})"]
     counts_m = np.zeros((n_k + 1, n_k + 1), np.int64)
     per_frame: dict[int, list[evaluation_pb2.Match]] = defaultdict(list)
     with_partner = np.flatnonzero(partner >= 0)
