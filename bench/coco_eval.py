@@ -48,7 +48,14 @@ def synthetic(images: int, classes: int = 80, seed: int = 0) -> tuple[dict[str, 
     cat = rng.integers(1, classes + 1, g)
     crowd = rng.random(g) < 0.03
     anns = [
-        {"id": i + 1, "image_id": int(img_of[i]) + 1, "category_id": int(cat[i]), "bbox": [float(x[i]), float(y[i]), float(w[i]), float(h[i])], "area": float(w[i] * h[i]), "iscrowd": int(crowd[i])}
+        {
+            "id": i + 1,
+            "image_id": int(img_of[i]) + 1,
+            "category_id": int(cat[i]),
+            "bbox": [float(x[i]), float(y[i]), float(w[i]), float(h[i])],
+            "area": float(w[i] * h[i]),
+            "iscrowd": int(crowd[i]),
+        }
         for i in range(g)
     ]
     dets: list[dict[str, Any]] = []
@@ -65,8 +72,20 @@ def synthetic(images: int, classes: int = 80, seed: int = 0) -> tuple[dict[str, 
                 continue
             gi = lo + j
             c = int(cat[gi]) if rng.random() >= 0.1 else int(rng.integers(1, classes + 1))
-            bx = [x[gi] + jit[j, 0] * w[gi], y[gi] + jit[j, 1] * h[gi], w[gi] * np.exp(jit[j, 2]), h[gi] * np.exp(jit[j, 3])]
-            dets.append({"image_id": im + 1, "category_id": c, "bbox": [round(float(v), 2) for v in bx], "score": round(float(rng.uniform(0.3, 1.0)), 3)})
+            bx = [
+                x[gi] + jit[j, 0] * w[gi],
+                y[gi] + jit[j, 1] * h[gi],
+                w[gi] * np.exp(jit[j, 2]),
+                h[gi] * np.exp(jit[j, 3]),
+            ]
+            dets.append(
+                {
+                    "image_id": im + 1,
+                    "category_id": c,
+                    "bbox": [round(float(v), 2) for v in bx],
+                    "score": round(float(rng.uniform(0.3, 1.0)), 3),
+                }
+            )
         rest = k - int(hit.sum())
         s = np.exp(rng.uniform(np.log(8), np.log(300), rest))
         bw, bh = s, s * np.exp(rng.uniform(-0.5, 0.5, rest))
@@ -74,7 +93,19 @@ def synthetic(images: int, classes: int = 80, seed: int = 0) -> tuple[dict[str, 
         bc = rng.integers(1, classes + 1, rest)
         sc = rng.uniform(0, 0.7, rest)
         for j in range(rest):
-            dets.append({"image_id": im + 1, "category_id": int(bc[j]), "bbox": [round(float(bx[j]), 2), round(float(by[j]), 2), round(float(bw[j]), 2), round(float(bh[j]), 2)], "score": round(float(sc[j]), 3)})
+            dets.append(
+                {
+                    "image_id": im + 1,
+                    "category_id": int(bc[j]),
+                    "bbox": [
+                        round(float(bx[j]), 2),
+                        round(float(by[j]), 2),
+                        round(float(bw[j]), 2),
+                        round(float(bh[j]), 2),
+                    ],
+                    "score": round(float(sc[j]), 3),
+                }
+            )
     gt = {
         "images": [{"id": i + 1, "width": W, "height": H, "file_name": f"{i:06d}.jpg"} for i in range(images)],
         "categories": [{"id": c, "name": f"class{c:02d}"} for c in range(1, classes + 1)],
@@ -110,7 +141,9 @@ def run_shoal(gt: dict[str, Any], dets: list[dict[str, Any]]) -> tuple[float, li
     return time.perf_counter() - start, [float(v) for v in result.stats]
 
 
-def stored_frames(gt: dict[str, Any], dets: list[dict[str, Any]]) -> tuple[list[bytes], list[bytes], project_pb2.ClassMap]:
+def stored_frames(
+    gt: dict[str, Any], dets: list[dict[str, Any]]
+) -> tuple[list[bytes], list[bytes], project_pb2.ClassMap]:
     """The set as the service stores it: one serialized Frame and InferenceFrame per image."""
     names = {c["id"]: c["name"] for c in gt["categories"]}
     frames = {im["id"]: frame_pb2.Frame(frame_id=f"{im['id']:06d}") for im in gt["images"]}
@@ -118,19 +151,34 @@ def stored_frames(gt: dict[str, Any], dets: list[dict[str, Any]]) -> tuple[list[
     for a in gt["annotations"]:
         x, y, w, h = a["bbox"]
         frames[a["image_id"]].labels.append(
-            label_pb2.Label(label_id=f"g{a['id']}", classification=names[a["category_id"]], sensor_id="cam", box_2d=label_pb2.Box2D(left=x, top=y, width=w, height=h, iscrowd=bool(a["iscrowd"])))
+            label_pb2.Label(
+                label_id=f"g{a['id']}",
+                classification=names[a["category_id"]],
+                sensor_id="cam",
+                box_2d=label_pb2.Box2D(left=x, top=y, width=w, height=h, iscrowd=bool(a["iscrowd"])),
+            )
         )
     for i, d in enumerate(dets):
         x, y, w, h = d["bbox"]
         preds[d["image_id"]].labels.append(
-            label_pb2.Label(label_id=f"p{i}", classification=names[d["category_id"]], sensor_id="cam", confidence=d["score"], box_2d=label_pb2.Box2D(left=x, top=y, width=w, height=h))
+            label_pb2.Label(
+                label_id=f"p{i}",
+                classification=names[d["category_id"]],
+                sensor_id="cam",
+                confidence=d["score"],
+                box_2d=label_pb2.Box2D(left=x, top=y, width=w, height=h),
+            )
         )
-    class_map = project_pb2.ClassMap(entries=[project_pb2.ClassMapEntry(class_id=c["id"], name=c["name"]) for c in gt["categories"]])
+    class_map = project_pb2.ClassMap(
+        entries=[project_pb2.ClassMapEntry(class_id=c["id"], name=c["name"]) for c in gt["categories"]]
+    )
     order = sorted(frames)
     return [frames[i].SerializeToString() for i in order], [preds[i].SerializeToString() for i in order], class_map
 
 
-def run_shoal_stored(truth: list[bytes], predictions: list[bytes], class_map: project_pb2.ClassMap, *, everything: bool) -> tuple[float, list[float]]:
+def run_shoal_stored(
+    truth: list[bytes], predictions: list[bytes], class_map: project_pb2.ClassMap, *, everything: bool
+) -> tuple[float, list[float]]:
     from shoal.metrics import coco
 
     start = time.perf_counter()
@@ -147,7 +195,12 @@ def run_shoal_stored(truth: list[bytes], predictions: list[bytes], class_map: pr
         task = params.task
         gt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=True)
         dt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=False)
-        r = coco.evaluate(gt_side.instances(), dt_side.instances(), len(classes.names), tasks._overlap(task, params, gt_side, dt_side, classes))
+        r = coco.evaluate(
+            gt_side.instances(),
+            dt_side.instances(),
+            len(classes.names),
+            tasks._overlap(task, params, gt_side, dt_side, classes),
+        )
         _, arr = coco.summarize(r)
         stats = arr.tolist()
     return time.perf_counter() - start, [float(v) for v in stats]
@@ -184,20 +237,34 @@ def main() -> None:
     report = {
         "benchmark": "coco_eval",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "set": {"images": args.images, "classes": 80, "ground_truth": len(gt["annotations"]), "crowd": sum(a["iscrowd"] for a in gt["annotations"]), "detections": len(dets), "generate_seconds": round(generated, 2)},
+        "set": {
+            "images": args.images,
+            "classes": 80,
+            "ground_truth": len(gt["annotations"]),
+            "crowd": sum(a["iscrowd"] for a in gt["annotations"]),
+            "detections": len(dets),
+            "generate_seconds": round(generated, 2),
+        },
         "summary": {name: dict(zip(NAMES, values, strict=True)) for name, values in stats.items()},
-        "max_abs_difference_from_pycocotools": {name: float(np.max(np.abs(np.array(v) - ref))) for name, v in stats.items() if name != "pycocotools"},
+        "max_abs_difference_from_pycocotools": {
+            name: float(np.max(np.abs(np.array(v) - ref))) for name, v in stats.items() if name != "pycocotools"
+        },
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "runs": {k: [round(x, 4) for x in v] for k, v in timings.items()},
         "ratios": {
             "shoal_over_faster_coco_eval": round(seconds["shoal"] / seconds["faster_coco_eval"], 4),
             "shoal_over_pycocotools": round(seconds["shoal"] / seconds["pycocotools"], 4),
-            "shoal_from_stored_frames_over_faster_coco_eval": round(seconds["shoal_from_stored_frames"] / seconds["faster_coco_eval"], 4),
-            "shoal_full_service_evaluation_over_faster_coco_eval": round(seconds["shoal_full_service_evaluation"] / seconds["faster_coco_eval"], 4),
+            "shoal_from_stored_frames_over_faster_coco_eval": round(
+                seconds["shoal_from_stored_frames"] / seconds["faster_coco_eval"], 4
+            ),
+            "shoal_full_service_evaluation_over_faster_coco_eval": round(
+                seconds["shoal_full_service_evaluation"] / seconds["faster_coco_eval"], 4
+            ),
         },
         "targets": {
             "identical_to_pycocotools (max difference <= 1e-12)": all(
-                float(np.max(np.abs(np.array(stats[n]) - ref))) <= 1e-12 for n in ("shoal", "shoal_from_stored_frames", "shoal_full_service_evaluation")
+                float(np.max(np.abs(np.array(stats[n]) - ref))) <= 1e-12
+                for n in ("shoal", "shoal_from_stored_frames", "shoal_full_service_evaluation")
             ),
             "shoal_time <= 0.5 x faster_coco_eval": seconds["shoal"] <= 0.5 * seconds["faster_coco_eval"],
         },

@@ -120,8 +120,18 @@ def _evaluate_model(config: SuiteConfig, key: str, planted: Any) -> None:
         pinned = client.evaluate("shapes", "drawn", "shape-detector-v1")
         m = pinned.result.metrics
         print(f"\n== evaluation of shape-detector-v1 on version {pinned.dataset_version} (the version it is pinned to)")
-        print("  ".join(f"{k} {m[k]:.3f}" if m[k] >= 0 else f"{k} n/a" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")))
-        print("per class: " + ", ".join(f"{c.class_name} AP {c.metrics['AP']:.3f} ({c.support})" for c in pinned.result.per_class if c.support))
+        print(
+            "  ".join(
+                f"{k} {m[k]:.3f}" if m[k] >= 0 else f"{k} n/a"
+                for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
+            )
+        )
+        print(
+            "per class: "
+            + ", ".join(
+                f"{c.class_name} AP {c.metrics['AP']:.3f} ({c.support})" for c in pinned.result.per_class if c.support
+            )
+        )
         cm = pinned.result.confusion_matrix
         n = cm.counts.rows
         print("confusion matrix at IoU 0.5, confidence 0.5 (rows: ground truth, columns: prediction)")
@@ -132,16 +142,28 @@ def _evaluate_model(config: SuiteConfig, key: str, planted: Any) -> None:
         print(f"custom metric latency_ms, mean over frames: {pinned.result.custom_metrics['latency_ms']:.2f}")
         started = time.perf_counter()
         again = client.evaluate("shapes", "drawn", "shape-detector-v1")
-        print(f"asked again: {again.name.rsplit('/', 1)[1][:12]}… from the store in {1000 * (time.perf_counter() - started):.0f} ms")
+        print(
+            f"asked again: {again.name.rsplit('/', 1)[1][:12]}… from the store in "
+            f"{1000 * (time.perf_counter() - started):.0f} ms"
+        )
         newest = client.list_versions("shapes", "drawn")[0].version
         later = client.evaluate("shapes", "drawn", "shape-detector-v1", version=newest)
-        print(f"on version {newest} (after the edits): AP {later.result.metrics['AP']:.3f}, AP50 {later.result.metrics['AP50']:.3f}")
+        print(
+            f"on version {newest} (after the edits): AP {later.result.metrics['AP']:.3f}, "
+            f"AP50 {later.result.metrics['AP50']:.3f}"
+        )
 
         candidates = client.label_error_candidates(pinned.name)
-        reason = {v: evaluation_pb2.LabelErrorReason.Name(v).removeprefix("LABEL_ERROR_REASON_").lower() for v in evaluation_pb2.LabelErrorReason.values()}
+        reason = {
+            v: evaluation_pb2.LabelErrorReason.Name(v).removeprefix("LABEL_ERROR_REASON_").lower()
+            for v in evaluation_pb2.LabelErrorReason.values()
+        }
         print(f"\n== label-error candidates: {len(candidates)}, the first 12")
         for i, c in enumerate(candidates[:12], start=1):
-            print(f"{i:>3}. {c.frame_id} {c.ground_truth_label_id or c.prediction_label_id:<22} {reason[c.reason]:<24} {c.score:.2f}  {c.description}")
+            print(
+                f"{i:>3}. {c.frame_id} {c.ground_truth_label_id or c.prediction_label_id:<22} "
+                f"{reason[c.reason]:<24} {c.score:.2f}  {c.description}"
+            )
         wanted = {
             **{label: "missed (unmatched_ground_truth)" for label in planted.missed},
             **{label: "wrong_class" for label in planted.wrong_class},
@@ -160,7 +182,10 @@ def _evaluate_model(config: SuiteConfig, key: str, planted: Any) -> None:
         if len(ranks) < len(wanted):
             print(f"not among the candidates: {', '.join(sorted(set(wanted) - set(ranks)))}")
         segment = client.segment_from_candidates("shapes", "drawn", "review-label-errors", candidates[:10])
-        print(f"the first ten are in segment {segment.name.rsplit('/', 1)[1]} ({len(segment.elements)} elements) for review")
+        print(
+            f"the first ten are in segment {segment.name.rsplit('/', 1)[1]} "
+            f"({len(segment.elements)} elements) for review"
+        )
 
 
 def _store_assets(client: Any, demo: Path) -> dict[str, str]:

@@ -36,7 +36,7 @@ def suite(start: Callable[..., ServerThread], store: StoreSettings, redis_url: s
     versioning = start("versioning", build_versioning, redis_url=redis_url, store=store, run_worker=True)
     ingest = start("ingest", build_ingest, redis_url=redis_url, store=store)
     metrics = start("metrics", build_metrics, redis_url=redis_url, store=store)
-    from shoal.asset.server import build as build_asset  # noqa: PLC0415
+    from shoal.asset.server import build as build_asset
 
     asset = start("asset", build_asset, redis_url=redis_url, store=store, asset_http_port=0)
     return shoal.Client(
@@ -83,7 +83,12 @@ def synthetic(seed: int, frames: int = 40) -> tuple[list[dict[str, Any]], list[d
                         "frame": f,
                         "id": f"p{f}-{j}",
                         "cls": cls if rng.random() < 0.9 else CLASSES[int(rng.integers(0, 3))],
-                        "box": [round(x + jit[0] * w, 1), round(y + jit[1] * h, 1), round(w * math.exp(jit[2]), 1), round(h * math.exp(jit[3]), 1)],
+                        "box": [
+                            round(x + jit[0] * w, 1),
+                            round(y + jit[1] * h, 1),
+                            round(w * math.exp(jit[2]), 1),
+                            round(h * math.exp(jit[3]), 1),
+                        ],
                         "conf": round(float(rng.uniform(0.2, 1.0)), 2),
                     }
                 )
@@ -93,7 +98,12 @@ def synthetic(seed: int, frames: int = 40) -> tuple[list[dict[str, Any]], list[d
                     "frame": f,
                     "id": f"q{f}-{j}",
                     "cls": CLASSES[int(rng.integers(0, 3))],
-                    "box": [float(rng.integers(0, 300)), float(rng.integers(0, 300)), float(rng.integers(5, 80)), float(rng.integers(5, 80))],
+                    "box": [
+                        float(rng.integers(0, 300)),
+                        float(rng.integers(0, 300)),
+                        float(rng.integers(5, 80)),
+                        float(rng.integers(5, 80)),
+                    ],
                     "conf": round(float(rng.uniform(0.0, 0.6)), 2),
                 }
             )
@@ -108,7 +118,16 @@ def upload(client: shoal.Client, p: str, gt: list[dict[str, Any]], frames: int) 
         fr.add_user_metadata("split", "day" if f % 2 else "night")
         for g in (g for g in gt if g["frame"] == f):
             x, y, w, h = g["box"]
-            fr.add_label_2d_bbox(sensor_id="cam", label_id=g["id"], classification=g["cls"], left=x, top=y, width=w, height=h, iscrowd=g["crowd"])
+            fr.add_label_2d_bbox(
+                sensor_id="cam",
+                label_id=g["id"],
+                classification=g["cls"],
+                left=x,
+                top=y,
+                width=w,
+                height=h,
+                iscrowd=g["crowd"],
+            )
         ds.add_frame(fr)
     committed(client, client.create_or_update_dataset(p, "d", dataset=ds))
 
@@ -120,24 +139,43 @@ def infer(client: shoal.Client, p: str, name: str, dt: list[dict[str, Any]], fra
         fr.add_custom_metric("latency_ms", 10.0 + f)
         for d in (d for d in dt if d["frame"] == f):
             x, y, w, h = d["box"]
-            fr.add_inference_2d_bbox(sensor_id="cam", label_id=d["id"], classification=d["cls"], left=x, top=y, width=w, height=h, confidence=d["conf"])
+            fr.add_inference_2d_bbox(
+                sensor_id="cam",
+                label_id=d["id"],
+                classification=d["cls"],
+                left=x,
+                top=y,
+                width=w,
+                height=h,
+                confidence=d["conf"],
+            )
         inf.add_frame(fr)
     committed(client, client.create_or_update_inferences(p, "d", name, inferences=inf))
 
 
 def pycocotools_stats(gt: list[dict[str, Any]], dt: list[dict[str, Any]], frames: int) -> np.ndarray:
-    from pycocotools.coco import COCO  # noqa: PLC0415
-    from pycocotools.cocoeval import COCOeval  # noqa: PLC0415
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     data = {
         "images": [{"id": f + 1, "width": 640, "height": 480} for f in range(frames)],
         "categories": [{"id": i + 1, "name": c} for i, c in enumerate(CLASSES)],
         "annotations": [
-            {"id": i + 1, "image_id": g["frame"] + 1, "category_id": CLASSES.index(g["cls"]) + 1, "bbox": g["box"], "area": g["box"][2] * g["box"][3], "iscrowd": int(g["crowd"])}
+            {
+                "id": i + 1,
+                "image_id": g["frame"] + 1,
+                "category_id": CLASSES.index(g["cls"]) + 1,
+                "bbox": g["box"],
+                "area": g["box"][2] * g["box"][3],
+                "iscrowd": int(g["crowd"]),
+            }
             for i, g in enumerate(gt)
         ],
     }
-    results = [{"image_id": d["frame"] + 1, "category_id": CLASSES.index(d["cls"]) + 1, "bbox": d["box"], "score": d["conf"]} for d in dt]
+    results = [
+        {"image_id": d["frame"] + 1, "category_id": CLASSES.index(d["cls"]) + 1, "bbox": d["box"], "score": d["conf"]}
+        for d in dt
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         g = COCO()
         g.dataset = copy.deepcopy(data)
@@ -188,7 +226,7 @@ def test_detection_uses_the_pinned_version_and_matches_pycocotools(client: shoal
     )
 
     # Asking again answers from the store: same evaluation, done at once.
-    op = client.evaluate(p, "d", "m1", wait=False)
+    op = client.start_evaluation(p, "d", "m1")
     assert op.done
     again = evaluation_pb2.Evaluation()
     op.response.Unpack(again)
@@ -207,9 +245,11 @@ def test_detection_uses_the_pinned_version_and_matches_pycocotools(client: shoal
     fns = client.frame_matches(evaluation.name, kind="false_negative")
     assert all(any(m.kind == evaluation_pb2.MATCH_KIND_FALSE_NEGATIVE for m in f.matches) for f in fns)
     counts = np.array(cm.counts.values).reshape(4, 4)
-    assert counts[:3, :].sum() + counts[3, :].sum() == kinds.count(evaluation_pb2.MATCH_KIND_TRUE_POSITIVE) + kinds.count(
-        evaluation_pb2.MATCH_KIND_CLASS_MISMATCH
-    ) + kinds.count(evaluation_pb2.MATCH_KIND_FALSE_NEGATIVE) + kinds.count(evaluation_pb2.MATCH_KIND_FALSE_POSITIVE)
+    assert counts[:3, :].sum() + counts[3, :].sum() == kinds.count(
+        evaluation_pb2.MATCH_KIND_TRUE_POSITIVE
+    ) + kinds.count(evaluation_pb2.MATCH_KIND_CLASS_MISMATCH) + kinds.count(
+        evaluation_pb2.MATCH_KIND_FALSE_NEGATIVE
+    ) + kinds.count(evaluation_pb2.MATCH_KIND_FALSE_POSITIVE)
 
 
 def _in_crowd(d: dict[str, Any], gt: list[dict[str, Any]], matches: Any) -> bool:
@@ -233,9 +273,15 @@ def test_stratified_results_per_metadata_value(client: shoal.Client) -> None:
         sub_gt = [g for g in gt if g["frame"] % 2 == parity]
         sub_dt = [d for d in dt if d["frame"] % 2 == parity]
         # Re-index frames densely as the stratum's image order.
-        order = sorted({g["frame"] for g in sub_gt} | {d["frame"] for d in sub_dt} | {f for f in range(frames) if f % 2 == parity})
+        order = sorted(
+            {g["frame"] for g in sub_gt} | {d["frame"] for d in sub_dt} | {f for f in range(frames) if f % 2 == parity}
+        )
         index = {f: i for i, f in enumerate(order)}
-        ref = pycocotools_stats([{**g, "frame": index[g["frame"]]} for g in sub_gt], [{**d, "frame": index[d["frame"]]} for d in sub_dt], len(order))
+        ref = pycocotools_stats(
+            [{**g, "frame": index[g["frame"]]} for g in sub_gt],
+            [{**d, "frame": index[d["frame"]]} for d in sub_dt],
+            len(order),
+        )
         np.testing.assert_array_equal(np.array([stratum.result.metrics[n] for n in STAT_NAMES]), ref)
         assert stratum.result.frame_count == len(order)
     only = client.evaluate(p, "d", "m", stratify_by="split", stratify_values=["night", "dusk"])
@@ -280,15 +326,21 @@ def test_operations_service_lists_and_gets(client: shoal.Client) -> None:
     gt, dt = synthetic(4, 5)
     upload(client, p, gt, 5)
     infer(client, p, "m", dt, 5)
-    op = client.evaluate(p, "d", "m", wait=False)
+    op = client.start_evaluation(p, "d", "m")
     done = client.wait_operation(op, timeout=60)
-    assert done.done and done.HasField("response")
+    assert done.done
+    assert done.HasField("response")
     deadline = time.monotonic() + 5
     listed = []
-    from shoal.v1 import operation_pb2  # noqa: PLC0415
+    from shoal.v1 import operation_pb2
 
     while time.monotonic() < deadline and op.name not in listed:
-        listed = [o.name for o in client.operations["metrics"].ListOperations(operation_pb2.ListOperationsRequest(filter="done=true"), metadata=client._metadata).operations]
+        listed = [
+            o.name
+            for o in client.operations["metrics"]
+            .ListOperations(operation_pb2.ListOperationsRequest(filter="done=true"), metadata=client._metadata)
+            .operations
+        ]
     assert op.name in listed
 
 
@@ -301,5 +353,7 @@ def test_s3_store(start_service: Callable[..., ServerThread], s3_server: S3Serve
         upload(client, p, gt, 12)
         infer(client, p, "m", dt, 12)
         evaluation = client.evaluate(p, "d", "m")
-        np.testing.assert_array_equal(np.array([evaluation.result.metrics[n] for n in STAT_NAMES]), pycocotools_stats(gt, dt, 12))
+        np.testing.assert_array_equal(
+            np.array([evaluation.result.metrics[n] for n in STAT_NAMES]), pycocotools_stats(gt, dt, 12)
+        )
         assert client.get_metrics(evaluation.name).result == evaluation.result

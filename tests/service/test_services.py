@@ -58,7 +58,9 @@ def _get_asset(ch: grpc.Channel, md: Any) -> Any:
 
 def _get_evaluation(ch: grpc.Channel, md: Any) -> Any:
     stub = metrics_service_pb2_grpc.MetricsServiceStub(ch)
-    request = metrics_service_pb2.GetEvaluationRequest(name="projects/p/datasets/d/inferenceSets/i/evaluations/" + "0" * 32)
+    request = metrics_service_pb2.GetEvaluationRequest(
+        name="projects/p/datasets/d/inferenceSets/i/evaluations/" + "0" * 32
+    )
     return stub.GetEvaluation(request, metadata=md, timeout=5)
 
 

@@ -16,7 +16,6 @@ pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-
 from shoal.metrics import coco
 from shoal.metrics.coco import polygon_mask
 from shoal.metrics.cocojson import decode_counts, evaluate_coco, rle_decode, rle_encode

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from shoal.kit.errors import FailedPrecondition
 from shoal.metrics import tasks
 from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, project_pb2
@@ -18,11 +17,15 @@ T = evaluation_pb2
 
 def class_map(names: list[str], ignored: tuple[str, ...] = ()) -> project_pb2.ClassMap:
     return project_pb2.ClassMap(
-        entries=[project_pb2.ClassMapEntry(class_id=i, name=n, ignore_in_eval=n in ignored) for i, n in enumerate(names)]
+        entries=[
+            project_pb2.ClassMapEntry(class_id=i, name=n, ignore_in_eval=n in ignored) for i, n in enumerate(names)
+        ]
     )
 
 
-def box_label(label_id: str, cls: str, x: float, y: float, w: float, h: float, conf: float | None = None) -> label_pb2.Label:
+def box_label(
+    label_id: str, cls: str, x: float, y: float, w: float, h: float, conf: float | None = None
+) -> label_pb2.Label:
     label = label_pb2.Label(label_id=label_id, classification=cls, sensor_id="cam")
     label.box_2d.CopyFrom(label_pb2.Box2D(left=x, top=y, width=w, height=h))
     if conf is not None:
@@ -67,10 +70,14 @@ def test_classification_against_reference() -> None:
         top1.append(int(np.argsort(-np.round(scores / 2, 3), kind="stable")[0]))
         top2.append(set(order[:2].tolist()))
     params = T.EvaluationParams(top_k=2)
-    out = tasks.evaluate(pairs, T.EVALUATION_TASK_CLASSIFICATION_2D, params, tasks.Classes.of(class_map(names), []), no_masks)
+    out = tasks.evaluate(
+        pairs, T.EVALUATION_TASK_CLASSIFICATION_2D, params, tasks.Classes.of(class_map(names), []), no_masks
+    )
     y, p = np.array(truth), np.array(top1)
     assert out.result.metrics["accuracy"] == pytest.approx(float((y == p).mean()))
-    assert out.result.metrics["top_2_accuracy"] == pytest.approx(np.mean([t in s for t, s in zip(truth, top2, strict=True)]))
+    assert out.result.metrics["top_2_accuracy"] == pytest.approx(
+        np.mean([t in s for t, s in zip(truth, top2, strict=True)])
+    )
     for k, name in enumerate(names):
         tp = int(((y == k) & (p == k)).sum())
         prec = tp / max(1, int((p == k).sum()))
@@ -85,7 +92,9 @@ def test_classification_against_reference() -> None:
     np.add.at(ref, (y, p), 1)
     np.testing.assert_array_equal(cm, ref)
     wrong = [c for c in out.candidates if c.reason == T.LABEL_ERROR_REASON_WRONG_CLASS]
-    assert len(wrong) == int(((y != p) & (np.array([max(float(s.confidence) for s in q.prediction.labels) for q in pairs]) >= 0.5)).sum())
+    assert len(wrong) == int(
+        ((y != p) & (np.array([max(float(s.confidence) for s in q.prediction.labels) for q in pairs]) >= 0.5)).sum()
+    )
 
 
 # semantic segmentation -----------------------------------------------------------------------------------------------
@@ -107,7 +116,9 @@ def test_semantic_segmentation_against_reference() -> None:
         dl.semantic_segmentation_2d.mask_url = f"d{f}"
         pairs.append(pair(f"f{f}", [gl], [dl]))
     classes = tasks.Classes.of(class_map(names, ignored=("void",)), [])
-    out = tasks.evaluate(pairs, T.EVALUATION_TASK_SEMANTIC_SEGMENTATION_2D, T.EvaluationParams(), classes, store.__getitem__)
+    out = tasks.evaluate(
+        pairs, T.EVALUATION_TASK_SEMANTIC_SEGMENTATION_2D, T.EvaluationParams(), classes, store.__getitem__
+    )
     gts = np.concatenate([store[f"g{f}"].ravel() for f in range(5)])
     dts = np.concatenate([store[f"d{f}"].ravel() for f in range(5)])
     keep = gts != 3  # "void" is ignored in evaluation
@@ -117,7 +128,9 @@ def test_semantic_segmentation_against_reference() -> None:
         inter = np.sum((gts == k) & (dts == k))
         union = np.sum(gts == k) + np.sum(dts == k) - inter
         ious.append(inter / union)
-        assert next(c for c in out.result.per_class if c.class_name == names[k]).metrics["iou"] == pytest.approx(inter / union)
+        assert next(c for c in out.result.per_class if c.class_name == names[k]).metrics["iou"] == pytest.approx(
+            inter / union
+        )
     assert out.result.metrics["mIoU"] == pytest.approx(np.mean(ious))
     assert out.result.metrics["pixel_accuracy"] == pytest.approx(np.mean(gts == dts))
 
@@ -125,11 +138,21 @@ def test_semantic_segmentation_against_reference() -> None:
 # cuboids ---------------------------------------------------------------------------------------------------------------
 
 
-def cuboid(label_id: str, x: float, y: float, z: float, l: float, w: float, h: float, yaw: float = 0.0, conf: float | None = None) -> label_pb2.Label:  # noqa: E741
+def cuboid(
+    label_id: str,
+    x: float,
+    y: float,
+    z: float,
+    length: float,
+    w: float,
+    h: float,
+    yaw: float = 0.0,
+    conf: float | None = None,
+) -> label_pb2.Label:
     label = label_pb2.Label(label_id=label_id, classification="car", sensor_id="lidar")
     c = label.cuboid_3d
     c.position.x, c.position.y, c.position.z = x, y, z
-    c.dimensions.x, c.dimensions.y, c.dimensions.z = l, w, h
+    c.dimensions.x, c.dimensions.y, c.dimensions.z = length, w, h
     c.rotation.z, c.rotation.w = math.sin(yaw / 2), math.cos(yaw / 2)
     if conf is not None:
         label.confidence = conf
@@ -154,9 +177,15 @@ def test_cuboid_iou_by_hand() -> None:
 
 def test_cuboid_ap() -> None:
     pairs = [
-        pair("a", [cuboid("g1", 0, 0, 0, 4, 2, 2), cuboid("g2", 10, 0, 0, 4, 2, 2)], [cuboid("p1", 0.1, 0, 0, 4, 2, 2, conf=0.9), cuboid("p2", 30, 0, 0, 4, 2, 2, conf=0.8)]),
+        pair(
+            "a",
+            [cuboid("g1", 0, 0, 0, 4, 2, 2), cuboid("g2", 10, 0, 0, 4, 2, 2)],
+            [cuboid("p1", 0.1, 0, 0, 4, 2, 2, conf=0.9), cuboid("p2", 30, 0, 0, 4, 2, 2, conf=0.8)],
+        ),
     ]
-    out = tasks.evaluate(pairs, T.EVALUATION_TASK_CUBOID_3D, T.EvaluationParams(), tasks.Classes.of(class_map(["car"]), []), no_masks)
+    out = tasks.evaluate(
+        pairs, T.EVALUATION_TASK_CUBOID_3D, T.EvaluationParams(), tasks.Classes.of(class_map(["car"]), []), no_masks
+    )
     # One of two objects found at the top score, then a false positive: AP = 0.5 at every threshold the match passes.
     assert out.result.metrics["AP_BEV@0.5"] == pytest.approx(0.5, abs=0.01)
     assert out.result.metrics["AP_3D@0.7"] == pytest.approx(0.5, abs=0.01)
@@ -198,7 +227,9 @@ def test_label_errors_find_planted_mistakes_near_the_top() -> None:
             if rng.random() < 0.92:  # the model finds most objects, with its own small errors
                 jx, jy = rng.normal(0, 0.04, 2)
                 pcls = cls if rng.random() < 0.97 else names[int(rng.integers(0, 4))]
-                preds.append(box_label(pid, pcls, x + jx * w, y + jy * h, w, h, round(float(rng.uniform(0.55, 0.99)), 2)))
+                preds.append(
+                    box_label(pid, pcls, x + jx * w, y + jy * h, w, h, round(float(rng.uniform(0.55, 0.99)), 2))
+                )
             # Damage only what the model saw: a mistake on an object the model misses is invisible to this method.
             damage = rng.random() if any(p.label_id == pid for p in preds) else 1.0
             if damage < 0.02:
@@ -212,9 +243,21 @@ def test_label_errors_find_planted_mistakes_near_the_top() -> None:
                 planted.add((fid, gid))
             truth.append(box_label(gid, cls, x, y, w, h))
         for j in range(int(rng.integers(0, 3))):  # background noise at low confidence
-            preds.append(box_label(f"n{f}-{j}", names[int(rng.integers(0, 4))], float(rng.integers(0, 700)), 300.0, 20, 20, round(float(rng.uniform(0.01, 0.4)), 2)))
+            preds.append(
+                box_label(
+                    f"n{f}-{j}",
+                    names[int(rng.integers(0, 4))],
+                    float(rng.integers(0, 700)),
+                    300.0,
+                    20,
+                    20,
+                    round(float(rng.uniform(0.01, 0.4)), 2),
+                )
+            )
         pairs.append(pair(fid, truth, preds))
-    out = tasks.evaluate(pairs, T.EVALUATION_TASK_DETECTION_2D, T.EvaluationParams(), tasks.Classes.of(class_map(names), []), no_masks)
+    out = tasks.evaluate(
+        pairs, T.EVALUATION_TASK_DETECTION_2D, T.EvaluationParams(), tasks.Classes.of(class_map(names), []), no_masks
+    )
     ranked = [(c.frame_id, c.ground_truth_label_id or c.prediction_label_id) for c in out.candidates]
     # Removed labels are reported by their prediction; the others by the damaged label.
     ranks = sorted(ranked.index(k) + 1 for k in planted if k in ranked)
@@ -226,4 +269,8 @@ def test_label_errors_find_planted_mistakes_near_the_top() -> None:
     assert worst <= math.ceil(1.5 * len(planted)), (worst, len(planted), ranks)
     print(f"planted {len(planted)}, ranks {ranks}")
     reasons = {c.reason for c in out.candidates[: len(planted)]}
-    assert {T.LABEL_ERROR_REASON_MISSING_LABEL, T.LABEL_ERROR_REASON_WRONG_CLASS, T.LABEL_ERROR_REASON_LOOSE_BOX} <= reasons
+    assert {
+        T.LABEL_ERROR_REASON_MISSING_LABEL,
+        T.LABEL_ERROR_REASON_WRONG_CLASS,
+        T.LABEL_ERROR_REASON_LOOSE_BOX,
+    } <= reasons

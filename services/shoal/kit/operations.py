@@ -66,7 +66,7 @@ def _pack(message: Message) -> any_pb2.Any:
     return out
 
 
-class Cancelled(ShoalError):
+class OperationCancelledError(ShoalError):
     """The operation was cancelled by its caller."""
 
     code = Code.ABORTED
@@ -74,7 +74,8 @@ class Cancelled(ShoalError):
 
 @dataclass
 class Progress:
-    """Reports progress of one running operation; `check()` raises Cancelled once the caller cancelled it."""
+    """Reports progress of one running operation; `check()` raises OperationCancelledError once the caller
+    cancelled it."""
 
     store: OperationStore
     name: str
@@ -85,7 +86,7 @@ class Progress:
 
     async def check(self) -> None:
         if await self.store.cancel_requested(self.name):
-            raise Cancelled(f"{self.name} was cancelled", reason="CANCELLED")
+            raise OperationCancelledError(f"{self.name} was cancelled", reason="CANCELLED")
 
 
 class OperationStore:
@@ -123,7 +124,9 @@ class OperationStore:
 
     async def find(self, name: str) -> operation_pb2.Operation | None:
         raw = await self.redis.get(self._key(name))
-        return None if raw is None else operation_pb2.Operation.FromString(raw)
+        return (
+            None if raw is None else operation_pb2.Operation.FromString(raw if isinstance(raw, bytes) else raw.encode())
+        )
 
     @staticmethod
     def _stale(op: operation_pb2.Operation) -> bool:
@@ -167,7 +170,7 @@ class OperationStore:
         op = await self.find(name) or operation_pb2.Operation(name=name, create_time=_now())
         op.done = True
         op.update_time.CopyFrom(_now())
-        if isinstance(err, Cancelled):
+        if isinstance(err, OperationCancelledError):
             op.error.CopyFrom(operation_pb2.OperationError(code=CANCELLED, message=err.message, reason="CANCELLED"))
         elif isinstance(err, ShoalError):
             op.error.CopyFrom(
@@ -243,7 +246,7 @@ class OperationStore:
         beating = asyncio.create_task(beat())
         try:
             response = await work(progress)
-        except BaseException as err:  # noqa: BLE001 — every failure is recorded on the operation
+        except BaseException as err:
             if not isinstance(err, ShoalError):
                 log.exception("operation %s failed", op.name)
             await self.fail(op.name, err)

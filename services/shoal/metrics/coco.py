@@ -13,6 +13,7 @@ threshold. Geometry (boxes, masks, keypoints, cuboids) only enters through the p
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -45,8 +46,8 @@ _CAP: Final = 1 - 1e-10
 class CocoParams:
     """What an evaluation varies; the defaults are COCO's for boxes and masks."""
 
-    iou_thresholds: F64 = field(default_factory=lambda: IOU_THRESHOLDS.copy())
-    recall_thresholds: F64 = field(default_factory=lambda: RECALL_THRESHOLDS.copy())
+    iou_thresholds: F64 = field(default_factory=IOU_THRESHOLDS.copy)
+    recall_thresholds: F64 = field(default_factory=RECALL_THRESHOLDS.copy)
     area_ranges: Sequence[tuple[str, float, float]] = AREA_RANGES
     max_dets: Sequence[int] = (1, 10, 100)
 
@@ -231,7 +232,7 @@ def match(
         s_d, s_g, s_rank = c_d[sort], c_g[sort], c_rank[sort]
         s_reach, s_crowd = c_reach[:, sort], c_crowd[sort]
         bounds = np.flatnonzero(np.r_[True, s_rank[1:] != s_rank[:-1], True]) if sort.size else np.zeros(1, np.int64)
-        for lo_p, hi_p in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo_p, hi_p in itertools.pairwise(bounds):
             d = s_d[lo_p:hi_p]
             g = s_g[lo_p:hi_p]
             free = s_reach[:, lo_p:hi_p] & ~(gt_matched[a][:, g] & ~s_crowd[lo_p:hi_p])
@@ -398,7 +399,7 @@ def box_overlap(dt_boxes: F64, gt_boxes: F64, gt_crowd: Bool) -> PairOverlap:
 
 
 def keypoint_overlap(
-    dt_points: F64, gt_points: F64, gt_visible: Bool, gt_boxes: F64, gt_area: F64, sigmas: F64, dt_valid: Bool
+    dt_points: F64, gt_points: F64, *, gt_visible: Bool, gt_boxes: F64, gt_area: F64, sigmas: F64, dt_valid: Bool
 ) -> PairOverlap:
     """OKS as pycocotools computes it. Points are [N, K, 2] padded to the largest rig; `sigmas` is [N_gt, K] and
     `dt_valid` [N_dt, K] marks the keypoints that belong to each instance's rig (padding is never summed)."""

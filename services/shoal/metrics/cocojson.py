@@ -68,18 +68,18 @@ def evaluate_coco(
         ignore = ignore | np.array([int(a.get("num_keypoints", 0)) == 0 for a in anns], bool)
         d_area = (
             (dk[:, :, 0].max(axis=1) - dk[:, :, 0].min(axis=1)) * (dk[:, :, 1].max(axis=1) - dk[:, :, 1].min(axis=1))
-            if len(dets)
+            if dets
             else np.zeros(0)
         )
         gb = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
         overlap = coco.keypoint_overlap(
             dk[:, :, :2],
             gk[:, :, :2],
-            gk[:, :, 2] > 0,
-            gb,
-            g_area,
-            np.broadcast_to(s, (len(anns), s.shape[0])),
-            np.ones((len(dets), s.shape[0]), bool),
+            gt_visible=gk[:, :, 2] > 0,
+            gt_boxes=gb,
+            gt_area=g_area,
+            sigmas=np.broadcast_to(s, (len(anns), s.shape[0])),
+            dt_valid=np.ones((len(dets), s.shape[0]), bool),
         )
     else:
         raise ValueError(f"unknown iou_type {iou_type!r}")

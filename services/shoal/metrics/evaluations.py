@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import io
+import itertools
 import json
 import logging
 import math
@@ -104,7 +105,7 @@ def validate_params(params: evaluation_pb2.EvaluationParams) -> list[FieldViolat
     for i, t in enumerate(thr):
         if not (math.isfinite(t) and 0 < t <= 1):
             out.append(FieldViolation(f"params.iou_thresholds[{i}]", f"{t} is not in (0, 1]"))
-    if any(b <= a for a, b in zip(thr, thr[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(thr)):
         out.append(FieldViolation("params.iou_thresholds", "must be strictly ascending"))
     for field in ("confidence_threshold", "match_iou_threshold", "match_confidence_threshold"):
         v = getattr(params, field)
@@ -129,7 +130,7 @@ def validate_params(params: evaluation_pb2.EvaluationParams) -> list[FieldViolat
     for i, m in enumerate(dets):
         if not 0 < m <= MAX_DETECTIONS:
             out.append(FieldViolation(f"params.max_detections[{i}]", f"must be in 1..{MAX_DETECTIONS}"))
-    if any(b <= a for a, b in zip(dets, dets[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(dets)):
         out.append(FieldViolation("params.max_detections", "must be strictly ascending"))
     if params.stratify_values and not params.stratify_by:
         out.append(FieldViolation("params.stratify_values", "needs params.stratify_by"))
@@ -236,13 +237,14 @@ class Evaluations:
         return evaluation if evaluation.state == evaluation_pb2.EVALUATION_STATE_SUCCEEDED else None
 
     def get(self, name: str) -> evaluation_pb2.Evaluation:
-        parent, _ = self._parse(name)
         raw = self.store.get_or_none(self._key(name, "evaluation.binpb"))
         if raw is None:
             raise NotFound(f"{name} does not exist", reason="EVALUATION_NOT_FOUND", metadata={"name": name})
         return evaluation_pb2.Evaluation.FromString(raw)
 
-    def list(self, parent: str, page_size: int, page_token: str) -> tuple[list[evaluation_pb2.Evaluation], str]:
+    def list_evaluations(
+        self, parent: str, page_size: int, page_token: str
+    ) -> tuple[list[evaluation_pb2.Evaluation], str]:
         name = parse_inference_set(parent, "parent")
         self.catalog.get_inference_set(name)
         size = _page_size(page_size)

@@ -70,7 +70,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         name = parse_inference_set(request.parent, "parent")
         auth.require(str(name.dataset_name.parent))
         items, token = await asyncio.to_thread(
-            self.evaluations.list, request.parent, request.page_size, request.page_token
+            self.evaluations.list_evaluations, request.parent, request.page_size, request.page_token
         )
         return metrics_service_pb2.ListEvaluationsResponse(evaluations=items, next_page_token=token)
 

@@ -7,7 +7,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeAlias
 
 import numpy as np
 import shapely
@@ -17,7 +17,7 @@ from shoal.metrics import coco
 from shoal.metrics.coco import F64, I64, Bool
 from shoal.v1 import common_pb2, evaluation_pb2, frame_pb2, label_pb2, project_pb2
 
-Task = evaluation_pb2.EvaluationTask.ValueType
+Task: TypeAlias = evaluation_pb2.EvaluationTask
 T = evaluation_pb2
 
 #: COCO's person rig and its OKS sigmas (used for any class whose keypoint names match and whose rig sets none).
@@ -341,7 +341,7 @@ def _box_array(side: Side) -> F64:
 
 
 def _overlap(
-    task: Task, params: evaluation_pb2.EvaluationParams, gt: Side, dt: Side, classes: Classes, bev: bool = False
+    task: Task, params: evaluation_pb2.EvaluationParams, gt: Side, dt: Side, classes: Classes, *, bev: bool = False
 ) -> coco.PairOverlap:
     crowd = np.array(gt.crowd, bool)
     if task == T.EVALUATION_TASK_DETECTION_2D:
@@ -362,11 +362,11 @@ def _overlap(
         return coco.keypoint_overlap(
             dp[:, :, :2],
             gp[:, :, :2],
-            gp[:, :, 2] > 0,
-            _box_array(gt),
-            np.array(gt.area, np.float64),
-            sigmas[np.array(gt.category, np.int64)] if gt.category else np.zeros((0, width)),
-            valid,
+            gt_visible=gp[:, :, 2] > 0,
+            gt_boxes=_box_array(gt),
+            gt_area=np.array(gt.area, np.float64),
+            sigmas=sigmas[np.array(gt.category, np.int64)] if gt.category else np.zeros((0, width)),
+            dt_valid=valid,
         )
     if task == T.EVALUATION_TASK_CUBOID_3D:
         return cuboid_overlap(
@@ -402,7 +402,8 @@ def cuboid_overlap(dt: F64, gt: F64, *, bev: bool) -> coco.PairOverlap:
         cos, sin = np.cos(c[:, 6])[:, None], np.sin(c[:, 6])[:, None]
         x = c[:, 0:1] + local[:, :, 0] * cos - local[:, :, 1] * sin
         y = c[:, 1:2] + local[:, :, 0] * sin + local[:, :, 1] * cos
-        return shapely.polygons(np.stack([x, y], axis=2))
+        polygons: np.ndarray = shapely.polygons(np.stack([x, y], axis=2))
+        return polygons
 
     d_poly, g_poly = footprint(dt), footprint(gt)
 
@@ -461,7 +462,9 @@ def instances(
         T.EVALUATION_TASK_INSTANCE_SEGMENTATION_2D,
         T.EVALUATION_TASK_CUBOID_3D,
     ):
-        matched = confusion(pairs, gt, dt, params, classes, _overlap(task, params, gt, dt, classes, bev=True))
+        matched = confusion(
+            pairs, gt, dt, params=params, classes=classes, overlap=_overlap(task, params, gt, dt, classes, bev=True)
+        )
         result.confusion_matrix.CopyFrom(matched.matrix)
         outcome.matches = matched.frames
         outcome.candidates = matched.candidates
@@ -531,9 +534,9 @@ def _curves(result: evaluation_pb2.EvaluationResult, r: coco.CocoResult, classes
                     precision=prec[:, k].tolist(),
                     confidence=r.scores[ti, :, k, 0, -1].tolist(),
                 )
-        valid = prec > -1
-        if valid.any():
-            mean = np.where(valid.any(axis=0)[None, :], prec, np.nan)[:, valid.any(axis=0)].mean(axis=1)
+        with_truth = np.asarray((prec > -1).any(axis=0), bool)  # classes with ground truth
+        if with_truth.any():
+            mean = prec[:, with_truth].mean(axis=1)
             result.pr_curves.add(class_name="", iou_threshold=t, recall=recall_points, precision=mean.tolist())
 
 
@@ -572,6 +575,7 @@ def confusion(
     pairs: Sequence[Pair],
     gt: Side,
     dt: Side,
+    *,
     params: evaluation_pb2.EvaluationParams,
     classes: Classes,
     overlap: coco.PairOverlap,
@@ -660,7 +664,7 @@ def confusion(
                     confidence=score[d],
                 )
             )
-    for g in np.flatnonzero((taken_by < 0) & ~crowd):
+    for g in np.flatnonzero((taken_by < 0) & ~crowd).tolist():
         counts_m[g_cat[g], n_k] += 1
         per_frame[int(g_frame[g])].append(
             evaluation_pb2.Match(
@@ -674,7 +678,19 @@ def confusion(
     matrix.counts.columns = n_k + 1
     matrix.counts.values.extend(counts_m.astype(np.float64).ravel().tolist())
     frames = [evaluation_pb2.FrameMatches(frame_id=pairs[f].frame_id, matches=per_frame[f]) for f in sorted(per_frame)]
-    cands = label_errors(pairs, gt, dt, classes, pd, pg, piou, same, confident, crowd, iou_thr)
+    cands = label_errors(
+        pairs,
+        gt,
+        dt,
+        classes=classes,
+        pd=pd,
+        pg=pg,
+        piou=piou,
+        same=same,
+        confident=confident,
+        crowd=crowd,
+        iou_thr=iou_thr,
+    )
     return Confusion(matrix, frames, cands)
 
 
@@ -682,6 +698,7 @@ def label_errors(
     pairs: Sequence[Pair],
     gt: Side,
     dt: Side,
+    *,
     classes: Classes,
     pd: I64,
     pg: I64,
@@ -698,10 +715,10 @@ def label_errors(
     (WRONG_CLASS, confidence × IoU); else no prediction comes near it (UNMATCHED_GROUND_TRUTH, 0.3 × (1 − best IoU
     with any prediction)). Then each confident prediction that no ground truth comes near and that no candidate
     above used is a MISSING_LABEL, scored by its confidence."""
-    R = evaluation_pb2
+    r = evaluation_pb2
     score = np.array(dt.score, np.float64)
     n_g = len(gt.frame)
-    out: list[R.LabelErrorCandidate] = []
+    out: list[r.LabelErrorCandidate] = []
     used = np.zeros(len(dt.frame), bool)
     names = classes.names
     g_cat, d_cat = np.array(gt.category, np.int64), np.array(dt.category, np.int64)
@@ -730,34 +747,39 @@ def label_errors(
             d = int(pd[same_idx[g]])
             used[d] = True
             out.append(
-                R.LabelErrorCandidate(
+                r.LabelErrorCandidate(
                     frame_id=frame_id,
                     ground_truth_label_id=gt.label_id[g],
                     prediction_label_id=dt.label_id[d],
-                    reason=R.LABEL_ERROR_REASON_LOOSE_BOX,
+                    reason=r.LABEL_ERROR_REASON_LOOSE_BOX,
                     score=float(score[d] * (1 - same_iou[g])),
-                    description=f"{names[g_cat[g]]} matched by a {score[d]:.2f}-confident prediction at IoU {same_iou[g]:.2f}",
+                    description=(
+                        f"{names[g_cat[g]]} matched by a {score[d]:.2f}-confident prediction at IoU {same_iou[g]:.2f}"
+                    ),
                 )
             )
         elif same_iou[g] < NEAR_IOU and other_idx[g] >= 0:
             d = int(pd[other_idx[g]])
             used[d] = True
             out.append(
-                R.LabelErrorCandidate(
+                r.LabelErrorCandidate(
                     frame_id=frame_id,
                     ground_truth_label_id=gt.label_id[g],
                     prediction_label_id=dt.label_id[d],
-                    reason=R.LABEL_ERROR_REASON_WRONG_CLASS,
+                    reason=r.LABEL_ERROR_REASON_WRONG_CLASS,
                     score=float(score[d] * other_iou[g]),
-                    description=f"labeled {names[g_cat[g]]}, predicted {names[d_cat[d]]} with confidence {score[d]:.2f} at IoU {other_iou[g]:.2f}",
+                    description=(
+                        f"labeled {names[g_cat[g]]}, predicted {names[d_cat[d]]} with confidence {score[d]:.2f} "
+                        f"at IoU {other_iou[g]:.2f}"
+                    ),
                 )
             )
         elif any_iou[g] < NEAR_IOU:
             out.append(
-                R.LabelErrorCandidate(
+                r.LabelErrorCandidate(
                     frame_id=frame_id,
                     ground_truth_label_id=gt.label_id[g],
-                    reason=R.LABEL_ERROR_REASON_UNMATCHED_GROUND_TRUTH,
+                    reason=r.LABEL_ERROR_REASON_UNMATCHED_GROUND_TRUTH,
                     score=float(0.3 * (1 - max(any_iou[g], 0.0))),
                     description=f"{names[g_cat[g]]} with no prediction near it (best IoU {max(any_iou[g], 0.0):.2f})",
                 )
@@ -766,12 +788,12 @@ def label_errors(
     d_best = np.zeros(len(dt.frame))
     if pd.size:
         np.maximum.at(d_best, pd, piou)
-    for d in np.flatnonzero(confident & ~used & (d_best < NEAR_IOU)):
+    for d in np.flatnonzero(confident & ~used & (d_best < NEAR_IOU)).tolist():
         out.append(
-            R.LabelErrorCandidate(
+            r.LabelErrorCandidate(
                 frame_id=pairs[dt.frame[d]].frame_id,
                 prediction_label_id=dt.label_id[d],
-                reason=R.LABEL_ERROR_REASON_MISSING_LABEL,
+                reason=r.LABEL_ERROR_REASON_MISSING_LABEL,
                 score=float(score[d]),
                 description=f"{names[d_cat[d]]} predicted with confidence {score[d]:.2f} where nothing is labeled",
             )

@@ -111,20 +111,20 @@ def parse_field_type(value: str) -> tuple[int, int]:
 
 
 _TASKS: Final = {
-    "": 0,
-    "classification": evaluation_pb2.EVALUATION_TASK_CLASSIFICATION_2D,
-    "detection": evaluation_pb2.EVALUATION_TASK_DETECTION_2D,
-    "instance_segmentation": evaluation_pb2.EVALUATION_TASK_INSTANCE_SEGMENTATION_2D,
-    "semantic_segmentation": evaluation_pb2.EVALUATION_TASK_SEMANTIC_SEGMENTATION_2D,
-    "keypoints": evaluation_pb2.EVALUATION_TASK_KEYPOINTS_2D,
-    "cuboids": evaluation_pb2.EVALUATION_TASK_CUBOID_3D,
+    "": "EVALUATION_TASK_UNSPECIFIED",
+    "classification": "EVALUATION_TASK_CLASSIFICATION_2D",
+    "detection": "EVALUATION_TASK_DETECTION_2D",
+    "instance_segmentation": "EVALUATION_TASK_INSTANCE_SEGMENTATION_2D",
+    "semantic_segmentation": "EVALUATION_TASK_SEMANTIC_SEGMENTATION_2D",
+    "keypoints": "EVALUATION_TASK_KEYPOINTS_2D",
+    "cuboids": "EVALUATION_TASK_CUBOID_3D",
 }
 
 
-def _task(name: str) -> evaluation_pb2.EvaluationTask.ValueType:
+def _task(name: str) -> str:
     if name not in _TASKS:
         raise ValueError(f"unknown task {name!r}; use one of {', '.join(t for t in _TASKS if t)}")
-    return _TASKS[name]  # type: ignore[return-value]
+    return _TASKS[name]
 
 
 def _metadata_value(value: str | int | float | bool) -> common_pb2.MetadataValue:
@@ -758,7 +758,7 @@ class Client:
             raise OperationError(operation.name, e.code, e.reason, e.message)
         return operation
 
-    def evaluate(
+    def start_evaluation(
         self,
         project_id: str,
         dataset_id: str,
@@ -777,13 +777,11 @@ class Client:
         match_confidence_threshold: float = 0.0,
         keypoint_sigmas: Mapping[str, Mapping[str, float]] | None = None,
         top_k: int = 0,
-        wait: bool = True,
-        timeout: float | None = 3600.0,
-    ) -> evaluation_pb2.Evaluation | operation_pb2.Operation:
+    ) -> operation_pb2.Operation:
         """Evaluate an inference set against the labels of the dataset version it is pinned to (or `version`: a
         version number or a checkpoint id). `task` is one of classification, detection, instance_segmentation,
         semantic_segmentation, keypoints, cuboids (default: from the predictions). The same question asked again is
-        answered from the stored results. With `wait=False` the operation is returned to poll."""
+        answered from the stored results (the operation comes back done). See `evaluate` for the arguments."""
         params = evaluation_pb2.EvaluationParams(
             task=_task(task),
             iou_thresholds=list(iou_thresholds),
@@ -812,8 +810,26 @@ class Client:
             request_id=uuid.uuid4().hex,
         )
         operation: operation_pb2.Operation = self._call(self.metrics.CreateEvaluation, request)
-        if not wait:
-            return operation
+        return operation
+
+    def evaluate(
+        self,
+        project_id: str,
+        dataset_id: str,
+        inference_set_id: str,
+        *,
+        timeout: float | None = 3600.0,
+        **params: Any,
+    ) -> evaluation_pb2.Evaluation:
+        """Evaluate an inference set against the labels of the dataset version it is pinned to and wait for the
+        results. Keyword arguments: `task` (classification, detection, instance_segmentation, semantic_segmentation,
+        keypoints, cuboids; default: from the predictions), `version` (a version number or a checkpoint id instead
+        of the pinned version), `iou_thresholds`, `confidence_threshold`, `area_ranges` ((name, min, max) tuples),
+        `max_detections`, `classes`, `stratify_by` and `stratify_values`, `match_iou_threshold` and
+        `match_confidence_threshold` (confusion matrix, per-frame matches, label-error candidates),
+        `keypoint_sigmas` ({class: {keypoint: sigma}}), `top_k`. The same question asked again is answered from the
+        stored results."""
+        operation = self.start_evaluation(project_id, dataset_id, inference_set_id, **params)
         done = self.wait_operation(operation, timeout=timeout)
         evaluation = evaluation_pb2.Evaluation()
         done.response.Unpack(evaluation)
@@ -847,7 +863,11 @@ class Client:
     ) -> list[evaluation_pb2.LabelErrorCandidate]:
         """Labels most likely wrong first; `reasons` among missing_label, wrong_class, loose_box,
         unmatched_ground_truth, swapped_keypoints."""
-        wanted = [evaluation_pb2.LabelErrorReason.Value(f"LABEL_ERROR_REASON_{r.upper()}") for r in reasons]
+        wanted = [f"LABEL_ERROR_REASON_{r.upper()}" for r in reasons]
+        known = set(evaluation_pb2.LabelErrorReason.keys())
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise ValueError(f"unknown reasons: {', '.join(unknown)}")
         out: list[evaluation_pb2.LabelErrorCandidate] = []
         token = ""
         while limit is None or len(out) < limit:
@@ -858,7 +878,7 @@ class Client:
                     parent=evaluation_name,
                     reasons=wanted,
                     page_size=size,
-                    page_token=token,  # type: ignore[arg-type]
+                    page_token=token,
                 ),
             )
             out.extend(reply.candidates)
@@ -873,7 +893,9 @@ class Client:
         """Per-frame matches (true/false positives, false negatives, class mismatches) of an evaluation; `kind`
         keeps frames with at least one match of that kind (true_positive, false_positive, false_negative,
         class_mismatch)."""
-        wanted = evaluation_pb2.MatchKind.Value(f"MATCH_KIND_{kind.upper()}") if kind else 0
+        wanted = f"MATCH_KIND_{kind.upper()}" if kind else "MATCH_KIND_UNSPECIFIED"
+        if wanted not in set(evaluation_pb2.MatchKind.keys()):
+            raise ValueError(f"unknown match kind {kind!r}")
         out: list[evaluation_pb2.FrameMatches] = []
         token = ""
         while limit is None or len(out) < limit:
@@ -884,7 +906,7 @@ class Client:
                     parent=evaluation_name,
                     kind=wanted,
                     page_size=size,
-                    page_token=token,  # type: ignore[arg-type]
+                    page_token=token,
                 ),
             )
             out.extend(reply.frames)
