@@ -159,8 +159,8 @@ def predictions(truth: list[dict[str, Any]]) -> tuple[shoal.Inferences, list[dic
 
 
 def pycoco(gt: dict[str, Any], dets: list[dict[str, Any]], iou_type: str) -> np.ndarray:
-    from pycocotools.coco import COCO  # noqa: PLC0415
-    from pycocotools.cocoeval import COCOeval  # noqa: PLC0415
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
         g = COCO()
@@ -231,7 +231,7 @@ def test_every_task_uses_the_pinned_version(client: shoal.Client) -> None:
             for f, t in enumerate(v1)
         ],
     }
-    from pycocotools import mask as mask_utils  # noqa: PLC0415
+    from pycocotools import mask as mask_utils
 
     dets = []
     for f, r in enumerate(pred):
