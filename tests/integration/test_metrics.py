@@ -357,3 +357,40 @@ def test_s3_store(start_service: Callable[..., ServerThread], s3_server: S3Serve
             np.array([evaluation.result.metrics[n] for n in STAT_NAMES]), pycocotools_stats(gt, dt, 12)
         )
         assert client.get_metrics(evaluation.name).result == evaluation.result
+
+
+def test_an_operation_whose_process_died_reads_as_abandoned(redis_db: str) -> None:
+    """A runner refreshes its operation; one nobody refreshes for a minute lost its process, and says so."""
+    import asyncio
+
+    from redis.asyncio import Redis
+    from shoal.kit.operations import STALE_AFTER, OperationStore
+    from shoal.v1 import operation_pb2
+
+    async def scenario() -> None:
+        redis = Redis.from_url(redis_db)
+        store = OperationStore(redis)
+        op, created = await store.create(key="k1")
+        again, created_again = await store.create(key="k1")
+        assert created
+        assert not created_again  # the same question joins the running one
+        assert again.name == op.name
+        assert not (await store.get(op.name)).done
+        stale = await store.find(op.name)
+        assert stale is not None
+        stale.update_time.FromSeconds(int(time.time() - STALE_AFTER - 5))
+        await redis.set(f"shoal:op:{op.name}", stale.SerializeToString())
+        read = await store.get(op.name)
+        assert read.done
+        assert read.error.reason == "OPERATION_ABANDONED"
+        fresh, created_fresh = await store.create(key="k1")  # asking again starts afresh
+        assert created_fresh
+        assert fresh.name != op.name
+        await store.cancel(fresh.name)
+        assert await store.cancel_requested(fresh.name)
+        finished = await store.finish(fresh.name, operation_pb2.OperationProgress(stage="done"))
+        assert finished.done
+        assert finished.HasField("response")
+        await redis.aclose()
+
+    asyncio.run(scenario())

@@ -1,0 +1,199 @@
+"""The embedding service's arithmetic, written once over an array module `xp`: CuPy when a GPU is present, NumPy
+otherwise, chosen once at start-up. Exact k-nearest-neighbour search (chunked, so a set larger than device memory
+still works) and k-center greedy selection.
+
+Search keeps, per query, the k best scores seen so far; each chunk of the base is scored with one matrix product and
+only the scores that beat the query's current k-th best are merged, so after the first chunk almost nothing is sorted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Final
+
+import numpy as np
+
+log = logging.getLogger("shoal.embedding.compute")
+
+#: Scores per chunk of the base: queries × chunk rows, bounded so the score block stays a few hundred MiB.
+SCORE_BLOCK_ELEMENTS: Final = 64 * 1024 * 1024
+COSINE: Final = "cosine"
+EUCLIDEAN: Final = "euclidean"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The array module and the device it computes on."""
+
+    xp: ModuleType
+    device: str  # "gpu" or "cpu"
+    device_name: str
+    memory_bytes: int
+    library_version: str
+
+    @staticmethod
+    def detect(prefer: str = "auto") -> Backend:
+        """CuPy on the first GPU when one is usable (and `prefer` is not "cpu"), else NumPy."""
+        if prefer != "cpu":
+            try:
+                import cupy  # noqa: PLC0415
+
+                if cupy.cuda.runtime.getDeviceCount() > 0:
+                    props = cupy.cuda.runtime.getDeviceProperties(0)
+                    free, total = cupy.cuda.runtime.memGetInfo()
+                    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+                    return Backend(cupy, "gpu", name, int(total), f"cupy {cupy.__version__}")
+            except Exception as err:  # noqa: BLE001 — no CuPy, no driver, no device: all mean "use the CPU"
+                if prefer == "gpu":
+                    raise RuntimeError(f"a GPU was asked for but is not usable: {err}") from err
+                log.info("no usable GPU (%s); computing on the CPU with NumPy", err)
+        pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+        size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+        return Backend(np, "cpu", f"{os.cpu_count()} CPU cores", int(pages * size), f"numpy {np.__version__}")
+
+    def asarray(self, a: Any, dtype: Any = None) -> Any:
+        return self.xp.asarray(a, dtype=dtype)
+
+    def to_host(self, a: Any) -> np.ndarray:
+        if self.xp is np:
+            return np.asarray(a)
+        return self.xp.asnumpy(a)  # type: ignore[no-any-return]
+
+
+def prepare(backend: Backend, vectors: np.ndarray, metric: str, dtype: Any = np.float32) -> Any:
+    """Vectors as the index keeps them: on the backend's device, in `dtype`, unit length for cosine."""
+    xp = backend.xp
+    x = xp.asarray(vectors, dtype=xp.float32)
+    if metric == COSINE:
+        norms = xp.linalg.norm(x, axis=1, keepdims=True)
+        x = x / xp.where(norms > 0, norms, 1)
+    return x.astype(dtype, copy=False)
+
+
+def knn(
+    backend: Backend,
+    base: Any,
+    queries: Any,
+    k: int,
+    metric: str,
+    *,
+    allowed: Any = None,
+    base_sq_norms: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of each query among `base` rows (only `allowed` ones when given). Returns
+    (distances [q, k], row indices [q, k]) on the host, nearest first; cosine distance is 1 − cosine similarity,
+    euclidean distance is the L2 distance. Rows are padded with -1 / inf when fewer than k are allowed."""
+    xp = backend.xp
+    n = int(base.shape[0])
+    q = xp.asarray(queries, dtype=xp.float32)
+    nq = int(q.shape[0])
+    if metric == COSINE:
+        norms = xp.linalg.norm(q, axis=1, keepdims=True)
+        q = q / xp.where(norms > 0, norms, 1)
+    # Larger is better: cosine similarity, or −(squared distance) up to the query's own norm, which is constant.
+    if metric == EUCLIDEAN and base_sq_norms is None:
+        base_sq_norms = squared_norms(backend, base)
+    best_val = xp.full((nq, k), -xp.inf, dtype=xp.float32)
+    best_idx = xp.full((nq, k), -1, dtype=xp.int64)
+    chunk = max(1024, SCORE_BLOCK_ELEMENTS // max(1, nq))
+    for start in range(0, n, chunk):
+        block = base[start : start + chunk]
+        if block.dtype != xp.float32:
+            block = block.astype(xp.float32)
+        scores = q @ block.T  # [nq, c]
+        if metric == EUCLIDEAN:
+            scores = 2 * scores - base_sq_norms[start : start + chunk][None, :]
+        if allowed is not None:
+            scores = xp.where(allowed[start : start + chunk][None, :], scores, -xp.inf)
+        threshold = best_val[:, -1:]
+        rows, cols = xp.nonzero(scores > threshold)
+        if rows.size == 0:
+            continue
+        values = scores[rows, cols]
+        # Merge the candidates with the current best: all of them per query, best first, keep k.
+        all_rows = xp.concatenate([xp.repeat(xp.arange(nq), k), rows])
+        all_vals = xp.concatenate([best_val.ravel(), values])
+        all_idx = xp.concatenate([best_idx.ravel(), cols.astype(xp.int64) + start])
+        order = xp.lexsort(xp.stack([all_idx, -all_vals, all_rows]))
+        all_rows, all_vals, all_idx = all_rows[order], all_vals[order], all_idx[order]
+        counts = xp.bincount(all_rows, minlength=nq)
+        firsts = xp.cumsum(counts) - counts
+        rank = xp.arange(all_rows.shape[0]) - xp.repeat(firsts, counts)
+        keep = rank < k
+        best_val[all_rows[keep], rank[keep]] = all_vals[keep]
+        best_idx[all_rows[keep], rank[keep]] = all_idx[keep]
+    vals = backend.to_host(best_val).astype(np.float64)
+    idx = backend.to_host(best_idx)
+    if metric == COSINE:
+        dist = 1.0 - vals
+    else:
+        qn = backend.to_host((q * q).sum(axis=1)).astype(np.float64)
+        dist = np.sqrt(np.maximum(qn[:, None] - vals, 0.0))
+    dist[idx < 0] = np.inf
+    return dist, idx
+
+
+def squared_norms(backend: Backend, base: Any) -> Any:
+    xp = backend.xp
+    out = xp.empty(base.shape[0], dtype=xp.float32)
+    step = 1 << 18
+    for start in range(0, int(base.shape[0]), step):
+        b = base[start : start + step].astype(xp.float32)
+        out[start : start + step] = (b * b).sum(axis=1)
+    return out
+
+
+def k_center_greedy(
+    backend: Backend,
+    x: Any,
+    count: int,
+    *,
+    metric: str = EUCLIDEAN,
+    selected: list[int] | None = None,
+    minimum_distance: float = 0.0,
+    first: int = 0,
+    eligible: Any = None,
+) -> tuple[list[int], list[float]]:
+    """Pick up to `count` rows, each the one farthest from everything picked so far (and from `selected`); stop early
+    when the farthest is closer than `minimum_distance`. Returns the rows and the distance each was picked at (the
+    first pick of an empty selection is `first`, at distance inf)."""
+    xp = backend.xp
+    n = int(x.shape[0])
+    sq = squared_norms(backend, x)
+    min_d2 = xp.full(n, xp.inf, dtype=xp.float32)
+    if eligible is not None:
+        min_d2 = xp.where(eligible, min_d2, -xp.inf)
+
+    def update(row: int) -> None:
+        nonlocal min_d2
+        c = x[row].astype(xp.float32)
+        if metric == COSINE:
+            d2 = xp.maximum(1 - x.astype(xp.float32, copy=False) @ c, 0)  # cosine distance of unit vectors
+        else:
+            d2 = xp.maximum(sq + sq[row] - 2 * (x.astype(xp.float32, copy=False) @ c), 0)
+        min_d2 = xp.minimum(min_d2, d2)
+
+    picks: list[int] = []
+    at: list[float] = []
+    for row in selected or []:
+        update(int(row))
+    floor = minimum_distance**2 if metric == EUCLIDEAN else minimum_distance
+    while len(picks) < count:
+        if not picks and not selected:
+            row, value = first, float("inf")
+        else:
+            row = int(xp.argmax(min_d2))
+            best = float(min_d2[row])
+            if best == -np.inf or best <= 0 and row in picks:
+                break
+            value = float(np.sqrt(best)) if metric == EUCLIDEAN else best
+            if minimum_distance > 0 and best < floor:
+                break
+        picks.append(row)
+        at.append(value)
+        update(row)
+        min_d2[row] = -xp.inf
+    return picks, at

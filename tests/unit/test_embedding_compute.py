@@ -1,0 +1,84 @@
+"""Exact search and k-center greedy selection on the NumPy backend against brute force (the same tests run on CuPy
+when a GPU is present: set SHOAL_TEST_BACKEND=gpu)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from shoal.embedding import compute
+
+BACKEND = compute.Backend.detect(os.environ.get("SHOAL_TEST_BACKEND", "cpu"))
+
+
+def brute(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
+    if metric == compute.COSINE:
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+        return 1 - qn.astype(np.float64) @ xn.T.astype(np.float64)
+    return np.sqrt(((q[:, None, :].astype(np.float64) - x[None].astype(np.float64)) ** 2).sum(-1))
+
+
+@pytest.mark.parametrize("metric", [compute.COSINE, compute.EUCLIDEAN])
+@pytest.mark.parametrize("block", [10**9, 2_000])
+def test_search_is_exact(metric: str, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compute, "SCORE_BLOCK_ELEMENTS", block)  # many chunks: the merge path is exercised
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 24)).astype(np.float32)
+    q = rng.standard_normal((25, 24)).astype(np.float32)
+    base = compute.prepare(BACKEND, x, metric)
+    dist, idx = compute.knn(BACKEND, base, q, 10, metric)
+    ref = brute(x, q, metric)
+    want = np.argsort(ref, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(want, axis=1))
+    np.testing.assert_allclose(dist, np.take_along_axis(ref, idx, axis=1), atol=2e-5)
+    assert (np.diff(dist, axis=1) >= -1e-6).all()  # nearest first
+
+
+def test_search_honours_the_allowed_rows_and_pads() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    allowed = np.zeros(200, bool)
+    allowed[[3, 50, 77]] = True
+    dist, idx = compute.knn(BACKEND, compute.prepare(BACKEND, x, "cosine"), x[:2], 5, "cosine", allowed=BACKEND.asarray(allowed))
+    assert set(idx[0, :3]) == {3, 50, 77}
+    assert (idx[:, 3:] == -1).all()
+    assert np.isinf(dist[:, 3:]).all()
+
+
+def test_float16_storage_finds_the_same_neighbours_on_separated_data() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2000, 32)).astype(np.float32)
+    q = x[:20] + 0.01 * rng.standard_normal((20, 32)).astype(np.float32)
+    half = compute.prepare(BACKEND, x, "cosine", dtype=np.float16)
+    _, idx = compute.knn(BACKEND, half, q, 1, "cosine")
+    np.testing.assert_array_equal(idx[:, 0], np.arange(20))
+
+
+def test_k_center_greedy_matches_brute_force() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1500, 12)).astype(np.float32)
+    picks, at = compute.k_center_greedy(BACKEND, compute.prepare(BACKEND, x, "euclidean"), 25, first=7)
+    sel = [7]
+    md = np.sqrt(((x - x[7]) ** 2).sum(1))
+    for _ in range(24):
+        r = int(np.argmax(md))
+        sel.append(r)
+        md = np.minimum(md, np.sqrt(((x - x[r]) ** 2).sum(1)))
+    assert picks == sel
+    assert at[0] == np.inf
+    assert all(a >= b - 1e-4 for a, b in zip(at[1:], at[2:], strict=False))  # distances never grow
+
+
+def test_k_center_greedy_stops_at_the_minimum_distance_and_extends_a_selection() -> None:
+    # Two tight clusters far apart: with a minimum distance of 1, two picks are all there is to take.
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(0, 0.01, (50, 4)), rng.normal(10, 0.01, (50, 4))]).astype(np.float32)
+    picks, _ = compute.k_center_greedy(BACKEND, compute.prepare(BACKEND, x, "euclidean"), 10, minimum_distance=1.0)
+    assert len(picks) == 2
+    assert (picks[0] < 50) != (picks[1] < 50)
+    # Starting from a selection in the first cluster, the first pick is in the second.
+    more, _ = compute.k_center_greedy(BACKEND, compute.prepare(BACKEND, x, "euclidean"), 1, selected=[0])
+    assert more[0] >= 50
