@@ -42,7 +42,9 @@ def test_search_honours_the_allowed_rows_and_pads() -> None:
     x = rng.standard_normal((200, 8)).astype(np.float32)
     allowed = np.zeros(200, bool)
     allowed[[3, 50, 77]] = True
-    dist, idx = compute.knn(BACKEND, compute.prepare(BACKEND, x, "cosine"), x[:2], 5, "cosine", allowed=BACKEND.asarray(allowed))
+    dist, idx = compute.knn(
+        BACKEND, compute.prepare(BACKEND, x, "cosine"), x[:2], 5, "cosine", allowed=BACKEND.asarray(allowed)
+    )
     assert set(idx[0, :3]) == {3, 50, 77}
     assert (idx[:, 3:] == -1).all()
     assert np.isinf(dist[:, 3:]).all()

@@ -19,7 +19,7 @@ import numpy as np
 log = logging.getLogger("shoal.embedding.compute")
 
 #: Scores per chunk of the base: queries × chunk rows, bounded so the score block stays a few hundred MiB.
-SCORE_BLOCK_ELEMENTS: Final = 64 * 1024 * 1024
+SCORE_BLOCK_ELEMENTS: Final = 16 * 1024 * 1024
 COSINE: Final = "cosine"
 EUCLIDEAN: Final = "euclidean"
 
@@ -99,20 +99,29 @@ def knn(
     best_val = xp.full((nq, k), -xp.inf, dtype=xp.float32)
     best_idx = xp.full((nq, k), -1, dtype=xp.int64)
     chunk = max(1024, SCORE_BLOCK_ELEMENTS // max(1, nq))
-    for start in range(0, n, chunk):
-        block = base[start : start + chunk]
+    # A small first chunk sets every query's threshold cheaply; later chunks then pass few scores.
+    bounds = [0, min(n, max(k, 2048))]
+    while bounds[-1] < n:
+        bounds.append(min(n, bounds[-1] + chunk))
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        block = base[start:stop]
         if block.dtype != xp.float32:
             block = block.astype(xp.float32)
-        scores = q @ block.T  # [nq, c]
+        scores = block @ q.T  # [c, nq]: the base rows' layout, so the product and the scans below run contiguous
         if metric == EUCLIDEAN:
-            scores = 2 * scores - base_sq_norms[start : start + chunk][None, :]
+            scores = 2 * scores - base_sq_norms[start:stop][:, None]
         if allowed is not None:
-            scores = xp.where(allowed[start : start + chunk][None, :], scores, -xp.inf)
-        threshold = best_val[:, -1:]
-        rows, cols = xp.nonzero(scores > threshold)
+            scores = xp.where(allowed[start:stop][:, None], scores, -xp.inf)
+        if start == 0 and scores.shape[0] > k:
+            # The first chunk: take each query's k best directly, which sets every threshold.
+            top = xp.argpartition(xp.ascontiguousarray(scores.T), scores.shape[0] - k, axis=1)[:, -k:]  # [nq, k]
+            rows = xp.repeat(xp.arange(nq), k)
+            cols = top.ravel()
+        else:
+            rows, cols = _passing(xp, scores, best_val[:, -1])
         if rows.size == 0:
             continue
-        values = scores[rows, cols]
+        values = scores[cols, rows]
         # Merge the candidates with the current best: all of them per query, best first, keep k.
         all_rows = xp.concatenate([xp.repeat(xp.arange(nq), k), rows])
         all_vals = xp.concatenate([best_val.ravel(), values])
@@ -134,6 +143,35 @@ def knn(
         dist = np.sqrt(np.maximum(qn[:, None] - vals, 0.0))
     dist[idx < 0] = np.inf
     return dist, idx
+
+
+GROUP: Final = 64
+
+
+def _passing(xp: ModuleType, scores: Any, threshold: Any) -> tuple[Any, Any]:
+    """(query, base row) of the scores [rows, queries] above each query's threshold. Rows are first looked at in
+    interleaved groups of 64 (row j belongs to group j mod G) through each group's maximum — an elementwise maximum
+    over 64 contiguous slabs, which vectorises — so the full comparison only runs on the few groups holding one."""
+    c, nq = scores.shape
+    span = c // GROUP  # G
+    whole = span * GROUP
+    q_out, r_out = [], []
+    if span:
+        peaks = scores[:whole].reshape(GROUP, span, nq).max(axis=0)  # [G, nq]
+        g_idx, g_q = xp.nonzero(peaks > threshold[None, :])
+        if g_idx.size:
+            window = g_idx[:, None] + span * xp.arange(GROUP)[None, :]  # [hits, 64] base rows
+            vals = scores[window, g_q[:, None]]
+            hit, slot = xp.nonzero(vals > threshold[g_q][:, None])
+            q_out.append(g_q[hit])
+            r_out.append(window[hit, slot])
+    if whole < c:
+        r, qq = xp.nonzero(scores[whole:] > threshold[None, :])
+        q_out.append(qq)
+        r_out.append(r + whole)
+    if not q_out:
+        return xp.zeros(0, xp.int64), xp.zeros(0, xp.int64)
+    return xp.concatenate(q_out), xp.concatenate(r_out)
 
 
 def squared_norms(backend: Backend, base: Any) -> Any:
