@@ -8,6 +8,7 @@ only the scores that beat the query's current k-th best are merged, so after the
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -43,10 +44,10 @@ class Backend:
 
                 if cupy.cuda.runtime.getDeviceCount() > 0:
                     props = cupy.cuda.runtime.getDeviceProperties(0)
-                    free, total = cupy.cuda.runtime.memGetInfo()
+                    _, total = cupy.cuda.runtime.memGetInfo()
                     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
                     return Backend(cupy, "gpu", name, int(total), f"cupy {cupy.__version__}")
-            except Exception as err:  # noqa: BLE001 — no CuPy, no driver, no device: all mean "use the CPU"
+            except Exception as err:
                 if prefer == "gpu":
                     raise RuntimeError(f"a GPU was asked for but is not usable: {err}") from err
                 log.info("no usable GPU (%s); computing on the CPU with NumPy", err)
@@ -103,7 +104,7 @@ def knn(
     bounds = [0, min(n, max(k, 2048))]
     while bounds[-1] < n:
         bounds.append(min(n, bounds[-1] + chunk))
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, stop in itertools.pairwise(bounds):
         block = base[start:stop]
         if block.dtype != xp.float32:
             block = block.astype(xp.float32)
@@ -225,7 +226,7 @@ def k_center_greedy(
         else:
             row = int(xp.argmax(min_d2))
             best = float(min_d2[row])
-            if best == -np.inf or best <= 0 and row in picks:
+            if best == -np.inf or (best <= 0 and row in picks):
                 break
             value = float(np.sqrt(best)) if metric == EUCLIDEAN else best
             if minimum_distance > 0 and best < floor:
