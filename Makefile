@@ -83,6 +83,7 @@ bench: setup ## benchmarks, JSON into bench/results/
 	$(PY) bench/versioning.py --out bench/results/versioning.json
 	$(PY) bench/assets.py --out bench/results/assets.json
 	$(PY) bench/coco_eval.py --out bench/results/coco_eval.json
+	$(PY) bench/embeddings.py --out bench/results/embeddings.json
 
 clean: ## remove what the build made
 	rm -rf build .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache
