@@ -868,24 +868,16 @@ class Client:
         unknown = [w for w in wanted if w not in known]
         if unknown:
             raise ValueError(f"unknown reasons: {', '.join(unknown)}")
-        out: list[evaluation_pb2.LabelErrorCandidate] = []
-        token = ""
-        while limit is None or len(out) < limit:
-            size = 1000 if limit is None else min(1000, limit - len(out))
-            reply = self._call(
+        return self._pages(
+            lambda size, token: self._call(
                 self.metrics.ListLabelErrorCandidates,
                 metrics_service_pb2.ListLabelErrorCandidatesRequest(
-                    parent=evaluation_name,
-                    reasons=wanted,
-                    page_size=size,
-                    page_token=token,
+                    parent=evaluation_name, reasons=wanted, page_size=size, page_token=token
                 ),
-            )
-            out.extend(reply.candidates)
-            token = reply.next_page_token
-            if not token:
-                break
-        return out
+            ),
+            "candidates",
+            limit,
+        )
 
     def frame_matches(
         self, evaluation_name: str, *, kind: str = "", limit: int | None = None
@@ -896,20 +888,25 @@ class Client:
         wanted = f"MATCH_KIND_{kind.upper()}" if kind else "MATCH_KIND_UNSPECIFIED"
         if wanted not in set(evaluation_pb2.MatchKind.keys()):
             raise ValueError(f"unknown match kind {kind!r}")
-        out: list[evaluation_pb2.FrameMatches] = []
-        token = ""
-        while limit is None or len(out) < limit:
-            size = 1000 if limit is None else min(1000, limit - len(out))
-            reply = self._call(
+        return self._pages(
+            lambda size, token: self._call(
                 self.metrics.ListFrameMatches,
                 metrics_service_pb2.ListFrameMatchesRequest(
-                    parent=evaluation_name,
-                    kind=wanted,
-                    page_size=size,
-                    page_token=token,
+                    parent=evaluation_name, kind=wanted, page_size=size, page_token=token
                 ),
-            )
-            out.extend(reply.frames)
+            ),
+            "frames",
+            limit,
+        )
+
+    @staticmethod
+    def _pages(fetch: Any, field: str, limit: int | None) -> list[Any]:
+        """Items of a paginated list, page by page, until the last page or `limit` items."""
+        out: list[Any] = []
+        token = ""
+        while limit is None or len(out) < limit:
+            reply = fetch(1000 if limit is None else min(1000, limit - len(out)), token)
+            out.extend(getattr(reply, field))
             token = reply.next_page_token
             if not token:
                 break
