@@ -13,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from shoal.asset.server import build as build_asset
+from shoal.embedding import compute
 from shoal.embedding.server import build as build_embedding
 from shoal.ingest.server import build as build_ingest
 from shoal.kit.apikeys import issue_key, revoke_key
@@ -23,6 +24,7 @@ from shoal.metrics.server import build as build_metrics
 from shoal.v1 import (
     asset_service_pb2,
     asset_service_pb2_grpc,
+    embedding_pb2,
     embedding_service_pb2,
     embedding_service_pb2_grpc,
     ingest_service_pb2,
@@ -64,9 +66,10 @@ def _get_evaluation(ch: grpc.Channel, md: Any) -> Any:
     return stub.GetEvaluation(request, metadata=md, timeout=5)
 
 
-def _get_backend(ch: grpc.Channel, md: Any) -> Any:
+def _get_index(ch: grpc.Channel, md: Any) -> Any:
     stub = embedding_service_pb2_grpc.EmbeddingServiceStub(ch)
-    return stub.GetBackend(embedding_service_pb2.GetBackendRequest(), metadata=md, timeout=5)
+    request = embedding_service_pb2.GetIndexRequest(name="projects/p/datasets/d/versions/1/indexes/frame")
+    return stub.GetIndex(request, metadata=md, timeout=5)
 
 
 SERVICES = [
@@ -74,7 +77,7 @@ SERVICES = [
     ("versioning", build_versioning, "shoal.v1.VersioningService", _list_api_keys),
     ("asset", build_asset, "shoal.v1.AssetService", _get_asset),  # implemented: answers NOT_FOUND
     ("metrics", build_metrics, "shoal.v1.MetricsService", _get_evaluation),
-    ("embedding", build_embedding, "shoal.v1.EmbeddingService", _get_backend),
+    ("embedding", build_embedding, "shoal.v1.EmbeddingService", _get_index),
 ]
 IDS = [s[0] for s in SERVICES]
 Call = Callable[[grpc.Channel, Any], Any]
@@ -222,3 +225,20 @@ def test_readiness_recovers_when_redis_comes_back(start_service: Callable[..., S
         )
     finally:
         redis_proc.stop()
+
+
+def test_embedding_service_reports_its_backend(start_service: Callable[..., ServerThread]) -> None:
+    """The array backend is chosen once at start-up; without a GPU it is NumPy on the CPU."""
+    server = start_service("embedding", build_embedding)
+    with grpc.insecure_channel(server.target) as ch:
+        stub = embedding_service_pb2_grpc.EmbeddingServiceStub(ch)
+        backend = stub.GetBackend(embedding_service_pb2.GetBackendRequest(), metadata=(("x-api-key", ADMIN_KEY),))
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetBackend(embedding_service_pb2.GetBackendRequest())
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    expected = compute.Backend.detect()
+    assert backend.device == (
+        embedding_pb2.COMPUTE_DEVICE_GPU if expected.device == "gpu" else embedding_pb2.COMPUTE_DEVICE_CPU
+    )
+    assert backend.library_version == expected.library_version
+    assert backend.device_memory_bytes > 0
