@@ -84,3 +84,29 @@ def test_k_center_greedy_stops_at_the_minimum_distance_and_extends_a_selection()
     # Starting from a selection in the first cluster, the first pick is in the second.
     more, _ = compute.k_center_greedy(BACKEND, compute.prepare(BACKEND, x, "euclidean"), 1, selected=[0])
     assert more[0] >= 50
+
+
+def test_duplicates_group_near_copies() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    x[10] = x[3]  # exact copy
+    x[200] = x[3] + 1e-4  # near copy of the same
+    x[150] = x[42] + 1e-4
+    groups = compute.duplicates(BACKEND, compute.prepare(BACKEND, x, "euclidean"), 0.01, "euclidean")
+    assert [sorted(g) for g, _ in groups] == [[3, 10, 200], [42, 150]]
+    assert groups[0][1] == pytest.approx(np.linalg.norm(x[200] - x[3]), abs=1e-3)
+
+
+def test_uniqueness_and_projection() -> None:
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.normal(0, 0.1, (50, 8)), rng.normal(5, 0.1, (1, 8))]).astype(np.float32)
+    u = compute.uniqueness(BACKEND, compute.prepare(BACKEND, x, "euclidean"), "euclidean")
+    assert int(np.argmax(u)) == 50
+    assert u[50] == pytest.approx(1.0)
+    line = np.outer(np.linspace(-1, 1, 40), np.ones(8)).astype(np.float32) + rng.normal(0, 1e-3, (40, 8)).astype(
+        np.float32
+    )
+    p = compute.pca_2d(BACKEND, BACKEND.asarray(line))
+    assert p.shape == (40, 2)
+    assert np.var(p[:, 0]) > 100 * np.var(p[:, 1])  # the data lies along one direction
+    np.testing.assert_allclose(compute.pca_2d(BACKEND, BACKEND.asarray(line)), p)

@@ -236,3 +236,75 @@ def k_center_greedy(
         update(row)
         min_d2[row] = -xp.inf
     return picks, at
+
+
+def duplicates(
+    backend: Backend, x: Any, threshold: float, metric: str, *, k: int = 16
+) -> list[tuple[list[int], float]]:
+    """Groups of rows within `threshold` of each other (connected through pairs closer than it), with the largest
+    pair distance inside each group; exact duplicates have distance 0. Pairs are found by an exact k-NN of every row
+    (k grows while a row's k-th neighbour is still within the threshold)."""
+    n = int(x.shape[0])
+    parent = np.arange(n)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    pairs: list[tuple[int, int, float]] = []
+    todo = np.arange(n)
+    kk = min(k, n)
+    while todo.size and kk > 1:
+        dist, idx = knn(backend, x, x[backend.asarray(todo)] if backend.xp is not np else x[todo], kk, metric)
+        close = (dist <= threshold) & (idx >= 0)
+        for r, row in enumerate(todo.tolist()):
+            for j in np.flatnonzero(close[r]).tolist():
+                other = int(idx[r, j])
+                if other != row:
+                    pairs.append((row, other, float(dist[r, j])))
+        full = close.all(axis=1)
+        if kk >= n:
+            break
+        todo = todo[full]
+        kk = min(n, kk * 4)
+    worst: dict[int, float] = {}
+    for a, b, _ in pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[ra] = rb
+    groups: dict[int, list[int]] = {}
+    for a, _, d in pairs:
+        r = root(a)
+        worst[r] = max(worst.get(r, 0.0), d)
+    for i in range(n):
+        r = root(i)
+        if r in worst:
+            groups.setdefault(r, []).append(i)
+    return sorted(((rows, worst[r]) for r, rows in groups.items()), key=lambda g: (-len(g[0]), g[0][0]))
+
+
+def uniqueness(backend: Backend, x: Any, metric: str, *, k: int = 5) -> np.ndarray:
+    """Per row, the mean distance to its k nearest other rows, scaled so the most unique row scores 1."""
+    n = int(x.shape[0])
+    if n < 2:
+        return np.ones(n)
+    kk = min(k, n - 1)
+    dist, _ = knn(backend, x, x, kk + 1, metric)
+    mean = dist[:, 1:].mean(axis=1)
+    top = float(mean.max())
+    return mean / top if top > 0 else np.zeros(n)
+
+
+def pca_2d(backend: Backend, x: Any) -> np.ndarray:
+    """Rows projected on their first two principal components (on the backend's device)."""
+    xp = backend.xp
+    a = x.astype(xp.float32) if x.dtype != xp.float32 else x
+    centred = a - a.mean(axis=0, keepdims=True)
+    cov = centred.T @ centred / max(1, int(a.shape[0]) - 1)
+    _, vecs = xp.linalg.eigh(cov)
+    comps = vecs[:, ::-1][:, :2]
+    # A sign convention, so the same data always gives the same picture.
+    signs = xp.sign(comps[xp.argmax(xp.abs(comps), axis=0), xp.arange(comps.shape[1])])
+    return backend.to_host(centred @ (comps * xp.where(signs == 0, 1, signs))).astype(np.float64)
