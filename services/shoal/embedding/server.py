@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from shoal.embedding.compute import Backend
+from shoal.embedding.indexes import Indexes, parse_index_name
 from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
-from shoal.kit.operations import operations_service
+from shoal.kit.errors import FieldViolation, InvalidArgument
+from shoal.kit.operations import OperationStore, Progress, operations_service
 from shoal.kit.server import Service
-from shoal.v1 import embedding_pb2, embedding_service_pb2, embedding_service_pb2_grpc
+from shoal.v1 import embedding_pb2, embedding_service_pb2, embedding_service_pb2_grpc, operation_pb2
 
 log = logging.getLogger("shoal.embedding.server")
 
@@ -23,6 +26,9 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         self.runtime = runtime
         # Chosen once at start-up: CuPy on a GPU when one is usable, else NumPy; every computation uses it.
         self.backend = Backend.detect()
+        self.indexes = Indexes(runtime.store, runtime.settings.store, self.backend)
+        self.operations = OperationStore(runtime.redis)
+        self.running: set[asyncio.Task[None]] = set()
         log.info(
             "embedding backend: %s (%s, %s)",
             self.backend.device,
@@ -42,6 +48,50 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
             device_memory_bytes=self.backend.memory_bytes,
             library_version=self.backend.library_version,
         )
+
+    async def GetIndex(
+        self, request: embedding_service_pb2.GetIndexRequest, context: Any
+    ) -> embedding_pb2.EmbeddingIndex:
+        dataset, _, _ = parse_index_name(request.name, "name")
+        auth.require("/".join(dataset.split("/")[:2]))
+        index = await asyncio.to_thread(self.indexes.get, request.name, 0, "name")
+        return index.proto(self.backend)
+
+    async def BuildIndex(
+        self, request: embedding_service_pb2.BuildIndexRequest, context: Any
+    ) -> operation_pb2.Operation:
+        kinds = {
+            embedding_pb2.EMBEDDING_KIND_UNSPECIFIED: "frame",
+            embedding_pb2.EMBEDDING_KIND_FRAME: "frame",
+            embedding_pb2.EMBEDDING_KIND_CROP: "crop",
+        }
+        if request.kind not in kinds:
+            raise InvalidArgument.of([FieldViolation("kind", "unknown embedding kind")])
+        ref = await asyncio.to_thread(self.indexes.reads.resolve, request.parent, "parent")
+        auth.require(str(ref.dataset.parent), "WRITER")
+        name = f"{ref.dataset}/versions/{ref.version}/indexes/{kinds[request.kind]}"
+        precision = request.precision or embedding_pb2.INDEX_PRECISION_FLOAT32
+        op, created = await self.operations.create(
+            operation_pb2.OperationProgress(stage="queued"), key=f"index:{name}:{precision}"
+        )
+        if created:
+
+            async def work(progress: Progress) -> embedding_pb2.EmbeddingIndex:
+                progress("building")
+                index = await asyncio.to_thread(self.indexes.get, name, precision, "parent")
+                return index.proto(self.backend)
+
+            task = asyncio.create_task(self.operations.run(op, work, key=f"index:{name}:{precision}"))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return op
+
+    async def Search(
+        self, request: embedding_service_pb2.SearchRequest, context: Any
+    ) -> embedding_service_pb2.SearchResponse:
+        dataset, _, _ = parse_index_name(request.index)
+        auth.require("/".join(dataset.split("/")[:2]))
+        return await asyncio.to_thread(self.indexes.search, request)
 
 
 def build(runtime: Runtime) -> Sequence[Service]:

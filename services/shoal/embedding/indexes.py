@@ -1,0 +1,269 @@
+"""Embedding indexes: one per (dataset version, frame or crop embeddings), built from the stored frames of that
+version — so a later version never changes an earlier one's answers — and kept in memory on the backend's device
+(least recently used dropped first when over the memory budget)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+from google.protobuf import timestamp_pb2
+
+from shoal.embedding import compute
+from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from shoal.kit.names import DatasetName
+from shoal.kit.objectstore import ObjectStore
+from shoal.kit.settings import StoreSettings
+from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2, frame_pb2
+from shoal.versioning import filters
+from shoal.versioning.reads import Reads
+
+INDEX_NAME: Final = re.compile(r"(projects/[^/]+/datasets/[^/]+)/versions/(\d+)/indexes/(frame|crop)")
+MAX_K: Final = 10_000
+MAX_QUERIES: Final = 10_000
+
+
+@dataclass
+class Index:
+    """The embeddings of one dataset version, one row per frame (or per labeled crop)."""
+
+    name: str
+    dataset: DatasetName
+    version: int
+    kind: str  # "frame" or "crop"
+    metric: str
+    precision: int
+    frame_ids: list[str]
+    label_ids: list[str]
+    vectors: Any  # [n, d] on the backend's device
+    metadata: list[dict[str, Any]]
+    classes: list[frozenset[str]]
+    create_time: timestamp_pb2.Timestamp
+    base_sq_norms: Any = None
+    rows_of_frame: dict[str, list[int]] = field(default_factory=dict)
+    row_of_label: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.frame_ids)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1]) if self.count else 0
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self.vectors.nbytes) if self.count else 0
+
+    def proto(self, backend: compute.Backend) -> embedding_pb2.EmbeddingIndex:
+        return embedding_pb2.EmbeddingIndex(
+            name=self.name,
+            version=self.version,
+            kind=embedding_pb2.EMBEDDING_KIND_FRAME if self.kind == "frame" else embedding_pb2.EMBEDDING_KIND_CROP,
+            count=self.count,
+            dimension=self.dimension,
+            metric=dataset_pb2.DISTANCE_METRIC_COSINE
+            if self.metric == compute.COSINE
+            else dataset_pb2.DISTANCE_METRIC_EUCLIDEAN,
+            precision=self.precision,  # type: ignore[arg-type]
+            device=embedding_pb2.COMPUTE_DEVICE_GPU if backend.device == "gpu" else embedding_pb2.COMPUTE_DEVICE_CPU,
+            memory_bytes=self.memory_bytes,
+            state=embedding_pb2.INDEX_STATE_READY,
+            create_time=self.create_time,
+        )
+
+
+def parse_index_name(name: str, field_name: str = "index") -> tuple[str, int, str]:
+    found = INDEX_NAME.fullmatch(name)
+    if not found:
+        raise InvalidArgument.of(
+            [FieldViolation(field_name, "must look like projects/{p}/datasets/{d}/versions/{n}/indexes/{frame|crop}")],
+            reason="INVALID_NAME",
+        )
+    return found.group(1), int(found.group(2)), found.group(3)
+
+
+class Indexes:
+    def __init__(
+        self, store: ObjectStore, settings: StoreSettings, backend: compute.Backend, budget_bytes: int = 8 << 30
+    ) -> None:
+        self.reads = Reads(store, settings)
+        self.backend = backend
+        self.budget = budget_bytes
+        self.cache: OrderedDict[tuple[str, int], Index] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, name: str, precision: int = 0, field_name: str = "index") -> Index:
+        """The index, built from the stored frames when not in memory."""
+        dataset_ref, version, kind = parse_index_name(name, field_name)
+        key = (name, precision or embedding_pb2.INDEX_PRECISION_FLOAT32)
+        with self.lock:
+            found = self.cache.get(key)
+            if found is not None:
+                self.cache.move_to_end(key)
+                return found
+        built = self.build(dataset_ref, version, kind, key[1], field_name)
+        with self.lock:
+            self.cache[key] = built
+            while sum(i.memory_bytes for i in self.cache.values()) > self.budget and len(self.cache) > 1:
+                self.cache.popitem(last=False)
+        return built
+
+    def build(self, dataset_ref: str, version: int, kind: str, precision: int, field_name: str) -> Index:
+        ref = self.reads.resolve(f"{dataset_ref}/versions/{version}", field_name)
+        dataset = self.reads.catalog.get_dataset(ref.dataset)
+        metric = (
+            compute.EUCLIDEAN if dataset.distance_metric == dataset_pb2.DISTANCE_METRIC_EUCLIDEAN else compute.COSINE
+        )
+        table = ref.tables.frames_at(ref.version)
+        frame_ids: list[str] = []
+        label_ids: list[str] = []
+        rows: list[Sequence[float]] = []
+        metadata: list[dict[str, Any]] = []
+        classes: list[frozenset[str]] = []
+        if table is not None:
+            for batch in table.to_batches(columns=["frame_id", "frame", "metadata"]):
+                for frame_id, raw, meta in zip(
+                    batch.column("frame_id").to_pylist(),
+                    batch.column("frame").to_pylist(),
+                    batch.column("metadata").to_pylist(),
+                    strict=True,
+                ):
+                    frame = frame_pb2.Frame.FromString(raw)
+                    fields = json.loads(meta) if meta else {}
+                    label_class = {lb.label_id: lb.classification for lb in frame.labels}
+                    if kind == "frame" and frame.embedding.values:
+                        frame_ids.append(frame_id)
+                        label_ids.append("")
+                        rows.append(frame.embedding.values)
+                        metadata.append(fields)
+                        classes.append(frozenset(label_class.values()))
+                    elif kind == "crop":
+                        for crop in frame.crop_embeddings:
+                            frame_ids.append(frame_id)
+                            label_ids.append(crop.label_id)
+                            rows.append(crop.values)
+                            metadata.append(fields)
+                            classes.append(frozenset({label_class.get(crop.label_id, "")}))
+        dtype = np.float16 if precision == embedding_pb2.INDEX_PRECISION_FLOAT16 else np.float32
+        array = np.asarray(rows, np.float32) if rows else np.zeros((0, dataset.embedding_dimension or 1), np.float32)
+        vectors = compute.prepare(self.backend, array, metric, dtype=dtype)
+        created = timestamp_pb2.Timestamp()
+        created.GetCurrentTime()
+        index = Index(
+            name=f"{dataset_ref}/versions/{version}/indexes/{kind}",
+            dataset=ref.dataset,
+            version=version,
+            kind=kind,
+            metric=metric,
+            precision=precision,
+            frame_ids=frame_ids,
+            label_ids=label_ids,
+            vectors=vectors,
+            metadata=metadata,
+            classes=classes,
+            create_time=created,
+        )
+        if metric == compute.EUCLIDEAN and rows:
+            index.base_sq_norms = compute.squared_norms(self.backend, vectors)
+        for i, (f, lb) in enumerate(zip(frame_ids, label_ids, strict=True)):
+            index.rows_of_frame.setdefault(f, []).append(i)
+            if lb:
+                index.row_of_label[lb] = i
+        return index
+
+    # search ---------------------------------------------------------------------------------------------------------
+
+    def search(self, request: embedding_service_pb2.SearchRequest) -> embedding_service_pb2.SearchResponse:
+        index = self.get(request.index)
+        if index.count == 0:
+            raise FailedPrecondition(f"{index.name} holds no embeddings", reason="NO_EMBEDDINGS")
+        violations: list[FieldViolation] = []
+        if not request.queries:
+            violations.append(FieldViolation("queries", "give at least one query"))
+        if len(request.queries) > MAX_QUERIES:
+            violations.append(FieldViolation("queries", f"at most {MAX_QUERIES} queries per call"))
+        k = request.k or 10
+        allowed = self._allowed(index, request.filter, list(request.classes))
+        available = int(allowed.sum()) if allowed is not None else index.count
+        if not 0 < k <= min(MAX_K, available):
+            violations.append(FieldViolation("k", f"must be in 1..{min(MAX_K, available)} (the rows that may answer)"))
+        vectors = np.zeros((len(request.queries), index.dimension), np.float32)
+        for i, q in enumerate(request.queries):
+            which = q.WhichOneof("query")
+            where = f"queries[{i}]"
+            if which == "vector":
+                values = list(q.vector.values)
+                if len(values) != index.dimension:
+                    violations.append(
+                        FieldViolation(
+                            f"{where}.vector.values",
+                            f"has {len(values)} values; the index has dimension {index.dimension}",
+                        )
+                    )
+                elif not all(math.isfinite(v) for v in values):
+                    violations.append(FieldViolation(f"{where}.vector.values", "must be finite (no NaN or infinity)"))
+                else:
+                    vectors[i] = values
+            elif which == "frame_id":
+                found = index.rows_of_frame.get(q.frame_id)
+                if not found:
+                    violations.append(
+                        FieldViolation(
+                            f"{where}.frame_id", f"{q.frame_id!r} has no embedding at version {index.version}"
+                        )
+                    )
+                else:
+                    vectors[i] = self.backend.to_host(index.vectors[found[0]]).astype(np.float32)
+            elif which == "label_id":
+                row = index.row_of_label.get(q.label_id)
+                if row is None:
+                    violations.append(
+                        FieldViolation(
+                            f"{where}.label_id", f"{q.label_id!r} has no crop embedding at version {index.version}"
+                        )
+                    )
+                else:
+                    vectors[i] = self.backend.to_host(index.vectors[row]).astype(np.float32)
+            else:
+                violations.append(FieldViolation(where, "give a vector, a frame_id or a label_id"))
+        if violations:
+            raise InvalidArgument.of(violations)
+        dist, idx = compute.knn(
+            self.backend,
+            index.vectors,
+            vectors,
+            k,
+            index.metric,
+            allowed=None if allowed is None else self.backend.asarray(allowed),
+            base_sq_norms=index.base_sq_norms,
+        )
+        reply = embedding_service_pb2.SearchResponse()
+        for drow, irow in zip(dist.tolist(), idx.tolist(), strict=True):
+            result = reply.results.add()
+            for d, i in zip(drow, irow, strict=True):
+                if i < 0:
+                    continue
+                score = 1.0 - d if index.metric == compute.COSINE else 1.0 / (1.0 + d)
+                result.neighbors.add(frame_id=index.frame_ids[i], label_id=index.label_ids[i], distance=d, score=score)
+        return reply
+
+    @staticmethod
+    def _allowed(index: Index, filter_text: str, classes: list[str]) -> np.ndarray | None:
+        if not filter_text and not classes:
+            return None
+        mask = np.ones(index.count, bool)
+        if filter_text:
+            predicate = filters.parse(filter_text)
+            mask &= np.fromiter((predicate(m) for m in index.metadata), bool, index.count)
+        if classes:
+            wanted = set(classes)
+            mask &= np.fromiter((bool(c & wanted) for c in index.classes), bool, index.count)
+        return mask

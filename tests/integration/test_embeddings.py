@@ -1,0 +1,137 @@
+"""Embedding indexes and exact search through the running services: an index belongs to one dataset version, so a
+later version does not change its answers; bad queries are named."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import shoal
+from shoal.embedding.server import build as build_embedding
+from shoal.kit.settings import StoreSettings
+from shoal.kit.status import unpack
+from shoal.v1 import embedding_pb2, embedding_service_pb2, embedding_service_pb2_grpc
+
+from tests.conftest import ADMIN_KEY, ServerThread, unique
+from tests.integration.test_metrics import committed, suite
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def env(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
+) -> Iterator[tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub]]:
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    embedding = start_service("embedding", build_embedding, redis_url=redis_db, store=store)
+    with suite(start_service, store, redis_db) as client, grpc.insecure_channel(embedding.target) as channel:
+        yield client, embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
+
+
+MD = (("x-api-key", ADMIN_KEY),)
+
+
+def vectors(version: int, n: int = 200, d: int = 16) -> np.ndarray:
+    return np.random.default_rng(version).standard_normal((n, d)).astype(np.float32)
+
+
+def upload(client: shoal.Client, p: str, x: np.ndarray) -> None:
+    ds = shoal.LabeledDataset()
+    for i, v in enumerate(x):
+        f = shoal.LabeledFrame(frame_id=f"f{i:03d}")
+        f.add_image(sensor_id="cam", image_url=f"s3://b/{i}.jpg", width=64, height=48)
+        f.add_user_metadata("split", "a" if i % 2 else "b")
+        f.add_label_2d_bbox(
+            sensor_id="cam",
+            label_id=f"l{i}",
+            classification="car" if i % 3 else "person",
+            left=1,
+            top=1,
+            width=5,
+            height=5,
+        )
+        f.add_frame_embedding(embedding=v.tolist())
+        ds.add_frame(f)
+    committed(client, client.create_or_update_dataset(p, "d", dataset=ds))
+
+
+def test_search_is_exact_and_pinned_to_its_version(
+    env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub],
+) -> None:
+    client, stub = env
+    p = unique("p")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(p, "d", metadata_schema=[{"name": "split", "type": "STRING"}])
+    x1 = vectors(1)
+    upload(client, p, x1)
+    upload(client, p, vectors(2))  # version 2 replaces every embedding
+    name = f"projects/{p}/datasets/d/versions/1/indexes/frame"
+    q = np.random.default_rng(9).standard_normal((3, 16)).astype(np.float32)
+    request = embedding_service_pb2.SearchRequest(
+        index=name,
+        k=5,
+        queries=[
+            embedding_service_pb2.SearchQuery(vector=embedding_service_pb2.QueryVector(values=v.tolist())) for v in q
+        ],
+    )
+    reply = stub.Search(request, metadata=MD)
+    xn = x1 / np.linalg.norm(x1, axis=1, keepdims=True)
+    sims = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ xn.T
+    for result, row in zip(reply.results, sims, strict=True):
+        want = np.argsort(-row)[:5]
+        assert [n.frame_id for n in result.neighbors] == [f"f{i:03d}" for i in want]
+        np.testing.assert_allclose([n.score for n in result.neighbors], row[want], atol=1e-5)
+    # By frame id, with a metadata filter and a class filter.
+    by_frame = stub.Search(
+        embedding_service_pb2.SearchRequest(
+            index=name,
+            k=3,
+            filter='split = "a"',
+            classes=["person"],
+            queries=[embedding_service_pb2.SearchQuery(frame_id="f003")],
+        ),
+        metadata=MD,
+    )
+    found = [int(n.frame_id[1:]) for n in by_frame.results[0].neighbors]
+    assert found[0] == 3
+    assert all(i % 2 == 1 and i % 3 == 0 for i in found)
+    index = stub.GetIndex(embedding_service_pb2.GetIndexRequest(name=name), metadata=MD)
+    assert (index.count, index.dimension, index.version) == (200, 16, 1)
+    assert index.device == embedding_pb2.COMPUTE_DEVICE_CPU
+
+    # Bad queries: each named.
+    bad = embedding_service_pb2.SearchRequest(
+        index=name,
+        k=5,
+        queries=[
+            embedding_service_pb2.SearchQuery(vector=embedding_service_pb2.QueryVector(values=[1.0, 2.0])),
+            embedding_service_pb2.SearchQuery(vector=embedding_service_pb2.QueryVector(values=[float("nan")] * 16)),
+            embedding_service_pb2.SearchQuery(frame_id="nope"),
+        ],
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Search(bad, metadata=MD)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in unpack(err.value).violations} == {
+        "queries[0].vector.values",
+        "queries[1].vector.values",
+        "queries[2].frame_id",
+    }
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Search(
+            embedding_service_pb2.SearchRequest(
+                index=name, k=500, queries=[embedding_service_pb2.SearchQuery(frame_id="f001")]
+            ),
+            metadata=MD,
+        )
+    assert unpack(err.value).violations[0].field == "k"
+
+    # BuildIndex is an operation; the index it reports is version 2's.
+    op = stub.BuildIndex(embedding_service_pb2.BuildIndexRequest(parent=f"projects/{p}/datasets/d"), metadata=MD)
+    done = client.wait_operation(op, timeout=60)  # operations live in Redis: the metrics service answers too
+    built = embedding_pb2.EmbeddingIndex()
+    done.response.Unpack(built)
+    assert built.name == f"projects/{p}/datasets/d/versions/2/indexes/frame"
