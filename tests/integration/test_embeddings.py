@@ -135,3 +135,40 @@ def test_search_is_exact_and_pinned_to_its_version(
     built = embedding_pb2.EmbeddingIndex()
     done.response.Unpack(built)
     assert built.name == f"projects/{p}/datasets/d/versions/2/indexes/frame"
+
+
+def test_duplicates_uniqueness_and_projection(
+    env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub],
+) -> None:
+    client, stub = env
+    p = unique("p")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(p, "d", metadata_schema=[{"name": "split", "type": "STRING"}])
+    x = vectors(3, n=60)
+    x[7] = x[2]  # an exact duplicate
+    x[40] = x[2] * 1.0001  # the same direction: a cosine duplicate
+    x[59] = 50 * np.ones(16, np.float32)  # far out along one direction, and a direction nothing else has
+    x[59, ::2] = -50
+    upload(client, p, x)
+    name = f"projects/{p}/datasets/d/versions/1/indexes/frame"
+    dup = stub.FindDuplicates(embedding_service_pb2.FindDuplicatesRequest(index=name, threshold=1e-4), metadata=MD)
+    assert [sorted(g.ids) for g in dup.groups] == [["f002", "f007", "f040"]]
+    scores: dict[str, float] = {}
+    token = ""
+    while True:
+        page = stub.ComputeUniqueness(
+            embedding_service_pb2.ComputeUniquenessRequest(index=name, page_size=25, page_token=token), metadata=MD
+        )
+        scores.update((s.id, s.score) for s in page.scores)
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(scores) == 60
+    assert max(scores.values()) == pytest.approx(1.0)
+    assert scores["f002"] < np.median(list(scores.values()))  # it has two copies
+    pts = stub.ProjectEmbeddings(embedding_service_pb2.ProjectEmbeddingsRequest(index=name, page_size=100), metadata=MD)
+    assert len(pts.points) == 60
+    assert {pt.frame_id for pt in pts.points} == {f"f{i:03d}" for i in range(60)}
+    with pytest.raises(grpc.RpcError) as err:
+        stub.FindDuplicates(embedding_service_pb2.FindDuplicatesRequest(index=name, threshold=-1), metadata=MD)
+    assert unpack(err.value).violations[0].field == "threshold"

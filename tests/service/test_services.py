@@ -66,10 +66,10 @@ def _get_evaluation(ch: grpc.Channel, md: Any) -> Any:
     return stub.GetEvaluation(request, metadata=md, timeout=5)
 
 
-def _uniqueness(ch: grpc.Channel, md: Any) -> Any:
+def _select(ch: grpc.Channel, md: Any) -> Any:
     stub = embedding_service_pb2_grpc.EmbeddingServiceStub(ch)
-    request = embedding_service_pb2.ComputeUniquenessRequest(index="projects/p/datasets/d/versions/1/indexes/frame")
-    return stub.ComputeUniqueness(request, metadata=md, timeout=5)
+    request = embedding_service_pb2.SelectSamplesRequest(parent="projects/p/datasets/d/versions/1", count=3)
+    return stub.SelectSamples(request, metadata=md, timeout=5)
 
 
 SERVICES = [
@@ -77,7 +77,7 @@ SERVICES = [
     ("versioning", build_versioning, "shoal.v1.VersioningService", _list_api_keys),
     ("asset", build_asset, "shoal.v1.AssetService", _get_asset),  # implemented: answers NOT_FOUND
     ("metrics", build_metrics, "shoal.v1.MetricsService", _get_evaluation),
-    ("embedding", build_embedding, "shoal.v1.EmbeddingService", _uniqueness),
+    ("embedding", build_embedding, "shoal.v1.EmbeddingService", _select),
 ]
 IDS = [s[0] for s in SERVICES]
 Call = Callable[[grpc.Channel, Any], Any]

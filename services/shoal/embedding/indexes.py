@@ -49,6 +49,7 @@ class Index:
     base_sq_norms: Any = None
     rows_of_frame: dict[str, list[int]] = field(default_factory=dict)
     row_of_label: dict[str, int] = field(default_factory=dict)
+    derived: dict[str, Any] = field(default_factory=dict)  # computed once per index: uniqueness, projections
 
     @property
     def count(self) -> int:
@@ -267,3 +268,101 @@ class Indexes:
             wanted = set(classes)
             mask &= np.fromiter((bool(c & wanted) for c in index.classes), bool, index.count)
         return mask
+
+
+# duplicates, uniqueness, projection ----------------------------------------------------------------------------------
+
+MAX_PAGE: Final = 1000
+
+
+def _page(size: int, token: str) -> tuple[int, int]:
+    if size < 0:
+        raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
+    try:
+        start = int(token) if token else 0
+    except ValueError:
+        raise InvalidArgument.of(
+            [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
+        ) from None
+    return start, min(size or 100, MAX_PAGE)
+
+
+def _next(start: int, size: int, total: int) -> str:
+    return str(start + size) if start + size < total else ""
+
+
+class Analyses:
+    """Duplicates, uniqueness and 2-D projections of an index, computed once and paged."""
+
+    def __init__(self, indexes: Indexes) -> None:
+        self.indexes = indexes
+
+    def _ready(self, name: str) -> Index:
+        index = self.indexes.get(name)
+        if index.count == 0:
+            raise FailedPrecondition(f"{index.name} holds no embeddings", reason="NO_EMBEDDINGS")
+        return index
+
+    def _id(self, index: Index, row: int) -> str:
+        return f"{index.frame_ids[row]}#{index.label_ids[row]}" if index.label_ids[row] else index.frame_ids[row]
+
+    def duplicates(
+        self, request: embedding_service_pb2.FindDuplicatesRequest
+    ) -> embedding_service_pb2.FindDuplicatesResponse:
+        if not (math.isfinite(request.threshold) and request.threshold >= 0):
+            raise InvalidArgument.of([FieldViolation("threshold", "must be a non-negative distance")])
+        index = self._ready(request.index)
+        key = f"duplicates:{request.threshold!r}"
+        if key not in index.derived:
+            index.derived[key] = compute.duplicates(
+                self.indexes.backend, index.vectors, request.threshold, index.metric
+            )
+        groups = index.derived[key]
+        start, size = _page(request.page_size, request.page_token)
+        reply = embedding_service_pb2.FindDuplicatesResponse(next_page_token=_next(start, size, len(groups)))
+        for rows, worst in groups[start : start + size]:
+            reply.groups.add(ids=[self._id(index, r) for r in rows], max_distance=worst)
+        return reply
+
+    def uniqueness(
+        self, request: embedding_service_pb2.ComputeUniquenessRequest
+    ) -> embedding_service_pb2.ComputeUniquenessResponse:
+        index = self._ready(request.index)
+        if "uniqueness" not in index.derived:
+            index.derived["uniqueness"] = compute.uniqueness(self.indexes.backend, index.vectors, index.metric)
+        scores = index.derived["uniqueness"]
+        start, size = _page(request.page_size, request.page_token)
+        reply = embedding_service_pb2.ComputeUniquenessResponse(next_page_token=_next(start, size, index.count))
+        for r in range(start, min(start + size, index.count)):
+            reply.scores.add(id=self._id(index, r), score=float(scores[r]))
+        return reply
+
+    def project(
+        self, request: embedding_service_pb2.ProjectEmbeddingsRequest
+    ) -> embedding_service_pb2.ProjectEmbeddingsResponse:
+        index = self._ready(request.index)
+        method = request.method or embedding_service_pb2.PROJECTION_METHOD_PCA
+        key = f"projection:{method}"
+        if key not in index.derived:
+            if method == embedding_service_pb2.PROJECTION_METHOD_UMAP:
+                try:
+                    import umap  # type: ignore[import-not-found]  # noqa: PLC0415
+                except ImportError:
+                    raise FailedPrecondition(
+                        "UMAP needs the optional umap-learn package on the embedding service",
+                        reason="UMAP_NOT_INSTALLED",
+                    ) from None
+                points = umap.UMAP(n_components=2, random_state=0).fit_transform(
+                    self.indexes.backend.to_host(index.vectors).astype(np.float32)
+                )
+            else:
+                points = compute.pca_2d(self.indexes.backend, index.vectors)
+            index.derived[key] = np.asarray(points, np.float64)
+        points = index.derived[key]
+        start, size = _page(request.page_size, request.page_token)
+        reply = embedding_service_pb2.ProjectEmbeddingsResponse(next_page_token=_next(start, size, index.count))
+        for r in range(start, min(start + size, index.count)):
+            reply.points.add(
+                frame_id=index.frame_ids[r], label_id=index.label_ids[r], x=float(points[r, 0]), y=float(points[r, 1])
+            )
+        return reply

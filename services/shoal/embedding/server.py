@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shoal.embedding.compute import Backend
-from shoal.embedding.indexes import Indexes, parse_index_name
+from shoal.embedding.indexes import Analyses, Indexes, parse_index_name
 from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
 from shoal.kit.errors import FieldViolation, InvalidArgument
@@ -27,6 +27,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         # Chosen once at start-up: CuPy on a GPU when one is usable, else NumPy; every computation uses it.
         self.backend = Backend.detect()
         self.indexes = Indexes(runtime.store, runtime.settings.store, self.backend)
+        self.analyses = Analyses(self.indexes)
         self.operations = OperationStore(runtime.redis)
         self.running: set[asyncio.Task[None]] = set()
         log.info(
@@ -92,6 +93,29 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         dataset, _, _ = parse_index_name(request.index)
         auth.require("/".join(dataset.split("/")[:2]))
         return await asyncio.to_thread(self.indexes.search, request)
+
+    async def FindDuplicates(
+        self, request: embedding_service_pb2.FindDuplicatesRequest, context: Any
+    ) -> embedding_service_pb2.FindDuplicatesResponse:
+        auth.require(_project_of_index(request.index))
+        return await asyncio.to_thread(self.analyses.duplicates, request)
+
+    async def ComputeUniqueness(
+        self, request: embedding_service_pb2.ComputeUniquenessRequest, context: Any
+    ) -> embedding_service_pb2.ComputeUniquenessResponse:
+        auth.require(_project_of_index(request.index))
+        return await asyncio.to_thread(self.analyses.uniqueness, request)
+
+    async def ProjectEmbeddings(
+        self, request: embedding_service_pb2.ProjectEmbeddingsRequest, context: Any
+    ) -> embedding_service_pb2.ProjectEmbeddingsResponse:
+        auth.require(_project_of_index(request.index))
+        return await asyncio.to_thread(self.analyses.project, request)
+
+
+def _project_of_index(name: str) -> str:
+    dataset, _, _ = parse_index_name(name)
+    return "/".join(dataset.split("/")[:2])
 
 
 def build(runtime: Runtime) -> Sequence[Service]:
