@@ -172,3 +172,59 @@ def test_duplicates_uniqueness_and_projection(
     with pytest.raises(grpc.RpcError) as err:
         stub.FindDuplicates(embedding_service_pb2.FindDuplicatesRequest(index=name, threshold=-1), metadata=MD)
     assert unpack(err.value).violations[0].field == "threshold"
+
+
+def test_select_samples_saves_a_segment(
+    env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub],
+) -> None:
+    client, stub = env
+    p = unique("p")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(
+        p, "d", metadata_schema=[{"name": "split", "type": "STRING"}], embedding_distance_metric="euclidean"
+    )
+    rng = np.random.default_rng(4)
+    corners = np.eye(16, dtype=np.float32)[:4] * 10
+    x = np.concatenate([c + rng.normal(0, 0.1, (10, 16)) for c in corners]).astype(np.float32)
+    upload(client, p, x)
+    diversity = embedding_pb2.SelectionCriterion(
+        input=embedding_pb2.SelectionInput(type=embedding_pb2.SELECTION_INPUT_TYPE_EMBEDDINGS),
+        strategy=embedding_pb2.SELECTION_STRATEGY_TYPE_DIVERSITY,
+    )
+    op = stub.SelectSamples(
+        embedding_service_pb2.SelectSamplesRequest(
+            parent=f"projects/{p}/datasets/d", criteria=[diversity], count=4, segment_id="diverse"
+        ),
+        metadata=MD,
+    )
+    done = client.wait_operation(op, timeout=60)
+    reply = embedding_service_pb2.SelectSamplesResponse()
+    done.response.Unpack(reply)
+    assert sorted(int(f[1:]) // 10 for f in reply.frame_ids) == [0, 1, 2, 3]  # one per cluster
+    segment = client.get_segment(p, "d", "diverse")
+    assert [e.frame_id for e in segment.elements] == list(reply.frame_ids)
+    assert all(e.version == 1 for e in segment.elements)
+    # A threshold on metadata and a proportion; a bad amount is named.
+    only_a = embedding_pb2.SelectionCriterion(strategy=embedding_pb2.SELECTION_STRATEGY_TYPE_RANDOM)
+    op = stub.SelectSamples(
+        embedding_service_pb2.SelectSamplesRequest(
+            parent=f"projects/{p}/datasets/d",
+            criteria=[only_a],
+            proportion=0.5,
+            filter='split = "a"',
+            segment_id="half-a",
+            seed=1,
+        ),
+        metadata=MD,
+    )
+    reply = embedding_service_pb2.SelectSamplesResponse()
+    client.wait_operation(op, timeout=60).response.Unpack(reply)
+    assert len(reply.frame_ids) == 10
+    assert all(int(f[1:]) % 2 == 1 for f in reply.frame_ids)
+    op = stub.SelectSamples(
+        embedding_service_pb2.SelectSamplesRequest(parent=f"projects/{p}/datasets/d", criteria=[diversity], count=0),
+        metadata=MD,
+    )
+    with pytest.raises(shoal.sdk.errors.OperationError) as err:
+        client.wait_operation(op, timeout=60)
+    assert err.value.reason == "INVALID_ARGUMENT"

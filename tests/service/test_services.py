@@ -155,6 +155,8 @@ def test_admin_key_passes_auth(
             assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "ASSET_NOT_FOUND")
         elif name == "metrics":
             assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "EVALUATION_NOT_FOUND")
+        elif name == "embedding":
+            assert details.code == grpc.StatusCode.NOT_FOUND  # the dataset does not exist
         else:
             assert details.code == grpc.StatusCode.UNIMPLEMENTED
             assert details.reason == "NOT_IMPLEMENTED"

@@ -1,4 +1,4 @@
-"""EmbeddingService servicer: proto ⇄ domain. RPCs not overridden here answer UNIMPLEMENTED until their issue lands."""
+"""EmbeddingService servicer: proto ⇄ domain."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from shoal.embedding.compute import Backend
 from shoal.embedding.indexes import Analyses, Indexes, parse_index_name
+from shoal.embedding.samples import Sampler
 from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
 from shoal.kit.errors import FieldViolation, InvalidArgument
@@ -28,6 +29,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         self.backend = Backend.detect()
         self.indexes = Indexes(runtime.store, runtime.settings.store, self.backend)
         self.analyses = Analyses(self.indexes)
+        self.sampler = Sampler(self.indexes)
         self.operations = OperationStore(runtime.redis)
         self.running: set[asyncio.Task[None]] = set()
         log.info(
@@ -94,6 +96,26 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         auth.require("/".join(dataset.split("/")[:2]))
         return await asyncio.to_thread(self.indexes.search, request)
 
+    async def SelectSamples(
+        self, request: embedding_service_pb2.SelectSamplesRequest, context: Any
+    ) -> operation_pb2.Operation:
+        ref = await asyncio.to_thread(self.indexes.reads.resolve, request.parent, "parent")
+        auth.require(str(ref.dataset.parent), "WRITER")
+        key = "select:" + (request.request_id or "")
+        op, created = await self.operations.create(
+            operation_pb2.OperationProgress(stage="queued"), key=key if request.request_id else ""
+        )
+        if created:
+
+            async def work(progress: Progress) -> embedding_service_pb2.SelectSamplesResponse:
+                progress("selecting")
+                return await asyncio.to_thread(self.sampler.select, request)
+
+            task = asyncio.create_task(self.operations.run(op, work, key=key if request.request_id else ""))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return op
+
     async def FindDuplicates(
         self, request: embedding_service_pb2.FindDuplicatesRequest, context: Any
     ) -> embedding_service_pb2.FindDuplicatesResponse:
@@ -121,7 +143,7 @@ def _project_of_index(name: str) -> str:
 def build(runtime: Runtime) -> Sequence[Service]:
     return [
         Service(
-            EmbeddingServicer(runtime),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
+            EmbeddingServicer(runtime),
             embedding_service_pb2_grpc.add_EmbeddingServiceServicer_to_server,
             "shoal.v1.EmbeddingService",
         ),
