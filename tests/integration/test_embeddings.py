@@ -13,7 +13,7 @@ import shoal
 from shoal.embedding.server import build as build_embedding
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
-from shoal.v1 import embedding_pb2, embedding_service_pb2, embedding_service_pb2_grpc
+from shoal.v1 import embedding_pb2, embedding_service_pb2, embedding_service_pb2_grpc, operation_pb2_grpc
 
 from tests.conftest import ADMIN_KEY, ServerThread, unique
 from tests.integration.test_metrics import committed, suite
@@ -28,7 +28,10 @@ def env(
     store = StoreSettings(url=(tmp_path / "store").as_uri())
     embedding = start_service("embedding", build_embedding, redis_url=redis_db, store=store)
     with suite(start_service, store, redis_db) as client, grpc.insecure_channel(embedding.target) as channel:
-        yield client, embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
+        # The SDK talks to the embedding service started here (its default address is the standard port).
+        client.embedding = embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
+        client.operations["embedding"] = operation_pb2_grpc.OperationsServiceStub(channel)
+        yield client, client.embedding
 
 
 MD = (("x-api-key", ADMIN_KEY),)
@@ -228,3 +231,26 @@ def test_select_samples_saves_a_segment(
     with pytest.raises(shoal.sdk.errors.OperationError) as err:
         client.wait_operation(op, timeout=60)
     assert err.value.reason == "INVALID_ARGUMENT"
+
+
+def test_sdk_search_and_select(env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub]) -> None:
+    client, _ = env
+    p = unique("p")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(p, "d", metadata_schema=[{"name": "split", "type": "STRING"}])
+    x = vectors(5, n=50)
+    upload(client, p, x)
+    [near] = client.search(p, "d", frame_ids=["f010"], k=3)
+    assert near[0].frame_id == "f010"
+    assert near[0].distance == pytest.approx(0.0, abs=1e-6)
+    assert len(near) == 3
+    picked = client.select(
+        p,
+        "d",
+        [{"strategy": "DIVERSITY"}, {"strategy": "THRESHOLD", "input": "METADATA", "key": "n", "threshold": 0}],
+        count=5,
+    )
+    assert picked.frame_ids == []  # no numeric metadata "n": nothing passes the threshold
+    picked = client.select(p, "d", [{"strategy": "DIVERSITY"}], count=5, segment_id="five")
+    assert len(picked.frame_ids) == 5
+    assert picked.segment.endswith("/segments/five")

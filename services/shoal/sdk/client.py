@@ -35,6 +35,9 @@ from shoal.v1 import (
     asset_service_pb2_grpc,
     common_pb2,
     dataset_pb2,
+    embedding_pb2,
+    embedding_service_pb2,
+    embedding_service_pb2_grpc,
     evaluation_pb2,
     frame_pb2,
     ingest_service_pb2,
@@ -137,6 +140,27 @@ def _metadata_value(value: str | int | float | bool) -> common_pb2.MetadataValue
     return common_pb2.MetadataValue(string_value=value)
 
 
+def _criterion(spec: Mapping[str, Any]) -> embedding_pb2.SelectionCriterion:
+    strategy = str(spec["strategy"]).upper()
+    kind = str(spec.get("input", "EMBEDDINGS" if strategy in {"DIVERSITY", "SIMILARITY", "TYPICALITY"} else "RANDOM"))
+    out = embedding_pb2.SelectionCriterion(
+        input=embedding_pb2.SelectionInput(
+            type=f"SELECTION_INPUT_TYPE_{kind.upper()}",
+            key=str(spec.get("key", "")),
+            inference_set=str(spec.get("inference_set", "")),
+        ),
+        strategy=f"SELECTION_STRATEGY_TYPE_{strategy}",
+        strength=float(spec.get("strength", 1.0)),
+        minimum_distance=float(spec.get("minimum_distance", 0.0)),
+        threshold=float(spec.get("threshold", 0.0)),
+        operation=f"THRESHOLD_OPERATION_{str(spec.get('operation', 'UNSPECIFIED')).upper()}",
+        query_frame_ids=list(spec.get("query_frame_ids", [])),
+        neighbors=int(spec.get("neighbors", 0)),
+    )
+    out.target.update({str(k): float(v) for k, v in dict(spec.get("target", {})).items()})
+    return out
+
+
 class Client:
     """A connection to a Shoal suite. Addresses default to `host` and the standard ports; `addresses` (or
     SHOAL_<SERVICE>_ADDRESS) overrides any of them."""
@@ -177,6 +201,7 @@ class Client:
         self.ingest = ingest_service_pb2_grpc.IngestServiceStub(self._channels["ingest"])
         self.asset = asset_service_pb2_grpc.AssetServiceStub(self._channels["asset"])
         self.metrics = metrics_service_pb2_grpc.MetricsServiceStub(self._channels["metrics"])
+        self.embedding = embedding_service_pb2_grpc.EmbeddingServiceStub(self._channels["embedding"])
         self.operations = {
             name: operation_pb2_grpc.OperationsServiceStub(self._channels[name]) for name in ("metrics", "embedding")
         }
@@ -937,6 +962,87 @@ class Client:
             label_ids=labels,
             display_name=display_name or "label-error candidates",
         )
+
+    # embeddings -----------------------------------------------------------------------------------------------
+
+    def _index_name(self, project_id: str, dataset_id: str, version: int | None, kind: str) -> str:
+        if version is None:
+            version = self.list_versions(project_id, dataset_id)[0].version
+        return f"projects/{project_id}/datasets/{dataset_id}/versions/{version}/indexes/{kind}"
+
+    def search(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        vectors: Sequence[Sequence[float]] = (),
+        frame_ids: Sequence[str] = (),
+        label_ids: Sequence[str] = (),
+        k: int = 10,
+        version: int | None = None,
+        filter: str = "",
+        classes: Sequence[str] = (),
+        kind: str = "frame",
+    ) -> list[list[embedding_pb2.Neighbor]]:
+        """Exact k nearest neighbours (with distances and scores) of each query — vectors, frame ids or label ids — in
+        the embeddings of a dataset version (default: the newest); `filter` on queryable metadata, `classes` on the
+        frames' (or crops') classes."""
+        queries = [
+            *(
+                embedding_service_pb2.SearchQuery(vector=embedding_service_pb2.QueryVector(values=list(v)))
+                for v in vectors
+            ),
+            *(embedding_service_pb2.SearchQuery(frame_id=f) for f in frame_ids),
+            *(embedding_service_pb2.SearchQuery(label_id=lb) for lb in label_ids),
+        ]
+        request = embedding_service_pb2.SearchRequest(
+            index=self._index_name(project_id, dataset_id, version, kind),
+            queries=queries,
+            k=k,
+            filter=filter,
+            classes=list(classes),
+        )
+        reply: embedding_service_pb2.SearchResponse = self._call(self.embedding.Search, request)
+        return [list(r.neighbors) for r in reply.results]
+
+    def select(
+        self,
+        project_id: str,
+        dataset_id: str,
+        criteria: Sequence[embedding_pb2.SelectionCriterion | Mapping[str, Any]],
+        *,
+        count: int = 0,
+        proportion: float = 0.0,
+        version: int | None = None,
+        filter: str = "",
+        segment_id: str = "",
+        seed: int = 0,
+        timeout: float | None = 3600.0,
+    ) -> embedding_service_pb2.SelectSamplesResponse:
+        """Select frames of a dataset version by combined strategies and save them as a segment. A criterion is a
+        SelectionCriterion or a dict such as {"strategy": "DIVERSITY"}, {"strategy": "WEIGHTS", "input": "METADATA",
+        "key": "sharpness"}, {"strategy": "BALANCE", "input": "PREDICTIONS", "inference_set": "m1",
+        "target": {"car": 0.5, "person": 0.5}}, with optional "strength", "minimum_distance", "threshold",
+        "operation", "query_frame_ids", "neighbors"."""
+        protos = [c if isinstance(c, embedding_pb2.SelectionCriterion) else _criterion(c) for c in criteria]
+        dataset = f"projects/{project_id}/datasets/{dataset_id}"
+        request = embedding_service_pb2.SelectSamplesRequest(
+            parent=f"{dataset}/versions/{version}" if version else dataset,
+            criteria=protos,
+            filter=filter,
+            segment_id=segment_id,
+            seed=seed,
+            request_id=uuid.uuid4().hex,
+        )
+        if proportion:
+            request.proportion = proportion
+        else:
+            request.count = count
+        operation = self._call(self.embedding.SelectSamples, request)
+        done = self.wait_operation(operation, service="embedding", timeout=timeout)
+        reply = embedding_service_pb2.SelectSamplesResponse()
+        done.response.Unpack(reply)
+        return reply
 
     # uploads --------------------------------------------------------------------------------------------------
 
