@@ -265,6 +265,42 @@ def _edit_over_versions(config: SuiteConfig, key: str) -> None:
         print(f"  {client.get_frame('shapes', 'drawn', 'shapes-0002', checkpoint='as-drawn').sensors[0].image.url}")
 
 
+def _embeddings(config: SuiteConfig, key: str) -> None:
+    """Simple embeddings of the drawn images (8×8 colour thumbnails), then a similarity search and a diverse selection
+    on the version that holds them."""
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    import shoal  # noqa: PLC0415
+
+    addresses = {name: f"{config.host}:{ports.grpc_port}" for name, ports in config.services.items()}
+    with shoal.Client(api_key=key, addresses=addresses, show_progress=False) as client:
+        present = {f.frame_id for f in client.stream_frames("shapes", "drawn")}
+        frames = []
+        for path in sorted((config.state / "demo" / "images").glob("shapes-*.png")):
+            if path.stem not in present:
+                continue
+            with Image.open(path) as img:
+                thumb = np.asarray(img.convert("RGB").resize((8, 8), Image.Resampling.BOX), np.float32) / 255.0
+            frame = shoal.LabeledFrame(frame_id=path.stem, update_type="MODIFY")
+            frame.add_frame_embedding(embedding=thumb.ravel().round(4).tolist(), model_id="thumbnail-8x8")
+            frames.append(frame)
+        report = client.update_dataset_frames("shapes", "drawn", frames)
+        upload = client.wait_for_upload(report.name, timeout=120, poll_seconds=0.1)
+        version = upload.versions[-1]
+        print(f"\n== embeddings: {len(frames)} 8x8-thumbnail embeddings (192 values) added as version {version}")
+        [near] = client.search("shapes", "drawn", frame_ids=["shapes-0001"], k=5, version=version)
+        print("frames most like shapes-0001: " + ", ".join(f"{n.frame_id} ({n.score:.3f})" for n in near))
+        chosen = client.select(
+            "shapes", "drawn", [{"strategy": "DIVERSITY"}], count=6, version=version, segment_id="diverse-6"
+        )
+        print(f"6 most diverse frames: {', '.join(chosen.frame_ids)} → segment {chosen.segment.rsplit('/', 1)[1]}")
+        backgrounds = {
+            f.frame_id: f.user_metadata["background"].string_value for f in client.stream_frames("shapes", "drawn")
+        }
+        print("their backgrounds: " + ", ".join(backgrounds.get(f, "?") for f in chosen.frame_ids))
+
+
 def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
     own_state = args.state_dir is None
     if own_state:
@@ -298,6 +334,7 @@ def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
         planted = _upload_demo_data(config, key)
         _edit_over_versions(config, key)
         _evaluate_model(config, key, planted)
+        _embeddings(config, key)
         print("\n== request metrics of the versioning service")
         metrics_url = f"http://{config.host}:{config.services['versioning'].metrics_port}/metrics"
         print(_handled_total(metrics_url))

@@ -224,5 +224,8 @@ def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     assert planted == hits == 24
     assert worst <= 30
     assert "the first ten are in segment review-label-errors (10 elements)" in result.stdout
+    assert "== embeddings: 59 8x8-thumbnail embeddings (192 values) added as version 5" in result.stdout
+    assert "frames most like shapes-0001: shapes-0001 (1.000)" in result.stdout
+    assert re.search(r"6 most diverse frames: (shapes-\d{4}, ){5}shapes-\d{4} → segment diverse-6", result.stdout)
     assert result.stdout.rstrip().endswith("shoal stopped")
     assert suite.shoal("status").returncode == 3

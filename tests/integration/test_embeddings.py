@@ -254,3 +254,6 @@ def test_sdk_search_and_select(env: tuple[shoal.Client, embedding_service_pb2_gr
     picked = client.select(p, "d", [{"strategy": "DIVERSITY"}], count=5, segment_id="five")
     assert len(picked.frame_ids) == 5
     assert picked.segment.endswith("/segments/five")
+    assert client.find_duplicates(p, "d", 0.0) == []
+    assert len(client.uniqueness(p, "d")) == 50
+    assert len(client.project_embeddings(p, "d")) == 50

@@ -1044,6 +1044,54 @@ class Client:
         done.response.Unpack(reply)
         return reply
 
+    def find_duplicates(
+        self, project_id: str, dataset_id: str, threshold: float, *, version: int | None = None, kind: str = "frame"
+    ) -> list[embedding_service_pb2.DuplicateGroup]:
+        """Groups of frames (or crops) whose embeddings lie within `threshold` of each other; 0 finds exact copies."""
+        name = self._index_name(project_id, dataset_id, version, kind)
+        return self._pages(
+            lambda size, token: self._call(
+                self.embedding.FindDuplicates,
+                embedding_service_pb2.FindDuplicatesRequest(
+                    index=name, threshold=threshold, page_size=size, page_token=token
+                ),
+            ),
+            "groups",
+            None,
+        )
+
+    def uniqueness(
+        self, project_id: str, dataset_id: str, *, version: int | None = None, kind: str = "frame"
+    ) -> dict[str, float]:
+        """Per frame (or crop), how far it lies from its nearest neighbours, 1 for the most unique."""
+        name = self._index_name(project_id, dataset_id, version, kind)
+        scores = self._pages(
+            lambda size, token: self._call(
+                self.embedding.ComputeUniqueness,
+                embedding_service_pb2.ComputeUniquenessRequest(index=name, page_size=size, page_token=token),
+            ),
+            "scores",
+            None,
+        )
+        return {s.id: s.score for s in scores}
+
+    def project_embeddings(
+        self, project_id: str, dataset_id: str, *, method: str = "pca", version: int | None = None, kind: str = "frame"
+    ) -> list[embedding_service_pb2.ProjectedPoint]:
+        """2-D points for plotting: PCA, or UMAP when the service has umap-learn installed."""
+        name = self._index_name(project_id, dataset_id, version, kind)
+        chosen = f"PROJECTION_METHOD_{method.upper()}"
+        return self._pages(
+            lambda size, token: self._call(
+                self.embedding.ProjectEmbeddings,
+                embedding_service_pb2.ProjectEmbeddingsRequest(
+                    index=name, method=chosen, page_size=size, page_token=token
+                ),
+            ),
+            "points",
+            None,
+        )
+
     # uploads --------------------------------------------------------------------------------------------------
 
     def create_or_update_dataset(
