@@ -257,3 +257,52 @@ def test_sdk_search_and_select(env: tuple[shoal.Client, embedding_service_pb2_gr
     assert client.find_duplicates(p, "d", 0.0) == []
     assert len(client.uniqueness(p, "d")) == 50
     assert len(client.project_embeddings(p, "d")) == 50
+
+
+def test_lightly_csv_imports_and_exports_identical(
+    env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub], tmp_path: Path
+) -> None:
+    from shoal.embedding import lightly
+
+    client, _ = env
+    p = unique("p")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(p, "d")
+    upload(client, p, vectors(6, n=30))
+    # Lightly's files name the images; rows in an order of their own, with labels and custom metadata.
+    rng = np.random.default_rng(11)
+    order = rng.permutation(30)
+    data = lightly.EmbeddingsCsv(
+        [f"{i}.jpg" for i in order], rng.standard_normal((30, 16)).astype(np.float32), [str(i % 4) for i in order]
+    )
+    src = tmp_path / "embeddings.csv"
+    src.write_text(lightly.write_embeddings_csv(data))
+    meta = tmp_path / "metadata.json"
+    meta.write_text(
+        lightly.write_metadata_json(
+            {f"{i}.jpg": {"sharpness": float(i) / 2, "weather": "rain" if i % 2 else "sun"} for i in order},
+            [f"{i}.jpg" for i in order],
+        )
+    )
+    report = client.import_lightly_embeddings(p, "d", str(src), metadata_path=str(meta))
+    committed(client, report)
+    out, out_meta = tmp_path / "out.csv", tmp_path / "out.json"
+    assert client.export_lightly_embeddings(p, "d", str(out), metadata_path=str(out_meta)) == 30
+    assert out.read_text() == src.read_text()
+    exported, imported = lightly.read_metadata_json(out_meta.read_text()), lightly.read_metadata_json(meta.read_text())
+    assert exported.keys() == imported.keys()
+    assert all(exported[k].items() >= imported[k].items() for k in imported)  # plus the frames' own metadata
+    # The imported vectors answer searches on the new version.
+    [near] = client.search(p, "d", vectors=[data.vectors[0].tolist()], k=1)
+    assert near[0].frame_id == f"f{order[0]:03d}"
+    # Bad input changes nothing: a file name no frame has, a wrong dimension.
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        lightly.write_embeddings_csv(lightly.EmbeddingsCsv(["nope.jpg"], np.zeros((1, 16), np.float32), ["0"]))
+    )
+    with pytest.raises(ValueError, match=r"nope\.jpg"):
+        client.import_lightly_embeddings(p, "d", str(bad))
+    bad.write_text(lightly.write_embeddings_csv(lightly.EmbeddingsCsv(["1.jpg"], np.zeros((1, 8), np.float32), ["0"])))
+    with pytest.raises(shoal.kit.errors.InvalidArgument):
+        client.import_lightly_embeddings(p, "d", str(bad))
+    assert len(client.list_versions(p, "d")) == 2

@@ -1092,6 +1092,31 @@ class Client:
             None,
         )
 
+    def import_lightly_embeddings(
+        self, project_id: str, dataset_id: str, csv_path: str, *, metadata_path: str | None = None
+    ) -> UploadReport:
+        """Frame embeddings (and custom metadata) from Lightly's files, matched to frames by image file name, as
+        one new version."""
+        from shoal.sdk import lightly_io  # noqa: PLC0415
+
+        return lightly_io.import_embeddings(self, project_id, dataset_id, csv_path, metadata_path=metadata_path)
+
+    def export_lightly_embeddings(
+        self,
+        project_id: str,
+        dataset_id: str,
+        csv_path: str,
+        *,
+        metadata_path: str | None = None,
+        version: int | None = None,
+    ) -> int:
+        """Write Lightly's embeddings CSV (and custom metadata JSON) for a dataset version; the number of rows."""
+        from shoal.sdk import lightly_io  # noqa: PLC0415
+
+        return lightly_io.export_embeddings(
+            self, project_id, dataset_id, csv_path, metadata_path=metadata_path, version=version
+        )
+
     # uploads --------------------------------------------------------------------------------------------------
 
     def create_or_update_dataset(
