@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import urllib.request
@@ -145,6 +146,27 @@ def test_presigned_put_uploads_without_credentials(s3_server: S3Server) -> None:
     with urllib.request.urlopen(request, timeout=5):
         pass
     assert store.get("direct/upload.bin") == b"direct bytes"
+
+
+def test_presigned_urls_name_the_public_endpoint(s3_server: S3Server) -> None:
+    """Services reach the store at one address, clients at another: URLs are signed for the clients' one."""
+    bucket = unique("bucket")
+    public = s3_server.endpoint.replace("127.0.0.1", "localhost")
+    settings = dataclasses.replace(s3_server.store_settings(bucket), s3_public_endpoint=public)
+    store = open_store(settings)
+    store.put("p/public.txt", b"seen from outside")
+    url = store.presign_get("p/public.txt", timedelta(minutes=5))
+    assert url.startswith(public + f"/{bucket}/p/public.txt?")
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.read() == b"seen from outside"
+    put_url = store.presign_put("p/direct.bin", timedelta(minutes=5))
+    assert put_url.startswith(public + "/")
+    request = urllib.request.Request(
+        put_url, data=b"up", method="PUT", headers={"Content-Type": "application/octet-stream"}
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+    assert store.get("p/direct.bin") == b"up"
 
 
 def test_prefix_scopes_keys_within_a_bucket(s3_server: S3Server) -> None:

@@ -28,6 +28,8 @@ def test_everything_from_environment() -> None:
         "SHOAL_S3_SECURE": "false",
         "SHOAL_LOG_LEVEL": "debug",
         "SHOAL_SHUTDOWN_GRACE_SECONDS": "2.5",
+        "SHOAL_S3_PUBLIC_ENDPOINT": "https://objects.example.com",
+        "SHOAL_EMBEDDING_DEVICE": "GPU",
     }
     s = Settings.from_env("asset", env)
     assert (s.grpc_port, s.metrics_port, s.host) == (6000, 6001, "0.0.0.0")
@@ -41,6 +43,8 @@ def test_everything_from_environment() -> None:
     )
     assert s.log_level == "DEBUG"
     assert s.shutdown_grace_seconds == 2.5
+    assert s.store.s3_public_endpoint == "https://objects.example.com"
+    assert s.embedding_device == "gpu"
 
 
 @pytest.mark.parametrize("key", ["", "changeme", "secret", "short-key"])
@@ -56,6 +60,7 @@ def test_missing_or_placeholder_admin_key_stops_start_up(key: str) -> None:
         ({"SHOAL_GRPC_PORT": "70000"}, "SHOAL_GRPC_PORT must be a port number"),
         ({"SHOAL_SHUTDOWN_GRACE_SECONDS": "-1"}, "must not be negative"),
         ({"SHOAL_S3_SECURE": "maybe"}, "SHOAL_S3_SECURE must be true or false"),
+        ({"SHOAL_EMBEDDING_DEVICE": "tpu"}, "SHOAL_EMBEDDING_DEVICE must be auto, gpu or cpu"),
         ({"SHOAL_STORE_URL": "gs://bucket"}, "must start with file:// or s3://"),
         ({"SHOAL_STORE_URL": "s3://bucket"}, "set SHOAL_S3_ENDPOINT, SHOAL_S3_ACCESS_KEY, SHOAL_S3_SECRET_KEY"),
     ],

@@ -25,8 +25,8 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # Chosen once at start-up: CuPy on a GPU when one is usable, else NumPy; every computation uses it.
-        self.backend = Backend.detect()
+        # Chosen once at start-up (SHOAL_EMBEDDING_DEVICE): CuPy on a GPU when one is usable, else NumPy.
+        self.backend = Backend.detect(runtime.settings.embedding_device)
         self.indexes = Indexes(runtime.store, runtime.settings.store, self.backend)
         self.analyses = Analyses(self.indexes)
         self.sampler = Sampler(self.indexes)

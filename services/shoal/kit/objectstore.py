@@ -357,10 +357,9 @@ class S3ObjectStore(ObjectStore):
         secure: bool = True,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
+        public_endpoint: str = "",
     ) -> None:
-        parsed = urllib.parse.urlsplit(
-            endpoint if "://" in endpoint else f"{'https' if secure else 'http'}://{endpoint}"
-        )
+        parsed = _endpoint(endpoint, secure)
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         # Bounded retries and timeouts: an unreachable store must fail fast as UNAVAILABLE, not hang a call.
@@ -377,6 +376,19 @@ class S3ObjectStore(ObjectStore):
             secure=parsed.scheme == "https",
             http_client=http,
         )
+        # Presigned URLs are for clients, who may reach the store by another name than the services do (an
+        # ingress in front of an in-cluster MinIO). Presigning is local computation: with the region given, this
+        # client never makes a request.
+        self.signer = self.client
+        if public_endpoint:
+            public = _endpoint(public_endpoint, secure)
+            self.signer = Minio(
+                public.netloc,
+                access_key=access_key,
+                secret_key=secret_key,
+                region=region,
+                secure=public.scheme == "https",
+            )
 
     def _k(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -491,11 +503,11 @@ class S3ObjectStore(ObjectStore):
 
     def presign_get(self, key: str, expires: timedelta) -> str:
         with self._errors(key):
-            return self.client.presigned_get_object(self.bucket, self._k(key), expires=expires)
+            return self.signer.presigned_get_object(self.bucket, self._k(key), expires=expires)
 
     def presign_put(self, key: str, expires: timedelta) -> str:
         with self._errors(key):
-            return self.client.presigned_put_object(self.bucket, self._k(key), expires=expires)
+            return self.signer.presigned_put_object(self.bucket, self._k(key), expires=expires)
 
     def check(self) -> None:
         with self._errors(""):
@@ -562,6 +574,11 @@ class _ChunkReader(io.RawIOBase):
         return out
 
 
+def _endpoint(endpoint: str, secure: bool) -> urllib.parse.SplitResult:
+    """`host:port` or a URL; without a scheme, `secure` picks https or http."""
+    return urllib.parse.urlsplit(endpoint if "://" in endpoint else f"{'https' if secure else 'http'}://{endpoint}")
+
+
 def open_store(settings: StoreSettings) -> ObjectStore:
     """The adapter named by `settings.url`: `file:///path` or `s3://bucket[/prefix]`."""
     parsed = urllib.parse.urlsplit(settings.url)
@@ -579,6 +596,7 @@ def open_store(settings: StoreSettings) -> ObjectStore:
             prefix=parsed.path,
             region=settings.s3_region,
             secure=settings.s3_secure,
+            public_endpoint=settings.s3_public_endpoint,
         )
         store.ensure_bucket()
         return store

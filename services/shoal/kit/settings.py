@@ -36,6 +36,9 @@ class StoreSettings:
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
     s3_secure: bool = True
+    # Where clients outside the cluster reach the store: presigned URLs are signed for this host (the signature
+    # covers it) while the services talk to `s3_endpoint`. Empty: presign for `s3_endpoint`.
+    s3_public_endpoint: str = ""
 
     @property
     def is_s3(self) -> bool:
@@ -86,6 +89,9 @@ class Settings:
     asset_http_port: int = 50056
     asset_public_url: str = ""
     url_signing_key: str = ""
+    # The embedding service's compute device: "auto" (CuPy on a GPU when one is usable, else NumPy), "gpu" (fail at
+    # start without a usable GPU: a pod scheduled for one must not quietly compute on the CPU) or "cpu".
+    embedding_device: str = "auto"
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +108,7 @@ class Settings:
             s3_secret_key=env.get("SHOAL_S3_SECRET_KEY", ""),
             s3_region=env.get("SHOAL_S3_REGION", "us-east-1"),
             s3_secure=_bool(env, "SHOAL_S3_SECURE", default=True),
+            s3_public_endpoint=env.get("SHOAL_S3_PUBLIC_ENDPOINT", ""),
         )
         if not (store.is_s3 or store.url.startswith("file://")):
             raise SettingsError(f"SHOAL_STORE_URL must start with file:// or s3://, got {store.url!r}")
@@ -117,7 +124,7 @@ class Settings:
             ]
             if missing:
                 raise SettingsError(f"SHOAL_STORE_URL is an s3:// URL, so set {', '.join(missing)}")
-        return cls(
+        settings = cls(
             service=service,
             admin_api_key=admin_key,
             host=env.get("SHOAL_HOST", "127.0.0.1"),
@@ -145,7 +152,11 @@ class Settings:
             asset_http_port=_int(env, "SHOAL_ASSET_HTTP_PORT", 50056),
             asset_public_url=env.get("SHOAL_ASSET_PUBLIC_URL", ""),
             url_signing_key=env.get("SHOAL_URL_SIGNING_KEY", ""),
+            embedding_device=env.get("SHOAL_EMBEDDING_DEVICE", "auto").lower(),
         )
+        if settings.embedding_device not in ("auto", "gpu", "cpu"):
+            raise SettingsError(f"SHOAL_EMBEDDING_DEVICE must be auto, gpu or cpu, got {settings.embedding_device!r}")
+        return settings
 
 
 def check_admin_key(key: str) -> None:
