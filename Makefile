@@ -13,7 +13,7 @@ PROTOS := $(wildcard protos/shoal/v1/*.proto)
 GEN = $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) \
 	--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=quiet:$(1) $(PROTOS)
 
-.PHONY: help setup redis protos check lint types buf-lint drift test test-fast demo up down status bench clean
+.PHONY: help setup redis protos check lint types buf-lint drift chart image test test-fast demo up down status bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -41,11 +41,12 @@ protos: $(VENV)/.installed ## regenerate the Python stubs from protos/
 	$(call GEN,services)
 
 lint: $(VENV)/.installed ## ruff
-	$(VENV)/bin/ruff check services tests bench
-	$(VENV)/bin/ruff format --check services tests bench
+	$(VENV)/bin/ruff check services tests bench deploy
+	$(VENV)/bin/ruff format --check services tests bench deploy
 
-types: $(VENV)/.installed ## mypy (strict on services/)
+types: $(VENV)/.installed ## mypy (strict on services/ and the chart checker)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict deploy/chartcheck.py
 
 buf-lint: $(BUF) ## buf lint of the protos
 	$(BUF) lint protos
@@ -56,7 +57,13 @@ drift: $(VENV)/.installed ## fail when the committed stubs differ from what the 
 	diff -r -x __init__.py -x __pycache__ build/gen/shoal/v1 services/shoal/v1 \
 	  || { echo "generated stubs drifted from protos/: run 'make protos' and commit"; exit 1; }
 
-check: lint types buf-lint drift ## everything CI checks besides the tests
+chart: $(VENV)/.installed ## helm lint --strict, schema, render and kubernetes-validate --strict for helm/shoal/ci/*.yaml
+	$(PY) deploy/chartcheck.py
+
+image: ## build the container image (needs a container engine; see docs/deploy.md)
+	docker build -f deploy/Dockerfile -t shoal:$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])') .
+
+check: lint types buf-lint drift chart ## everything CI checks besides the tests
 
 test: setup ## run the whole test suite (unit, service, integration, end to end)
 	$(VENV)/bin/pytest -q

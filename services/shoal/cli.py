@@ -183,6 +183,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(s == "SERVING" for s in statuses.values()) else EXIT_UNHEALTHY
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """One gRPC health check: container health checks and scripts use it (Kubernetes probes gRPC natively)."""
+    host, _, port = args.address.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"address must be host:port, got {args.address!r}", file=sys.stderr)
+        return 2
+    status = health.check(host, int(port), args.service, timeout=args.timeout)
+    print(status)
+    return 0 if status == "SERVING" else EXIT_UNHEALTHY
+
+
 def _client(args: argparse.Namespace) -> Any:
     import shoal  # noqa: PLC0415
 
@@ -344,6 +355,11 @@ def parser() -> argparse.ArgumentParser:
     p = with_state(sub.add_parser("status", help="health of every service"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("probe", help="health of one service at host:port; exits 0 when SERVING")
+    p.add_argument("address", help="host:port of the service's gRPC endpoint")
+    p.add_argument("--service", default="", help="health service name, e.g. shoal.v1.IngestService (default: overall)")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.set_defaults(func=cmd_probe)
     return top
 
 

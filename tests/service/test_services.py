@@ -212,6 +212,20 @@ def test_health_needs_no_key_but_follows_redis(start_service: Callable[..., Serv
     assert _health(server.target, "shoal.v1.IngestService") == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+def test_probe_command_exits_by_health(
+    start_service: Callable[..., ServerThread], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`shoal probe` is the container health check: 0 only while the named status is SERVING."""
+    from shoal.cli import main
+
+    server = start_service("ingest", build_ingest, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    assert main(["probe", server.target]) == 0
+    assert main(["probe", server.target, "--service", "shoal.v1.IngestService"]) == 3
+    assert main(["probe", f"127.0.0.1:{free_port()}", "--timeout", "0.5"]) == 3
+    assert main(["probe", "no-port"]) == 2
+    assert capsys.readouterr().out.split() == ["SERVING", "NOT_SERVING", "UNREACHABLE"]
+
+
 def test_readiness_recovers_when_redis_comes_back(start_service: Callable[..., ServerThread], tmp_path: Path) -> None:
     from tests.conftest import RedisProcess
 

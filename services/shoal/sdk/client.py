@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import grpc
@@ -162,15 +163,20 @@ def _criterion(spec: Mapping[str, Any]) -> embedding_pb2.SelectionCriterion:
 
 
 class Client:
-    """A connection to a Shoal suite. Addresses default to `host` and the standard ports; `addresses` (or
-    SHOAL_<SERVICE>_ADDRESS) overrides any of them."""
+    """A connection to a Shoal suite. Addresses default to `host` and the standard ports; `address` (or
+    SHOAL_ADDRESS) sends every service's calls to one `host:port`, such as an ingress that routes by gRPC service
+    path; `addresses` (or SHOAL_<SERVICE>_ADDRESS) overrides any one service. `tls` (or SHOAL_TLS=true) encrypts
+    the channels, trusting the system's roots or the PEM file `root_certificates` (SHOAL_TLS_ROOT_CERTS)."""
 
     def __init__(
         self,
         host: str | None = None,
         api_key: str | None = None,
         *,
+        address: str | None = None,
         addresses: Mapping[str, str] | None = None,
+        tls: bool | None = None,
+        root_certificates: str | None = None,
         batch_size: int = 500,
         window: int = 8,
         timeout: float = 60.0,
@@ -181,12 +187,17 @@ class Client:
         self.api_key = api_key or os.environ.get("SHOAL_API_KEY", "")
         if not self.api_key:
             raise ValueError("give api_key or set SHOAL_API_KEY")
+        single = address or os.environ.get("SHOAL_ADDRESS", "")
         self.addresses = {
             name: (addresses or {}).get(name)
             or os.environ.get(f"SHOAL_{name.upper()}_ADDRESS")
+            or single
             or f"{self.host}:{port}"
             for name, port in DEFAULT_GRPC_PORTS.items()
         }
+        if tls is None:
+            tls = os.environ.get("SHOAL_TLS", "").strip().lower() in ("1", "true", "yes", "on")
+        roots_path = root_certificates or os.environ.get("SHOAL_TLS_ROOT_CERTS", "")
         self.batch_size = batch_size
         self.window = window
         self.timeout = timeout
@@ -196,7 +207,17 @@ class Client:
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ]
-        self._channels = {name: grpc.insecure_channel(addr, options=options) for name, addr in self.addresses.items()}
+        if tls:
+            roots = Path(roots_path).read_bytes() if roots_path else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            self._channels = {
+                name: grpc.secure_channel(addr, credentials, options=options) for name, addr in self.addresses.items()
+            }
+        else:
+            self._channels = {
+                name: grpc.insecure_channel(addr, options=options) for name, addr in self.addresses.items()
+            }
+        self.tls = bool(tls)
         self.versioning = versioning_service_pb2_grpc.VersioningServiceStub(self._channels["versioning"])
         self.ingest = ingest_service_pb2_grpc.IngestServiceStub(self._channels["ingest"])
         self.asset = asset_service_pb2_grpc.AssetServiceStub(self._channels["asset"])
