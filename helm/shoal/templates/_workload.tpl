@@ -98,9 +98,6 @@ spec:
                   key: s3-secret-key
             {{- /* The service's own settings; its `env` block wins over these defaults. */}}
             {{- $env := dict "SHOAL_PROCESSES" (toString $svc.processes) }}
-            {{- if gt (int $svc.processes) 1 }}
-            {{- $_ := set $env "SHOAL_REUSE_PORT" "true" }}
-            {{- end }}
             {{- if eq $name "embedding" }}
             {{- $_ := set $env "SHOAL_EMBEDDING_DEVICE" (ternary "gpu" "auto" $gpu) }}
             {{- end }}
