@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 import shoal
+from prometheus_client import REGISTRY
 from shoal.ingest.server import build as build_ingest
 from shoal.kit.objectstore import LocalObjectStore
 from shoal.kit.settings import StoreSettings
@@ -82,6 +83,9 @@ def batch_objects(store: LocalObjectStore, upload: str) -> list[ingest_service_p
     return [ingest_service_pb2.FrameBatch.FromString(store.get(o.key)) for o in store.iter_all(prefix)]
 
 
+OUTCOMES = ("accepted", "rejected")
+
+
 def test_thousand_frames_with_seven_bad_ones(suite: Suite) -> None:
     client = suite.client
     client.create_dataset(
@@ -99,8 +103,14 @@ def test_thousand_frames_with_seven_bad_ones(suite: Suite) -> None:
     del frames[50].embedding.values[4:]
     frames[60].user_metadata["weather"].int_value = 7
     frames[70].sensors[0].coordinate_frame_id = "lidar"
+    counted = {o: REGISTRY.get_sample_value("shoal_ingest_frames_total", {"outcome": o}) or 0 for o in OUTCOMES}
     report = client.upload(f"projects/{suite.project}/datasets/drive", frames)
     assert report.accepted == 993
+    # Prometheus counts what the acknowledgements said, and the depth of the partition the batches went to.
+    for outcome, delta in zip(OUTCOMES, (993, 7), strict=True):
+        assert REGISTRY.get_sample_value("shoal_ingest_frames_total", {"outcome": outcome}) == counted[outcome] + delta
+    part = str(queue.partition_of(f"projects/{suite.project}/datasets/drive", 4))
+    assert REGISTRY.get_sample_value("shoal_ingest_queue_depth_batches", {"partition": part}) is not None
     by_frame = {e.frame_id: e for e in report.rejected}
     assert len(by_frame) == 7
     assert by_frame["frame-00010"].reason == "UNKNOWN_CLASS"

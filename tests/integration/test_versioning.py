@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 import shoal
+from prometheus_client import REGISTRY
 from shoal.ingest.server import build as build_ingest
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
@@ -58,10 +59,15 @@ def test_reference_workflow_every_step_is_a_version(client: shoal.Client) -> Non
     p = unique("p")
     client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
     client.create_dataset(p, "d")
+    commits_before = REGISTRY.get_sample_value("shoal_versioning_commits_total") or 0
+    timed_before = REGISTRY.get_sample_value("shoal_versioning_commit_seconds_count") or 0
     # v1: ten frames; v2: five more
     assert committed(
         client, client.create_or_update_dataset(p, "d", dataset=dataset_of(*(frame(i) for i in range(10))))
     ).state == (upload_pb2.UPLOAD_STATE_COMMITTED)
+    # Each commit is counted and timed for Prometheus.
+    assert REGISTRY.get_sample_value("shoal_versioning_commits_total") == commits_before + 1
+    assert REGISTRY.get_sample_value("shoal_versioning_commit_seconds_count") == timed_before + 1
     committed(client, client.create_or_update_dataset(p, "d", dataset=dataset_of(*(frame(i) for i in range(10, 15)))))
     # v3: delete a frame
     deletion = shoal.LabeledDataset()

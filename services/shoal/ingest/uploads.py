@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 
 from shoal.asset.assets import AssetName, referenced_asset
 from shoal.ingest.validation import AssetFacts, BatchValidator, TargetRules, batch_urls, rules_for
+from shoal.kit import pipeline_metrics
 from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id, parse_target, parse_upload
 from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
@@ -222,7 +223,9 @@ class Uploads:
             summary = json.loads(done)
             return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=summary["accepted"], duplicate=True)
         depth = await self._queue_depth(session.partition)
+        pipeline_metrics.INGEST_QUEUE_DEPTH.labels(partition=str(session.partition)).set(depth)
         if depth >= self.settings.ingest_max_queue_depth:
+            pipeline_metrics.INGEST_BATCHES_REFUSED.inc()
             raise ResourceExhausted(
                 f"the ingest queue holds {depth} batches (limit {self.settings.ingest_max_queue_depth}); retry later",
                 reason="QUEUE_FULL",
@@ -270,6 +273,8 @@ class Uploads:
                 pipe.rpush(queue.upload_errors_key(name), *(e.SerializeToString() for e in result.errors))
             pipe.hset(queue.upload_key(name), "update_time", str(time.time()))
             await pipe.execute()
+        pipeline_metrics.INGEST_FRAMES.labels(outcome="accepted").inc(accepted)
+        pipeline_metrics.INGEST_FRAMES.labels(outcome="rejected").inc(result.rejected)
         return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=accepted, rejected=result.errors)
 
     async def _write_once(self, key: str, body: bytes) -> None:

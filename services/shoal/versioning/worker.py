@@ -27,6 +27,7 @@ from typing import Final, cast
 
 from redis.asyncio import Redis
 
+from shoal.kit import pipeline_metrics
 from shoal.kit.errors import NotFound, ShoalError
 from shoal.kit.names import DatasetName, InferenceSetName, parse_target
 from shoal.kit.objectstore import ObjectStore
@@ -215,6 +216,17 @@ class Worker:
     # applying (in a thread) ------------------------------------------------------------------------------------
 
     def apply_group(
+        self, target_name: str, entries: Sequence[Entry]
+    ) -> tuple[VersionRecord | None, dict[str, BatchOutcome]]:
+        started = time.perf_counter()
+        record, outcomes = self._apply_group(target_name, entries)
+        if record is not None:
+            pipeline_metrics.VERSIONING_COMMITS.inc()
+            pipeline_metrics.VERSIONING_COMMITTED_BATCHES.inc(len(record.batches))
+            pipeline_metrics.VERSIONING_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        return record, outcomes
+
+    def _apply_group(
         self, target_name: str, entries: Sequence[Entry]
     ) -> tuple[VersionRecord | None, dict[str, BatchOutcome]]:
         target = parse_target(target_name)
