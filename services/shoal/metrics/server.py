@@ -13,6 +13,7 @@ from shoal.kit.names import parse_inference_set
 from shoal.kit.operations import OperationStore, Progress, operations_service
 from shoal.kit.server import Service
 from shoal.metrics.evaluations import Evaluations, Plan
+from shoal.metrics.keypoint_checks import KeypointChecks
 from shoal.v1 import evaluation_pb2, metrics_service_pb2, metrics_service_pb2_grpc, operation_pb2
 
 log = logging.getLogger("shoal.metrics.server")
@@ -25,6 +26,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.evaluations = Evaluations(runtime.store, runtime.settings.store)
+        self.keypoint_checks = KeypointChecks(runtime.store, runtime.settings.store)
         self.operations = OperationStore(runtime.redis)
         self.running: set[asyncio.Task[None]] = set()
 
@@ -89,6 +91,12 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         return await asyncio.to_thread(
             self.evaluations.candidates, request.parent, list(request.reasons), request.page_size, request.page_token
         )
+
+    async def CheckKeypoints(
+        self, request: metrics_service_pb2.CheckKeypointsRequest, context: Ctx
+    ) -> metrics_service_pb2.CheckKeypointsResponse:
+        auth.require(_project(request.dataset_version))
+        return await asyncio.to_thread(self.keypoint_checks.check, request)
 
 
 def _project(name: str) -> str:

@@ -12,6 +12,7 @@ from typing import Final, TypeAlias
 import numpy as np
 import shapely
 
+from shoal import rigs
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.metrics import coco
 from shoal.metrics.coco import F64, I64, Bool
@@ -20,26 +21,8 @@ from shoal.v1 import common_pb2, evaluation_pb2, frame_pb2, label_pb2, project_p
 Task: TypeAlias = evaluation_pb2.EvaluationTask
 T = evaluation_pb2
 
-#: COCO's person rig and its OKS sigmas (used for any class whose keypoint names match and whose rig sets none).
-COCO_PERSON_SIGMAS: Final = {
-    "nose": 0.026,
-    "left_eye": 0.025,
-    "right_eye": 0.025,
-    "left_ear": 0.035,
-    "right_ear": 0.035,
-    "left_shoulder": 0.079,
-    "right_shoulder": 0.079,
-    "left_elbow": 0.072,
-    "right_elbow": 0.072,
-    "left_wrist": 0.062,
-    "right_wrist": 0.062,
-    "left_hip": 0.107,
-    "right_hip": 0.107,
-    "left_knee": 0.087,
-    "right_knee": 0.087,
-    "left_ankle": 0.089,
-    "right_ankle": 0.089,
-}
+#: COCO's person rig OKS sigmas (used for any class whose keypoint names match and whose rig sets none).
+COCO_PERSON_SIGMAS: Final = rigs.COCO_PERSON_SIGMAS
 #: Sigma of a keypoint that is neither in COCO's rig nor given by its class: the mean of COCO's.
 DEFAULT_SIGMA: Final = 0.072
 #: Defaults of the match thresholds (confusion matrix, per-frame matches, label-error candidates).

@@ -44,6 +44,11 @@ class LabelErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LABEL_ERROR_REASON_LOOSE_BOX: _ClassVar[LabelErrorReason]
     LABEL_ERROR_REASON_UNMATCHED_GROUND_TRUTH: _ClassVar[LabelErrorReason]
     LABEL_ERROR_REASON_SWAPPED_KEYPOINTS: _ClassVar[LabelErrorReason]
+    LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_IMAGE: _ClassVar[LabelErrorReason]
+    LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_BOX: _ClassVar[LabelErrorReason]
+    LABEL_ERROR_REASON_MISSING_KEYPOINTS: _ClassVar[LabelErrorReason]
+    LABEL_ERROR_REASON_BONE_LENGTH_OUTLIER: _ClassVar[LabelErrorReason]
+    LABEL_ERROR_REASON_DUPLICATE_KEYPOINTS: _ClassVar[LabelErrorReason]
 EVALUATION_TASK_UNSPECIFIED: EvaluationTask
 EVALUATION_TASK_CLASSIFICATION_2D: EvaluationTask
 EVALUATION_TASK_DETECTION_2D: EvaluationTask
@@ -66,6 +71,11 @@ LABEL_ERROR_REASON_WRONG_CLASS: LabelErrorReason
 LABEL_ERROR_REASON_LOOSE_BOX: LabelErrorReason
 LABEL_ERROR_REASON_UNMATCHED_GROUND_TRUTH: LabelErrorReason
 LABEL_ERROR_REASON_SWAPPED_KEYPOINTS: LabelErrorReason
+LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_IMAGE: LabelErrorReason
+LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_BOX: LabelErrorReason
+LABEL_ERROR_REASON_MISSING_KEYPOINTS: LabelErrorReason
+LABEL_ERROR_REASON_BONE_LENGTH_OUTLIER: LabelErrorReason
+LABEL_ERROR_REASON_DUPLICATE_KEYPOINTS: LabelErrorReason
 
 class AreaRange(_message.Message):
     __slots__ = ("name", "min_area", "max_area")
@@ -251,17 +261,19 @@ class FrameMatches(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ...) -> None: ...
 
 class LabelErrorCandidate(_message.Message):
-    __slots__ = ("frame_id", "ground_truth_label_id", "prediction_label_id", "reason", "score", "description")
+    __slots__ = ("frame_id", "ground_truth_label_id", "prediction_label_id", "reason", "score", "description", "keypoints")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     GROUND_TRUTH_LABEL_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTION_LABEL_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     ground_truth_label_id: str
     prediction_label_id: str
     reason: LabelErrorReason
     score: float
     description: str
-    def __init__(self, frame_id: _Optional[str] = ..., ground_truth_label_id: _Optional[str] = ..., prediction_label_id: _Optional[str] = ..., reason: _Optional[_Union[LabelErrorReason, str]] = ..., score: _Optional[float] = ..., description: _Optional[str] = ...) -> None: ...
+    keypoints: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, frame_id: _Optional[str] = ..., ground_truth_label_id: _Optional[str] = ..., prediction_label_id: _Optional[str] = ..., reason: _Optional[_Union[LabelErrorReason, str]] = ..., score: _Optional[float] = ..., description: _Optional[str] = ..., keypoints: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -8,6 +8,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CheckKeypointsRequest(_message.Message):
+    __slots__ = ("dataset_version", "classes", "page_size", "page_token", "rules")
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    dataset_version: str
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    page_size: int
+    page_token: str
+    rules: _containers.RepeatedScalarFieldContainer[_evaluation_pb2.LabelErrorReason]
+    def __init__(self, dataset_version: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[_evaluation_pb2.LabelErrorReason, str]]] = ...) -> None: ...
+
+class CheckKeypointsResponse(_message.Message):
+    __slots__ = ("candidates", "next_page_token", "dataset_version", "labels_checked", "total_candidates")
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[_evaluation_pb2.LabelErrorCandidate]
+    next_page_token: str
+    dataset_version: int
+    labels_checked: int
+    total_candidates: int
+    def __init__(self, candidates: _Optional[_Iterable[_Union[_evaluation_pb2.LabelErrorCandidate, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., dataset_version: _Optional[int] = ..., labels_checked: _Optional[int] = ..., total_candidates: _Optional[int] = ...) -> None: ...
+
 class CreateEvaluationRequest(_message.Message):
     __slots__ = ("parent", "dataset_version", "params", "request_id")
     PARENT_FIELD_NUMBER: _ClassVar[int]

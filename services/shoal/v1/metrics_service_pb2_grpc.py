@@ -63,6 +63,11 @@ class MetricsServiceStub:
                 request_serializer=shoal_dot_v1_dot_metrics__service__pb2.ListLabelErrorCandidatesRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_metrics__service__pb2.ListLabelErrorCandidatesResponse.FromString,
                 _registered_method=True)
+        self.CheckKeypoints = channel.unary_unary(
+                '/shoal.v1.MetricsService/CheckKeypoints',
+                request_serializer=shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsResponse.FromString,
+                _registered_method=True)
 
 
 class MetricsServiceServicer:
@@ -105,6 +110,14 @@ class MetricsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckKeypoints(self, request, context):
+        """Checks the ground-truth keypoints of a dataset version against their rigs and ranks likely errors: left-right
+        swaps, points outside the image or box, missing points, bone-length outliers, duplicates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetricsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +145,11 @@ def add_MetricsServiceServicer_to_server(servicer, server):
                     servicer.ListLabelErrorCandidates,
                     request_deserializer=shoal_dot_v1_dot_metrics__service__pb2.ListLabelErrorCandidatesRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_metrics__service__pb2.ListLabelErrorCandidatesResponse.SerializeToString,
+            ),
+            'CheckKeypoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckKeypoints,
+                    request_deserializer=shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -271,6 +289,33 @@ class MetricsService:
             '/shoal.v1.MetricsService/ListLabelErrorCandidates',
             shoal_dot_v1_dot_metrics__service__pb2.ListLabelErrorCandidatesRequest.SerializeToString,
             shoal_dot_v1_dot_metrics__service__pb2.ListLabelErrorCandidatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckKeypoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.MetricsService/CheckKeypoints',
+            shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsRequest.SerializeToString,
+            shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsResponse.FromString,
             options,
             channel_credentials,
             insecure,

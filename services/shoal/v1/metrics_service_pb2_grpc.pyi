@@ -47,6 +47,10 @@ class MetricsServiceStub:
     """Lists per-frame matches of an evaluation."""
     ListLabelErrorCandidates: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.ListLabelErrorCandidatesRequest, _metrics_service_pb2.ListLabelErrorCandidatesResponse]
     """Lists label-error candidates of an evaluation, most likely first."""
+    CheckKeypoints: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.CheckKeypointsRequest, _metrics_service_pb2.CheckKeypointsResponse]
+    """Checks the ground-truth keypoints of a dataset version against their rigs and ranks likely errors: left-right
+    swaps, points outside the image or box, missing points, bone-length outliers, duplicates.
+    """
 
 @_typing.type_check_only
 class MetricsServiceAsyncStub(MetricsServiceStub):
@@ -65,6 +69,10 @@ class MetricsServiceAsyncStub(MetricsServiceStub):
     """Lists per-frame matches of an evaluation."""
     ListLabelErrorCandidates: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.ListLabelErrorCandidatesRequest, _metrics_service_pb2.ListLabelErrorCandidatesResponse]  # type: ignore[assignment]
     """Lists label-error candidates of an evaluation, most likely first."""
+    CheckKeypoints: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.CheckKeypointsRequest, _metrics_service_pb2.CheckKeypointsResponse]  # type: ignore[assignment]
+    """Checks the ground-truth keypoints of a dataset version against their rigs and ranks likely errors: left-right
+    swaps, points outside the image or box, missing points, bone-length outliers, duplicates.
+    """
 
 class MetricsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Evaluates inference sets against the ground truth of the dataset version they are pinned to and ranks likely
@@ -110,5 +118,15 @@ class MetricsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_metrics_service_pb2.ListLabelErrorCandidatesResponse, _abc.Awaitable[_metrics_service_pb2.ListLabelErrorCandidatesResponse]]:
         """Lists label-error candidates of an evaluation, most likely first."""
+
+    @_abc_1.abstractmethod
+    def CheckKeypoints(
+        self,
+        request: _metrics_service_pb2.CheckKeypointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metrics_service_pb2.CheckKeypointsResponse, _abc.Awaitable[_metrics_service_pb2.CheckKeypointsResponse]]:
+        """Checks the ground-truth keypoints of a dataset version against their rigs and ranks likely errors: left-right
+        swaps, points outside the image or box, missing points, bone-length outliers, duplicates.
+        """
 
 def add_MetricsServiceServicer_to_server(servicer: MetricsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,368 @@
+"""Keypoint quality checks: the ground truth of a dataset version against its rigs, ranked as label-error candidates.
+
+Each rule works on all instances of one class at once (arrays of N instances × K rig keypoints):
+
+- swapped left-right pairs: for every (left_x, right_x) pair the rig has, the direction from left to right is
+  compared with the direction the instance's other pairs agree on; a pair pointing the opposite way, or whose
+  bones cross their mirror bones, is likely swapped. Comparing pairs with each other, not with the camera, keeps
+  people seen from behind (every pair reversed, consistently) out of the list.
+- points outside the image or outside the instance's box;
+- rig keypoints missing or not labeled;
+- bones (rig edges) whose length relative to the instance is far from the class's distribution (robust z-score of
+  the log ratio, median and MAD over the dataset);
+- two keypoints of one instance at one place.
+
+Scores are comparable across rules: about 1 for a clear error, lower for weaker evidence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+
+from shoal import rigs
+from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, project_pb2
+
+R = evaluation_pb2
+SWAPPED: Final = R.LABEL_ERROR_REASON_SWAPPED_KEYPOINTS
+OUTSIDE_IMAGE: Final = R.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_IMAGE
+OUTSIDE_BOX: Final = R.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_BOX
+MISSING: Final = R.LABEL_ERROR_REASON_MISSING_KEYPOINTS
+BONE_LENGTH: Final = R.LABEL_ERROR_REASON_BONE_LENGTH_OUTLIER
+DUPLICATE: Final = R.LABEL_ERROR_REASON_DUPLICATE_KEYPOINTS
+RULES: Final = (SWAPPED, OUTSIDE_IMAGE, OUTSIDE_BOX, MISSING, BONE_LENGTH, DUPLICATE)
+
+#: A pair is reported when it points against the others by more than this cosine.
+SWAP_MIN_OPPOSITION: Final = 0.5
+#: Bone lengths beyond this robust z-score (log scale) are outliers.
+BONE_Z: Final = 4.0
+#: Fewest measured bones of an edge before its distribution is trusted.
+BONE_MIN_SAMPLES: Final = 8
+#: Points closer than this fraction of the instance's size count as one place.
+DUPLICATE_FRACTION: Final = 0.01
+#: Tolerance outside the box, as a fraction of the box's size (annotators' boxes are loose by a few pixels).
+BOX_MARGIN: Final = 0.05
+#: Missing points weigh less than geometric errors: occlusion and truncation make many of them legitimate.
+MISSING_WEIGHT: Final = 0.5
+
+
+@dataclass
+class Instance:
+    """One keypoint label, its frame's image size and its box."""
+
+    frame_id: str
+    label_id: str
+    points: dict[str, tuple[float, float]]  # labeled points only, by name
+    box: tuple[float, float, float, float] | None = None  # left, top, width, height
+    image: tuple[float, float] | None = None  # width, height
+
+
+@dataclass
+class Rig:
+    """A class's keypoint names (in the rig's order) and edges."""
+
+    name: str
+    keypoints: list[str]
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+    @staticmethod
+    def of(entry: project_pb2.ClassMapEntry) -> Rig:
+        return Rig(
+            entry.name, [k.name for k in entry.keypoints], [(e.from_keypoint, e.to_keypoint) for e in entry.skeleton]
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    frame_id: str
+    label_id: str
+    rule: int
+    score: float
+    keypoints: tuple[str, ...]
+    description: str
+
+    def to_proto(self) -> evaluation_pb2.LabelErrorCandidate:
+        return evaluation_pb2.LabelErrorCandidate(
+            frame_id=self.frame_id,
+            ground_truth_label_id=self.label_id,
+            reason=self.rule,  # type: ignore[arg-type]
+            score=self.score,
+            description=self.description,
+            keypoints=list(self.keypoints),
+        )
+
+
+def instances_of(frame: frame_pb2.Frame, classes: set[str]) -> Iterable[tuple[str, Instance]]:
+    """(class, instance) for every keypoint label of the given classes in a frame."""
+    sizes = {
+        s.sensor_id: (float(s.image.width), float(s.image.height))
+        for s in frame.sensors
+        if s.WhichOneof("data") == "image" and s.image.width and s.image.height
+    }
+    for label in frame.labels:
+        if label.WhichOneof("geometry") != "keypoints_2d" or label.classification not in classes:
+            continue
+        kp = label.keypoints_2d
+        points = {k.name: (k.x, k.y) for k in kp.keypoints if k.visibility != label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED}
+        box = (kp.box.left, kp.box.top, kp.box.width, kp.box.height) if kp.HasField("box") and kp.box.width else None
+        yield label.classification, Instance(frame.frame_id, label.label_id, points, box, sizes.get(label.sensor_id))
+
+
+class _Arrays:
+    """N instances × K keypoints of one class as arrays: coordinates (NaN where not labeled) and sizes."""
+
+    def __init__(self, rig: Rig, instances: Sequence[Instance]) -> None:
+        self.rig = rig
+        self.instances = instances
+        self.index = {n: i for i, n in enumerate(rig.keypoints)}
+        n, k = len(instances), len(rig.keypoints)
+        self.xy = np.full((n, k, 2), np.nan)
+        for i, inst in enumerate(instances):
+            for name, (x, y) in inst.points.items():
+                j = self.index.get(name)
+                if j is not None:
+                    self.xy[i, j] = (x, y)
+        self.labeled = ~np.isnan(self.xy[:, :, 0])
+        boxes = np.array([inst.box or (np.nan,) * 4 for inst in instances], dtype=np.float64).reshape(n, 4)
+        self.box = boxes
+        # The instance's size: its box diagonal, else the diagonal of its labeled points' extent.
+        with np.errstate(invalid="ignore"), _quiet():
+            extent = np.nanmax(self.xy, axis=1) - np.nanmin(self.xy, axis=1)
+        point_diag = np.hypot(extent[:, 0], extent[:, 1])
+        box_diag = np.hypot(boxes[:, 2], boxes[:, 3])
+        self.scale = np.where(np.isfinite(box_diag) & (box_diag > 0), box_diag, point_diag)
+        self.scale = np.where(np.isfinite(self.scale) & (self.scale > 0), self.scale, 1.0)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence NumPy's all-NaN slice warnings (instances with no labeled points)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        yield
+
+
+def _segments_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Whether segments a-b and c-d properly intersect (arrays of points, shape (..., 2))."""
+
+    def orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
+            r[..., 0] - p[..., 0]
+        )
+        return out
+
+    o1, o2, o3, o4 = orient(a, b, c), orient(a, b, d), orient(c, d, a), orient(c, d, b)
+    crossed: np.ndarray = (o1 * o2 < 0) & (o3 * o4 < 0)
+    return crossed
+
+
+def check_swaps(arrays: _Arrays) -> list[Candidate]:
+    rig, xy = arrays.rig, arrays.xy
+    pairs = [(arrays.index[a], arrays.index[b], a, b) for a, b in rigs.mirror_pairs(rig.keypoints)]
+    if len(pairs) < 2:
+        return []
+    left = np.array([p[0] for p in pairs])
+    right = np.array([p[1] for p in pairs])
+    d = xy[:, right] - xy[:, left]  # N × J × 2: left → right of each pair
+    length = np.hypot(d[..., 0], d[..., 1])
+    ok = np.isfinite(length) & (length > 1e-6 * arrays.scale[:, None])
+    unit = np.where(ok[..., None], d / np.where(ok, length, 1.0)[..., None], 0.0)
+    # Each pair's reference: what the other pairs agree on (their unit vectors summed).
+    total = unit.sum(axis=1, keepdims=True)
+    others = total - unit
+    others_n = ok.sum(axis=1, keepdims=True) - ok
+    ref_len = np.hypot(others[..., 0], others[..., 1])
+    cos = np.where(ref_len > 0, (unit * others).sum(axis=-1) / np.where(ref_len > 0, ref_len, 1.0), 0.0)
+    # How strongly the others agree among themselves: 1 when all point the same way.
+    agreement = np.where(others_n > 0, ref_len / np.maximum(others_n, 1), 0.0)
+    # Mirror bones that cross: pair (L, R) with rig edges L-X and R-Y where (X, Y) is another pair.
+    mirror = {a: b for _, _, a, b in pairs} | {b: a for _, _, a, b in pairs}
+    crossing = np.zeros_like(cos, dtype=bool)
+    undirected = {frozenset(e) for e in rig.edges}
+    for j, (li, ri, a, b) in enumerate(pairs):
+        for q in (n for e in undirected if a in e for n in e if n != a):
+            partner = mirror.get(q)
+            if partner is None or q in (partner, b) or frozenset((b, partner)) not in undirected:
+                continue
+            qi, pi = arrays.index[q], arrays.index[partner]
+            crossing[:, j] |= _segments_cross(xy[:, li], xy[:, qi], xy[:, ri], xy[:, pi]) & ok[:, j]
+    score = np.clip(-cos, 0.0, 1.0) * agreement + 0.25 * crossing
+    flagged = ok & (others_n >= 1) & ((-cos > SWAP_MIN_OPPOSITION) & (agreement > 0.5) | crossing)
+    out: list[Candidate] = []
+    for i in np.flatnonzero(flagged.any(axis=1)):
+        j = int(np.argmax(np.where(flagged[i], score[i], -1.0)))
+        a, b = pairs[j][2], pairs[j][3]
+        inst = arrays.instances[int(i)]
+        why = []
+        if -cos[i, j] > SWAP_MIN_OPPOSITION:
+            why.append(f"points against {int(others_n[i, j])} other left-right pairs (cos {cos[i, j]:.2f})")
+        if crossing[i, j]:
+            why.append("its bones cross their mirror bones")
+        out.append(
+            Candidate(
+                inst.frame_id,
+                inst.label_id,
+                SWAPPED,
+                float(score[i, j]),
+                (a, b),
+                f"{a} and {b} look swapped: the pair " + " and ".join(why),
+            )
+        )
+    return out
+
+
+def check_outside(arrays: _Arrays) -> list[Candidate]:
+    out: list[Candidate] = []
+    xy, names = arrays.xy, arrays.rig.keypoints
+    for i, inst in enumerate(arrays.instances):
+        if inst.image is not None:
+            w, h = inst.image
+            dx = np.maximum(0.0, np.maximum(-xy[i, :, 0], xy[i, :, 0] - w))
+            dy = np.maximum(0.0, np.maximum(-xy[i, :, 1], xy[i, :, 1] - h))
+            excess = np.nan_to_num(np.hypot(dx, dy))
+            bad = np.flatnonzero(excess > 0)
+            if bad.size:
+                worst = float(excess[bad].max() / np.hypot(w, h))
+                out.append(
+                    Candidate(
+                        inst.frame_id,
+                        inst.label_id,
+                        OUTSIDE_IMAGE,
+                        0.8 + min(0.2, worst),
+                        tuple(names[j] for j in bad),
+                        f"{', '.join(names[j] for j in bad)} outside the {w:.0f}×{h:.0f} image",
+                    )
+                )
+        if inst.box is not None:
+            left, top, bw, bh = inst.box
+            margin = BOX_MARGIN * np.hypot(bw, bh)
+            dx = np.maximum(0.0, np.maximum(left - xy[i, :, 0], xy[i, :, 0] - (left + bw)))
+            dy = np.maximum(0.0, np.maximum(top - xy[i, :, 1], xy[i, :, 1] - (top + bh)))
+            excess = np.nan_to_num(np.hypot(dx, dy))
+            bad = np.flatnonzero(excess > margin)
+            if bad.size:
+                ratio = float(excess[bad].max() / max(np.hypot(bw, bh), 1e-9))
+                out.append(
+                    Candidate(
+                        inst.frame_id,
+                        inst.label_id,
+                        OUTSIDE_BOX,
+                        min(1.0, 0.5 + ratio),
+                        tuple(names[j] for j in bad),
+                        f"{', '.join(names[j] for j in bad)} outside the instance's box",
+                    )
+                )
+    return out
+
+
+def check_missing(arrays: _Arrays) -> list[Candidate]:
+    out: list[Candidate] = []
+    names = arrays.rig.keypoints
+    missing = ~arrays.labeled
+    for i in np.flatnonzero(missing.any(axis=1)):
+        inst = arrays.instances[int(i)]
+        gone = [names[j] for j in np.flatnonzero(missing[i])]
+        share = len(gone) / len(names)
+        out.append(
+            Candidate(
+                inst.frame_id,
+                inst.label_id,
+                MISSING,
+                MISSING_WEIGHT * share,
+                tuple(gone),
+                f"{len(gone)} of {len(names)} keypoints missing or not labeled: {', '.join(gone)}",
+            )
+        )
+    return out
+
+
+def check_bones(arrays: _Arrays) -> list[Candidate]:
+    edges = [(arrays.index[a], arrays.index[b], a, b) for a, b in arrays.rig.edges]
+    if not edges:
+        return []
+    a = np.array([e[0] for e in edges])
+    b = np.array([e[1] for e in edges])
+    d = arrays.xy[:, b] - arrays.xy[:, a]
+    ratio = np.hypot(d[..., 0], d[..., 1]) / arrays.scale[:, None]  # N × E, NaN where an end is missing
+    with np.errstate(divide="ignore", invalid="ignore"), _quiet():
+        logr = np.log(np.where(ratio > 0, ratio, np.nan))
+        median = np.nanmedian(logr, axis=0)
+        mad = 1.4826 * np.nanmedian(np.abs(logr - median), axis=0)
+    counts = np.isfinite(logr).sum(axis=0)
+    spread = np.maximum(mad, 0.05)  # a rig measured identically everywhere still tolerates 5 %
+    z = (logr - median) / spread
+    z = np.where(counts >= BONE_MIN_SAMPLES, z, np.nan)
+    out: list[Candidate] = []
+    absz = np.nan_to_num(np.abs(z))
+    for i in np.flatnonzero((absz > BONE_Z).any(axis=1)):
+        e = int(np.argmax(absz[i]))
+        inst = arrays.instances[int(i)]
+        factor = float(np.exp(logr[i, e] - median[e]))
+        out.append(
+            Candidate(
+                inst.frame_id,
+                inst.label_id,
+                BONE_LENGTH,
+                float(min(1.0, 0.4 + absz[i, e] / 40.0)),
+                (edges[e][2], edges[e][3]),
+                f"bone {edges[e][2]}–{edges[e][3]} is {factor:.2f}× its usual length for the instance's size "
+                f"(z {z[i, e]:.1f})",
+            )
+        )
+    return out
+
+
+def check_duplicates(arrays: _Arrays) -> list[Candidate]:
+    xy, names = arrays.xy, arrays.rig.keypoints
+    diff = xy[:, :, None, :] - xy[:, None, :, :]
+    dist = np.hypot(diff[..., 0], diff[..., 1])  # N × K × K
+    k = len(names)
+    upper = np.triu(np.ones((k, k), dtype=bool), 1)
+    close = (dist <= np.maximum(DUPLICATE_FRACTION * arrays.scale, 1.0)[:, None, None]) & upper
+    out: list[Candidate] = []
+    for i in np.flatnonzero(close.any(axis=(1, 2))):
+        inst = arrays.instances[int(i)]
+        js, ks = np.nonzero(close[i])
+        together = sorted({names[j] for j in js} | {names[q] for q in ks}, key=names.index)
+        out.append(
+            Candidate(
+                inst.frame_id,
+                inst.label_id,
+                DUPLICATE,
+                0.9,
+                tuple(together),
+                f"{', '.join(together)} are at one place",
+            )
+        )
+    return out
+
+
+CHECKS: Final[dict[int, Callable[[_Arrays], list[Candidate]]]] = {
+    SWAPPED: check_swaps,
+    OUTSIDE_IMAGE: check_outside,
+    OUTSIDE_BOX: check_outside,
+    MISSING: check_missing,
+    BONE_LENGTH: check_bones,
+    DUPLICATE: check_duplicates,
+}
+
+
+def check(rig: Rig, instances: Sequence[Instance], rules: Iterable[int] = RULES) -> list[Candidate]:
+    """Candidates of one class, best first; at most one per (label, rule)."""
+    if not instances or not rig.keypoints:
+        return []
+    wanted = set(rules)
+    arrays = _Arrays(rig, instances)
+    found: list[Candidate] = []
+    for fn in dict.fromkeys(CHECKS[r] for r in wanted):
+        found.extend(c for c in fn(arrays) if c.rule in wanted)
+    return rank(found)
+
+
+def rank(candidates: Iterable[Candidate]) -> list[Candidate]:
+    return sorted(candidates, key=lambda c: (-c.score, c.frame_id, c.label_id, c.rule))
