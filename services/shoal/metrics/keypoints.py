@@ -41,6 +41,8 @@ RULES: Final = (SWAPPED, OUTSIDE_IMAGE, OUTSIDE_BOX, MISSING, BONE_LENGTH, DUPLI
 SWAP_MIN_OPPOSITION: Final = 0.5
 #: Bone lengths beyond this robust z-score (log scale) are outliers.
 BONE_Z: Final = 4.0
+#: ...and at least this far from the usual length (as a factor): short bones (eye to nose) vary by noise alone.
+BONE_MIN_FACTOR: Final = 2.0
 #: Fewest measured bones of an edge before its distribution is trusted.
 BONE_MIN_SAMPLES: Final = 8
 #: Points closer than this fraction of the instance's size count as one place.
@@ -299,6 +301,7 @@ def check_bones(arrays: _Arrays) -> list[Candidate]:
     z = np.where(counts >= BONE_MIN_SAMPLES, z, np.nan)
     out: list[Candidate] = []
     absz = np.nan_to_num(np.abs(z))
+    absz = np.where(np.nan_to_num(np.abs(logr - median)) > np.log(BONE_MIN_FACTOR), absz, 0.0)
     for i in np.flatnonzero((absz > BONE_Z).any(axis=1)):
         e = int(np.argmax(absz[i]))
         inst = arrays.instances[int(i)]

@@ -925,6 +925,40 @@ class Client:
             limit,
         )
 
+    def check_keypoints(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        version: int | None = None,
+        checkpoint: str | None = None,
+        classes: Sequence[str] = (),
+        rules: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[evaluation_pb2.LabelErrorCandidate]:
+        """Ground-truth keypoints of a dataset version checked against their rigs, most likely wrong first. `rules`
+        among swapped_keypoints, keypoint_outside_image, keypoint_outside_box, missing_keypoints,
+        bone_length_outlier, duplicate_keypoints (default: all). Each candidate names its rule (`reason`) and
+        the keypoints it fired on.
+
+        >>> client.check_keypoints("pose", "people", rules=["swapped_keypoints"], limit=20)
+        """
+        wanted = [f"LABEL_ERROR_REASON_{r.upper()}" for r in rules]
+        unknown = [w for w in wanted if w not in set(evaluation_pb2.LabelErrorReason.keys())]
+        if unknown:
+            raise ValueError(f"unknown rules: {', '.join(unknown)}")
+        ref = self.version_ref(project_id, dataset_id, version, checkpoint)
+        return self._pages(
+            lambda size, token: self._call(
+                self.metrics.CheckKeypoints,
+                metrics_service_pb2.CheckKeypointsRequest(
+                    dataset_version=ref, classes=list(classes), rules=wanted, page_size=size, page_token=token
+                ),
+            ),
+            "candidates",
+            limit,
+        )
+
     def frame_matches(
         self, evaluation_name: str, *, kind: str = "", limit: int | None = None
     ) -> list[evaluation_pb2.FrameMatches]:

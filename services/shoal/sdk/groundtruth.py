@@ -1,0 +1,552 @@
+"""Labeling jobs in SageMaker Ground Truth's formats: export a custom skeleton (keypoint) job from a dataset version,
+import its output manifest — or a built-in bounding-box job's — back as a new version, with labeling statistics.
+
+    job = export_skeleton_job(client, "pose", "people", class_name="person", checkpoint="review-1")
+    job.write("job/")                        # job/manifest.jsonl, job/template-attributes.json
+    report = import_results(client, "pose", "people", "output.manifest", class_name="person")
+    print(report.version, report.stats.summary(), report.errors)
+
+Frames are matched to manifest lines by their image's source URI; keypoints are matched to the rig by name. A bad
+line (not JSON, a field missing, `updated_annotations` that is not JSON, keypoint names the rig lacks, an image no
+frame has) is reported with its line number and changes nothing; every other line imports.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from shoal import rigs
+from shoal.v1 import common_pb2, frame_pb2, label_pb2, project_pb2
+
+if TYPE_CHECKING:
+    from shoal.sdk.client import Client
+
+SKELETON_TYPE: Final = "groundtruth/custom"
+BOX_TYPE: Final = "groundtruth/object-detection"
+#: Label attributes an import records on every label it writes.
+ATTR_WORKER: Final = "gt_worker_id"
+ATTR_SECONDS: Final = "gt_time_seconds"
+ATTR_MODIFIED: Final = "gt_modified"
+ATTR_JOB: Final = "gt_job"
+_ID_NAMESPACE: Final = uuid.UUID("6f1d3c52-9a0e-4d8b-8e3a-3a4f2a1c7b10")
+
+#: Where COCO's keypoints sit in a person 400 pixels tall, as the labeling tool's template shows them.
+_COCO_LAYOUT: Final = {
+    "nose": (62, 11), "left_eye": (70, 0), "right_eye": (52, 1), "left_ear": (87, 6), "right_ear": (39, 5),
+    "left_shoulder": (107, 63), "right_shoulder": (17, 62), "left_elbow": (120, 130), "right_elbow": (7, 141),
+    "left_wrist": (124, 188), "right_wrist": (0, 192), "left_hip": (95, 199), "right_hip": (22, 200),
+    "left_knee": (108, 306), "right_knee": (15, 307), "left_ankle": (103, 387), "right_ankle": (16, 382),
+}  # fmt: skip
+
+
+def _hex(c: common_pb2.Color) -> str:
+    return f"#{c.red:02X}{c.green:02X}{c.blue:02X}"
+
+
+def _layout(names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Template positions: COCO's where the names are COCO's, else sided points mirrored about a centre line and
+    centre points down the middle, in rig order."""
+    if set(names) <= set(_COCO_LAYOUT):
+        return {n: _COCO_LAYOUT[n] for n in names}
+    out: dict[str, tuple[int, int]] = {}
+    rows: dict[str, int] = {}
+    for name in names:
+        found = rigs.side_of(name)
+        part = found[1] if found else name
+        row = rows.setdefault(part, len(rows))
+        x = 100 if found is None else (160 if found[0] == "left" else 40)
+        out[name] = (x, 20 + 40 * row)
+    return out
+
+
+def skeleton_template(entry: project_pb2.ClassMapEntry) -> dict[str, Any]:
+    """The skeleton component's attributes for a class's rig: `keypointClasses` (id, colour, label, template x/y),
+    `skeletonRig` (label pairs with their colours) and `skeletonBoundingBox`."""
+    if not entry.keypoints:
+        raise ValueError(f"class {entry.name!r} has no keypoint rig")
+    names = [k.name for k in entry.keypoints]
+    layout = _layout(names)
+    classes = [
+        {
+            "id": str(uuid.uuid5(_ID_NAMESPACE, f"{entry.name}/{k.name}")),
+            "color": _hex(k.color)
+            if k.HasField("color")
+            else _hex(
+                common_pb2.Color(
+                    red=rigs.side_color(k.name)[0], green=rigs.side_color(k.name)[1], blue=rigs.side_color(k.name)[2]
+                )
+            ),
+            "label": k.name,
+            "x": layout[k.name][0],
+            "y": layout[k.name][1],
+        }
+        for k in entry.keypoints
+    ]
+    rig = [
+        [e.from_keypoint, e.to_keypoint, _hex(e.color)] if e.HasField("color") else [e.from_keypoint, e.to_keypoint]
+        for e in entry.skeleton
+    ]
+    xs = [p[0] for p in layout.values()]
+    ys = [p[1] for p in layout.values()]
+    return {
+        "keypointClasses": classes,
+        "skeletonRig": rig,
+        "skeletonBoundingBox": {"left": min(xs), "top": min(ys), "right": max(xs), "bottom": max(ys)},
+    }
+
+
+@dataclass
+class SkeletonJob:
+    """An exported labeling job: input manifest lines and the skeleton component's attributes."""
+
+    dataset_version: str
+    class_name: str
+    manifest: list[dict[str, Any]]
+    template: dict[str, Any]
+
+    def write(self, folder: str | Path) -> tuple[Path, Path]:
+        """`manifest.jsonl` (one JSON object a line) and `template-attributes.json` in `folder`."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = out / "manifest.jsonl"
+        manifest.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in self.manifest))
+        template = out / "template-attributes.json"
+        template.write_text(json.dumps(self.template, indent=2) + "\n")
+        return manifest, template
+
+
+def _images(frame: frame_pb2.Frame, sensor_id: str | None) -> Iterator[frame_pb2.SensorData]:
+    for sensor in frame.sensors:
+        if sensor.WhichOneof("data") == "image" and (sensor_id is None or sensor.sensor_id == sensor_id):
+            yield sensor
+
+
+def _skeletons(labels: Iterable[label_pb2.Label]) -> list[dict[str, Any]]:
+    """Keypoint labels as the skeleton component's initial values: one skeleton per label, named by its id."""
+    out = []
+    for label in labels:
+        points = [
+            {"label": k.name, "x": k.x, "y": k.y}
+            for k in label.keypoints_2d.keypoints
+            if k.visibility != label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
+        ]
+        out.append({"name": label.label_id, "annotations": points})
+    return out
+
+
+def export_skeleton_job(
+    client: Client,
+    project_id: str,
+    dataset_id: str,
+    *,
+    class_name: str,
+    version: int | None = None,
+    checkpoint: str | None = None,
+    segment: str | None = None,
+    sensor_id: str | None = None,
+    pre_annotations: str = "labels",
+) -> SkeletonJob:
+    """A custom skeleton job over the images of a version, checkpoint or segment (the version it pins).
+
+    `pre_annotations`: "labels" puts each image's existing keypoint labels of the class into `initial_values` (an
+    adjustment or review job), "none" leaves them out (a fresh job), or "inferences:<set id>" uses a model's
+    predictions from that inference set.
+    """
+    project = client.get_project(project_id)
+    entry = next((e for e in project.class_map.entries if e.name == class_name), None)
+    if entry is None or not entry.keypoints:
+        raise ValueError(f"{class_name!r} is not a class with a keypoint rig in project {project_id!r}")
+    only: set[str] | None = None
+    if segment:
+        seg = client.get_segment(project_id, dataset_id, segment)
+        version, checkpoint, only = int(seg.version), None, set(seg.frame_ids)
+    ref = client.version_ref(project_id, dataset_id, version, checkpoint)
+    predictions: dict[str, list[label_pb2.Label]] = {}
+    if pre_annotations.startswith("inferences:"):
+        set_id = pre_annotations.split(":", 1)[1]
+        for pair in client.get_inference_frames(project_id, dataset_id, set_id):
+            predictions[pair.inference.frame_id] = list(pair.inference.labels)
+    elif pre_annotations not in ("labels", "none"):
+        raise ValueError(f"pre_annotations must be labels, none or inferences:<set id>, got {pre_annotations!r}")
+    lines: list[dict[str, Any]] = []
+    for frame in client.stream_frames(project_id, dataset_id, version=version, checkpoint=checkpoint):
+        if only is not None and frame.frame_id not in only:
+            continue
+        for sensor in _images(frame, sensor_id):
+            line: dict[str, Any] = {
+                "source-ref": sensor.image.url,
+                "shoal-frame-id": frame.frame_id,
+                "shoal-sensor-id": sensor.sensor_id,
+                "shoal-dataset-version": ref,
+            }
+            if pre_annotations != "none":
+                source = predictions.get(frame.frame_id, []) if predictions else list(frame.labels)
+                mine = [
+                    lb
+                    for lb in source
+                    if lb.classification == class_name
+                    and lb.sensor_id == sensor.sensor_id
+                    and lb.WhichOneof("geometry") == "keypoints_2d"
+                ]
+                line["initial_values"] = json.dumps(_skeletons(mine), separators=(",", ":"))
+            lines.append(line)
+    return SkeletonJob(ref, class_name, lines, skeleton_template(entry))
+
+
+# importing ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineError:
+    """A manifest line that was not imported, and why."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass
+class Result:
+    """One labeled image of an output manifest."""
+
+    line: int
+    job: str
+    kind: str  # SKELETON_TYPE or BOX_TYPE
+    source: str
+    worker: str = ""
+    seconds: float | None = None
+    modified: bool | None = None
+    no_changes: bool | None = None
+    skeletons: list[dict[str, Any]] = field(default_factory=list)
+    boxes: list[dict[str, Any]] = field(default_factory=list)  # class name, left, top, width, height, confidence
+
+
+@dataclass
+class LabelingStats:
+    """How a labeling job went: images, time per image, per worker, share modified and unchanged."""
+
+    images: int = 0
+    mean_seconds: float = 0.0
+    median_seconds: float = 0.0
+    modified_share: float = 0.0
+    unchanged_share: float = 0.0
+    workers: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @staticmethod
+    def of(results: Sequence[Result]) -> LabelingStats:
+        if not results:
+            return LabelingStats()
+        times = [r.seconds for r in results if r.seconds is not None]
+        by_worker: dict[str, list[Result]] = defaultdict(list)
+        for r in results:
+            by_worker[r.worker or "unknown"].append(r)
+
+        def share(rs: Sequence[Result], attr: str) -> float:
+            return sum(1 for r in rs if getattr(r, attr)) / len(rs)
+
+        workers = {}
+        for worker, rs in sorted(by_worker.items()):
+            ts = [r.seconds for r in rs if r.seconds is not None]
+            workers[worker] = {
+                "images": float(len(rs)),
+                "mean_seconds": statistics.fmean(ts) if ts else 0.0,
+                "median_seconds": statistics.median(ts) if ts else 0.0,
+                "modified_share": share(rs, "modified"),
+            }
+        return LabelingStats(
+            images=len(results),
+            mean_seconds=statistics.fmean(times) if times else 0.0,
+            median_seconds=statistics.median(times) if times else 0.0,
+            modified_share=share(results, "modified"),
+            unchanged_share=share(results, "no_changes"),
+            workers=workers,
+        )
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.images} images, {self.mean_seconds:.1f} s mean and {self.median_seconds:.1f} s median per image, "
+            f"{self.modified_share:.0%} modified, {self.unchanged_share:.0%} marked unchanged"
+        ]
+        lines += [
+            f"  {w}: {int(s['images'])} images, {s['mean_seconds']:.1f} s mean, {s['modified_share']:.0%} modified"
+            for w, s in self.workers.items()
+        ]
+        return "\n".join(lines)
+
+
+def _norm(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata keys in one spelling: `class-map` and `class_map` are the same key."""
+    return {str(k).replace("_", "-"): v for k, v in d.items()}
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _label_attribute(record: Mapping[str, Any]) -> str:
+    names = [k for k in record if isinstance(k, str) and f"{k}-metadata" in record]
+    if len(names) != 1:
+        found = ", ".join(sorted(k for k in record if k != "source-ref")) or "nothing"
+        raise ValueError(f"expected one label attribute with its '-metadata' block, found {found}")
+    return names[0]
+
+
+def _parse_skeletons(raw: Any, what: str) -> list[dict[str, Any]]:
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list of skeletons")
+    if value and all(isinstance(v, dict) and "label" in v for v in value):
+        value = [{"annotations": value}]  # one skeleton given as a bare list of points
+    out = []
+    for s, skeleton in enumerate(value):
+        points = skeleton.get("annotations") if isinstance(skeleton, dict) else None
+        if not isinstance(points, list):
+            raise ValueError(f"{what}[{s}] has no annotations list")
+        for p, point in enumerate(points):
+            if not isinstance(point, dict) or not isinstance(point.get("label"), str):
+                raise ValueError(f"{what}[{s}].annotations[{p}] has no label")
+            if not all(isinstance(point.get(c), int | float) and not isinstance(point.get(c), bool) for c in "xy"):
+                raise ValueError(f"{what}[{s}].annotations[{p}] ({point.get('label')}) needs numeric x and y")
+        out.append({"name": str(skeleton.get("name", "")), "annotations": points})
+    return out
+
+
+def _parse_line(number: int, record: Any) -> list[Result]:
+    if not isinstance(record, dict):
+        raise ValueError("a manifest line must be a JSON object")
+    attribute = _label_attribute(record)
+    meta = _norm(record[f"{attribute}-metadata"] or {})
+    kind = str(meta.get("type", ""))
+    job = str(meta.get("job-name", attribute))
+    value = record[attribute]
+    if kind == BOX_TYPE or (not kind and isinstance(value, dict) and "annotations" in value):
+        source = record.get("source-ref")
+        if not isinstance(source, str) or not source:
+            raise ValueError("'source-ref' is missing")
+        if not isinstance(value, dict) or not isinstance(value.get("annotations"), list):
+            raise ValueError(f"'{attribute}' has no annotations list")
+        class_map = {str(k): str(v) for k, v in dict(meta.get("class-map") or {}).items()}
+        confidences = [o.get("confidence") for o in meta.get("objects") or [] if isinstance(o, dict)]
+        boxes = []
+        for i, raw in enumerate(value["annotations"]):
+            a = _under(raw)
+            missing = [k for k in ("class_id", "left", "top", "width", "height") if k not in a]
+            if missing:
+                raise ValueError(f"annotations[{i}] lacks {', '.join(missing)}")
+            name = class_map.get(str(a["class_id"]))
+            if name is None:
+                raise ValueError(f"annotations[{i}] class_id {a['class_id']} is not in the class-map")
+            conf = confidences[i] if i < len(confidences) else None
+            boxes.append({"class": name, **{k: float(a[k]) for k in ("left", "top", "width", "height")}, "conf": conf})
+        worker = str(meta.get("worker-id", ""))
+        return [Result(number, job, BOX_TYPE, source, worker=worker, boxes=boxes, modified=True)]
+    results = value.get("label-results") if isinstance(value, dict) and "label-results" in value else value
+    if isinstance(results, dict):
+        results = [results]
+    if not isinstance(results, list) or not results:
+        raise ValueError(f"'{attribute}' holds no label-results")
+    out = []
+    for i, r in enumerate(results):
+        where = f"label-results[{i}]"
+        if not isinstance(r, dict):
+            raise ValueError(f"{where} is not an object")
+        source = r.get("data_object_s3_uri") or r.get("image_s3_location") or record.get("source-ref")
+        if not isinstance(source, str) or not source:
+            raise ValueError(f"{where} names no image (data_object_s3_uri, image_s3_location or source-ref)")
+        if "updated_annotations" not in r:
+            raise ValueError(f"{where} lacks updated_annotations")
+        try:
+            skeletons = _parse_skeletons(r["updated_annotations"], f"{where}.updated_annotations")
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}.updated_annotations is not valid JSON: {err.msg}") from err
+        seconds = r.get("total_time_in_seconds")
+        out.append(
+            Result(
+                number,
+                job,
+                SKELETON_TYPE,
+                source,
+                worker=str(r.get("worker_id", "")),
+                seconds=float(seconds) if isinstance(seconds, int | float) else None,
+                modified=_bool(r.get("was_modified")),
+                no_changes=_bool(r.get("no_changes_needed")),
+                skeletons=skeletons,
+            )
+        )
+    return out
+
+
+def _under(a: Any) -> dict[str, Any]:
+    return {str(k).replace("-", "_"): v for k, v in a.items()} if isinstance(a, dict) else {}
+
+
+def read_output_manifest(lines: Iterable[str]) -> tuple[list[Result], list[LineError]]:
+    """Parse an output manifest (JSON Lines): the results, and each bad line with its number and reason."""
+    results: list[Result] = []
+    errors: list[LineError] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            errors.append(LineError(number, f"not JSON: {err.msg} at column {err.colno}"))
+            continue
+        try:
+            results.extend(_parse_line(number, record))
+        except (ValueError, TypeError, AttributeError) as err:
+            errors.append(LineError(number, str(err)))
+    return results, errors
+
+
+@dataclass
+class ImportReport:
+    """What an import did: the new version, the frames and labels written, bad lines, labeling statistics."""
+
+    upload: str
+    version: int
+    frames: int
+    labels: int
+    errors: list[LineError]
+    stats: LabelingStats
+
+
+def _attrs(label: label_pb2.Label, r: Result) -> None:
+    label.attributes[ATTR_JOB].string_value = r.job
+    if r.worker:
+        label.attributes[ATTR_WORKER].string_value = r.worker
+    if r.seconds is not None:
+        label.attributes[ATTR_SECONDS].float_value = r.seconds
+    if r.modified is not None:
+        label.attributes[ATTR_MODIFIED].bool_value = r.modified
+
+
+def import_results(
+    client: Client,
+    project_id: str,
+    dataset_id: str,
+    manifest: str | Path | Iterable[str],
+    *,
+    class_name: str = "",
+    version: int | None = None,
+    timeout: float = 600.0,
+) -> ImportReport:
+    """Import a Ground Truth output manifest as a new version of the dataset.
+
+    Skeleton results replace the image's keypoint labels of `class_name` (a skeleton named after an existing label
+    keeps its id); bounding-box results replace the image's boxes. Every written label records the job, the
+    worker, the seconds spent and whether it was modified (`gt_*` attributes). The frames are read from `version`
+    (default: newest) and written back whole, so the earlier versions keep their labels.
+    """
+    text: Iterable[str] = Path(manifest).read_text().splitlines() if isinstance(manifest, str | Path) else manifest
+    results, errors = read_output_manifest(text)
+    project = client.get_project(project_id)
+    rigs_by_class = {e.name: [k.name for k in e.keypoints] for e in project.class_map.entries}
+    if any(r.kind == SKELETON_TYPE for r in results) and not rigs_by_class.get(class_name):
+        raise ValueError(f"{class_name!r} is not a class with a keypoint rig in project {project_id!r}")
+    by_source: dict[str, tuple[str, str]] = {}
+    frames: dict[str, frame_pb2.Frame] = {}
+    for frame in client.stream_frames(project_id, dataset_id, version=version):
+        for sensor in _images(frame, None):
+            by_source[sensor.image.url] = (frame.frame_id, sensor.sensor_id)
+        frames[frame.frame_id] = frame
+    changed: dict[str, frame_pb2.Frame] = {}
+    imported: list[Result] = []
+    labels = 0
+    bad_lines = {e.line for e in errors}
+    for r in results:
+        if r.line in bad_lines:
+            continue
+        found = by_source.get(r.source)
+        if found is None:
+            errors.append(LineError(r.line, f"no frame has the image {r.source}"))
+            continue
+        frame_id, sensor_id = found
+        frame = changed.get(frame_id) or frame_pb2.Frame.FromString(frames[frame_id].SerializeToString())
+        try:
+            new = _labels_for(r, frame_id, sensor_id, class_name, rigs_by_class, {lb.label_id for lb in frame.labels})
+        except ValueError as err:
+            errors.append(LineError(r.line, str(err)))
+            continue
+        geometry = "keypoints_2d" if r.kind == SKELETON_TYPE else "box_2d"
+        kept = [
+            lb
+            for lb in frame.labels
+            if not (
+                lb.sensor_id == sensor_id
+                and lb.WhichOneof("geometry") == geometry
+                and (r.kind != SKELETON_TYPE or lb.classification == class_name)
+            )
+        ]
+        del frame.labels[:]
+        frame.labels.extend([*kept, *new])
+        frame.change_type = frame_pb2.CHANGE_TYPE_ADD
+        changed[frame_id] = frame
+        imported.append(r)
+        labels += len(new)
+    errors.sort(key=lambda e: e.line)
+    stats = LabelingStats.of(imported)
+    if not changed:
+        return ImportReport("", 0, 0, 0, errors, stats)
+    report = client.upload(f"projects/{project_id}/datasets/{dataset_id}", list(changed.values()))
+    done = client.wait_for_upload(report.name, timeout=timeout)
+    return ImportReport(report.name, max(done.versions, default=0), len(changed), labels, errors, stats)
+
+
+def _labels_for(  # noqa: PLR0917
+    r: Result,
+    frame_id: str,
+    sensor_id: str,
+    class_name: str,
+    rigs_by_class: Mapping[str, Sequence[str]],
+    existing: set[str],
+) -> list[label_pb2.Label]:
+    out: list[label_pb2.Label] = []
+    if r.kind == BOX_TYPE:
+        for i, b in enumerate(r.boxes):
+            if b["class"] not in rigs_by_class:
+                raise ValueError(f"class {b['class']!r} is not in the project's class map")
+            label = label_pb2.Label(
+                label_id=f"{frame_id}-{sensor_id}-{r.job}-box{i}", classification=b["class"], sensor_id=sensor_id
+            )
+            label.box_2d.CopyFrom(label_pb2.Box2D(left=b["left"], top=b["top"], width=b["width"], height=b["height"]))
+            _attrs(label, r)
+            out.append(label)
+        return out
+    rig = set(rigs_by_class[class_name])
+    for i, skeleton in enumerate(r.skeletons):
+        names = [p["label"] for p in skeleton["annotations"]]
+        unknown = sorted(set(names) - rig)
+        if unknown:
+            raise ValueError(f"skeleton {i}: {', '.join(unknown)} are not keypoints of the {class_name!r} rig")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"skeleton {i}: {', '.join(repeated)} given twice")
+        name = skeleton["name"]
+        label_id = name if name in existing else f"{frame_id}-{sensor_id}-{r.job}-kp{i}"
+        label = label_pb2.Label(label_id=label_id, classification=class_name, sensor_id=sensor_id)
+        label.keypoints_2d.keypoints.extend(
+            label_pb2.Keypoint(
+                name=p["label"], x=float(p["x"]), y=float(p["y"]), visibility=label_pb2.KEYPOINT_VISIBILITY_VISIBLE
+            )
+            for p in skeleton["annotations"]
+        )
+        label.keypoints_2d.SetInParent()
+        _attrs(label, r)
+        out.append(label)
+    return out

@@ -1,0 +1,309 @@
+"""Pose datasets end to end: the COCO rig in the class map, a skeleton labeling job exported from a checkpoint, its
+output manifest (as the custom skeleton workflow writes it, bad lines included) imported as a new version, labeling
+statistics, and the keypoint checks finding planted left-right swaps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import shoal
+from shoal import rigs
+from shoal.demo_pose import IMAGE_SIZE, PoseSet, pose_set
+from shoal.kit.settings import StoreSettings
+from shoal.kit.status import unpack
+from shoal.sdk import groundtruth as gt
+from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2
+
+from tests.conftest import ServerThread, unique
+from tests.integration.test_metrics import committed, suite
+
+P = "pose"
+
+
+@pytest.fixture
+def client(start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str) -> Iterator[shoal.Client]:
+    with suite(start_service, StoreSettings(url=(tmp_path / "store").as_uri()), redis_db) as c:
+        yield c
+
+
+def load(client: shoal.Client, people: PoseSet) -> str:
+    project = unique(P)
+    classes = shoal.LabelClassMap([shoal.ClassMapEntry.coco_person(class_id=0), shoal.ClassMapEntry("dog", 1)])
+    client.create_project(project, classes)
+    dataset = shoal.LabeledDataset()
+    for person in people.people:
+        frame = shoal.LabeledFrame(frame_id=person.frame_id)
+        frame.add_image(
+            sensor_id="cam", image_url=people.image_url(person.frame_id), width=IMAGE_SIZE[0], height=IMAGE_SIZE[1]
+        )
+        left, top, width, height = person.box
+        # Listed in reverse rig order: points are matched by name, never by position.
+        frame.add_label_2d_keypoints(
+            sensor_id="cam",
+            label_id=person.label_id,
+            classification="person",
+            keypoints=[{"name": n, "x": x, "y": y, "visibility": 2} for n, (x, y) in reversed(person.points.items())],
+            top=top,
+            left=left,
+            width=width,
+            height=height,
+        )
+        dataset.add_frame(frame)
+    committed(client, client.create_or_update_dataset(project, "people", dataset=dataset))
+    return project
+
+
+def test_the_coco_rig_is_built_in() -> None:
+    entry = shoal.ClassMapEntry.coco_person(class_id=3).to_proto()
+    assert [k.name for k in entry.keypoints] == list(rigs.COCO_PERSON_KEYPOINTS)
+    assert len(entry.keypoints) == 17
+    assert len(entry.skeleton) == 19
+    assert {k.name: round(k.sigma, 3) for k in entry.keypoints}["left_hip"] == 0.107
+    assert rigs.mirror_pairs(["knee_l", "knee_r", "Left-Paw", "Right-Paw", "tail"]) == [
+        ("knee_l", "knee_r"),
+        ("Left-Paw", "Right-Paw"),
+    ]
+
+
+def test_keypoints_outside_the_rig_are_refused_at_ingest(client: shoal.Client) -> None:
+    project = load(client, pose_set(2))
+    bad = shoal.LabeledFrame(frame_id="odd")
+    bad.add_image(sensor_id="cam", image_url="s3://pose-images/odd.jpg")
+    bad.add_label_2d_keypoints(
+        sensor_id="cam",
+        label_id="odd-1",
+        classification="person",
+        keypoints=[{"name": "nose", "x": 1, "y": 1}, {"name": "left_paw", "x": 2, "y": 2}],
+    )
+    ds = shoal.LabeledDataset()
+    ds.add_frame(bad)
+    report = client.create_or_update_dataset(project, "people", dataset=ds)
+    (error,) = report.rejected
+    assert (error.frame_id, error.label_id, error.reason) == ("odd", "odd-1", "UNKNOWN_KEYPOINT")
+    assert "left_paw" in error.description
+
+
+def test_checks_rank_planted_swaps_first(client: shoal.Client) -> None:
+    people = pose_set(120, swaps=6, seed=11)
+    project = load(client, people)
+    found = client.check_keypoints(project, "people", rules=["swapped_keypoints"])
+    ranks = {c.ground_truth_label_id: i for i, c in enumerate(found)}
+    planted = sorted(ranks[label] for label in people.swapped)
+    # Every planted swap is found, ahead of anything else: ranks 0 to 5 of the list.
+    assert planted == [0, 1, 2, 3, 4, 5], planted
+    for c in found[:6]:
+        assert c.reason == evaluation_pb2.LABEL_ERROR_REASON_SWAPPED_KEYPOINTS
+        assert tuple(c.keypoints) == people.swapped[c.ground_truth_label_id]
+        assert "look swapped" in c.description
+    # All rules together: the swaps stay at the top.
+    everything = client.check_keypoints(project, "people")
+    assert {c.ground_truth_label_id for c in everything[:6]} == set(people.swapped)
+
+
+def test_each_rule_fires_on_what_it_names(client: shoal.Client) -> None:
+    people = pose_set(60, seed=4)
+    a, b, c, d = people.people[:4]
+    a.points["left_wrist"] = (IMAGE_SIZE[0] + 50.0, 10.0)  # outside the image (and the box)
+    b.points["nose"] = b.points["left_eye"]  # two points at one place
+    del c.points["left_ankle"], c.points["right_ankle"]  # missing
+    lx, ly = d.points["left_knee"]
+    hx, hy = d.points["left_hip"]
+    d.points["left_knee"] = (hx + (lx - hx) * 0.25, hy + (ly - hy) * 0.25)  # a thigh a quarter long
+    project = load(client, people)
+    found = client.check_keypoints(project, "people")
+    R = evaluation_pb2
+    by = {(x.ground_truth_label_id, x.reason): x for x in found}
+    assert "left_wrist" in by[(a.label_id, R.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_IMAGE)].keypoints
+    assert "left_wrist" in by[(a.label_id, R.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_BOX)].keypoints
+    assert set(by[(b.label_id, R.LABEL_ERROR_REASON_DUPLICATE_KEYPOINTS)].keypoints) == {"nose", "left_eye"}
+    assert list(by[(c.label_id, R.LABEL_ERROR_REASON_MISSING_KEYPOINTS)].keypoints) == ["left_ankle", "right_ankle"]
+    bone = by[(d.label_id, R.LABEL_ERROR_REASON_BONE_LENGTH_OUTLIER)]
+    assert "left_knee" in bone.keypoints
+    # Untouched people raise nothing.
+    assert {x.ground_truth_label_id for x in found} <= {a.label_id, b.label_id, c.label_id, d.label_id}
+    # Paging returns the same ranked list.
+    paged = client._pages(
+        lambda size, token: client._call(
+            client.metrics.CheckKeypoints,
+            shoal.v1.metrics_service_pb2.CheckKeypointsRequest(
+                dataset_version=f"projects/{project}/datasets/people", page_size=2, page_token=token
+            ),
+        ),
+        "candidates",
+        None,
+    )
+    assert [(x.ground_truth_label_id, x.reason) for x in paged] == [(x.ground_truth_label_id, x.reason) for x in found]
+
+
+def test_bad_check_requests_name_the_field(client: shoal.Client) -> None:
+    project = load(client, pose_set(2))
+    with pytest.raises(grpc.RpcError) as info:
+        client.check_keypoints(project, "people", classes=["dog", "cat"])
+    details = unpack(info.value)
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in details.violations] == ["classes[0]", "classes[1]"]
+
+
+def _edit(initial: str, worker_moves: float) -> str:
+    """The worker moves every point right by `worker_moves` pixels."""
+    skeletons = json.loads(initial)
+    for s in skeletons:
+        for p in s["annotations"]:
+            p["x"] += worker_moves
+    return json.dumps(skeletons)
+
+
+def _result_line(line: dict[str, Any], updated: str, worker: str, seconds: float, modified: bool) -> dict[str, Any]:
+    uri = line["source-ref"]
+    return {
+        "source-ref": uri,
+        "pose-review": {
+            "label-results": [
+                {
+                    "dataset_object_id": line["shoal-frame-id"],
+                    "data_object_s3_uri": uri,
+                    "image_file_name": uri.rsplit("/", 1)[1],
+                    "image_s3_location": uri,
+                    "original_annotations": line["initial_values"],
+                    "updated_annotations": updated,
+                    "worker_id": worker,
+                    "no_changes_needed": not modified,
+                    "was_modified": modified,
+                    "total_time_in_seconds": seconds,
+                }
+            ]
+        },
+        "pose-review-metadata": {
+            "type": "groundtruth/custom",
+            "job-name": "pose-review",
+            "human-annotated": "yes",
+            "creation-date": "2026-11-20T10:00:00.000000",
+        },
+    }
+
+
+def test_export_then_import_makes_a_new_version(client: shoal.Client, tmp_path: Path) -> None:
+    people = pose_set(6, seed=2)
+    project = load(client, people)
+    client.create_checkpoint(project, "people", "to-review")
+    job = gt.export_skeleton_job(client, project, "people", class_name="person", checkpoint="to-review")
+    manifest_path, template_path = job.write(tmp_path / "job")
+    lines = [json.loads(t) for t in manifest_path.read_text().splitlines()]
+    assert [line["shoal-frame-id"] for line in lines] == [p.frame_id for p in people.people]
+    assert lines[0]["source-ref"] == people.image_url(people.people[0].frame_id)
+    initial = json.loads(lines[0]["initial_values"])
+    assert initial[0]["name"] == people.people[0].label_id
+    assert {p["label"] for p in initial[0]["annotations"]} == set(rigs.COCO_PERSON_KEYPOINTS)
+    template = json.loads(template_path.read_text())
+    assert [k["label"] for k in template["keypointClasses"]] == list(rigs.COCO_PERSON_KEYPOINTS)
+    assert all(k["color"].startswith("#") and {"id", "x", "y"} <= set(k) for k in template["keypointClasses"])
+    assert len(template["skeletonRig"]) == 19
+    assert ["left_hip", "right_hip", "#969696"] in template["skeletonRig"]
+    assert set(template["skeletonBoundingBox"]) == {"left", "top", "right", "bottom"}
+
+    # The workers' output: two moved every point by 5 px, one changed nothing, and four lines are broken.
+    out = [
+        _result_line(lines[0], _edit(lines[0]["initial_values"], 5.0), "worker-a", 30.0, True),
+        _result_line(lines[1], _edit(lines[1]["initial_values"], 5.0), "worker-b", 50.0, True),
+        _result_line(lines[2], lines[2]["initial_values"], "worker-a", 10.0, False),
+    ]
+    broken_json = _result_line(lines[3], lines[3]["initial_values"], "worker-b", 1.0, True)
+    broken_json["pose-review"]["label-results"][0]["updated_annotations"] = '[{"annotations": [}'
+    missing_field = _result_line(lines[4], lines[4]["initial_values"], "worker-b", 1.0, True)
+    del missing_field["pose-review"]["label-results"][0]["updated_annotations"]
+    unknown_point = _result_line(lines[5], lines[5]["initial_values"], "worker-b", 1.0, True)
+    skeletons = json.loads(unknown_point["pose-review"]["label-results"][0]["updated_annotations"])
+    skeletons[0]["annotations"].append({"label": "tail", "x": 1, "y": 1})
+    unknown_point["pose-review"]["label-results"][0]["updated_annotations"] = json.dumps(skeletons)
+    text = [json.dumps(r) for r in out]
+    text.insert(1, '{"source-ref": "s3://pose-images/pose-0001.jpg", "pose-review": ')  # line 2: not JSON
+    text += [json.dumps(broken_json), json.dumps(missing_field), json.dumps(unknown_point)]
+    results = tmp_path / "output.manifest"
+    results.write_text("\n".join(text) + "\n")
+
+    before = client.list_versions(project, "people")[-1].version
+    report = gt.import_results(client, project, "people", results, class_name="person")
+    assert [(e.line, e.message.split(":")[0]) for e in report.errors] == [
+        (2, "not JSON"),
+        (5, "label-results[0].updated_annotations is not valid JSON"),
+        (6, "label-results[0] lacks updated_annotations"),
+        (7, "skeleton 0"),
+    ]
+    assert "tail" in report.errors[-1].message
+    assert report.version == before + 1
+    assert (report.frames, report.labels) == (3, 3)
+    stats = report.stats
+    assert stats.images == 3
+    assert stats.mean_seconds == pytest.approx(30.0)
+    assert stats.median_seconds == pytest.approx(30.0)
+    assert stats.modified_share == pytest.approx(2 / 3)
+    assert stats.unchanged_share == pytest.approx(1 / 3)
+    assert stats.workers["worker-a"]["images"] == 2
+    assert stats.workers["worker-a"]["mean_seconds"] == pytest.approx(20.0)
+    assert "3 images" in stats.summary()
+
+    def person(frame: frame_pb2.Frame) -> label_pb2.Label:
+        (label,) = [lb for lb in frame.labels if lb.classification == "person"]
+        return label
+
+    new = {f.frame_id: f for f in client.get_frames(project, "people", version=report.version)}
+    old = {f.frame_id: f for f in client.get_frames(project, "people", version=before)}
+    first = people.people[0]
+    moved = person(new[first.frame_id])
+    assert moved.label_id == first.label_id  # the skeleton named after the label keeps its id
+    points = {k.name: (k.x, k.y) for k in moved.keypoints_2d.keypoints}
+    assert points["nose"] == pytest.approx((first.points["nose"][0] + 5.0, first.points["nose"][1]))
+    assert moved.attributes[gt.ATTR_WORKER].string_value == "worker-a"
+    assert moved.attributes[gt.ATTR_SECONDS].float_value == 30.0
+    assert moved.attributes[gt.ATTR_MODIFIED].bool_value is True
+    assert moved.attributes[gt.ATTR_JOB].string_value == "pose-review"
+    # The earlier version is unchanged, and the frames of the bad lines are untouched in the new one.
+    then = {k.name: (k.x, k.y) for k in person(old[first.frame_id]).keypoints_2d.keypoints}
+    assert then["nose"] == pytest.approx(first.points["nose"])
+    for p in people.people[3:]:
+        assert person(new[p.frame_id]) == person(old[p.frame_id])
+    # The box stays with the label's image.
+    assert new[first.frame_id].sensors == old[first.frame_id].sensors
+
+
+def test_built_in_bounding_box_output_imports_with_either_metadata_spelling(client: shoal.Client) -> None:
+    people = pose_set(2, seed=3)
+    project = load(client, people)
+    uri0, uri1 = (people.image_url(p.frame_id) for p in people.people)
+    lines = [
+        {
+            "source-ref": uri0,
+            "dogs": {"image_size": [{"width": 640, "height": 480, "depth": 3}],
+                     "annotations": [{"class_id": 0, "left": 10, "top": 20, "width": 30, "height": 40}]},
+            "dogs-metadata": {"objects": [{"confidence": 0.9}], "class-map": {"0": "dog"},
+                              "type": "groundtruth/object-detection", "human-annotated": "yes", "job-name": "dogs"},
+        },
+        {
+            "source-ref": uri1,
+            "dogs": {"annotations": [{"class_id": 0, "left": 1, "top": 2, "width": 3, "height": 4}]},
+            "dogs-metadata": {"class_map": {"0": "dog"}, "type": "groundtruth/object-detection", "job_name": "dogs"},
+        },
+        {
+            "source-ref": uri1,
+            "dogs": {"annotations": [{"class_id": 7, "left": 1, "top": 2, "width": 3, "height": 4}]},
+            "dogs-metadata": {"class-map": {"0": "dog"}, "type": "groundtruth/object-detection"},
+        },
+        {"source-ref": "s3://elsewhere/x.jpg", "dogs": {"annotations": []},
+         "dogs-metadata": {"class-map": {}, "type": "groundtruth/object-detection"}},
+    ]  # fmt: skip
+    report = gt.import_results(client, project, "people", [json.dumps(x) for x in lines])
+    assert [(e.line, e.message) for e in report.errors] == [
+        (3, "annotations[0] class_id 7 is not in the class-map"),
+        (4, "no frame has the image s3://elsewhere/x.jpg"),
+    ]
+    frames = {f.frame_id: f for f in client.get_frames(project, "people", version=report.version)}
+    (box,) = [lb for lb in frames[people.people[1].frame_id].labels if lb.WhichOneof("geometry") == "box_2d"]
+    assert (box.classification, box.box_2d.left, box.box_2d.height) == ("dog", 1.0, 4.0)
+    assert box.attributes[gt.ATTR_JOB].string_value == "dogs"
+    # Keypoints of the person are kept beside the new boxes.
+    assert any(lb.classification == "person" for lb in frames[people.people[0].frame_id].labels)
