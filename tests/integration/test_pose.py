@@ -116,13 +116,18 @@ def test_each_rule_fires_on_what_it_names(client: shoal.Client) -> None:
     d.points["left_knee"] = (hx + (lx - hx) * 0.25, hy + (ly - hy) * 0.25)  # a thigh a quarter long
     project = load(client, people)
     found = client.check_keypoints(project, "people")
-    R = evaluation_pb2
     by = {(x.ground_truth_label_id, x.reason): x for x in found}
-    assert "left_wrist" in by[(a.label_id, R.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_IMAGE)].keypoints
-    assert "left_wrist" in by[(a.label_id, R.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_BOX)].keypoints
-    assert set(by[(b.label_id, R.LABEL_ERROR_REASON_DUPLICATE_KEYPOINTS)].keypoints) == {"nose", "left_eye"}
-    assert list(by[(c.label_id, R.LABEL_ERROR_REASON_MISSING_KEYPOINTS)].keypoints) == ["left_ankle", "right_ankle"]
-    bone = by[(d.label_id, R.LABEL_ERROR_REASON_BONE_LENGTH_OUTLIER)]
+    assert "left_wrist" in by[(a.label_id, evaluation_pb2.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_IMAGE)].keypoints
+    assert "left_wrist" in by[(a.label_id, evaluation_pb2.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_BOX)].keypoints
+    assert set(by[(b.label_id, evaluation_pb2.LABEL_ERROR_REASON_DUPLICATE_KEYPOINTS)].keypoints) == {
+        "nose",
+        "left_eye",
+    }
+    assert list(by[(c.label_id, evaluation_pb2.LABEL_ERROR_REASON_MISSING_KEYPOINTS)].keypoints) == [
+        "left_ankle",
+        "right_ankle",
+    ]
+    bone = by[(d.label_id, evaluation_pb2.LABEL_ERROR_REASON_BONE_LENGTH_OUTLIER)]
     assert "left_knee" in bone.keypoints
     # Untouched people raise nothing.
     assert {x.ground_truth_label_id for x in found} <= {a.label_id, b.label_id, c.label_id, d.label_id}
