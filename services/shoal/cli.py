@@ -214,6 +214,47 @@ def _print_report(what: str, report: Any) -> None:
         print(f"  … and {len(report.rejected) - 20} more (shoal SDK: client.list_upload_errors)")
 
 
+def cmd_gt_export(args: argparse.Namespace) -> int:
+    from shoal.sdk import groundtruth  # noqa: PLC0415
+
+    with _client(args) as client:
+        job = groundtruth.export_skeleton_job(
+            client,
+            args.project,
+            args.dataset,
+            class_name=args.class_name,
+            version=args.version,
+            checkpoint=args.checkpoint,
+            segment=args.segment,
+            sensor_id=args.sensor,
+            pre_annotations=args.pre_annotations,
+        )
+    manifest, template = job.write(args.out)
+    print(f"{len(job.manifest)} images from {job.dataset_version}: {manifest}, {template}")
+    return 0
+
+
+def cmd_gt_import(args: argparse.Namespace) -> int:
+    import dataclasses  # noqa: PLC0415
+
+    from shoal.sdk import groundtruth  # noqa: PLC0415
+
+    with _client(args) as client:
+        report = groundtruth.import_results(
+            client, args.project, args.dataset, args.manifest, class_name=args.class_name, version=args.version
+        )
+    if report.version:
+        print(f"version {report.version}: {report.frames} frames, {report.labels} labels ({report.upload})")
+    else:
+        print("nothing imported")
+    print(report.stats.summary())
+    for error in report.errors:
+        print(f"  {error}", file=sys.stderr)
+    if args.stats:
+        Path(args.stats).write_text(json.dumps(dataclasses.asdict(report.stats), indent=2) + "\n")
+    return 1 if report.errors else 0
+
+
 def cmd_import_coco(args: argparse.Namespace) -> int:
     from shoal.sdk import coco  # noqa: PLC0415
 
@@ -290,6 +331,15 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--state-dir", help="where logs, data and the state file go (default: $SHOAL_HOME or ./.shoal)")
         return p
 
+    def connected(p: argparse.ArgumentParser) -> None:
+        """Arguments of commands that call the suite about one dataset."""
+        p.add_argument("--host", default=None, help="suite host (default: $SHOAL_HOST or localhost)")
+        p.add_argument(
+            "--api-key", default="", help="API key (default: $SHOAL_API_KEY, else the state dir's admin key)"
+        )
+        p.add_argument("--project", required=True)
+        p.add_argument("--dataset", required=True)
+
     for name, helptext in (("up", "start the suite on this machine"), ("demo", "start the suite, use it, stop it")):
         p = with_state(sub.add_parser(name, help=helptext))
         p.add_argument("--host", default="127.0.0.1")
@@ -315,12 +365,7 @@ def parser() -> argparse.ArgumentParser:
         ("frames", "serialized frames (JSON lines)"),
     ):
         p = with_state(imp.add_parser(name, help=helptext))
-        p.add_argument("--host", default=None, help="suite host (default: $SHOAL_HOST or localhost)")
-        p.add_argument(
-            "--api-key", default="", help="API key (default: $SHOAL_API_KEY, else the state dir's admin key)"
-        )
-        p.add_argument("--project", required=True)
-        p.add_argument("--dataset", required=True)
+        connected(p)
         if name == "coco":
             p.add_argument("annotations", help="instances or person_keypoints JSON")
             p.add_argument("--results", help="a results (detections) JSON to upload as an inference set")
@@ -338,12 +383,7 @@ def parser() -> argparse.ArgumentParser:
         ("list", "list a dataset's assets"),
     ):
         p = with_state(assets.add_parser(name, help=helptext))
-        p.add_argument("--host", default=None, help="suite host (default: $SHOAL_HOST or localhost)")
-        p.add_argument(
-            "--api-key", default="", help="API key (default: $SHOAL_API_KEY, else the state dir's admin key)"
-        )
-        p.add_argument("--project", required=True)
-        p.add_argument("--dataset", required=True)
+        connected(p)
         if name == "upload":
             p.add_argument("folder")
             p.add_argument("--workers", type=int, default=4, help="files uploaded at once")
@@ -352,6 +392,29 @@ def parser() -> argparse.ArgumentParser:
             p.set_defaults(func=cmd_assets_upload)
         else:
             p.set_defaults(func=cmd_assets_list)
+    jobs = sub.add_parser("gt", help="labeling jobs in SageMaker Ground Truth's formats").add_subparsers(
+        dest="action", required=True
+    )
+    p = with_state(jobs.add_parser("export", help="a custom skeleton (keypoint) job from a version"))
+    connected(p)
+    p.add_argument("--class", dest="class_name", required=True, help="class whose rig the job labels")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--version", type=int, default=None)
+    where.add_argument("--checkpoint", default=None)
+    where.add_argument("--segment", default=None)
+    p.add_argument("--sensor", default=None, help="only this image sensor (default: every image)")
+    p.add_argument(
+        "--pre-annotations", default="labels", help="labels (adjustment/review job), none, or inferences:<set id>"
+    )
+    p.add_argument("--out", required=True, help="folder for manifest.jsonl and template-attributes.json")
+    p.set_defaults(func=cmd_gt_export)
+    p = with_state(jobs.add_parser("import", help="a job's output manifest as a new dataset version"))
+    connected(p)
+    p.add_argument("manifest", help="output manifest (JSON lines): custom skeleton or built-in bounding box")
+    p.add_argument("--class", dest="class_name", default="", help="class of the skeletons (skeleton jobs)")
+    p.add_argument("--version", type=int, default=None, help="version the results apply to (default: newest)")
+    p.add_argument("--stats", default=None, help="also write the labeling statistics to this JSON file")
+    p.set_defaults(func=cmd_gt_import)
     p = with_state(sub.add_parser("status", help="health of every service"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)

@@ -301,6 +301,106 @@ def _embeddings(config: SuiteConfig, key: str) -> None:
         print("their backgrounds: " + ", ".join(backgrounds.get(f, "?") for f in chosen.frame_ids))
 
 
+def _pose(config: SuiteConfig, key: str) -> None:
+    """A pose subset with COCO's rig: the keypoint checks catch planted left-right swaps, a review job is exported in
+    Ground Truth's skeleton format, and its output (simulated workers fix two of the swaps) comes back as a version."""
+    import json  # noqa: PLC0415
+
+    import shoal  # noqa: PLC0415
+    from shoal.demo_pose import IMAGE_SIZE, pose_set  # noqa: PLC0415
+    from shoal.sdk import groundtruth  # noqa: PLC0415
+
+    people = pose_set(40, swaps=3, seed=21)
+    addresses = {name: f"{config.host}:{ports.grpc_port}" for name, ports in config.services.items()}
+    with shoal.Client(api_key=key, addresses=addresses, show_progress=False) as client:
+        client.create_project("pose", shoal.LabelClassMap([shoal.ClassMapEntry.coco_person(class_id=0)]))
+        dataset = shoal.LabeledDataset()
+        for person in people.people:
+            frame = shoal.LabeledFrame(frame_id=person.frame_id)
+            frame.add_image(
+                sensor_id="cam", image_url=people.image_url(person.frame_id), width=IMAGE_SIZE[0], height=IMAGE_SIZE[1]
+            )
+            left, top, width, height = person.box
+            frame.add_label_2d_keypoints(
+                sensor_id="cam",
+                label_id=person.label_id,
+                classification="person",
+                keypoints=[{"name": n, "x": x, "y": y, "visibility": 2} for n, (x, y) in person.points.items()],
+                top=top,
+                left=left,
+                width=width,
+                height=height,
+            )
+            dataset.add_frame(frame)
+        report = client.create_or_update_dataset("pose", "people", dataset=dataset)
+        first = client.wait_for_upload(report.name, timeout=120, poll_seconds=0.1).versions[-1]
+        client.create_checkpoint("pose", "people", "to-review")
+        print(
+            f"\n== pose: {len(people.people)} people with COCO's rig (17 keypoints, 19 edges) as version {first}, "
+            f"{len(people.swapped)} with a planted left-right swap"
+        )
+        found = client.check_keypoints("pose", "people", rules=["swapped_keypoints"])
+        ranks = sorted(i + 1 for i, c in enumerate(found) if c.ground_truth_label_id in people.swapped)
+        print(f"keypoint checks: {len(found)} swap candidates; the planted ones at ranks {ranks}")
+        top = found[0]
+        print(f"  first: {top.frame_id}: {top.description} (score {top.score:.2f})")
+
+        job = groundtruth.export_skeleton_job(client, "pose", "people", class_name="person", checkpoint="to-review")
+        manifest, template = job.write(config.state / "demo" / "pose-job")
+        print(f"exported a skeleton review job from checkpoint to-review: {len(job.manifest)} images → {manifest.name}")
+        print(
+            f"  {template.name}: {len(job.template['keypointClasses'])} keypoint classes, "
+            f"{len(job.template['skeletonRig'])} rig lines"
+        )
+
+        # The workers' output manifest: two of the swaps fixed, every other image confirmed unchanged.
+        fixing = sorted(people.swapped)[:2]
+        lines = []
+        for n, line in enumerate(job.manifest):
+            skeletons = json.loads(line["initial_values"])
+            fixed = skeletons[0]["name"] in fixing
+            if fixed:
+                a, b = people.swapped[skeletons[0]["name"]]
+                points = {p["label"]: p for p in skeletons[0]["annotations"]}
+                points[a]["label"], points[b]["label"] = b, a
+            result = {
+                "dataset_object_id": str(n),
+                "data_object_s3_uri": line["source-ref"],
+                "image_file_name": line["source-ref"].rsplit("/", 1)[1],
+                "image_s3_location": line["source-ref"],
+                "original_annotations": line["initial_values"],
+                "updated_annotations": json.dumps(skeletons),
+                "worker_id": f"worker-{n % 3 + 1}",
+                "no_changes_needed": not fixed,
+                "was_modified": fixed,
+                "total_time_in_seconds": 40.0 if fixed else 8.0 + n % 5,
+            }
+            lines.append(
+                json.dumps(
+                    {
+                        "source-ref": line["source-ref"],
+                        "pose-review": {"label-results": [result]},
+                        "pose-review-metadata": {"type": "groundtruth/custom", "job-name": "pose-review"},
+                    }
+                )
+            )
+        output = config.state / "demo" / "pose-job" / "output.manifest"
+        output.write_text("\n".join(lines) + "\n")
+        imported = groundtruth.import_results(client, "pose", "people", output, class_name="person")
+        print(
+            f"imported the job's output as version {imported.version}: {imported.frames} frames, "
+            f"{imported.labels} labels, {len(imported.errors)} bad lines"
+        )
+        for row in imported.stats.summary().splitlines():
+            print(f"  {row}")
+        after = client.check_keypoints("pose", "people", rules=["swapped_keypoints"])
+        before = client.check_keypoints("pose", "people", version=first, rules=["swapped_keypoints"])
+        print(
+            f"swap candidates now: {len(after)} ({', '.join(c.frame_id for c in after)}); "
+            f"version {first} still has {len(before)}"
+        )
+
+
 def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
     own_state = args.state_dir is None
     if own_state:
@@ -335,6 +435,7 @@ def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
         _edit_over_versions(config, key)
         _evaluate_model(config, key, planted)
         _embeddings(config, key)
+        _pose(config, key)
         print("\n== request metrics of the versioning service")
         metrics_url = f"http://{config.host}:{config.services['versioning'].metrics_port}/metrics"
         print(_handled_total(metrics_url))

@@ -227,5 +227,13 @@ def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     assert "== embeddings: 59 8x8-thumbnail embeddings (192 values) added as version 5" in result.stdout
     assert "frames most like shapes-0001: shapes-0001 (1.000)" in result.stdout
     assert re.search(r"6 most diverse frames: (shapes-\d{4}, ){5}shapes-\d{4} → segment diverse-6", result.stdout)
+    assert "== pose: 40 people with COCO's rig (17 keypoints, 19 edges) as version 1, 3 with a planted" in result.stdout
+    assert "keypoint checks: 3 swap candidates; the planted ones at ranks [1, 2, 3]" in result.stdout
+    assert "exported a skeleton review job from checkpoint to-review: 40 images → manifest.jsonl" in result.stdout
+    assert "template-attributes.json: 17 keypoint classes, 19 rig lines" in result.stdout
+    assert "imported the job's output as version 2: 40 frames, 40 labels, 0 bad lines" in result.stdout
+    assert "40 images, " in result.stdout
+    assert "5% modified, 95% marked unchanged" in result.stdout
+    assert re.search(r"swap candidates now: 1 \(pose-\d{4}\); version 1 still has 3", result.stdout)
     assert result.stdout.rstrip().endswith("shoal stopped")
     assert suite.shoal("status").returncode == 3
