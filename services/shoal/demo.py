@@ -342,8 +342,7 @@ def _pose(config: SuiteConfig, key: str) -> None:
         found = client.check_keypoints("pose", "people", rules=["swapped_keypoints"])
         ranks = sorted(i + 1 for i, c in enumerate(found) if c.ground_truth_label_id in people.swapped)
         print(f"keypoint checks: {len(found)} swap candidates; the planted ones at ranks {ranks}")
-        top = found[0]
-        print(f"  first: {top.frame_id}: {top.description} (score {top.score:.2f})")
+        print(f"  first: {found[0].frame_id}: {found[0].description} (score {found[0].score:.2f})")
 
         job = groundtruth.export_skeleton_job(client, "pose", "people", class_name="person", checkpoint="to-review")
         manifest, template = job.write(config.state / "demo" / "pose-job")

@@ -33,7 +33,13 @@ def client(start_service: Callable[..., ServerThread], tmp_path: Path, redis_db:
 
 def load(client: shoal.Client, people: PoseSet) -> str:
     project = unique(P)
-    classes = shoal.LabelClassMap([shoal.ClassMapEntry.coco_person(class_id=0), shoal.ClassMapEntry("dog", 1)])
+    classes = shoal.LabelClassMap(
+        [
+            shoal.ClassMapEntry.coco_person(class_id=0),
+            shoal.ClassMapEntry("dog", 1),
+            shoal.ClassMapEntry("background", 2),
+        ]
+    )
     client.create_project(project, classes)
     dataset = shoal.LabeledDataset()
     for person in people.people:
@@ -312,3 +318,76 @@ def test_built_in_bounding_box_output_imports_with_either_metadata_spelling(clie
     assert box.attributes[gt.ATTR_JOB].string_value == "dogs"
     # Keypoints of the person are kept beside the new boxes.
     assert any(lb.classification == "person" for lb in frames[people.people[0].frame_id].labels)
+
+
+def test_built_in_semantic_segmentation_output_imports_as_class_id_masks(client: shoal.Client, tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    people = pose_set(2, seed=6)
+    project = load(client, people)
+    colours = np.zeros((IMAGE_SIZE[1], IMAGE_SIZE[0], 3), np.uint8)
+    colours[:] = (255, 255, 255)
+    colours[100:300, 200:500] = (0x2A, 0xCF, 0x59)
+    good = tmp_path / "mask-0.png"
+    Image.fromarray(colours).save(good)
+    stray = colours.copy()
+    stray[0, 0] = (1, 2, 3)
+    bad = tmp_path / "mask-1.png"
+    Image.fromarray(stray).save(bad)
+    uri0, uri1 = (people.image_url(p.frame_id) for p in people.people)
+    lines = [
+        {
+            "source-ref": uri0,
+            "streets-ref": str(good),
+            "streets-ref-metadata": {
+                "internal-color-map": {
+                    "0": {"class-name": "BACKGROUND", "hex-color": "#ffffff", "confidence": 0.9},
+                    "1": {"class-name": "person", "hex-color": "#2acf59", "confidence": 0.9},
+                },
+                "type": "groundtruth/semantic-segmentation",
+                "human-annotated": "yes",
+                "job-name": "streets",
+            },
+        },
+        {
+            "source-ref": uri1,
+            "streets-ref": str(bad),
+            "streets-ref-metadata": {
+                "internal_color_map": {"0": {"class_name": "BACKGROUND", "hex_color": "#ffffff"}},
+                "type": "groundtruth/semantic-segmentation",
+            },
+        },
+        {
+            "source-ref": uri1,
+            "streets-ref": str(bad),
+            "streets-ref-metadata": {"type": "groundtruth/semantic-segmentation"},
+        },
+    ]
+    report = gt.import_results(client, project, "people", [json.dumps(x) for x in lines])
+    assert [(e.line, e.message.split(" are ")[0]) for e in report.errors] == [
+        (2, "mask colours #010203, #2acf59"),
+        (3, "'streets-ref-metadata' has no internal-color-map"),
+    ]
+    assert (report.frames, report.labels) == (1, 1), report
+    assert not client.list_upload_errors(report.upload)
+    frames = {f.frame_id: f for f in client.get_frames(project, "people", version=report.version)}
+    (label,) = [
+        lb for lb in frames[people.people[0].frame_id].labels if lb.WhichOneof("geometry") == "semantic_segmentation_2d"
+    ]
+    (asset,) = [a for a in client.list_assets(project, "people") if a.sha256 in label.semantic_segmentation_2d.mask_url]
+    with Image.open(io.BytesIO(client.read_asset(asset.name))) as img:
+        ids = np.asarray(img)
+    expected = np.full((IMAGE_SIZE[1], IMAGE_SIZE[0]), 2, np.uint8)
+    expected[100:300, 200:500] = 0
+    assert np.array_equal(ids, expected)
+    assert label.attributes[gt.ATTR_JOB].string_value == "streets"
+    # A mask the server refuses (wrong size) is reported on its line, and nothing of that frame changes.
+    small = tmp_path / "small.png"
+    Image.fromarray(np.full((4, 6, 3), 255, np.uint8)).save(small)
+    lines[0]["streets-ref"] = str(small)
+    again = gt.import_results(client, project, "people", [json.dumps(lines[0])])
+    assert [(e.line, e.message.split(" (")[0]) for e in again.errors] == [(1, "MASK_SIZE_MISMATCH")]
+    assert (again.frames, again.labels, again.stats.images) == (0, 0, 0)

@@ -17,7 +17,7 @@ import json
 import statistics
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 SKELETON_TYPE: Final = "groundtruth/custom"
 BOX_TYPE: Final = "groundtruth/object-detection"
+SEMSEG_TYPE: Final = "groundtruth/semantic-segmentation"
 #: Label attributes an import records on every label it writes.
 ATTR_WORKER: Final = "gt_worker_id"
 ATTR_SECONDS: Final = "gt_time_seconds"
@@ -220,7 +221,7 @@ class Result:
 
     line: int
     job: str
-    kind: str  # SKELETON_TYPE or BOX_TYPE
+    kind: str  # SKELETON_TYPE, BOX_TYPE or SEMSEG_TYPE
     source: str
     worker: str = ""
     seconds: float | None = None
@@ -228,6 +229,8 @@ class Result:
     no_changes: bool | None = None
     skeletons: list[dict[str, Any]] = field(default_factory=list)
     boxes: list[dict[str, Any]] = field(default_factory=list)  # class name, left, top, width, height, confidence
+    mask: str = ""  # semantic segmentation: URL of the colour mask
+    colors: dict[tuple[int, int, int], str] = field(default_factory=dict)  # its colours → class names
 
 
 @dataclass
@@ -334,6 +337,8 @@ def _parse_line(number: int, record: Any) -> list[Result]:
     kind = str(meta.get("type", ""))
     job = str(meta.get("job-name", attribute))
     value = record[attribute]
+    if kind == SEMSEG_TYPE:
+        return [_parse_semseg(number, record, attribute, job, meta)]
     if kind == BOX_TYPE or (not kind and isinstance(value, dict) and "annotations" in value):
         source = record.get("source-ref")
         if not isinstance(source, str) or not source:
@@ -391,6 +396,68 @@ def _parse_line(number: int, record: Any) -> list[Result]:
     return out
 
 
+def _parse_semseg(number: int, record: Mapping[str, Any], attribute: str, job: str, meta: Mapping[str, Any]) -> Result:
+    source = record.get("source-ref")
+    if not isinstance(source, str) or not source:
+        raise ValueError("'source-ref' is missing")
+    mask = record[attribute]
+    if not isinstance(mask, str) or not mask:
+        raise ValueError(f"'{attribute}' must be the URL of the mask")
+    palette = meta.get("internal-color-map")
+    if not isinstance(palette, dict) or not palette:
+        raise ValueError(f"'{attribute}-metadata' has no internal-color-map")
+    colors: dict[tuple[int, int, int], str] = {}
+    for key, entry in palette.items():
+        e = _norm(entry) if isinstance(entry, dict) else {}
+        name, color = e.get("class-name"), e.get("hex-color")
+        if not isinstance(name, str) or not isinstance(color, str):
+            raise ValueError(f"internal-color-map[{key}] needs class-name and hex-color")
+        digits = color.lstrip("#")
+        if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ValueError(f"internal-color-map[{key}] hex-color {color!r} is not #rrggbb")
+        colors[(int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))] = name
+    return Result(number, job, SEMSEG_TYPE, source, worker=str(meta.get("worker-id", "")), mask=mask, colors=colors)
+
+
+def read_mask(url: str) -> bytes:
+    """The default mask reader: local paths, file:// and http(s):// URLs. Pass your own for s3:// (credentials)."""
+    import urllib.parse  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme in ("", "file"):
+        return Path(urllib.parse.unquote(parsed.path)).read_bytes()
+    if parsed.scheme in ("http", "https"):
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return bytes(response.read())
+    raise ValueError(f"cannot read {url}: give import_results a mask_reader for {parsed.scheme}:// URLs")
+
+
+def class_id_mask(png: bytes, colors: Mapping[tuple[int, int, int], str], class_ids: Mapping[str, int]) -> Any:
+    """A colour mask as class ids of the class map: every colour must be in `colors`, every class in the map
+    (matched without regard to case, so Ground Truth's BACKGROUND finds a class named background)."""
+    import io  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    by_lower = {name.lower(): cid for name, cid in class_ids.items()}
+    lookup: dict[int, int] = {}
+    for (r, g, b), name in colors.items():
+        cid = class_ids.get(name, by_lower.get(name.lower()))
+        if cid is None:
+            raise ValueError(f"class {name!r} of the colour map is not in the project's class map")
+        lookup[(r << 16) | (g << 8) | b] = cid
+    with Image.open(io.BytesIO(png)) as img:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint32)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    values, inverse = np.unique(packed, return_inverse=True)
+    unknown = [f"#{v:06x}" for v in values.tolist() if v not in lookup]
+    if unknown:
+        raise ValueError(f"mask colours {', '.join(unknown[:5])} are not in the internal-color-map")
+    return np.array([lookup[v] for v in values.tolist()], dtype=np.uint8)[inverse].reshape(packed.shape)
+
+
 def _under(a: Any) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in a.items()} if isinstance(a, dict) else {}
 
@@ -445,18 +512,22 @@ def import_results(
     class_name: str = "",
     version: int | None = None,
     timeout: float = 600.0,
+    mask_reader: Callable[[str], bytes] = read_mask,
 ) -> ImportReport:
     """Import a Ground Truth output manifest as a new version of the dataset.
 
     Skeleton results replace the image's keypoint labels of `class_name` (a skeleton named after an existing label
-    keeps its id); bounding-box results replace the image's boxes. Every written label records the job, the
-    worker, the seconds spent and whether it was modified (`gt_*` attributes). The frames are read from `version`
-    (default: newest) and written back whole, so the earlier versions keep their labels.
+    keeps its id); bounding-box results replace the image's boxes; semantic-segmentation results replace its mask
+    (read with `mask_reader`, converted from the job's colours to the class map's ids and stored as an asset).
+    Every written label records the job, the worker, the seconds spent and whether it was modified (`gt_*`
+    attributes). The frames are read from `version` (default: newest) and written back whole, so the earlier
+    versions keep their labels.
     """
     text: Iterable[str] = Path(manifest).read_text().splitlines() if isinstance(manifest, str | Path) else manifest
     results, errors = read_output_manifest(text)
     project = client.get_project(project_id)
     rigs_by_class = {e.name: [k.name for k in e.keypoints] for e in project.class_map.entries}
+    class_ids = {e.name: int(e.class_id) for e in project.class_map.entries}
     if any(r.kind == SKELETON_TYPE for r in results) and not rigs_by_class.get(class_name):
         raise ValueError(f"{class_name!r} is not a class with a keypoint rig in project {project_id!r}")
     by_source: dict[str, tuple[str, str]] = {}
@@ -467,7 +538,8 @@ def import_results(
         frames[frame.frame_id] = frame
     changed: dict[str, frame_pb2.Frame] = {}
     imported: list[Result] = []
-    labels = 0
+    lines_of: dict[str, list[int]] = defaultdict(list)
+    written: dict[str, int] = {}
     bad_lines = {e.line for e in errors}
     for r in results:
         if r.line in bad_lines:
@@ -479,11 +551,15 @@ def import_results(
         frame_id, sensor_id = found
         frame = changed.get(frame_id) or frame_pb2.Frame.FromString(frames[frame_id].SerializeToString())
         try:
-            new = _labels_for(r, frame_id, sensor_id, class_name, rigs_by_class, {lb.label_id for lb in frame.labels})
-        except ValueError as err:
+            if r.kind == SEMSEG_TYPE:
+                new = [_semseg_label(client, project_id, dataset_id, r, frame_id, sensor_id, class_ids, mask_reader)]
+            else:
+                existing = {lb.label_id for lb in frame.labels}
+                new = _labels_for(r, frame_id, sensor_id, class_name, rigs_by_class, existing)
+        except (ValueError, OSError) as err:
             errors.append(LineError(r.line, str(err)))
             continue
-        geometry = "keypoints_2d" if r.kind == SKELETON_TYPE else "box_2d"
+        geometry = {SKELETON_TYPE: "keypoints_2d", BOX_TYPE: "box_2d", SEMSEG_TYPE: "semantic_segmentation_2d"}[r.kind]
         kept = [
             lb
             for lb in frame.labels
@@ -498,14 +574,58 @@ def import_results(
         frame.change_type = frame_pb2.CHANGE_TYPE_ADD
         changed[frame_id] = frame
         imported.append(r)
-        labels += len(new)
-    errors.sort(key=lambda e: e.line)
-    stats = LabelingStats.of(imported)
+        lines_of[frame_id].append(r.line)
+        written[frame_id] = written.get(frame_id, 0) + len(new)
     if not changed:
-        return ImportReport("", 0, 0, 0, errors, stats)
+        errors.sort(key=lambda e: e.line)
+        return ImportReport("", 0, 0, 0, errors, LabelingStats.of(imported))
     report = client.upload(f"projects/{project_id}/datasets/{dataset_id}", list(changed.values()))
     done = client.wait_for_upload(report.name, timeout=timeout)
-    return ImportReport(report.name, max(done.versions, default=0), len(changed), labels, errors, stats)
+    # Frames the server refused (a mask of the wrong size, a label it rejects) go back to their lines.
+    refused: set[str] = set()
+    for problem in client.list_upload_errors(report.name):
+        refused.add(problem.frame_id)
+        for line in lines_of.get(problem.frame_id, []):
+            where = f" ({problem.label_id})" if problem.label_id else ""
+            errors.append(LineError(line, f"{problem.reason}{where}: {problem.description}"))
+    errors.sort(key=lambda e: e.line)
+    refused_lines = {n for f in refused for n in lines_of.get(f, [])}
+    landed = [r for r in imported if r.line not in refused_lines]
+    return ImportReport(
+        report.name,
+        max(done.versions, default=0),
+        len(changed) - len(refused & set(changed)),
+        sum(n for f, n in written.items() if f not in refused),
+        errors,
+        LabelingStats.of(landed),
+    )
+
+
+def _semseg_label(  # noqa: PLR0917
+    client: Client,
+    project_id: str,
+    dataset_id: str,
+    r: Result,
+    frame_id: str,
+    sensor_id: str,
+    class_ids: Mapping[str, int],
+    mask_reader: Callable[[str], bytes],
+) -> label_pb2.Label:
+    from shoal.sdk.frames import mask_png  # noqa: PLC0415
+    from shoal.v1 import asset_pb2  # noqa: PLC0415
+
+    ids = class_id_mask(mask_reader(r.mask), r.colors, class_ids)
+
+    def fail(problem: str) -> None:
+        raise ValueError(problem)
+
+    asset = client.upload_asset(
+        project_id, dataset_id, mask_png(ids, fail), kind=asset_pb2.ASSET_KIND_MASK, filename="mask.png"
+    )
+    label = label_pb2.Label(label_id=f"{frame_id}-{sensor_id}-{r.job}-semseg", sensor_id=sensor_id)
+    label.semantic_segmentation_2d.mask_url = asset.url
+    _attrs(label, r)
+    return label
 
 
 def _labels_for(  # noqa: PLR0917
