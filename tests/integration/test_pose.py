@@ -391,3 +391,29 @@ def test_built_in_semantic_segmentation_output_imports_as_class_id_masks(client:
     again = gt.import_results(client, project, "people", [json.dumps(lines[0])])
     assert [(e.line, e.message.split(" (")[0]) for e in again.errors] == [(1, "MASK_SIZE_MISMATCH")]
     assert (again.frames, again.labels, again.stats.images) == (0, 0, 0)
+
+
+def test_cli_exports_and_imports(
+    client: shoal.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shoal.cli import main
+
+    people = pose_set(3, seed=8)
+    project = load(client, people)
+    for name, address in client.addresses.items():
+        monkeypatch.setenv(f"SHOAL_{name.upper()}_ADDRESS", address)
+    monkeypatch.setenv("SHOAL_API_KEY", client.api_key)
+    common = ["--project", project, "--dataset", "people", "--class", "person"]
+    assert main(["gt", "export", *common, "--version", "1", "--out", str(tmp_path / "job")]) == 0
+    assert "3 images from" in capsys.readouterr().out
+    lines = [json.loads(t) for t in (tmp_path / "job" / "manifest.jsonl").read_text().splitlines()]
+    output = tmp_path / "output.manifest"
+    output.write_text(
+        json.dumps(_result_line(lines[0], _edit(lines[0]["initial_values"], 2.0), "w", 5.0, True)) + "\n{oops\n"
+    )
+    stats = tmp_path / "stats.json"
+    assert main(["gt", "import", *common, str(output), "--stats", str(stats)]) == 1  # a bad line: exit 1
+    captured = capsys.readouterr()
+    assert "version 2: 1 frames, 1 labels" in captured.out
+    assert "line 2: not JSON" in captured.err
+    assert json.loads(stats.read_text())["images"] == 1
