@@ -90,6 +90,7 @@ bench: setup ## benchmarks, JSON into bench/results/
 	$(PY) bench/versioning.py --out bench/results/versioning.json
 	$(PY) bench/assets.py --out bench/results/assets.json
 	$(PY) bench/coco_eval.py --out bench/results/coco_eval.json
+	$(PY) bench/keypoints.py --out bench/results/keypoints.json
 	$(PY) bench/embeddings.py --out bench/results/embeddings.json
 
 clean: ## remove what the build made

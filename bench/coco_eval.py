@@ -16,17 +16,12 @@ label-error candidates).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
-import io
-import json
-import os
-import platform
 import statistics
 import time
 from typing import Any
 
 import numpy as np
+from benchlib import coco_reference, emit, machine
 from shoal.metrics import cocojson, tasks
 from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, project_pb2
 
@@ -112,27 +107,6 @@ def synthetic(images: int, classes: int = 80, seed: int = 0) -> tuple[dict[str, 
         "annotations": anns,
     }
     return gt, dets
-
-
-def run_reference(kind: str, gt: dict[str, Any], dets: list[dict[str, Any]]) -> tuple[float, list[float]]:
-    if kind == "pycocotools":
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval as Eval
-    else:
-        from faster_coco_eval import COCO
-        from faster_coco_eval import COCOeval_faster as Eval
-    gt_copy, dt_copy = copy.deepcopy(gt), copy.deepcopy(dets)
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = gt_copy
-        coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(dt_copy)
-        e = Eval(coco_gt, coco_dt, "bbox")
-        e.evaluate()
-        e.accumulate()
-        e.summarize()
-    return time.perf_counter() - start, [float(v) for v in e.stats]
 
 
 def run_shoal(gt: dict[str, Any], dets: list[dict[str, Any]]) -> tuple[float, list[float]]:
@@ -225,9 +199,9 @@ def main() -> None:
         timings.setdefault(name, []).append(outcome[0])
         stats[name] = outcome[1]
 
-    record("pycocotools", run_reference("pycocotools", gt, dets))
+    record("pycocotools", coco_reference("pycocotools", gt, dets, "bbox"))
     for _ in range(args.repeat):
-        record("faster_coco_eval", run_reference("faster", gt, dets))
+        record("faster_coco_eval", coco_reference("faster", gt, dets, "bbox"))
         record("shoal", run_shoal(gt, dets))
         record("shoal_from_stored_frames", run_shoal_stored(truth, predictions, class_map, everything=False))
         record("shoal_full_service_evaluation", run_shoal_stored(truth, predictions, class_map, everything=True))
@@ -236,7 +210,7 @@ def main() -> None:
     seconds = {k: statistics.median(v) for k, v in timings.items()}
     report = {
         "benchmark": "coco_eval",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "set": {
             "images": args.images,
             "classes": 80,
@@ -269,11 +243,7 @@ def main() -> None:
             "shoal_time <= 0.5 x faster_coco_eval": seconds["shoal"] <= 0.5 * seconds["faster_coco_eval"],
         },
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

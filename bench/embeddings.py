@@ -13,13 +13,11 @@ Shoal runs on the backend the service would use (CuPy on a GPU, else NumPy; --ba
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from typing import Any
 
 import numpy as np
+from benchlib import emit, machine
 from shoal.embedding import compute
 
 
@@ -111,7 +109,7 @@ def main() -> None:
     s = args.scale
     report = {
         "benchmark": "embeddings",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "backend": {"device": backend.device, "name": backend.device_name, "library": backend.library_version},
         "search": [
             search_case(backend, int(1_000_000 * s), 128, 1000, 10),
@@ -124,11 +122,7 @@ def main() -> None:
         "search at least as fast as faiss-cpu": all(c["shoal_over_faiss_search"] <= 1.0 for c in report["search"]),
         "selection >= 5x scikit-activeml": report["selection"]["speedup"] >= 5,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from shoal.v1 import frame_pb2, metrics_service_pb2
 from shoal.versioning.reads import Reads
 
 #: Changes when the rules change, so stored results of older rules are not served.
-RULES_VERSION: Final = "keypoint-rules-1"
+RULES_VERSION: Final = "keypoint-rules-2"
 
 
 class KeypointChecks:

@@ -6,11 +6,13 @@ Each rule works on all instances of one class at once (arrays of N instances × 
   compared with the direction the instance's other pairs agree on; a pair pointing the opposite way, or whose
   bones cross their mirror bones, is likely swapped. Comparing pairs with each other, not with the camera, keeps
   people seen from behind (every pair reversed, consistently) out of the list.
+  A pair with only one point labeled is judged by the side of the body that point lies on (the midline fitted
+  through the other pairs' midpoints): a left point on the right side may be the right one labeled as left.
 - points outside the image or outside the instance's box;
 - rig keypoints missing or not labeled;
 - bones (rig edges) whose length relative to the instance is far from the class's distribution (robust z-score of
   the log ratio, median and MAD over the dataset);
-- two keypoints of one instance at one place.
+- two keypoints of one instance at one place, where the class usually has them apart at that size.
 
 Scores are comparable across rules: about 1 for a clear error, lower for weaker evidence.
 """
@@ -47,8 +49,19 @@ BONE_MIN_FACTOR: Final = 2.0
 BONE_MIN_SAMPLES: Final = 8
 #: Points closer than this fraction of the instance's size count as one place.
 DUPLICATE_FRACTION: Final = 0.01
+#: ...judged only for points that usually lie at least this many times that distance apart at the instance's size.
+DUPLICATE_MIN_SEPARATION: Final = 2.5
 #: Tolerance outside the box, as a fraction of the box's size (annotators' boxes are loose by a few pixels).
 BOX_MARGIN: Final = 0.05
+#: A lone point of a pair (its mirror not labeled) is judged only when the instance's complete pairs agree on the
+#: body's left-to-right direction at least this much (1 = all parallel)...
+LONE_MIN_AGREEMENT: Final = 0.8
+#: ...and their widths are at least this share of their usual widths (near-frontal or back views, not profiles);
+LONE_MIN_FRONTAL: Final = 0.5
+#: it is reported past this much of its usual offset from the midline on the other side (1 = its mirror's place),
+LONE_MIN_CROSSING: Final = 0.5
+#: and weighs less than a pair seen swapped: one point on the wrong side is weaker evidence.
+LONE_WEIGHT: Final = 0.8
 #: Missing points weigh less than geometric errors: occlusion and truncation make many of them legitimate.
 MISSING_WEIGHT: Final = 0.5
 
@@ -124,14 +137,23 @@ class _Arrays:
         self.index = {n: i for i, n in enumerate(rig.keypoints)}
         n, k = len(instances), len(rig.keypoints)
         self.xy = np.full((n, k, 2), np.nan)
+        rows: list[int] = []
+        cols: list[int] = []
+        values: list[tuple[float, float]] = []
+        index = self.index
         for i, inst in enumerate(instances):
-            for name, (x, y) in inst.points.items():
-                j = self.index.get(name)
+            for name, xy in inst.points.items():
+                j = index.get(name)
                 if j is not None:
-                    self.xy[i, j] = (x, y)
+                    rows.append(i)
+                    cols.append(j)
+                    values.append(xy)
+        if rows:
+            self.xy[np.array(rows), np.array(cols)] = np.array(values, np.float64)
         self.labeled = ~np.isnan(self.xy[:, :, 0])
         boxes = np.array([inst.box or (np.nan,) * 4 for inst in instances], dtype=np.float64).reshape(n, 4)
         self.box = boxes
+        self.image = np.array([inst.image or (np.nan, np.nan) for inst in instances], np.float64).reshape(n, 2)
         # The instance's size: its box diagonal, else the diagonal of its labeled points' extent.
         with np.errstate(invalid="ignore"), _quiet():
             extent = np.nanmax(self.xy, axis=1) - np.nanmin(self.xy, axis=1)
@@ -195,11 +217,28 @@ def check_swaps(arrays: _Arrays) -> list[Candidate]:
             crossing[:, j] |= _segments_cross(xy[:, li], xy[:, qi], xy[:, ri], xy[:, pi]) & ok[:, j]
     score = np.clip(-cos, 0.0, 1.0) * agreement + 0.25 * crossing
     flagged = ok & (others_n >= 1) & ((-cos > SWAP_MIN_OPPOSITION) & (agreement > 0.5) | crossing)
+    lone, lone_score = _lone_sides(arrays, pairs, length, ok, unit)
+    best = np.where(flagged, score, np.where(lone, lone_score, -1.0))
     out: list[Candidate] = []
-    for i in np.flatnonzero(flagged.any(axis=1)):
-        j = int(np.argmax(np.where(flagged[i], score[i], -1.0)))
+    for i in np.flatnonzero((flagged | lone).any(axis=1)):
+        j = int(np.argmax(best[i]))
         a, b = pairs[j][2], pairs[j][3]
         inst = arrays.instances[int(i)]
+        if not flagged[i, j]:
+            named, mirrored = (a, b) if arrays.labeled[i, pairs[j][0]] else (b, a)
+            side = "right" if named == a else "left"
+            out.append(
+                Candidate(
+                    inst.frame_id,
+                    inst.label_id,
+                    SWAPPED,
+                    float(lone_score[i, j]),
+                    (named, mirrored),
+                    f"{named} lies on the body's {side} side and {mirrored} is not labeled: "
+                    f"it may be the {mirrored} labeled as {named}",
+                )
+            )
+            continue
         why = []
         if -cos[i, j] > SWAP_MIN_OPPOSITION:
             why.append(f"points against {int(others_n[i, j])} other left-right pairs (cos {cos[i, j]:.2f})")
@@ -218,47 +257,114 @@ def check_swaps(arrays: _Arrays) -> list[Candidate]:
     return out
 
 
+def _lone_sides(
+    arrays: _Arrays,
+    pairs: list[tuple[int, int, str, str]],
+    length: np.ndarray,
+    ok: np.ndarray,
+    unit: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs with one point labeled whose point lies on the wrong side of the body: (flagged, score), N × J.
+
+    The body's left-to-right direction comes from the instance's complete pairs, its midline from a line fitted
+    through their midpoints (so a tilted person is measured along their own axis), and the expected offset of the
+    lone point from the pair's usual width over the dataset. Only near-frontal or back views are judged: in profile
+    the pairs are short, the sides overlap and one of each pair is usually hidden for good reason."""
+    xy, scale = arrays.xy, arrays.scale
+    n, j = ok.shape
+    left = np.array([p[0] for p in pairs])
+    right = np.array([p[1] for p in pairs])
+    lab_l, lab_r = arrays.labeled[:, left], arrays.labeled[:, right]
+    one = lab_l ^ lab_r
+    complete = ok.sum(axis=1)
+    if not one.any():
+        return np.zeros((n, j), bool), np.zeros((n, j))
+    width = np.where(ok, length / scale[:, None], np.nan)  # pair width relative to the instance's size
+    with _quiet():
+        usual = np.nanmedian(width, axis=0)  # per pair, over the dataset
+        trusted = ok.sum(axis=0) >= BONE_MIN_SAMPLES
+        frontal = np.nanmedian(width / np.where(trusted, usual, np.nan), axis=1)
+    total = unit.sum(axis=1)
+    total_len = np.hypot(total[:, 0], total[:, 1])
+    agreement = np.where(complete > 0, total_len / np.maximum(complete, 1), 0.0)
+    u = total / np.where(total_len > 0, total_len, 1.0)[:, None]  # left → right
+    v = np.stack([-u[:, 1], u[:, 0]], axis=1)  # along the body
+    mid = (xy[:, left] + xy[:, right]) / 2
+    lat = np.einsum("njc,nc->nj", np.nan_to_num(mid), u)
+    ax = np.einsum("njc,nc->nj", np.nan_to_num(mid), v)
+    w = ok.astype(np.float64)
+    cnt = np.maximum(w.sum(axis=1), 1.0)
+    ax_mean, lat_mean = (w * ax).sum(axis=1) / cnt, (w * lat).sum(axis=1) / cnt
+    ax_c = np.where(ok, ax - ax_mean[:, None], 0.0)
+    spread = (ax_c**2).sum(axis=1)
+    fit = (complete >= 3) & (spread > (0.2 * scale) ** 2 * cnt)
+    slope = np.where(fit, (ax_c * (lat - lat_mean[:, None])).sum(axis=1) / np.where(spread > 0, spread, 1.0), 0.0)
+    point = np.where(lab_l[..., None], xy[:, left], xy[:, right])  # the labeled one
+    p_lat = np.einsum("njc,nc->nj", np.nan_to_num(point), u)
+    p_ax = np.einsum("njc,nc->nj", np.nan_to_num(point), v)
+    offset = p_lat - (lat_mean[:, None] + slope[:, None] * (p_ax - ax_mean[:, None]))
+    with _quiet():
+        own = np.nanmedian(width, axis=1)  # where the dataset has too few of a pair: the instance's own pairs
+    expected = np.where(trusted[None, :], usual[None, :], own[:, None])
+    half = np.where(np.isfinite(expected) & (expected > 0), expected / 2, np.nan) * scale[:, None]
+    # Left points belong at negative offsets, right at positive: t is about -1 where it should be, +1 mirrored.
+    with np.errstate(invalid="ignore"):
+        t = np.where(lab_l, offset, -offset) / half
+        flagged = (
+            one
+            & (complete >= 2)[:, None]
+            & (agreement > LONE_MIN_AGREEMENT)[:, None]
+            & (frontal >= LONE_MIN_FRONTAL)[:, None]
+            & (t > LONE_MIN_CROSSING)
+        )
+    score = np.where(flagged, LONE_WEIGHT * np.minimum(np.nan_to_num(t), 1.0) * agreement[:, None], 0.0)
+    return flagged, score
+
+
 def check_outside(arrays: _Arrays) -> list[Candidate]:
-    out: list[Candidate] = []
     xy, names = arrays.xy, arrays.rig.keypoints
-    for i, inst in enumerate(arrays.instances):
-        if inst.image is not None:
-            w, h = inst.image
-            dx = np.maximum(0.0, np.maximum(-xy[i, :, 0], xy[i, :, 0] - w))
-            dy = np.maximum(0.0, np.maximum(-xy[i, :, 1], xy[i, :, 1] - h))
-            excess = np.nan_to_num(np.hypot(dx, dy))
-            bad = np.flatnonzero(excess > 0)
-            if bad.size:
-                worst = float(excess[bad].max() / np.hypot(w, h))
-                out.append(
-                    Candidate(
-                        inst.frame_id,
-                        inst.label_id,
-                        OUTSIDE_IMAGE,
-                        0.8 + min(0.2, worst),
-                        tuple(names[j] for j in bad),
-                        f"{', '.join(names[j] for j in bad)} outside the {w:.0f}×{h:.0f} image",
-                    )
+    out: list[Candidate] = []
+    w, h = arrays.image[:, 0:1], arrays.image[:, 1:2]  # NaN where the frame gives no image size
+    with np.errstate(invalid="ignore"):
+        dx = np.maximum(0.0, np.maximum(-xy[:, :, 0], xy[:, :, 0] - w))
+        dy = np.maximum(0.0, np.maximum(-xy[:, :, 1], xy[:, :, 1] - h))
+        beyond_image = np.nan_to_num(np.hypot(dx, dy))
+        left, top, bw, bh = (arrays.box[:, c : c + 1] for c in range(4))
+        diag = np.hypot(bw, bh)
+        dx = np.maximum(0.0, np.maximum(left - xy[:, :, 0], xy[:, :, 0] - (left + bw)))
+        dy = np.maximum(0.0, np.maximum(top - xy[:, :, 1], xy[:, :, 1] - (top + bh)))
+        beyond_box = np.nan_to_num(np.hypot(dx, dy))
+        out_of_box = beyond_box > np.nan_to_num(BOX_MARGIN * diag, nan=np.inf)
+    out_of_image = beyond_image > 0
+    for i in np.flatnonzero(out_of_image.any(axis=1) | out_of_box.any(axis=1)):
+        inst = arrays.instances[int(i)]
+        if out_of_image[i].any():
+            bad = [names[j] for j in np.flatnonzero(out_of_image[i])]
+            iw, ih = float(arrays.image[i, 0]), float(arrays.image[i, 1])
+            worst = float(beyond_image[i].max() / np.hypot(iw, ih))
+            out.append(
+                Candidate(
+                    inst.frame_id,
+                    inst.label_id,
+                    OUTSIDE_IMAGE,
+                    0.8 + min(0.2, worst),
+                    tuple(bad),
+                    f"{', '.join(bad)} outside the {iw:.0f}×{ih:.0f} image",
                 )
-        if inst.box is not None:
-            left, top, bw, bh = inst.box
-            margin = BOX_MARGIN * np.hypot(bw, bh)
-            dx = np.maximum(0.0, np.maximum(left - xy[i, :, 0], xy[i, :, 0] - (left + bw)))
-            dy = np.maximum(0.0, np.maximum(top - xy[i, :, 1], xy[i, :, 1] - (top + bh)))
-            excess = np.nan_to_num(np.hypot(dx, dy))
-            bad = np.flatnonzero(excess > margin)
-            if bad.size:
-                ratio = float(excess[bad].max() / max(np.hypot(bw, bh), 1e-9))
-                out.append(
-                    Candidate(
-                        inst.frame_id,
-                        inst.label_id,
-                        OUTSIDE_BOX,
-                        min(1.0, 0.5 + ratio),
-                        tuple(names[j] for j in bad),
-                        f"{', '.join(names[j] for j in bad)} outside the instance's box",
-                    )
+            )
+        if out_of_box[i].any():
+            bad = [names[j] for j in np.flatnonzero(out_of_box[i])]
+            ratio = float(beyond_box[i][out_of_box[i]].max() / max(float(diag[i, 0]), 1e-9))
+            out.append(
+                Candidate(
+                    inst.frame_id,
+                    inst.label_id,
+                    OUTSIDE_BOX,
+                    min(1.0, 0.5 + ratio),
+                    tuple(bad),
+                    f"{', '.join(bad)} outside the instance's box",
                 )
+            )
     return out
 
 
@@ -326,7 +432,16 @@ def check_duplicates(arrays: _Arrays) -> list[Candidate]:
     dist = np.hypot(diff[..., 0], diff[..., 1])  # N × K × K
     k = len(names)
     upper = np.triu(np.ones((k, k), dtype=bool), 1)
-    close = (dist <= np.maximum(DUPLICATE_FRACTION * arrays.scale, 1.0)[:, None, None]) & upper
+    threshold = np.maximum(DUPLICATE_FRACTION * arrays.scale, 1.0)[:, None, None]
+    # Judge a pair only where it usually sits well apart at the instance's size: the eyes and nose of someone
+    # twenty pixels tall are within a pixel of each other by nature.
+    ju, ku = np.nonzero(upper)
+    rel = dist[:, ju, ku] / arrays.scale[:, None]
+    usual = np.full((k, k), np.inf)
+    with _quiet():
+        usual[ju, ku] = np.where(np.isfinite(rel).sum(axis=0) >= BONE_MIN_SAMPLES, np.nanmedian(rel, axis=0), np.inf)
+    apart = usual[None, :, :] * arrays.scale[:, None, None] >= DUPLICATE_MIN_SEPARATION * threshold
+    close = (dist <= threshold) & upper & apart
     out: list[Candidate] = []
     for i in np.flatnonzero(close.any(axis=(1, 2))):
         inst = arrays.instances[int(i)]

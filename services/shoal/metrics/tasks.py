@@ -213,10 +213,10 @@ def _collect(
     masks: MaskLoader,
     truth: bool,
 ) -> Side:
+    if task == T.EVALUATION_TASK_KEYPOINTS_2D:
+        return _collect_keypoints(pairs, classes, truth)
     side = Side()
     index = classes.index
-    rigs = {name: [k.name for k in classes.entries[name].keypoints] for name in classes.names}
-    width = max((len(r) for r in rigs.values()), default=0)
     for f, pair in enumerate(pairs):
         labels: Iterable[label_pb2.Label] = pair.truth.labels if truth else pair.prediction.labels
         for label in labels:
@@ -251,37 +251,6 @@ def _collect(
                     sub.CopyFrom(label)
                     sub.label_id = f"{label.label_id}#{inst.id}"
                     _add_mask(side, m, f, index[inst.classification], sub)
-            elif task == T.EVALUATION_TASK_KEYPOINTS_2D and kind == "keypoints_2d":
-                if label.classification not in index:
-                    continue
-                rig = rigs[label.classification]
-                pts = np.full((width, 3), np.inf)
-                pts[:, 2] = 0
-                where = {n: i for i, n in enumerate(rig)}
-                for kp in label.keypoints_2d.keypoints:
-                    i = where.get(kp.name)
-                    if i is None:
-                        continue
-                    pts[i] = (kp.x, kp.y, kp.visibility != label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED)
-                labeled = pts[:, 2] > 0
-                b = label.keypoints_2d.box
-                finite = np.isfinite(pts[:, 0])
-                if b.width > 0 and b.height > 0:
-                    box = (b.left, b.top, b.width, b.height)
-                elif (labeled if truth else finite).any():
-                    use = labeled if truth else finite
-                    x0, y0 = pts[use, 0].min(), pts[use, 1].min()
-                    box = (x0, y0, pts[use, 0].max() - x0, pts[use, 1].max() - y0)
-                else:
-                    box = (0.0, 0.0, 0.0, 0.0)
-                side.points.append(pts)
-                side.boxes.append(box)
-                if truth:
-                    side.area.append(box[2] * box[3])
-                else:  # as pycocotools' loadRes: the extent of the predicted points
-                    xs, ys = pts[finite, 0], pts[finite, 1]
-                    side.area.append(float((xs.max() - xs.min()) * (ys.max() - ys.min())) if xs.size else 0.0)
-                _common(side, f, index[label.classification], label, False, ignore=truth and not labeled.any())
             elif task == T.EVALUATION_TASK_CUBOID_3D and kind == "cuboid_3d":
                 if label.classification not in index:
                     continue
@@ -298,6 +267,62 @@ def _collect(
                 side.cuboids.append(box3)
                 side.area.append(box3[3] * box3[4])
                 _common(side, f, index[label.classification], label, False)
+    return side
+
+
+def _collect_keypoints(pairs: Sequence[Pair], classes: Classes, truth: bool) -> Side:
+    """Keypoint labels as columns: points are placed by name into their class's rig order (one flat pass over the
+    keypoints, then one array assignment), boxes and areas computed for all labels at once."""
+    side = Side()
+    index = classes.index
+    where = {name: {k.name: i for i, k in enumerate(classes.entries[name].keypoints)} for name in classes.names}
+    width = max((len(w) for w in where.values()), default=0)
+    rows: list[int] = []
+    cols: list[int] = []
+    values: list[tuple[float, float, bool]] = []
+    given: list[tuple[float, float, float, float]] = []
+    not_labeled = label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
+    for f, pair in enumerate(pairs):
+        labels: Iterable[label_pb2.Label] = pair.truth.labels if truth else pair.prediction.labels
+        for label in labels:
+            if label.WhichOneof("geometry") != "keypoints_2d" or label.classification not in index:
+                continue
+            rig = where[label.classification]
+            row = len(given)
+            for kp in label.keypoints_2d.keypoints:
+                i = rig.get(kp.name)
+                if i is not None:
+                    rows.append(row)
+                    cols.append(i)
+                    values.append((kp.x, kp.y, kp.visibility != not_labeled))
+            b = label.keypoints_2d.box
+            given.append((b.left, b.top, b.width, b.height))
+            _common(side, f, index[label.classification], label, False)
+    n = len(given)
+    pts = np.full((n, width, 3), np.inf)
+    pts[:, :, 2] = 0
+    if rows:
+        pts[np.array(rows), np.array(cols)] = np.array(values, np.float64)
+    labeled: Bool = pts[:, :, 2] > 0
+    finite: Bool = np.isfinite(pts[:, :, 0])
+    use = labeled if truth else finite
+    with np.errstate(invalid="ignore"):
+        x0 = np.where(use, pts[:, :, 0], np.inf).min(axis=1, initial=np.inf)
+        y0 = np.where(use, pts[:, :, 1], np.inf).min(axis=1, initial=np.inf)
+        x1 = np.where(use, pts[:, :, 0], -np.inf).max(axis=1, initial=-np.inf)
+        y1 = np.where(use, pts[:, :, 1], -np.inf).max(axis=1, initial=-np.inf)
+    extent = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+    box = np.array(given, np.float64).reshape(n, 4)
+    has_box = (box[:, 2] > 0) & (box[:, 3] > 0)
+    any_use: Bool = np.asarray(use.any(axis=1))
+    box = np.where(has_box[:, None], box, np.where(any_use[:, None], extent, 0.0))
+    side.boxes = [(float(a), float(b), float(c), float(d)) for a, b, c, d in box.tolist()]
+    side.points = list(pts)
+    if truth:
+        side.area = (box[:, 2] * box[:, 3]).tolist()
+        side.ignore = [not a for a in np.asarray(labeled.any(axis=1)).tolist()]
+    else:  # as pycocotools' loadRes: the extent of the predicted points
+        side.area = np.where(finite.any(axis=1), extent[:, 2] * extent[:, 3], 0.0).tolist()
     return side
 
 
