@@ -48,3 +48,36 @@ def coco_reference(
         e.accumulate()
         e.summarize()
     return time.perf_counter() - start, [float(v) for v in e.stats]
+
+
+def stored_pairs(truth: list[bytes], predictions: list[bytes]) -> list[Any]:
+    """Serialized frames and inference frames parsed as the metrics service reads them."""
+    from shoal.metrics import tasks
+    from shoal.v1 import frame_pb2
+
+    return [
+        tasks.Pair(f"{i:06d}", frame_pb2.Frame.FromString(t), frame_pb2.InferenceFrame.FromString(p))
+        for i, (t, p) in enumerate(zip(truth, predictions, strict=True))
+    ]
+
+
+def coco_from_stored(pairs: list[Any], class_map: Any, task: int) -> list[float]:
+    """The COCO summary of one task from parsed frames: labels gathered into columns, matched, accumulated."""
+    import numpy as np
+    from shoal.metrics import coco, tasks
+    from shoal.v1 import evaluation_pb2
+
+    keypoints = task == evaluation_pb2.EVALUATION_TASK_KEYPOINTS_2D
+    classes = tasks.Classes.of(class_map, [])
+    params = evaluation_pb2.EvaluationParams(task=task)
+    gt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=True)
+    dt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=False)
+    r = coco.evaluate(
+        gt_side.instances(),
+        dt_side.instances(),
+        len(classes.names),
+        tasks._overlap(task, params, gt_side, dt_side, classes),
+        coco.CocoParams.keypoints() if keypoints else coco.CocoParams(),
+    )
+    _, arr = coco.summarize(r, keypoints=keypoints)
+    return [float(v) for v in arr]

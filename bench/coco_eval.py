@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 import numpy as np
-from benchlib import coco_reference, emit, machine
+from benchlib import coco_from_stored, coco_reference, emit, machine, stored_pairs
 from shoal.metrics import cocojson, tasks
 from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, project_pb2
 
@@ -153,30 +153,17 @@ def stored_frames(
 def run_shoal_stored(
     truth: list[bytes], predictions: list[bytes], class_map: project_pb2.ClassMap, *, everything: bool
 ) -> tuple[float, list[float]]:
-    from shoal.metrics import coco
 
     start = time.perf_counter()
-    pairs = [
-        tasks.Pair(f"{i:06d}", frame_pb2.Frame.FromString(t), frame_pb2.InferenceFrame.FromString(p))
-        for i, (t, p) in enumerate(zip(truth, predictions, strict=True))
-    ]
-    classes = tasks.Classes.of(class_map, [])
-    params = evaluation_pb2.EvaluationParams(task=evaluation_pb2.EVALUATION_TASK_DETECTION_2D)
+    pairs = stored_pairs(truth, predictions)
+    task = evaluation_pb2.EVALUATION_TASK_DETECTION_2D
     if everything:
+        params = evaluation_pb2.EvaluationParams(task=task)
+        classes = tasks.Classes.of(class_map, [])
         outcome = tasks.evaluate(pairs, params.task, params, classes, lambda url: np.zeros((1, 1), np.uint8))
         stats = [outcome.result.metrics[n] for n in NAMES]
     else:
-        task = params.task
-        gt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=True)
-        dt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=False)
-        r = coco.evaluate(
-            gt_side.instances(),
-            dt_side.instances(),
-            len(classes.names),
-            tasks._overlap(task, params, gt_side, dt_side, classes),
-        )
-        _, arr = coco.summarize(r)
-        stats = arr.tolist()
+        stats = coco_from_stored(pairs, class_map, task)
     return time.perf_counter() - start, [float(v) for v in stats]
 
 

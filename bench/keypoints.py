@@ -24,10 +24,10 @@ import time
 from typing import Any
 
 import numpy as np
-from benchlib import coco_reference, emit, machine
+from benchlib import coco_from_stored, coco_reference, emit, machine, stored_pairs
 from shoal import rigs
 from shoal.demo_pose import IMAGE_SIZE, pose_set
-from shoal.metrics import coco, cocojson, keypoints, tasks
+from shoal.metrics import cocojson, keypoints
 from shoal.sdk.classmap import ClassMapEntry
 from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, project_pb2
 
@@ -182,24 +182,8 @@ def class_map() -> project_pb2.ClassMap:
 
 def run_shoal_stored(truth: list[bytes], predictions: list[bytes]) -> tuple[float, list[float]]:
     start = time.perf_counter()
-    pairs = [
-        tasks.Pair(f"{i:06d}", frame_pb2.Frame.FromString(t), frame_pb2.InferenceFrame.FromString(p))
-        for i, (t, p) in enumerate(zip(truth, predictions, strict=True))
-    ]
-    classes = tasks.Classes.of(class_map(), [])
-    params = evaluation_pb2.EvaluationParams(task=evaluation_pb2.EVALUATION_TASK_KEYPOINTS_2D)
-    task = params.task
-    gt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=True)
-    dt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=False)
-    r = coco.evaluate(
-        gt_side.instances(),
-        dt_side.instances(),
-        len(classes.names),
-        tasks._overlap(task, params, gt_side, dt_side, classes),
-        coco.CocoParams.keypoints(),
-    )
-    _, arr = coco.summarize(r, keypoints=True)
-    return time.perf_counter() - start, [float(v) for v in arr]
+    stats = coco_from_stored(stored_pairs(truth, predictions), class_map(), evaluation_pb2.EVALUATION_TASK_KEYPOINTS_2D)
+    return time.perf_counter() - start, stats
 
 
 def run_checks(truth: list[bytes]) -> tuple[float, list[keypoints.Candidate]]:
