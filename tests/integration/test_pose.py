@@ -5,6 +5,7 @@ statistics, and the keypoint checks finding planted left-right swaps."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,13 @@ import pytest
 import shoal
 from shoal import rigs
 from shoal.demo_pose import IMAGE_SIZE, PoseSet, pose_set
+from shoal.kit.errors import InvalidArgument
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
+from shoal.metrics import keypoints
 from shoal.sdk import groundtruth as gt
-from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2
+from shoal.sdk.errors import OperationError
+from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, metrics_service_pb2
 
 from tests.conftest import ServerThread, unique
 from tests.integration.test_metrics import committed, suite
@@ -149,6 +153,58 @@ def test_each_rule_fires_on_what_it_names(client: shoal.Client) -> None:
         None,
     )
     assert [(x.ground_truth_label_id, x.reason) for x in paged] == [(x.ground_truth_label_id, x.reason) for x in found]
+
+
+def test_a_check_outlives_the_call_that_asked_for_it(client: shoal.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check slower than the caller's deadline goes on as an operation: asking again joins it instead of starting
+    another, and once it is stored the candidates are paged at once."""
+    project = load(client, pose_set(40, swaps=2, seed=9))
+    runs: list[int] = []
+    real = keypoints.check
+
+    def slow(*args: Any, **kwargs: Any) -> list[keypoints.Candidate]:
+        runs.append(1)
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(keypoints, "check", slow)
+    request = metrics_service_pb2.CheckKeypointsRequest(dataset_version=f"projects/{project}/datasets/people")
+    with pytest.raises(grpc.RpcError) as info:
+        client.metrics.CheckKeypoints(request, timeout=0.5, metadata=client._metadata)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    first = client.start_keypoint_check(project, "people")
+    again = client.start_keypoint_check(project, "people")
+    assert not first.done
+    assert again.name == first.name
+    done = client.wait_operation(first, timeout=60)
+    summary = metrics_service_pb2.CheckKeypointsResponse()
+    assert done.response.Unpack(summary)
+    assert summary.labels_checked == 40
+    assert not summary.candidates
+    found = client.check_keypoints(project, "people")
+    assert len(found) == summary.total_candidates >= 2
+    assert client.start_keypoint_check(project, "people").done
+    assert len(runs) == 1  # one class, checked once for all these calls
+
+
+def test_a_failed_check_reports_its_error(client: shoal.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = load(client, pose_set(5, seed=2))
+
+    def broken(*args: Any, **kwargs: Any) -> list[keypoints.Candidate]:
+        raise InvalidArgument("a rig the rules cannot read", reason="BAD_RIG")
+
+    monkeypatch.setattr(keypoints, "check", broken)
+    with pytest.raises(grpc.RpcError) as info:
+        client._call(
+            client.metrics.CheckKeypoints,
+            metrics_service_pb2.CheckKeypointsRequest(dataset_version=f"projects/{project}/datasets/people"),
+        )
+    details = unpack(info.value)
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.reason == "BAD_RIG"
+    with pytest.raises(OperationError) as failed:
+        client.check_keypoints(project, "people", rules=["missing_keypoints"])
+    assert failed.value.reason == "BAD_RIG"
 
 
 def test_bad_check_requests_name_the_field(client: shoal.Client) -> None:

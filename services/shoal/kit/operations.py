@@ -24,7 +24,22 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from redis.asyncio import Redis
 
-from shoal.kit.errors import Code, FieldViolation, InvalidArgument, NotFound, ShoalError
+from shoal.kit.errors import (
+    Aborted,
+    AlreadyExists,
+    Code,
+    FailedPrecondition,
+    FieldViolation,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    ShoalError,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
 from shoal.kit.server import Service
 from shoal.v1 import operation_pb2, operation_pb2_grpc
 
@@ -181,6 +196,15 @@ class OperationStore:
         await self._save(op)
         return op
 
+    async def wait(self, name: str, poll_seconds: float = 0.2) -> operation_pb2.Operation:
+        """The operation once done (finished, failed, or abandoned by its process). Cancelling the waiting task
+        (the caller's deadline) stops the wait only, never the operation."""
+        while True:
+            op = await self.get(name)
+            if op.done:
+                return op
+            await asyncio.sleep(poll_seconds)
+
     async def cancel(self, name: str) -> operation_pb2.Operation:
         op = await self.get(name)
         if not op.done:
@@ -259,6 +283,29 @@ class OperationStore:
             if key:
                 with contextlib.suppress(Exception):
                     await self.redis.delete(f"{PREFIX}key:{key}")
+
+
+def error_of(op: operation_pb2.Operation) -> ShoalError:
+    """A failed operation's error as the domain error that carries its code, reason and message."""
+    by_number = {number: code for code, number in GRPC_CODES.items()} | {CANCELLED: Code.ABORTED}
+    code = by_number.get(op.error.code, Code.INTERNAL)
+    kind = next((k for k in _ERRORS if k.code == code), Internal)
+    return kind(op.error.message, reason=op.error.reason or "UNKNOWN", metadata={"operation": op.name})
+
+
+_ERRORS: Final[tuple[type[ShoalError], ...]] = (
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    FailedPrecondition,
+    Aborted,
+    PermissionDenied,
+    Unauthenticated,
+    ResourceExhausted,
+    Unavailable,
+    Unimplemented,
+    Internal,
+)
 
 
 class OperationsServicer(operation_pb2_grpc.OperationsServiceServicer):

@@ -1,11 +1,15 @@
-"""CheckKeypoints: read a dataset version's keypoint labels, run the rules of `keypoints` per class, page the ranked
-candidates. The ranked list is stored keyed by everything it depends on (version, class map, classes, rules), so
-paging through it, or asking again, reads it back instead of scanning the version again."""
+"""Keypoint checks of a dataset version: plan (validate, resolve, name the result), run (read the version's keypoint
+labels, run the rules of `keypoints` per class, store the ranked list), page. The ranked list is stored keyed by
+everything it depends on (version, class map, classes, rules), so paging through it, or asking again, reads it back
+instead of scanning the version again; the server runs checks as operations so that a long one outlives the call
+that asked for it."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from shoal.kit.errors import FieldViolation, InvalidArgument
@@ -20,6 +24,20 @@ from shoal.versioning.reads import Reads
 
 #: Changes when the rules change, so stored results of older rules are not served.
 RULES_VERSION: Final = "keypoint-rules-2"
+#: Progress is reported every this many frames read.
+PROGRESS_EVERY: Final = 5000
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """One check, resolved: the concrete version, its tables, the rigs and rules, and where its result is stored."""
+
+    version: int
+    tables: VersionedTables
+    rigs: dict[str, keypoints.Rig]
+    rules: list[int]
+    key: str  # object-store key of the stored result
+    digest: str  # identifies the check: the same version, class map, classes and rules give the same digest
 
 
 class KeypointChecks:
@@ -28,68 +46,100 @@ class KeypointChecks:
         self.catalog = Catalog(store)
         self.reads = Reads(store, settings)
 
-    def check(self, request: metrics_service_pb2.CheckKeypointsRequest) -> metrics_service_pb2.CheckKeypointsResponse:
-        if not request.dataset_version:
+    def plan(self, dataset_version: str, classes: Sequence[str], rules: Sequence[int]) -> CheckPlan:
+        """Validate a request and resolve what it checks; INVALID_ARGUMENT names the field at fault."""
+        if not dataset_version:
             raise InvalidArgument.of([FieldViolation("dataset_version", "is required")])
-        ref = self.reads.resolve(request.dataset_version, "dataset_version")
+        ref = self.reads.resolve(dataset_version, "dataset_version")
         project = self.catalog.get_project(ref.dataset.parent)
         rigged = {e.name: keypoints.Rig.of(e) for e in project.class_map.entries if e.keypoints}
         violations = [
             FieldViolation(f"classes[{i}]", f"{c!r} is not a class with a keypoint rig in {ref.dataset.parent}")
-            for i, c in enumerate(request.classes)
+            for i, c in enumerate(classes)
             if c not in rigged
         ]
         violations += [
             FieldViolation(f"rules[{i}]", f"{r} is not a keypoint rule")
-            for i, r in enumerate(request.rules)
+            for i, r in enumerate(rules)
             if r not in keypoints.RULES
         ]
         if violations:
             raise InvalidArgument.of(violations)
-        classes = sorted(set(request.classes) or set(rigged))
-        rules = sorted(int(r) for r in set(request.rules) or set(keypoints.RULES))
+        chosen = sorted(set(classes) or set(rigged))
+        chosen_rules = sorted(int(r) for r in set(rules) or set(keypoints.RULES))
         digest = hashlib.sha256(
             b"\0".join(
                 [
                     RULES_VERSION.encode(),
                     str(ref.version).encode(),
                     project.class_map.SerializeToString(deterministic=True),
-                    ",".join(classes).encode(),
-                    ",".join(map(str, rules)).encode(),
+                    ",".join(chosen).encode(),
+                    ",".join(map(str, chosen_rules)).encode(),
                 ]
             )
         ).hexdigest()
-        key = f"checks/{ref.dataset}/keypoints/{digest}.binpb"
-        stored = self.store.get_or_none(key)
-        if stored is None:
-            result = self._compute(ref.tables, ref.version, {c: rigged[c] for c in classes}, rules)
-            self.store.put(key, result.SerializeToString(deterministic=True), "application/x-protobuf")
-        else:
-            result = metrics_service_pb2.CheckKeypointsResponse.FromString(stored)
-        size, start = _page_size(request.page_size), _offset(request.page_token)
+        return CheckPlan(
+            ref.version,
+            ref.tables,
+            {c: rigged[c] for c in chosen},
+            chosen_rules,
+            f"checks/{ref.dataset}/keypoints/{digest}.binpb",
+            digest,
+        )
+
+    def stored(self, plan: CheckPlan) -> metrics_service_pb2.CheckKeypointsResponse | None:
+        """The stored result of the check, if it ran before."""
+        blob = self.store.get_or_none(plan.key)
+        return None if blob is None else metrics_service_pb2.CheckKeypointsResponse.FromString(blob)
+
+    def run(
+        self, plan: CheckPlan, progress: Callable[..., None] = lambda *a, **k: None
+    ) -> metrics_service_pb2.CheckKeypointsResponse:
+        """Scan the version, run the rules, store the ranked result; returns its summary (no candidates)."""
+        result = self._compute(plan, progress)
+        self.store.put(plan.key, result.SerializeToString(deterministic=True), "application/x-protobuf")
+        return summary(result)
+
+    @staticmethod
+    def page(
+        result: metrics_service_pb2.CheckKeypointsResponse, page_size: int, page_token: str
+    ) -> metrics_service_pb2.CheckKeypointsResponse:
+        size, start = _page_size(page_size), _offset(page_token)
         return metrics_service_pb2.CheckKeypointsResponse(
             candidates=result.candidates[start : start + size],
             next_page_token=_token(start + size) if start + size < len(result.candidates) else "",
-            dataset_version=ref.version,
+            dataset_version=result.dataset_version,
             labels_checked=result.labels_checked,
             total_candidates=len(result.candidates),
         )
 
     @staticmethod
-    def _compute(
-        tables: VersionedTables, version: int, rigs: dict[str, keypoints.Rig], rules: list[int]
-    ) -> metrics_service_pb2.CheckKeypointsResponse:
+    def _compute(plan: CheckPlan, progress: Callable[..., None]) -> metrics_service_pb2.CheckKeypointsResponse:
         by_class: dict[str, list[keypoints.Instance]] = defaultdict(list)
-        wanted = set(rigs)
-        for _, blob in tables.scan(version):
+        wanted = set(plan.rigs)
+        for scanned, (_, blob) in enumerate(plan.tables.scan(plan.version), 1):
             frame = frame_pb2.Frame.FromString(blob)
             for cls, inst in keypoints.instances_of(frame, wanted):
                 by_class[cls].append(inst)
+            if scanned % PROGRESS_EVERY == 0:
+                progress("reading frames", scanned, 0, "frames")
         found: list[keypoints.Candidate] = []
+        labels = sum(len(v) for v in by_class.values())
+        progress("checking", 0, labels, "labels")
         for cls, instances in by_class.items():
-            found.extend(keypoints.check(rigs[cls], instances, rules))
+            found.extend(keypoints.check(plan.rigs[cls], instances, plan.rules))
         return metrics_service_pb2.CheckKeypointsResponse(
             candidates=[c.to_proto() for c in keypoints.rank(found)],
-            dataset_version=version,
-            labels_checked=sum(len(v) for v in by_class.values()),
+            dataset_version=plan.version,
+            labels_checked=labels,
+            total_candidates=len(found),
         )
+
+
+def summary(result: metrics_service_pb2.CheckKeypointsResponse) -> metrics_service_pb2.CheckKeypointsResponse:
+    """A stored result without its candidates: what a finished StartKeypointCheck operation answers."""
+    return metrics_service_pb2.CheckKeypointsResponse(
+        dataset_version=result.dataset_version,
+        labels_checked=result.labels_checked,
+        total_candidates=len(result.candidates),
+    )

@@ -9,11 +9,12 @@ from typing import Any
 
 from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
+from shoal.kit.errors import Aborted
 from shoal.kit.names import parse_inference_set
-from shoal.kit.operations import OperationStore, Progress, operations_service
+from shoal.kit.operations import OperationStore, Progress, error_of, operations_service
 from shoal.kit.server import Service
 from shoal.metrics.evaluations import Evaluations, Plan
-from shoal.metrics.keypoint_checks import KeypointChecks
+from shoal.metrics.keypoint_checks import CheckPlan, KeypointChecks, summary
 from shoal.v1 import evaluation_pb2, metrics_service_pb2, metrics_service_pb2_grpc, operation_pb2
 
 log = logging.getLogger("shoal.metrics.server")
@@ -96,7 +97,47 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         self, request: metrics_service_pb2.CheckKeypointsRequest, context: Ctx
     ) -> metrics_service_pb2.CheckKeypointsResponse:
         auth.require(_project(request.dataset_version))
-        return await asyncio.to_thread(self.keypoint_checks.check, request)
+        plan = await asyncio.to_thread(
+            self.keypoint_checks.plan, request.dataset_version, request.classes, request.rules
+        )
+        result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
+        if result is None:
+            # Wait on the operation, not the work: when this call's deadline cancels the wait, the check goes on.
+            op = await self.operations.wait((await self._start_check(plan)).name)
+            if op.HasField("error"):
+                raise error_of(op)
+            result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
+            if result is None:
+                raise Aborted("the check finished but its result is gone; ask again", reason="CHECK_RESULT_MISSING")
+        return self.keypoint_checks.page(result, request.page_size, request.page_token)
+
+    async def StartKeypointCheck(
+        self, request: metrics_service_pb2.StartKeypointCheckRequest, context: Ctx
+    ) -> operation_pb2.Operation:
+        auth.require(_project(request.dataset_version))
+        plan = await asyncio.to_thread(
+            self.keypoint_checks.plan, request.dataset_version, request.classes, request.rules
+        )
+        return await self._start_check(plan)
+
+    async def _start_check(self, plan: CheckPlan) -> operation_pb2.Operation:
+        """The check's operation: done at once when stored, else the running one for the same check, else a new
+        one run in this process."""
+        result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
+        if result is not None:
+            op, _ = await self.operations.create(operation_pb2.OperationProgress(stage="stored"))
+            return await self.operations.finish(op.name, summary(result))
+        key = f"keypoint-check:{plan.digest}"
+        op, created = await self.operations.create(operation_pb2.OperationProgress(stage="queued"), key=key)
+        if created:
+            task = asyncio.create_task(
+                self.operations.run(
+                    op, lambda progress: asyncio.to_thread(self.keypoint_checks.run, plan, progress), key=key
+                )
+            )
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return op
 
 
 def _project(name: str) -> str:

@@ -162,6 +162,15 @@ def _criterion(spec: Mapping[str, Any]) -> embedding_pb2.SelectionCriterion:
     return out
 
 
+def _keypoint_rules(rules: Sequence[str]) -> list[Any]:
+    """Rule names (swapped_keypoints, …) as LabelErrorReason values; ValueError names the unknown ones."""
+    wanted = [f"LABEL_ERROR_REASON_{r.upper()}" for r in rules]
+    unknown = [w for w in wanted if w not in set(evaluation_pb2.LabelErrorReason.keys())]
+    if unknown:
+        raise ValueError(f"unknown rules: {', '.join(unknown)}")
+    return [evaluation_pb2.LabelErrorReason.Value(w) for w in wanted]
+
+
 class Client:
     """A connection to a Shoal suite. Addresses default to `host` and the standard ports; `address` (or
     SHOAL_ADDRESS) sends every service's calls to one `host:port`, such as an ingress that routes by gRPC service
@@ -925,6 +934,28 @@ class Client:
             limit,
         )
 
+    def start_keypoint_check(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        version: int | None = None,
+        checkpoint: str | None = None,
+        classes: Sequence[str] = (),
+        rules: Sequence[str] = (),
+    ) -> operation_pb2.Operation:
+        """Start checking a dataset version's ground-truth keypoints (or find the stored or running check of the
+        same version, classes and rules); `wait_operation` waits for it, `check_keypoints` then pages the result."""
+        operation: operation_pb2.Operation = self._call(
+            self.metrics.StartKeypointCheck,
+            metrics_service_pb2.StartKeypointCheckRequest(
+                dataset_version=self.version_ref(project_id, dataset_id, version, checkpoint),
+                classes=list(classes),
+                rules=_keypoint_rules(rules),
+            ),
+        )
+        return operation
+
     def check_keypoints(
         self,
         project_id: str,
@@ -935,19 +966,22 @@ class Client:
         classes: Sequence[str] = (),
         rules: Sequence[str] = (),
         limit: int | None = None,
+        timeout: float | None = None,
     ) -> list[evaluation_pb2.LabelErrorCandidate]:
         """Ground-truth keypoints of a dataset version checked against their rigs, most likely wrong first. `rules`
         among swapped_keypoints, keypoint_outside_image, keypoint_outside_box, missing_keypoints,
         bone_length_outlier, duplicate_keypoints (default: all). Each candidate names its rule (`reason`) and
-        the keypoints it fired on.
+        the keypoints it fired on. A large version is checked as an operation, waited for up to `timeout` seconds
+        (no limit by default), then paged.
 
         >>> client.check_keypoints("pose", "people", rules=["swapped_keypoints"], limit=20)
         """
-        wanted = [f"LABEL_ERROR_REASON_{r.upper()}" for r in rules]
-        unknown = [w for w in wanted if w not in set(evaluation_pb2.LabelErrorReason.keys())]
-        if unknown:
-            raise ValueError(f"unknown rules: {', '.join(unknown)}")
+        wanted = _keypoint_rules(rules)
         ref = self.version_ref(project_id, dataset_id, version, checkpoint)
+        op = self.start_keypoint_check(
+            project_id, dataset_id, version=version, checkpoint=checkpoint, classes=classes, rules=rules
+        )
+        self.wait_operation(op, timeout=timeout)
         return self._pages(
             lambda size, token: self._call(
                 self.metrics.CheckKeypoints,

@@ -26,7 +26,7 @@ from shoal.v1 import evaluation_pb2 as shoal_dot_v1_dot_evaluation__pb2
 from shoal.v1 import operation_pb2 as shoal_dot_v1_dot_operation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eshoal/v1/metrics_service.proto\x12\x08shoal.v1\x1a\x19shoal/v1/evaluation.proto\x1a\x18shoal/v1/operation.proto\"\x93\x01\n\x15\x43heckKeypointsRequest\x12\x17\n\x0f\x64\x61taset_version\x18\x01 \x01(\t\x12\x0f\n\x07\x63lasses\x18\x02 \x03(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12)\n\x05rules\x18\x05 \x03(\x0e\x32\x1a.shoal.v1.LabelErrorReason\"\xaf\x01\n\x16\x43heckKeypointsResponse\x12\x31\n\ncandidates\x18\x01 \x03(\x0b\x32\x1d.shoal.v1.LabelErrorCandidate\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x03 \x01(\x03\x12\x16\n\x0elabels_checked\x18\x04 \x01(\x03\x12\x18\n\x10total_candidates\x18\x05 \x01(\x03\"\x82\x01\n\x17\x43reateEvaluationRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x02 \x01(\t\x12*\n\x06params\x18\x03 \x01(\x0b\x32\x1a.shoal.v1.EvaluationParams\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"$\n\x14GetEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"O\n\x16ListEvaluationsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x17ListEvaluationsResponse\x12)\n\x0b\x65valuations\x18\x01 \x03(\x0b\x32\x14.shoal.v1.Evaluation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x17ListFrameMatchesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.shoal.v1.MatchKind\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"[\n\x18ListFrameMatchesResponse\x12&\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x16.shoal.v1.FrameMatches\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x85\x01\n\x1fListLabelErrorCandidatesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12+\n\x07reasons\x18\x02 \x03(\x0e\x32\x1a.shoal.v1.LabelErrorReason\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"n\n ListLabelErrorCandidatesResponse\x12\x31\n\ncandidates\x18\x01 \x03(\x0b\x32\x1d.shoal.v1.LabelErrorCandidate\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb7\x04\n\x0eMetricsService\x12J\n\x10\x43reateEvaluation\x12!.shoal.v1.CreateEvaluationRequest\x1a\x13.shoal.v1.Operation\x12J\n\rGetEvaluation\x12\x1e.shoal.v1.GetEvaluationRequest\x1a\x14.shoal.v1.Evaluation\"\x03\x90\x02\x01\x12[\n\x0fListEvaluations\x12 .shoal.v1.ListEvaluationsRequest\x1a!.shoal.v1.ListEvaluationsResponse\"\x03\x90\x02\x01\x12^\n\x10ListFrameMatches\x12!.shoal.v1.ListFrameMatchesRequest\x1a\".shoal.v1.ListFrameMatchesResponse\"\x03\x90\x02\x01\x12v\n\x18ListLabelErrorCandidates\x12).shoal.v1.ListLabelErrorCandidatesRequest\x1a*.shoal.v1.ListLabelErrorCandidatesResponse\"\x03\x90\x02\x01\x12X\n\x0e\x43heckKeypoints\x12\x1f.shoal.v1.CheckKeypointsRequest\x1a .shoal.v1.CheckKeypointsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eshoal/v1/metrics_service.proto\x12\x08shoal.v1\x1a\x19shoal/v1/evaluation.proto\x1a\x18shoal/v1/operation.proto\"p\n\x19StartKeypointCheckRequest\x12\x17\n\x0f\x64\x61taset_version\x18\x01 \x01(\t\x12\x0f\n\x07\x63lasses\x18\x02 \x03(\t\x12)\n\x05rules\x18\x03 \x03(\x0e\x32\x1a.shoal.v1.LabelErrorReason\"\x93\x01\n\x15\x43heckKeypointsRequest\x12\x17\n\x0f\x64\x61taset_version\x18\x01 \x01(\t\x12\x0f\n\x07\x63lasses\x18\x02 \x03(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12)\n\x05rules\x18\x05 \x03(\x0e\x32\x1a.shoal.v1.LabelErrorReason\"\xaf\x01\n\x16\x43heckKeypointsResponse\x12\x31\n\ncandidates\x18\x01 \x03(\x0b\x32\x1d.shoal.v1.LabelErrorCandidate\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x03 \x01(\x03\x12\x16\n\x0elabels_checked\x18\x04 \x01(\x03\x12\x18\n\x10total_candidates\x18\x05 \x01(\x03\"\x82\x01\n\x17\x43reateEvaluationRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x02 \x01(\t\x12*\n\x06params\x18\x03 \x01(\x0b\x32\x1a.shoal.v1.EvaluationParams\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"$\n\x14GetEvaluationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"O\n\x16ListEvaluationsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"]\n\x17ListEvaluationsResponse\x12)\n\x0b\x65valuations\x18\x01 \x03(\x0b\x32\x14.shoal.v1.Evaluation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x17ListFrameMatchesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.shoal.v1.MatchKind\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"[\n\x18ListFrameMatchesResponse\x12&\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x16.shoal.v1.FrameMatches\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x85\x01\n\x1fListLabelErrorCandidatesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12+\n\x07reasons\x18\x02 \x03(\x0e\x32\x1a.shoal.v1.LabelErrorReason\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"n\n ListLabelErrorCandidatesResponse\x12\x31\n\ncandidates\x18\x01 \x03(\x0b\x32\x1d.shoal.v1.LabelErrorCandidate\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x87\x05\n\x0eMetricsService\x12J\n\x10\x43reateEvaluation\x12!.shoal.v1.CreateEvaluationRequest\x1a\x13.shoal.v1.Operation\x12J\n\rGetEvaluation\x12\x1e.shoal.v1.GetEvaluationRequest\x1a\x14.shoal.v1.Evaluation\"\x03\x90\x02\x01\x12[\n\x0fListEvaluations\x12 .shoal.v1.ListEvaluationsRequest\x1a!.shoal.v1.ListEvaluationsResponse\"\x03\x90\x02\x01\x12^\n\x10ListFrameMatches\x12!.shoal.v1.ListFrameMatchesRequest\x1a\".shoal.v1.ListFrameMatchesResponse\"\x03\x90\x02\x01\x12v\n\x18ListLabelErrorCandidates\x12).shoal.v1.ListLabelErrorCandidatesRequest\x1a*.shoal.v1.ListLabelErrorCandidatesResponse\"\x03\x90\x02\x01\x12X\n\x0e\x43heckKeypoints\x12\x1f.shoal.v1.CheckKeypointsRequest\x1a .shoal.v1.CheckKeypointsResponse\"\x03\x90\x02\x01\x12N\n\x12StartKeypointCheck\x12#.shoal.v1.StartKeypointCheckRequest\x1a\x13.shoal.v1.Operationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,26 +43,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METRICSSERVICE'].methods_by_name['ListLabelErrorCandidates']._serialized_options = b'\220\002\001'
   _globals['_METRICSSERVICE'].methods_by_name['CheckKeypoints']._loaded_options = None
   _globals['_METRICSSERVICE'].methods_by_name['CheckKeypoints']._serialized_options = b'\220\002\001'
-  _globals['_CHECKKEYPOINTSREQUEST']._serialized_start=98
-  _globals['_CHECKKEYPOINTSREQUEST']._serialized_end=245
-  _globals['_CHECKKEYPOINTSRESPONSE']._serialized_start=248
-  _globals['_CHECKKEYPOINTSRESPONSE']._serialized_end=423
-  _globals['_CREATEEVALUATIONREQUEST']._serialized_start=426
-  _globals['_CREATEEVALUATIONREQUEST']._serialized_end=556
-  _globals['_GETEVALUATIONREQUEST']._serialized_start=558
-  _globals['_GETEVALUATIONREQUEST']._serialized_end=594
-  _globals['_LISTEVALUATIONSREQUEST']._serialized_start=596
-  _globals['_LISTEVALUATIONSREQUEST']._serialized_end=675
-  _globals['_LISTEVALUATIONSRESPONSE']._serialized_start=677
-  _globals['_LISTEVALUATIONSRESPONSE']._serialized_end=770
-  _globals['_LISTFRAMEMATCHESREQUEST']._serialized_start=772
-  _globals['_LISTFRAMEMATCHESREQUEST']._serialized_end=887
-  _globals['_LISTFRAMEMATCHESRESPONSE']._serialized_start=889
-  _globals['_LISTFRAMEMATCHESRESPONSE']._serialized_end=980
-  _globals['_LISTLABELERRORCANDIDATESREQUEST']._serialized_start=983
-  _globals['_LISTLABELERRORCANDIDATESREQUEST']._serialized_end=1116
-  _globals['_LISTLABELERRORCANDIDATESRESPONSE']._serialized_start=1118
-  _globals['_LISTLABELERRORCANDIDATESRESPONSE']._serialized_end=1228
-  _globals['_METRICSSERVICE']._serialized_start=1231
-  _globals['_METRICSSERVICE']._serialized_end=1798
+  _globals['_STARTKEYPOINTCHECKREQUEST']._serialized_start=97
+  _globals['_STARTKEYPOINTCHECKREQUEST']._serialized_end=209
+  _globals['_CHECKKEYPOINTSREQUEST']._serialized_start=212
+  _globals['_CHECKKEYPOINTSREQUEST']._serialized_end=359
+  _globals['_CHECKKEYPOINTSRESPONSE']._serialized_start=362
+  _globals['_CHECKKEYPOINTSRESPONSE']._serialized_end=537
+  _globals['_CREATEEVALUATIONREQUEST']._serialized_start=540
+  _globals['_CREATEEVALUATIONREQUEST']._serialized_end=670
+  _globals['_GETEVALUATIONREQUEST']._serialized_start=672
+  _globals['_GETEVALUATIONREQUEST']._serialized_end=708
+  _globals['_LISTEVALUATIONSREQUEST']._serialized_start=710
+  _globals['_LISTEVALUATIONSREQUEST']._serialized_end=789
+  _globals['_LISTEVALUATIONSRESPONSE']._serialized_start=791
+  _globals['_LISTEVALUATIONSRESPONSE']._serialized_end=884
+  _globals['_LISTFRAMEMATCHESREQUEST']._serialized_start=886
+  _globals['_LISTFRAMEMATCHESREQUEST']._serialized_end=1001
+  _globals['_LISTFRAMEMATCHESRESPONSE']._serialized_start=1003
+  _globals['_LISTFRAMEMATCHESRESPONSE']._serialized_end=1094
+  _globals['_LISTLABELERRORCANDIDATESREQUEST']._serialized_start=1097
+  _globals['_LISTLABELERRORCANDIDATESREQUEST']._serialized_end=1230
+  _globals['_LISTLABELERRORCANDIDATESRESPONSE']._serialized_start=1232
+  _globals['_LISTLABELERRORCANDIDATESRESPONSE']._serialized_end=1342
+  _globals['_METRICSSERVICE']._serialized_start=1345
+  _globals['_METRICSSERVICE']._serialized_end=1992
 # @@protoc_insertion_point(module_scope)

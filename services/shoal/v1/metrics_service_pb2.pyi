@@ -8,6 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class StartKeypointCheckRequest(_message.Message):
+    __slots__ = ("dataset_version", "classes", "rules")
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    dataset_version: str
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    rules: _containers.RepeatedScalarFieldContainer[_evaluation_pb2.LabelErrorReason]
+    def __init__(self, dataset_version: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., rules: _Optional[_Iterable[_Union[_evaluation_pb2.LabelErrorReason, str]]] = ...) -> None: ...
+
 class CheckKeypointsRequest(_message.Message):
     __slots__ = ("dataset_version", "classes", "page_size", "page_token", "rules")
     DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]

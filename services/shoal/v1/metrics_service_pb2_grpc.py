@@ -68,6 +68,11 @@ class MetricsServiceStub:
                 request_serializer=shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsRequest.SerializeToString,
                 response_deserializer=shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsResponse.FromString,
                 _registered_method=True)
+        self.StartKeypointCheck = channel.unary_unary(
+                '/shoal.v1.MetricsService/StartKeypointCheck',
+                request_serializer=shoal_dot_v1_dot_metrics__service__pb2.StartKeypointCheckRequest.SerializeToString,
+                response_deserializer=shoal_dot_v1_dot_operation__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class MetricsServiceServicer:
@@ -112,7 +117,18 @@ class MetricsServiceServicer:
 
     def CheckKeypoints(self, request, context):
         """Checks the ground-truth keypoints of a dataset version against their rigs and ranks likely errors: left-right
-        swaps, points outside the image or box, missing points, bone-length outliers, duplicates.
+        swaps, points outside the image or box, missing points, bone-length outliers, duplicates. A check not yet
+        stored runs as an operation (as StartKeypointCheck starts it) and this call waits for it: when the call's
+        deadline passes first, the check still finishes and is stored, so asking again pages it at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartKeypointCheck(self, request, context):
+        """Starts checking keypoints (or finds the stored or running check of the same version, classes and rules); the
+        operation's response is a CheckKeypointsResponse without candidates (the version, labels checked and the
+        candidate count), after which CheckKeypoints pages the candidates at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -150,6 +166,11 @@ def add_MetricsServiceServicer_to_server(servicer, server):
                     servicer.CheckKeypoints,
                     request_deserializer=shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsRequest.FromString,
                     response_serializer=shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsResponse.SerializeToString,
+            ),
+            'StartKeypointCheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartKeypointCheck,
+                    request_deserializer=shoal_dot_v1_dot_metrics__service__pb2.StartKeypointCheckRequest.FromString,
+                    response_serializer=shoal_dot_v1_dot_operation__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +337,33 @@ class MetricsService:
             '/shoal.v1.MetricsService/CheckKeypoints',
             shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsRequest.SerializeToString,
             shoal_dot_v1_dot_metrics__service__pb2.CheckKeypointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartKeypointCheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.v1.MetricsService/StartKeypointCheck',
+            shoal_dot_v1_dot_metrics__service__pb2.StartKeypointCheckRequest.SerializeToString,
+            shoal_dot_v1_dot_operation__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,7 +49,14 @@ class MetricsServiceStub:
     """Lists label-error candidates of an evaluation, most likely first."""
     CheckKeypoints: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.CheckKeypointsRequest, _metrics_service_pb2.CheckKeypointsResponse]
     """Checks the ground-truth keypoints of a dataset version against their rigs and ranks likely errors: left-right
-    swaps, points outside the image or box, missing points, bone-length outliers, duplicates.
+    swaps, points outside the image or box, missing points, bone-length outliers, duplicates. A check not yet
+    stored runs as an operation (as StartKeypointCheck starts it) and this call waits for it: when the call's
+    deadline passes first, the check still finishes and is stored, so asking again pages it at once.
+    """
+    StartKeypointCheck: _grpc.UnaryUnaryMultiCallable[_metrics_service_pb2.StartKeypointCheckRequest, _operation_pb2.Operation]
+    """Starts checking keypoints (or finds the stored or running check of the same version, classes and rules); the
+    operation's response is a CheckKeypointsResponse without candidates (the version, labels checked and the
+    candidate count), after which CheckKeypoints pages the candidates at once.
     """
 
 @_typing.type_check_only
@@ -71,7 +78,14 @@ class MetricsServiceAsyncStub(MetricsServiceStub):
     """Lists label-error candidates of an evaluation, most likely first."""
     CheckKeypoints: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.CheckKeypointsRequest, _metrics_service_pb2.CheckKeypointsResponse]  # type: ignore[assignment]
     """Checks the ground-truth keypoints of a dataset version against their rigs and ranks likely errors: left-right
-    swaps, points outside the image or box, missing points, bone-length outliers, duplicates.
+    swaps, points outside the image or box, missing points, bone-length outliers, duplicates. A check not yet
+    stored runs as an operation (as StartKeypointCheck starts it) and this call waits for it: when the call's
+    deadline passes first, the check still finishes and is stored, so asking again pages it at once.
+    """
+    StartKeypointCheck: _aio.UnaryUnaryMultiCallable[_metrics_service_pb2.StartKeypointCheckRequest, _operation_pb2.Operation]  # type: ignore[assignment]
+    """Starts checking keypoints (or finds the stored or running check of the same version, classes and rules); the
+    operation's response is a CheckKeypointsResponse without candidates (the version, labels checked and the
+    candidate count), after which CheckKeypoints pages the candidates at once.
     """
 
 class MetricsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -126,7 +140,20 @@ class MetricsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_metrics_service_pb2.CheckKeypointsResponse, _abc.Awaitable[_metrics_service_pb2.CheckKeypointsResponse]]:
         """Checks the ground-truth keypoints of a dataset version against their rigs and ranks likely errors: left-right
-        swaps, points outside the image or box, missing points, bone-length outliers, duplicates.
+        swaps, points outside the image or box, missing points, bone-length outliers, duplicates. A check not yet
+        stored runs as an operation (as StartKeypointCheck starts it) and this call waits for it: when the call's
+        deadline passes first, the check still finishes and is stored, so asking again pages it at once.
+        """
+
+    @_abc_1.abstractmethod
+    def StartKeypointCheck(
+        self,
+        request: _metrics_service_pb2.StartKeypointCheckRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operation_pb2.Operation, _abc.Awaitable[_operation_pb2.Operation]]:
+        """Starts checking keypoints (or finds the stored or running check of the same version, classes and rules); the
+        operation's response is a CheckKeypointsResponse without candidates (the version, labels checked and the
+        candidate count), after which CheckKeypoints pages the candidates at once.
         """
 
 def add_MetricsServiceServicer_to_server(servicer: MetricsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
