@@ -187,13 +187,12 @@ def run_shoal_stored(truth: list[bytes], predictions: list[bytes]) -> tuple[floa
 
 
 def run_checks(truth: list[bytes]) -> tuple[float, list[keypoints.Candidate]]:
-    """What CheckKeypoints does once the version's frames are read: parse, gather by class, run every rule, rank."""
-    rig = keypoints.Rig.of(class_map().entries[0])
+    """What a keypoint check does once the version's frames are read: parse, gather by class, run every rule, rank."""
     start = time.perf_counter()
-    instances = [
-        inst for blob in truth for _, inst in keypoints.instances_of(frame_pb2.Frame.FromString(blob), {"person"})
-    ]
-    ranked = keypoints.check(rig, instances)
+    columns = {"person": keypoints.Columns(keypoints.Rig.of(class_map().entries[0]))}
+    for blob in truth:
+        keypoints.gather(frame_pb2.Frame.FromString(blob), columns)
+    ranked = keypoints.check_columns(columns["person"])
     return time.perf_counter() - start, ranked
 
 

@@ -160,14 +160,14 @@ def test_a_check_outlives_the_call_that_asked_for_it(client: shoal.Client, monke
     another, and once it is stored the candidates are paged at once."""
     project = load(client, pose_set(40, swaps=2, seed=9))
     runs: list[int] = []
-    real = keypoints.check
+    real = keypoints.check_columns
 
     def slow(*args: Any, **kwargs: Any) -> list[keypoints.Candidate]:
         runs.append(1)
         time.sleep(1.5)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(keypoints, "check", slow)
+    monkeypatch.setattr(keypoints, "check_columns", slow)
     request = metrics_service_pb2.CheckKeypointsRequest(dataset_version=f"projects/{project}/datasets/people")
     with pytest.raises(grpc.RpcError) as info:
         client.metrics.CheckKeypoints(request, timeout=0.5, metadata=client._metadata)
@@ -193,7 +193,7 @@ def test_a_failed_check_reports_its_error(client: shoal.Client, monkeypatch: pyt
     def broken(*args: Any, **kwargs: Any) -> list[keypoints.Candidate]:
         raise InvalidArgument("a rig the rules cannot read", reason="BAD_RIG")
 
-    monkeypatch.setattr(keypoints, "check", broken)
+    monkeypatch.setattr(keypoints, "check_columns", broken)
     with pytest.raises(grpc.RpcError) as info:
         client._call(
             client.metrics.CheckKeypoints,

@@ -7,7 +7,6 @@ that asked for it."""
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -115,19 +114,16 @@ class KeypointChecks:
 
     @staticmethod
     def _compute(plan: CheckPlan, progress: Callable[..., None]) -> metrics_service_pb2.CheckKeypointsResponse:
-        by_class: dict[str, list[keypoints.Instance]] = defaultdict(list)
-        wanted = set(plan.rigs)
+        columns = {cls: keypoints.Columns(rig) for cls, rig in plan.rigs.items()}
         for scanned, (_, blob) in enumerate(plan.tables.scan(plan.version), 1):
-            frame = frame_pb2.Frame.FromString(blob)
-            for cls, inst in keypoints.instances_of(frame, wanted):
-                by_class[cls].append(inst)
+            keypoints.gather(frame_pb2.Frame.FromString(blob), columns)
             if scanned % PROGRESS_EVERY == 0:
                 progress("reading frames", scanned, 0, "frames")
         found: list[keypoints.Candidate] = []
-        labels = sum(len(v) for v in by_class.values())
+        labels = sum(len(c) for c in columns.values())
         progress("checking", 0, labels, "labels")
-        for cls, instances in by_class.items():
-            found.extend(keypoints.check(plan.rigs[cls], instances, plan.rules))
+        for gathered in columns.values():
+            found.extend(keypoints.check_columns(gathered, plan.rules))
         return metrics_service_pb2.CheckKeypointsResponse(
             candidates=[c.to_proto() for c in keypoints.rank(found)],
             dataset_version=plan.version,

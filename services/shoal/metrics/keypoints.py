@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 
@@ -51,6 +51,8 @@ BONE_MIN_SAMPLES: Final = 8
 DUPLICATE_FRACTION: Final = 0.01
 #: ...judged only for points that usually lie at least this many times that distance apart at the instance's size.
 DUPLICATE_MIN_SEPARATION: Final = 2.5
+#: Dataset medians (usual distances) are taken over at most this many instances, evenly spaced.
+MEDIAN_ROWS: Final = 20_000
 #: Tolerance outside the box, as a fraction of the box's size (annotators' boxes are loose by a few pixels).
 BOX_MARGIN: Final = 0.05
 #: A lone point of a pair (its mirror not labeled) is judged only when the instance's complete pairs agree on the
@@ -112,48 +114,124 @@ class Candidate:
         )
 
 
+NOT_LABELED: Final = label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
+_NO_BOX: Final = (np.nan, np.nan, np.nan, np.nan)
+_NO_IMAGE: Final = (np.nan, np.nan)
+
+
 def instances_of(frame: frame_pb2.Frame, classes: set[str]) -> Iterable[tuple[str, Instance]]:
     """(class, instance) for every keypoint label of the given classes in a frame."""
-    sizes = {
-        s.sensor_id: (float(s.image.width), float(s.image.height))
-        for s in frame.sensors
-        if s.WhichOneof("data") == "image" and s.image.width and s.image.height
-    }
+    sizes = _image_sizes(frame)
     for label in frame.labels:
         if label.WhichOneof("geometry") != "keypoints_2d" or label.classification not in classes:
             continue
         kp = label.keypoints_2d
-        points = {k.name: (k.x, k.y) for k in kp.keypoints if k.visibility != label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED}
-        box = (kp.box.left, kp.box.top, kp.box.width, kp.box.height) if kp.HasField("box") and kp.box.width else None
-        yield label.classification, Instance(frame.frame_id, label.label_id, points, box, sizes.get(label.sensor_id))
+        points = {k.name: (k.x, k.y) for k in kp.keypoints if k.visibility != NOT_LABELED}
+        yield (
+            label.classification,
+            Instance(frame.frame_id, label.label_id, points, _box(kp), sizes.get(label.sensor_id)),
+        )
+
+
+def gather(frame: frame_pb2.Frame, columns: Mapping[str, Columns]) -> None:
+    """Add every keypoint label of a frame whose class has columns to them."""
+    sizes: dict[str, tuple[float, float]] | None = None
+    for label in frame.labels:
+        into = columns.get(label.classification)
+        if into is None or label.WhichOneof("geometry") != "keypoints_2d":
+            continue
+        if sizes is None:
+            sizes = _image_sizes(frame)
+        into.add_label(frame.frame_id, label, sizes.get(label.sensor_id))
+
+
+def _image_sizes(frame: frame_pb2.Frame) -> dict[str, tuple[float, float]]:
+    return {
+        s.sensor_id: (float(s.image.width), float(s.image.height))
+        for s in frame.sensors
+        if s.WhichOneof("data") == "image" and s.image.width and s.image.height
+    }
+
+
+def _box(kp: label_pb2.Keypoints2D) -> tuple[float, float, float, float] | None:
+    return (kp.box.left, kp.box.top, kp.box.width, kp.box.height) if kp.HasField("box") and kp.box.width else None
+
+
+class _Ref(NamedTuple):
+    frame_id: str
+    label_id: str
+
+
+class Columns:
+    """The keypoint labels of one class as flat columns (instance, rig keypoint, x, y), gathered label by label
+    while frames are read, so that no per-instance objects are built."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.index = {n: i for i, n in enumerate(rig.keypoints)}
+        self.refs: list[_Ref] = []
+        self.boxes: list[tuple[float, float, float, float]] = []
+        self.images: list[tuple[float, float]] = []
+        self.rows: list[int] = []
+        self.cols: list[int] = []
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def add_label(self, frame_id: str, label: label_pb2.Label, image: tuple[float, float] | None) -> None:
+        row, index = len(self.refs), self.index
+        rows, cols, xs, ys = self.rows, self.cols, self.xs, self.ys
+        for k in label.keypoints_2d.keypoints:
+            if k.visibility != NOT_LABELED:
+                j = index.get(k.name)
+                if j is not None:
+                    rows.append(row)
+                    cols.append(j)
+                    xs.append(k.x)
+                    ys.append(k.y)
+        self._close(frame_id, label.label_id, _box(label.keypoints_2d), image)
+
+    def add(self, inst: Instance) -> None:
+        row, index = len(self.refs), self.index
+        for name, (x, y) in inst.points.items():
+            j = index.get(name)
+            if j is not None:
+                self.rows.append(row)
+                self.cols.append(j)
+                self.xs.append(x)
+                self.ys.append(y)
+        self._close(inst.frame_id, inst.label_id, inst.box, inst.image)
+
+    def _close(
+        self,
+        frame_id: str,
+        label_id: str,
+        box: tuple[float, float, float, float] | None,
+        image: tuple[float, float] | None,
+    ) -> None:
+        self.refs.append(_Ref(frame_id, label_id))
+        self.boxes.append(box or _NO_BOX)
+        self.images.append(image or _NO_IMAGE)
 
 
 class _Arrays:
     """N instances × K keypoints of one class as arrays: coordinates (NaN where not labeled) and sizes."""
 
-    def __init__(self, rig: Rig, instances: Sequence[Instance]) -> None:
-        self.rig = rig
-        self.instances = instances
-        self.index = {n: i for i, n in enumerate(rig.keypoints)}
-        n, k = len(instances), len(rig.keypoints)
+    def __init__(self, columns: Columns) -> None:
+        self.rig = rig = columns.rig
+        self.instances = columns.refs
+        self.index = columns.index
+        n, k = len(columns), len(rig.keypoints)
         self.xy = np.full((n, k, 2), np.nan)
-        rows: list[int] = []
-        cols: list[int] = []
-        values: list[tuple[float, float]] = []
-        index = self.index
-        for i, inst in enumerate(instances):
-            for name, xy in inst.points.items():
-                j = index.get(name)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-                    values.append(xy)
-        if rows:
-            self.xy[np.array(rows), np.array(cols)] = np.array(values, np.float64)
+        if columns.rows:
+            rows, cols = np.array(columns.rows), np.array(columns.cols)
+            self.xy[rows, cols, 0] = np.array(columns.xs, np.float64)
+            self.xy[rows, cols, 1] = np.array(columns.ys, np.float64)
         self.labeled = ~np.isnan(self.xy[:, :, 0])
-        boxes = np.array([inst.box or (np.nan,) * 4 for inst in instances], dtype=np.float64).reshape(n, 4)
-        self.box = boxes
-        self.image = np.array([inst.image or (np.nan, np.nan) for inst in instances], np.float64).reshape(n, 2)
+        self.box = boxes = np.array(columns.boxes, np.float64).reshape(n, 4)
+        self.image = np.array(columns.images, np.float64).reshape(n, 2)
         # The instance's size: its box diagonal, else the diagonal of its labeled points' extent.
         with np.errstate(invalid="ignore"), _quiet():
             extent = np.nanmax(self.xy, axis=1) - np.nanmin(self.xy, axis=1)
@@ -427,26 +505,24 @@ def check_bones(arrays: _Arrays) -> list[Candidate]:
 
 
 def check_duplicates(arrays: _Arrays) -> list[Candidate]:
-    xy, names = arrays.xy, arrays.rig.keypoints
-    diff = xy[:, :, None, :] - xy[:, None, :, :]
-    dist = np.hypot(diff[..., 0], diff[..., 1])  # N × K × K
-    k = len(names)
-    upper = np.triu(np.ones((k, k), dtype=bool), 1)
-    threshold = np.maximum(DUPLICATE_FRACTION * arrays.scale, 1.0)[:, None, None]
+    names, scale = arrays.rig.keypoints, arrays.scale
+    ju, ku = np.triu_indices(len(names), 1)  # every pair of rig points once
+    # Pairs × instances: gathering rows of a transposed array is several times faster than columns of N × K × 2.
+    x, y = np.ascontiguousarray(arrays.xy[:, :, 0].T), np.ascontiguousarray(arrays.xy[:, :, 1].T)
+    dist = np.hypot(x[ju] - x[ku], y[ju] - y[ku])
+    threshold = np.maximum(DUPLICATE_FRACTION * scale, 1.0)[None, :]
     # Judge a pair only where it usually sits well apart at the instance's size: the eyes and nose of someone
-    # twenty pixels tall are within a pixel of each other by nature.
-    ju, ku = np.nonzero(upper)
-    rel = dist[:, ju, ku] / arrays.scale[:, None]
-    usual = np.full((k, k), np.inf)
+    # twenty pixels tall are within a pixel of each other by nature. The usual distances are medians over at most
+    # MEDIAN_ROWS instances (evenly spaced), plenty for a median and far cheaper on large sets.
+    sample = (dist / scale[None, :])[:, :: max(1, dist.shape[1] // MEDIAN_ROWS)]
     with _quiet():
-        usual[ju, ku] = np.where(np.isfinite(rel).sum(axis=0) >= BONE_MIN_SAMPLES, np.nanmedian(rel, axis=0), np.inf)
-    apart = usual[None, :, :] * arrays.scale[:, None, None] >= DUPLICATE_MIN_SEPARATION * threshold
-    close = (dist <= threshold) & upper & apart
+        usual = np.where(np.isfinite(sample).sum(axis=1) >= BONE_MIN_SAMPLES, np.nanmedian(sample, axis=1), np.inf)
+    close = (dist <= threshold) & (usual[:, None] * scale[None, :] >= DUPLICATE_MIN_SEPARATION * threshold)
     out: list[Candidate] = []
-    for i in np.flatnonzero(close.any(axis=(1, 2))):
+    for i in np.flatnonzero(close.any(axis=0)):
         inst = arrays.instances[int(i)]
-        js, ks = np.nonzero(close[i])
-        together = sorted({names[j] for j in js} | {names[q] for q in ks}, key=names.index)
+        hit = np.flatnonzero(close[:, i])
+        together = sorted({names[j] for j in ju[hit]} | {names[q] for q in ku[hit]}, key=names.index)
         out.append(
             Candidate(
                 inst.frame_id,
@@ -472,10 +548,18 @@ CHECKS: Final[dict[int, Callable[[_Arrays], list[Candidate]]]] = {
 
 def check(rig: Rig, instances: Sequence[Instance], rules: Iterable[int] = RULES) -> list[Candidate]:
     """Candidates of one class, best first; at most one per (label, rule)."""
-    if not instances or not rig.keypoints:
+    columns = Columns(rig)
+    for inst in instances:
+        columns.add(inst)
+    return check_columns(columns, rules)
+
+
+def check_columns(columns: Columns, rules: Iterable[int] = RULES) -> list[Candidate]:
+    """`check` of labels gathered as columns."""
+    if not len(columns) or not columns.rig.keypoints:
         return []
     wanted = set(rules)
-    arrays = _Arrays(rig, instances)
+    arrays = _Arrays(columns)
     found: list[Candidate] = []
     for fn in dict.fromkeys(CHECKS[r] for r in wanted):
         found.extend(c for c in fn(arrays) if c.rule in wanted)
