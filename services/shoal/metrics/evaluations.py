@@ -30,6 +30,7 @@ from shoal.asset.assets import referenced_asset
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import InferenceSetName, parse_inference_set
 from shoal.kit.objectstore import ObjectStore
+from shoal.kit.parsed import ParsedObjects
 from shoal.kit.settings import StoreSettings
 from shoal.metrics import tasks
 from shoal.storage.catalog import Catalog
@@ -160,6 +161,9 @@ class Evaluations:
         self.catalog = Catalog(store)
         self.root = TableRoot(settings)
         self.reads = Reads(store, settings)
+        # Read only once an evaluation succeeded, when they no longer change.
+        self.matches = ParsedObjects(store, metrics_service_pb2.ListFrameMatchesResponse.FromString)
+        self.label_errors = ParsedObjects(store, metrics_service_pb2.ListLabelErrorCandidatesResponse.FromString)
 
     # planning -------------------------------------------------------------------------------------------------------
 
@@ -265,9 +269,7 @@ class Evaluations:
         self, name: str, kind: int, page_size: int, page_token: str
     ) -> metrics_service_pb2.ListFrameMatchesResponse:
         self._require_done(name)
-        stored = metrics_service_pb2.ListFrameMatchesResponse.FromString(
-            self.store.get_or_none(self._key(name, "matches.binpb")) or b""
-        )
+        stored = self.matches.get(self._key(name, "matches.binpb")) or metrics_service_pb2.ListFrameMatchesResponse()
         frames = list(stored.frames)
         if kind:
             frames = [f for f in frames if any(m.kind == kind for m in f.matches)]
@@ -281,8 +283,9 @@ class Evaluations:
         self, name: str, reasons: Sequence[int], page_size: int, page_token: str
     ) -> metrics_service_pb2.ListLabelErrorCandidatesResponse:
         self._require_done(name)
-        stored = metrics_service_pb2.ListLabelErrorCandidatesResponse.FromString(
-            self.store.get_or_none(self._key(name, "candidates.binpb")) or b""
+        stored = (
+            self.label_errors.get(self._key(name, "candidates.binpb"))
+            or metrics_service_pb2.ListLabelErrorCandidatesResponse()
         )
         items = [c for c in stored.candidates if not reasons or c.reason in reasons]
         size, start = _page_size(page_size), _offset(page_token)

@@ -13,6 +13,7 @@ from typing import Final
 
 from shoal.kit.errors import FieldViolation, InvalidArgument
 from shoal.kit.objectstore import ObjectStore
+from shoal.kit.parsed import ParsedObjects
 from shoal.kit.settings import StoreSettings
 from shoal.metrics import keypoints
 from shoal.metrics.evaluations import _offset, _page_size, _token
@@ -44,6 +45,7 @@ class KeypointChecks:
         self.store = store
         self.catalog = Catalog(store)
         self.reads = Reads(store, settings)
+        self.results = ParsedObjects(store, metrics_service_pb2.CheckKeypointsResponse.FromString)
 
     def plan(self, dataset_version: str, classes: Sequence[str], rules: Sequence[int]) -> CheckPlan:
         """Validate a request and resolve what it checks; INVALID_ARGUMENT names the field at fault."""
@@ -88,8 +90,7 @@ class KeypointChecks:
 
     def stored(self, plan: CheckPlan) -> metrics_service_pb2.CheckKeypointsResponse | None:
         """The stored result of the check, if it ran before."""
-        blob = self.store.get_or_none(plan.key)
-        return None if blob is None else metrics_service_pb2.CheckKeypointsResponse.FromString(blob)
+        return self.results.get(plan.key)
 
     def run(
         self, plan: CheckPlan, progress: Callable[..., None] = lambda *a, **k: None
