@@ -8,7 +8,14 @@ import io
 import json
 import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -81,3 +88,45 @@ def coco_from_stored(pairs: list[Any], class_map: Any, task: int) -> list[float]
     )
     _, arr = coco.summarize(r, keypoints=keypoints)
     return [float(v) for v in arr]
+
+
+@dataclass
+class Suite:
+    """A suite on this machine: its state directory, the address of each service and the admin API key."""
+
+    state: Path
+    addresses: dict[str, str]
+    api_key: str
+
+    def client(self, **kwargs: Any) -> Any:
+        import shoal
+
+        return shoal.Client(api_key=self.api_key, addresses=self.addresses, show_progress=False, **kwargs)
+
+
+@contextlib.contextmanager
+def local_suite(name: str) -> Iterator[Suite]:
+    """The five services, Redis and the local store started as `shoal up` starts them, in a fresh state directory;
+    stopped and removed afterwards."""
+    from ingest import free_base
+
+    state = Path(tempfile.mkdtemp(prefix=f"shoal-bench-{name}-"))
+    base, metrics_base, redis_port = free_base(5), free_base(5), free_base(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
+        "SHOAL_ADMIN_API_KEY": "bench-admin-key-0123456789abcdef",
+        "SHOAL_INGEST_MAX_QUEUE_DEPTH": "100000",
+    }
+    cli = [sys.executable, "-m", "shoal.cli"]
+    up = [*cli, "up", "--state-dir", str(state), "--base-port", str(base), "--metrics-base-port", str(metrics_base)]
+    up += ["--redis-port", str(redis_port), "--log-level", "WARNING", "--timeout", "120"]
+    services = ["ingest", "versioning", "asset", "metrics", "embedding"]
+    try:
+        subprocess.run(up, env=env, check=True, capture_output=True)
+        yield Suite(
+            state,
+            {s: f"127.0.0.1:{base + i}" for i, s in enumerate(services)},
+            env["SHOAL_ADMIN_API_KEY"],
+        )
+    finally:
+        subprocess.run([*cli, "down", "--state-dir", str(state)], env=env, check=False, capture_output=True)
+        shutil.rmtree(state, ignore_errors=True)

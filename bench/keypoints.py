@@ -10,8 +10,10 @@ Evaluation: each tool starts from the same in-memory COCO dictionaries (iouType 
 Shoal is timed again from the frames as the service stores them (serialized protobuf frames parsed, keypoints gathered
 by name, evaluated). The ten numbers must equal pycocotools'.
 
-Checks: there is no reference tool for keypoint quality rules; Shoal's checks are timed from stored frames (what
-CheckKeypoints does after the scan) and scored on the planted swaps: how many are found and at what ranks.
+Checks: there is no reference tool for keypoint quality rules; Shoal's checks are timed from stored frames (what a
+check does after reading the version) and scored on the planted swaps: how many are found and at what ranks. Then
+--service-people people (150,000 by default) are uploaded to a suite started as `shoal up` starts it and checked
+through the SDK: the swap rule, the same again (stored), every rule.
 
     .venv/bin/python bench/keypoints.py --out bench/results/keypoints.json
 """
@@ -24,7 +26,8 @@ import time
 from typing import Any
 
 import numpy as np
-from benchlib import coco_from_stored, coco_reference, emit, machine, stored_pairs
+import shoal
+from benchlib import coco_from_stored, coco_reference, emit, local_suite, machine, stored_pairs
 from shoal import rigs
 from shoal.demo_pose import IMAGE_SIZE, pose_set
 from shoal.metrics import cocojson, keypoints
@@ -196,10 +199,35 @@ def run_checks(truth: list[bytes]) -> tuple[float, list[keypoints.Candidate]]:
     return time.perf_counter() - start, ranked
 
 
+def service_case(people: int) -> dict[str, Any]:
+    """Keypoint checks through a suite started as `shoal up` starts it: upload the people, then check_keypoints
+    (start the operation, wait, page every candidate) with the swap rule, again (stored), and with every rule."""
+    gt, dets, _ = synthetic(people)
+    truth, _ = stored_frames(gt, dets)
+    out: dict[str, Any] = {"people": people, "frames": len(truth)}
+    with local_suite("keypoints") as suite:
+        client = suite.client(batch_size=1000)
+        client.create_project("pose", shoal.LabelClassMap([ClassMapEntry.coco_person(class_id=1)]))
+        client.create_dataset("pose", "people")
+        t = time.perf_counter()
+        frames = (frame_pb2.Frame.FromString(b) for b in truth)
+        report = client.upload("projects/pose/datasets/people", frames, total=len(truth))
+        client.wait_for_upload(report.name, timeout=3600, poll_seconds=0.2)
+        out["upload_seconds"] = round(time.perf_counter() - t, 2)
+        cases = (("swap_rule", ["swapped_keypoints"]), ("swap_rule_stored", ["swapped_keypoints"]), ("every_rule", []))
+        for name, rules in cases:
+            t = time.perf_counter()
+            found = client.check_keypoints("pose", "people", rules=rules)
+            out[f"{name}_seconds"] = round(time.perf_counter() - t, 2)
+            out[f"{name}_candidates"] = len(found)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=15000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of Shoal and faster-coco-eval (median reported)")
+    parser.add_argument("--service-people", type=int, default=150_000, help="people for the checks through a suite")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
 
@@ -266,6 +294,7 @@ def main() -> None:
             "planted_in_first_n_candidates (n = planted)": sum(1 for r in swap_ranks if r < len(planted)),
             "people_per_second": round(len(gt["annotations"]) / seconds["shoal_keypoint_checks_from_stored_frames"]),
         },
+        "through_the_service": service_case(args.service_people) if args.service_people else None,
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "runs": {k: [round(x, 4) for x in v] for k, v in timings.items()},
         "ratios": {

@@ -11,14 +11,13 @@ frames of an old version, and disk growth per commit before and after compaction
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -32,7 +31,7 @@ from shoal.storage.tables import TableRoot
 from shoal.v1 import frame_pb2, label_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import free_base
+from benchlib import local_suite
 
 CLASSES = ["car", "person", "bike"]
 
@@ -64,22 +63,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    state = Path(tempfile.mkdtemp(prefix="shoal-bench-versioning-"))
-    base, metrics_base, redis_port = free_base(5), free_base(5), free_base(1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
-        "SHOAL_ADMIN_API_KEY": "bench-admin-key-0123456789abcdef",
-        "SHOAL_INGEST_MAX_QUEUE_DEPTH": "100000",
-    }
-    cli = [sys.executable, "-m", "shoal.cli"]
-    up = [*cli, "up", "--state-dir", str(state), "--base-port", str(base), "--metrics-base-port", str(metrics_base)]
-    up += ["--redis-port", str(redis_port), "--log-level", "WARNING", "--timeout", "120"]
     result: dict[str, object] = {}
+    stack = contextlib.ExitStack()
     try:
-        subprocess.run(up, env=env, check=True, capture_output=True)
-        addresses = {"ingest": f"127.0.0.1:{base}", "versioning": f"127.0.0.1:{base + 1}"}
-        client = shoal.Client(
-            api_key=env["SHOAL_ADMIN_API_KEY"], addresses=addresses, batch_size=1000, show_progress=False
-        )
+        suite = stack.enter_context(local_suite("versioning"))
+        state = suite.state
+        client = suite.client(batch_size=1000)
         client.create_project("bench", shoal.LabelClassMap.from_classnames(CLASSES))
         client.create_dataset("bench", "big", embedding_dim=128, embedding_source="bench-model")
         target = "projects/bench/datasets/big"
@@ -200,7 +189,7 @@ def main() -> None:
             },
         }
     finally:
-        subprocess.run([*cli, "down", "--state-dir", str(state)], env=env, check=False, capture_output=True)
+        stack.close()
     text = json.dumps(result, indent=2, default=str)
     print(text)
     if args.out:
