@@ -15,10 +15,11 @@ import pytest
 import shoal
 from shoal import rigs
 from shoal.demo_pose import IMAGE_SIZE, PoseSet, pose_set
+from shoal.kit import operations
 from shoal.kit.errors import InvalidArgument
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
-from shoal.metrics import keypoints
+from shoal.metrics import keypoint_checks, keypoints
 from shoal.sdk import groundtruth as gt
 from shoal.sdk.errors import OperationError
 from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, metrics_service_pb2
@@ -185,6 +186,31 @@ def test_a_check_outlives_the_call_that_asked_for_it(client: shoal.Client, monke
     assert len(found) == summary.total_candidates >= 2
     assert client.start_keypoint_check(project, "people").done
     assert len(runs) == 1  # one class, checked once for all these calls
+
+
+def test_a_running_check_can_be_cancelled(client: shoal.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = load(client, pose_set(40, seed=6))
+    monkeypatch.setattr(operations, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(keypoint_checks, "PROGRESS_EVERY", 1)
+    real = keypoints.gather
+
+    def slow(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.25)  # 40 frames: 10 s unless cancelled
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(keypoints, "gather", slow)
+    op = client.start_keypoint_check(project, "people")
+    started = time.monotonic()
+    client.cancel_operation(op)
+    with pytest.raises(OperationError) as info:
+        client.wait_operation(op, timeout=30)
+    assert info.value.reason == "CANCELLED"
+    assert time.monotonic() - started < 5
+    # Nothing was stored: asking again starts afresh and finishes.
+    monkeypatch.setattr(keypoints, "gather", real)
+    again = client.start_keypoint_check(project, "people")
+    assert again.name != op.name
+    assert client.wait_operation(again, timeout=30).done
 
 
 def test_a_failed_check_reports_its_error(client: shoal.Client, monkeypatch: pytest.MonkeyPatch) -> None:

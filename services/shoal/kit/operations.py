@@ -89,14 +89,18 @@ class OperationCancelledError(ShoalError):
 
 @dataclass
 class Progress:
-    """Reports progress of one running operation; `check()` raises OperationCancelledError once the caller
-    cancelled it."""
+    """Reports progress of one running operation. Once the caller cancelled it, `check()` raises
+    OperationCancelledError, and so does reporting progress (the runner's heartbeat notices the cancellation), so work
+    running in a thread stops at its next report."""
 
     store: OperationStore
     name: str
     latest: operation_pb2.OperationProgress
+    cancelled: bool = False
 
     def __call__(self, stage: str, completed: int = 0, total: int = 0, unit: str = "") -> None:
+        if self.cancelled:
+            raise OperationCancelledError(f"{self.name} was cancelled", reason="CANCELLED")
         self.latest = operation_pb2.OperationProgress(stage=stage, completed=completed, total=total, unit=unit)
 
     async def check(self) -> None:
@@ -266,6 +270,8 @@ class OperationStore:
                     await self.touch(op.name, progress.latest)
                     if key:
                         await self.redis.expire(f"{PREFIX}key:{key}", int(STALE_AFTER))
+                    if await self.cancel_requested(op.name):
+                        progress.cancelled = True
 
         beating = asyncio.create_task(beat())
         try:

@@ -813,6 +813,10 @@ class Client:
             raise OperationError(operation.name, e.code, e.reason, e.message)
         return operation
 
+    def cancel_operation(self, operation: operation_pb2.Operation, *, service: str = "metrics") -> None:
+        """Ask a running operation to stop; it ends with a CANCELLED error at its next progress report."""
+        self._call(self.operations[service].CancelOperation, operation_pb2.CancelOperationRequest(name=operation.name))
+
     def start_evaluation(
         self,
         project_id: str,
