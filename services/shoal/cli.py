@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from shoal import __version__
 from shoal.kit.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, SettingsError
@@ -234,6 +234,44 @@ def cmd_gt_export(args: argparse.Namespace) -> int:
     return 0
 
 
+KEYPOINT_RULES: Final = (
+    "swapped_keypoints",
+    "keypoint_outside_image",
+    "keypoint_outside_box",
+    "missing_keypoints",
+    "bone_length_outlier",
+    "duplicate_keypoints",
+)
+
+
+def cmd_keypoints_check(args: argparse.Namespace) -> int:
+    """Rank likely keypoint label errors; a table, or JSON lines with --json. Exit 0 either way: finding candidates
+    is the command working."""
+    from google.protobuf import json_format  # noqa: PLC0415
+
+    from shoal.v1 import evaluation_pb2  # noqa: PLC0415
+
+    with _client(args) as client:
+        found = client.check_keypoints(
+            args.project,
+            args.dataset,
+            version=args.version,
+            checkpoint=args.checkpoint,
+            classes=args.classes,
+            rules=args.rules,
+            limit=args.limit,
+        )
+    for c in found:
+        if args.json:
+            print(json.dumps(json_format.MessageToDict(c, preserving_proto_field_name=True)))
+        else:
+            rule = evaluation_pb2.LabelErrorReason.Name(c.reason).removeprefix("LABEL_ERROR_REASON_").lower()
+            print(f"{c.score:5.2f}  {rule:<24} {c.frame_id}  {c.ground_truth_label_id}  {c.description}")
+    if not args.json:
+        print(f"{len(found)} candidates", file=sys.stderr)
+    return 0
+
+
 def cmd_gt_import(args: argparse.Namespace) -> int:
     import dataclasses  # noqa: PLC0415
 
@@ -415,6 +453,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, default=None, help="version the results apply to (default: newest)")
     p.add_argument("--stats", default=None, help="also write the labeling statistics to this JSON file")
     p.set_defaults(func=cmd_gt_import)
+    checks = sub.add_parser("keypoints", help="keypoint label checks").add_subparsers(dest="action", required=True)
+    p = with_state(checks.add_parser("check", help="rank likely keypoint label errors of a dataset version"))
+    connected(p)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--version", type=int, default=None)
+    where.add_argument("--checkpoint", default=None)
+    p.add_argument("--class", dest="classes", action="append", default=[], help="only this class (repeatable)")
+    p.add_argument(
+        "--rule",
+        dest="rules",
+        action="append",
+        default=[],
+        choices=KEYPOINT_RULES,
+        help="only this rule (repeatable)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="most candidates to print")
+    p.add_argument("--json", action="store_true", help="one JSON object per candidate")
+    p.set_defaults(func=cmd_keypoints_check)
     p = with_state(sub.add_parser("status", help="health of every service"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)

@@ -499,3 +499,31 @@ def test_cli_exports_and_imports(
     assert "version 2: 1 frames, 1 labels" in captured.out
     assert "line 2: not JSON" in captured.err
     assert json.loads(stats.read_text())["images"] == 1
+
+
+def test_cli_checks_keypoints(
+    client: shoal.Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shoal.cli import KEYPOINT_RULES, main
+
+    assert {f"LABEL_ERROR_REASON_{r.upper()}" for r in KEYPOINT_RULES} == {
+        evaluation_pb2.LabelErrorReason.Name(r) for r in keypoints.RULES
+    }
+    people = pose_set(60, swaps=2, seed=12)
+    project = load(client, people)
+    for name, address in client.addresses.items():
+        monkeypatch.setenv(f"SHOAL_{name.upper()}_ADDRESS", address)
+    monkeypatch.setenv("SHOAL_API_KEY", client.api_key)
+    common = ["keypoints", "check", "--project", project, "--dataset", "people", "--rule", "swapped_keypoints"]
+    assert main([*common, "--json"]) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {c["ground_truth_label_id"] for c in found} == set(people.swapped)
+    assert all(c["reason"] == "LABEL_ERROR_REASON_SWAPPED_KEYPOINTS" for c in found)
+    assert main([*common, "--limit", "1"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1
+    assert "swapped_keypoints" in captured.out
+    assert "look swapped" in captured.out
+    assert "1 candidates" in captured.err
+    with pytest.raises(SystemExit):
+        main([*common[:-1], "swapped"])  # not a rule: refused before calling the suite
