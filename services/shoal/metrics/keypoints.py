@@ -119,20 +119,6 @@ _NO_BOX: Final = (np.nan, np.nan, np.nan, np.nan)
 _NO_IMAGE: Final = (np.nan, np.nan)
 
 
-def instances_of(frame: frame_pb2.Frame, classes: set[str]) -> Iterable[tuple[str, Instance]]:
-    """(class, instance) for every keypoint label of the given classes in a frame."""
-    sizes = _image_sizes(frame)
-    for label in frame.labels:
-        if label.WhichOneof("geometry") != "keypoints_2d" or label.classification not in classes:
-            continue
-        kp = label.keypoints_2d
-        points = {k.name: (k.x, k.y) for k in kp.keypoints if k.visibility != NOT_LABELED}
-        yield (
-            label.classification,
-            Instance(frame.frame_id, label.label_id, points, _box(kp), sizes.get(label.sensor_id)),
-        )
-
-
 def gather(frame: frame_pb2.Frame, columns: Mapping[str, Columns]) -> None:
     """Add every keypoint label of a frame whose class has columns to them."""
     sizes: dict[str, tuple[float, float]] | None = None
