@@ -19,10 +19,11 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import grpc
+from redis import exceptions as redis_exceptions
 
 from shoal.kit import context, grpc_metrics
 from shoal.kit.apikeys import ApiKeyVerifier
-from shoal.kit.errors import Internal, ShoalError, Unauthenticated, Unimplemented
+from shoal.kit.errors import Internal, InvalidArgument, ShoalError, Unauthenticated, Unavailable, Unimplemented
 from shoal.kit.status import to_grpc_status
 
 log = logging.getLogger("shoal.kit.rpc")
@@ -284,6 +285,9 @@ class _ErrorScope:
             return
         if isinstance(exc, ShoalError):
             await _abort(self.ctx, exc)
+        elif (transient := transient_error(exc)) is not None:
+            log.warning("dependency unavailable: %s", transient.message, exc_info=exc)
+            await _abort(self.ctx, transient)
         elif isinstance(exc, NotImplementedError):
             # The generated servicer base raises this for every RPC a service does not implement yet.
             missing = Unimplemented(
@@ -298,12 +302,149 @@ class _ErrorScope:
             await _abort(self.ctx, internal)
 
 
+_REDIS_TRANSIENT: Final = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)
+# Lance reports its object-store transport failures as OSError with the underlying client's words.
+_STORE_TRANSIENT_WORDS: Final = ("timed out", "timeout", "connection refused", "error sending request", "connect error")
+TRANSIENT_RETRY_SECONDS: Final = 1.0
+
+
+def transient_error(exc: BaseException) -> ShoalError | None:
+    """The UNAVAILABLE error (with a retry delay) for a failure of a dependency that retrying later may cure: Redis
+    unreachable, restarting or loading its data, or the object store not answering. None for anything else."""
+    if isinstance(exc, _REDIS_TRANSIENT) or (
+        isinstance(exc, redis_exceptions.ResponseError) and str(exc).startswith(("LOADING", "READONLY", "MASTERDOWN"))
+    ):
+        return Unavailable(
+            "Redis is unavailable; retry shortly",
+            reason="REDIS_UNAVAILABLE",
+            retry_delay_seconds=TRANSIENT_RETRY_SECONDS,
+        )
+    if isinstance(exc, TimeoutError | ConnectionError) or (
+        isinstance(exc, OSError) and any(word in str(exc).lower() for word in _STORE_TRANSIENT_WORDS)
+    ):
+        return Unavailable(
+            "the object store did not answer; retry shortly",
+            reason="STORE_UNAVAILABLE",
+            retry_delay_seconds=TRANSIENT_RETRY_SECONDS,
+        )
+    return None
+
+
+class _Undecodable:
+    """Stands in for a request message whose bytes did not parse, so the handler can refuse it properly."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as err:  # any parse failure of the caller's bytes is the caller's error
+            return _Undecodable(err)
+
+    return deserialize
+
+
+def _refuse_undecodable(value: Any) -> Any:
+    if isinstance(value, _Undecodable):
+        raise InvalidArgument(
+            "the request bytes are not a valid message of this method's request type",
+            reason="UNDECODABLE_REQUEST",
+        )
+    return value
+
+
+async def _checked_stream(requests: Any) -> AsyncIterator[Any]:
+    async for item in requests:
+        yield _refuse_undecodable(item)
+
+
+class _CheckedRequests:
+    """The request stream of a client-streaming call, refusing undecodable messages as they arrive (Shoal's handlers
+    iterate their requests; none calls `context.read()`)."""
+
+    def __init__(self, requests: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self._requests = requests
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return _checked_stream(self._requests)
+
+
 class ErrorInterceptor(_ScopeInterceptor):
-    """Maps domain errors to `google.rpc.Status` with details; unknown exceptions become INTERNAL with a generic
-    message and a logged traceback, never a leaked stack."""
+    """Maps domain errors to `google.rpc.Status` with details; failures of Redis or the object store become
+    UNAVAILABLE with a retry delay; request bytes that do not parse become INVALID_ARGUMENT; other unknown exceptions
+    become INTERNAL with a generic message and a logged traceback, never a leaked stack."""
 
     def scope_factory(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Scope:
         return lambda ctx: _ErrorScope(method, ctx)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler: grpc.RpcMethodHandler[Any, Any] | None = await continuation(handler_call_details)
+        if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED itself
+            return cast("grpc.RpcMethodHandler[Any, Any]", handler)
+        return await super().intercept_service(_const(_checking(handler)), handler_call_details)
+
+
+def _const(handler: grpc.RpcMethodHandler[Any, Any]) -> Callable[[grpc.HandlerCallDetails], Awaitable[Any]]:
+    async def continuation(_: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
+        return handler
+
+    return continuation
+
+
+_checked_handlers: dict[int, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
+
+def _checking(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """The handler with a deserializer that never raises and a body that refuses what did not parse (cached per
+    handler, so the error interceptor's own per-method cache keeps working)."""
+    cached = _checked_handlers.get(id(handler))
+    if cached is not None and cached[0] is handler:
+        return cached[1]
+    ser, de = handler.response_serializer, _tolerant(handler.request_deserializer)
+    wrapped: grpc.RpcMethodHandler[Any, Any]
+    if handler.unary_unary is not None:
+        uu: Callable[..., Any] = handler.unary_unary
+
+        def unary_unary(request: Any, ctx: Any) -> Any:
+            return uu(_refuse_undecodable(request), ctx)
+
+        wrapped = grpc.unary_unary_rpc_method_handler(unary_unary, request_deserializer=de, response_serializer=ser)
+    elif handler.unary_stream is not None:
+        us: Callable[..., Any] = handler.unary_stream
+
+        def unary_stream(request: Any, ctx: Any) -> Any:
+            return us(_refuse_undecodable(request), ctx)
+
+        wrapped = grpc.unary_stream_rpc_method_handler(unary_stream, request_deserializer=de, response_serializer=ser)
+    elif handler.stream_unary is not None:
+        su: Callable[..., Any] = handler.stream_unary
+
+        def stream_unary(requests: Any, ctx: Any) -> Any:
+            return su(_CheckedRequests(requests, ctx), ctx)
+
+        wrapped = grpc.stream_unary_rpc_method_handler(stream_unary, request_deserializer=de, response_serializer=ser)
+    else:
+        ss: Callable[..., Any] | None = handler.stream_stream
+        assert ss is not None
+
+        def stream_stream(requests: Any, ctx: Any) -> Any:
+            return ss(_CheckedRequests(requests, ctx), ctx)
+
+        wrapped = grpc.stream_stream_rpc_method_handler(stream_stream, request_deserializer=de, response_serializer=ser)
+    _checked_handlers[id(handler)] = (handler, wrapped)
+    return wrapped
 
 
 class _AuthScope:

@@ -16,6 +16,8 @@ import mimetypes
 import os
 import re
 import tempfile
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ DEFAULT_CHUNK: Final = 1024 * 1024
 # S3 needs parts of at least 5 MiB; 16 MiB keeps the part count low for large point clouds and batch objects.
 MULTIPART_PART_SIZE: Final = 16 * 1024 * 1024
 MAX_PAGE_SIZE: Final = 1000
+# How long calls fail at once after the store stopped answering, before one is let through to try it again.
+COOLDOWN_SECONDS: Final = 3.0
 _KEY_RE: Final = re.compile(r"^[A-Za-z0-9!\-_.*'()=+,@~/]+$")
 _TMP_DIR: Final = ".shoal-tmp"
 
@@ -356,18 +360,21 @@ class S3ObjectStore(ObjectStore):
         region: str = "us-east-1",
         secure: bool = True,
         connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
+        read_timeout: float = 10.0,
         public_endpoint: str = "",
+        cooldown_seconds: float = COOLDOWN_SECONDS,
     ) -> None:
         parsed = _endpoint(endpoint, secure)
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        # Bounded retries and timeouts: an unreachable store must fail fast as UNAVAILABLE, not hang a call.
+        # Bounded retries and timeouts: an unreachable store must fail fast as UNAVAILABLE, not hang a call. A read
+        # that timed out is not retried (the store is hung, not flaky): the breaker below takes over.
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            timeout=urllib3.Timeout(connect=min(connect_timeout, read_timeout), read=read_timeout),
+            retries=urllib3.Retry(total=3, read=0, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
             maxsize=16,
         )
+        self.breaker = Breaker(cooldown_seconds)
         self.client = Minio(
             parsed.netloc,
             access_key=access_key,
@@ -402,8 +409,10 @@ class S3ObjectStore(ObjectStore):
             if not self.client.bucket_exists(self.bucket):
                 self.client.make_bucket(self.bucket)
 
-    def _errors(self, key: str) -> _S3Errors:
-        return _S3Errors(key, self.bucket)
+    def _errors(self, key: str, *, probe: bool = False) -> _S3Errors:
+        if not probe:
+            self.breaker.admit(self.bucket)
+        return _S3Errors(key, self.bucket, self.breaker)
 
     def put(self, key: str, data: bytes, content_type: str = "") -> ObjectInfo:
         with self._errors(key):
@@ -510,22 +519,64 @@ class S3ObjectStore(ObjectStore):
             return self.signer.presigned_put_object(self.bucket, self._k(key), expires=expires)
 
     def check(self) -> None:
-        with self._errors(""):
+        # The readiness probe passes the breaker: it is how a store that came back is noticed.
+        with self._errors("", probe=True):
             if not self.client.bucket_exists(self.bucket):
                 raise Unavailable(f"bucket {self.bucket!r} does not exist", reason="STORE_UNAVAILABLE")
 
 
-class _S3Errors:
-    """Maps client and transport errors to domain errors."""
+class Breaker:
+    """Fails calls at once while the store is known to be unreachable.
 
-    def __init__(self, key: str, bucket: str) -> None:
+    A transport failure (refused, reset, or no answer within the read timeout) opens the breaker for
+    `cooldown_seconds`: calls made meanwhile raise UNAVAILABLE with a retry delay instead of each waiting out its own
+    timeout, so a hung store pushes back on callers within one timeout. After the cooldown the next call tries the
+    store again; any success (the readiness probe's included) closes the breaker.
+    """
+
+    def __init__(self, cooldown_seconds: float) -> None:
+        self.cooldown_seconds = cooldown_seconds
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    def admit(self, bucket: str) -> None:
+        remaining = self._open_until - time.monotonic()
+        if remaining > 0:
+            raise Unavailable(
+                "object store unreachable; retry shortly",
+                reason="STORE_UNAVAILABLE",
+                metadata={"bucket": bucket},
+                retry_delay_seconds=max(remaining, 0.5),
+            )
+
+    def trip(self) -> None:
+        with self._lock:
+            self._open_until = time.monotonic() + self.cooldown_seconds
+
+    def reset(self) -> None:
+        with self._lock:
+            self._open_until = 0.0
+
+
+class _S3Errors:
+    """Maps client and transport errors to domain errors, and keeps the breaker informed."""
+
+    def __init__(self, key: str, bucket: str, breaker: Breaker | None = None) -> None:
         self.key = key
         self.bucket = bucket
+        self.breaker = breaker
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        # The store answered (even an error answer): it is reachable.
+        if (exc is None or isinstance(exc, S3Error)) and self.breaker is not None and self.breaker.is_open:
+            self.breaker.reset()
         if exc is None:
             return
         if isinstance(exc, S3Error) and exc.code in {"PreconditionFailed", "ConditionalRequestConflict"}:
@@ -539,10 +590,13 @@ class _S3Errors:
                 f"no object {self.key!r}", reason="OBJECT_NOT_FOUND", metadata={"key": self.key}
             ) from exc
         if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+            if self.breaker is not None:
+                self.breaker.trip()
             raise Unavailable(
                 f"object store unreachable: {type(exc).__name__}",
                 reason="STORE_UNAVAILABLE",
                 metadata={"bucket": self.bucket},
+                retry_delay_seconds=1.0,
             ) from exc
 
 
@@ -597,6 +651,7 @@ def open_store(settings: StoreSettings) -> ObjectStore:
             region=settings.s3_region,
             secure=settings.s3_secure,
             public_endpoint=settings.s3_public_endpoint,
+            read_timeout=settings.s3_timeout_seconds,
         )
         store.ensure_bucket()
         return store

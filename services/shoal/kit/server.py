@@ -52,7 +52,8 @@ class ShoalServer:
     closers: Sequence[Callable[[], Awaitable[None]]] = ()
     # Long-running tasks beside the server (the versioning worker); each gets an event set at shutdown.
     background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = ()
-    check_interval_seconds: float = 5.0
+    check_interval_seconds: float = 2.0
+    check_timeout_seconds: float = 2.0
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] | None = None
     grpc_port: int = 0
     metrics_port: int = 0
@@ -108,7 +109,13 @@ class ShoalServer:
         ok = True
         for check in self.checks:
             try:
-                await check()
+                # A dependency that hangs (a paused object store) must not hang readiness with it: a check that does
+                # not answer within its bound counts as failed.
+                await asyncio.wait_for(check(), self.check_timeout_seconds)
+            except TimeoutError:
+                ok = False
+                log.warning("dependency check did not answer within %.1f s", self.check_timeout_seconds)
+                break
             except ShoalError as err:
                 ok = False
                 log.warning("dependency check failed: %s", err.message, extra={"reason": err.reason})

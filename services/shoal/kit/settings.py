@@ -39,6 +39,9 @@ class StoreSettings:
     # Where clients outside the cluster reach the store: presigned URLs are signed for this host (the signature
     # covers it) while the services talk to `s3_endpoint`. Empty: presign for `s3_endpoint`.
     s3_public_endpoint: str = ""
+    # How long one request to the store may wait for an answer before it fails as UNAVAILABLE (a hung store must
+    # push back on callers, not hold their calls until their deadlines).
+    s3_timeout_seconds: float = 10.0
 
     @property
     def is_s3(self) -> bool:
@@ -109,6 +112,7 @@ class Settings:
             s3_region=env.get("SHOAL_S3_REGION", "us-east-1"),
             s3_secure=_bool(env, "SHOAL_S3_SECURE", default=True),
             s3_public_endpoint=env.get("SHOAL_S3_PUBLIC_ENDPOINT", ""),
+            s3_timeout_seconds=_float(env, "SHOAL_S3_TIMEOUT_SECONDS", 10.0),
         )
         if not (store.is_s3 or store.url.startswith("file://")):
             raise SettingsError(f"SHOAL_STORE_URL must start with file:// or s3://, got {store.url!r}")

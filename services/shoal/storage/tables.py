@@ -195,6 +195,9 @@ class TableRoot:
                 "aws_endpoint": endpoint,
                 "aws_region": settings.s3_region,
                 "allow_http": "true" if endpoint.startswith("http://") else "false",
+                # Bounded like the services' own store client: a hung store fails the read, it does not hang it.
+                "timeout": f"{max(1, round(settings.s3_timeout_seconds))}s",
+                "connect_timeout": f"{max(1, round(min(5.0, settings.s3_timeout_seconds)))}s",
             }
 
     def tables(self, target: DatasetName | InferenceSetName) -> VersionedTables:
