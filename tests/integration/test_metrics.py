@@ -370,8 +370,8 @@ def test_an_operation_whose_process_died_reads_as_abandoned(redis_db: str) -> No
     async def scenario() -> None:
         redis = Redis.from_url(redis_db)
         store = OperationStore(redis)
-        op, created = await store.create(key="k1")
-        again, created_again = await store.create(key="k1")
+        op, created = await store.create(key="k1", project="projects/p")
+        again, created_again = await store.create(key="k1", project="projects/p")
         assert created
         assert not created_again  # the same question joins the running one
         assert again.name == op.name
@@ -383,7 +383,7 @@ def test_an_operation_whose_process_died_reads_as_abandoned(redis_db: str) -> No
         read = await store.get(op.name)
         assert read.done
         assert read.error.reason == "OPERATION_ABANDONED"
-        fresh, created_fresh = await store.create(key="k1")  # asking again starts afresh
+        fresh, created_fresh = await store.create(key="k1", project="projects/p")  # asking again starts afresh
         assert created_fresh
         assert fresh.name != op.name
         await store.cancel(fresh.name)

@@ -75,7 +75,9 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         name = f"{ref.dataset}/versions/{ref.version}/indexes/{kinds[request.kind]}"
         precision = request.precision or embedding_pb2.INDEX_PRECISION_FLOAT32
         op, created = await self.operations.create(
-            operation_pb2.OperationProgress(stage="queued"), key=f"index:{name}:{precision}"
+            operation_pb2.OperationProgress(stage="queued"),
+            key=f"index:{name}:{precision}",
+            project=str(ref.dataset.parent),
         )
         if created:
 
@@ -101,9 +103,12 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
     ) -> operation_pb2.Operation:
         ref = await asyncio.to_thread(self.indexes.reads.resolve, request.parent, "parent")
         auth.require(str(ref.dataset.parent), "WRITER")
+        # A request id is the caller's within its project: the same id in another project is another request.
         key = "select:" + (request.request_id or "")
         op, created = await self.operations.create(
-            operation_pb2.OperationProgress(stage="queued"), key=key if request.request_id else ""
+            operation_pb2.OperationProgress(stage="queued"),
+            key=key if request.request_id else "",
+            project=str(ref.dataset.parent),
         )
         if created:
 

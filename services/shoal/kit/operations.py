@@ -24,6 +24,7 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from redis.asyncio import Redis
 
+from shoal.kit import auth
 from shoal.kit.errors import (
     Aborted,
     AlreadyExists,
@@ -47,6 +48,9 @@ log = logging.getLogger("shoal.kit.operations")
 
 PREFIX: Final = "shoal:op:"
 INDEX: Final = "shoal:ops"
+# The project each operation belongs to, and each project's own index: operations are the project's like its data.
+OWNER_PREFIX: Final = PREFIX + "owner:"
+PROJECT_INDEX_PREFIX: Final = INDEX + ":"
 KEEP_SECONDS: Final = 7 * 24 * 3600
 HEARTBEAT_SECONDS: Final = 5.0
 STALE_AFTER: Final = 60.0
@@ -118,10 +122,13 @@ class OperationStore:
     def _key(name: str) -> str:
         return PREFIX + name
 
-    async def create(self, metadata: Message | None = None, key: str = "") -> tuple[operation_pb2.Operation, bool]:
-        """A new running operation; with `key`, the running operation already started for that key if any (the
-        bool says whether this call created it)."""
+    async def create(
+        self, metadata: Message | None = None, key: str = "", *, project: str
+    ) -> tuple[operation_pb2.Operation, bool]:
+        """A new running operation of `project` (`projects/{project}`); with `key`, the running operation already
+        started for that key if any (the bool says whether this call created it). Keys are scoped to the project."""
         name = f"operations/{uuid.uuid4().hex}"
+        key = f"{project}:{key}" if key else ""
         if key:
             claimed = await self.redis.set(f"{PREFIX}key:{key}", name, nx=True, ex=int(STALE_AFTER))
             if not claimed:
@@ -134,9 +141,31 @@ class OperationStore:
         op = operation_pb2.Operation(name=name, create_time=_now(), update_time=_now())
         if metadata is not None:
             op.metadata.CopyFrom(_pack(metadata))
-        await self._save(op)
-        await self.redis.zadd(INDEX, {name: time.time()})
+        now = time.time()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(OWNER_PREFIX + name, project.encode(), ex=KEEP_SECONDS)
+            pipe.set(self._key(name), op.SerializeToString(), ex=KEEP_SECONDS)
+            pipe.zadd(INDEX, {name: now})
+            pipe.zadd(PROJECT_INDEX_PREFIX + project, {name: now})
+            await pipe.execute()
         return op, True
+
+    async def owner(self, name: str) -> str | None:
+        """The project an operation belongs to; None when unknown (expired, or made before operations had owners)."""
+        raw = await self.redis.get(OWNER_PREFIX + name)
+        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def forget_project(self, project: str) -> int:
+        """Remove every operation record of a deleted project; returns how many."""
+        index = PROJECT_INDEX_PREFIX + project
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in await self.redis.zrange(index, 0, -1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.delete(self._key(name), OWNER_PREFIX + name, f"{PREFIX}cancel:{name}")
+                pipe.zrem(INDEX, name)
+            pipe.delete(index)
+            await pipe.execute()
+        return len(names)
 
     async def _save(self, op: operation_pb2.Operation) -> None:
         await self.redis.set(self._key(op.name), op.SerializeToString(), ex=KEEP_SECONDS)
@@ -219,8 +248,10 @@ class OperationStore:
         return bool(await self.redis.exists(f"{PREFIX}cancel:{name}"))
 
     async def list(
-        self, done: bool | None, page_size: int, page_token: str
+        self, done: bool | None, page_size: int, page_token: str, *, project: str | None = None
     ) -> tuple[list[operation_pb2.Operation], str]:
+        """Operations newest first: every project's, or only `project`'s."""
+        index = INDEX if project is None else PROJECT_INDEX_PREFIX + project
         if page_size < 0:
             raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
         size = min(page_size or 100, MAX_PAGE)
@@ -233,7 +264,7 @@ class OperationStore:
         out: list[operation_pb2.Operation] = []
         position = start
         while len(out) < size:
-            names = await self.redis.zrevrange(INDEX, position, position + size - 1)
+            names = await self.redis.zrevrange(index, position, position + size - 1)
             if not names:
                 return out, ""
             for raw in names:
@@ -241,7 +272,7 @@ class OperationStore:
                 name = raw.decode() if isinstance(raw, bytes) else str(raw)
                 op = await self.find(name)
                 if op is None:
-                    await self.redis.zrem(INDEX, name)
+                    await self.redis.zrem(index, name)
                     position -= 1
                     continue
                 if self._stale(op):
@@ -250,7 +281,7 @@ class OperationStore:
                     out.append(op)
                 if len(out) == size:
                     break
-        more = await self.redis.zcard(INDEX) > position
+        more = await self.redis.zcard(index) > position
         return out, base64.urlsafe_b64encode(str(position).encode()).decode() if more else ""
 
     async def run(
@@ -273,6 +304,8 @@ class OperationStore:
                     if await self.cancel_requested(op.name):
                         progress.cancelled = True
 
+        if key:
+            key = f"{await self.owner(op.name)}:{key}"
         beating = asyncio.create_task(beat())
         try:
             response = await work(progress)
@@ -315,12 +348,23 @@ _ERRORS: Final[tuple[type[ShoalError], ...]] = (
 
 
 class OperationsServicer(operation_pb2_grpc.OperationsServiceServicer):
-    """Get, list and cancel long-running operations."""
+    """Get, list and cancel long-running operations — each caller only its own projects'. An operation of a project
+    the caller may not read is NOT_FOUND, exactly as one that does not exist, so names reveal nothing."""
 
     def __init__(self, store: OperationStore) -> None:
         self.store = store
 
+    async def _authorize(self, name: str, role: str) -> None:
+        who = auth.current()
+        if who.admin:
+            return
+        owner = await self.store.owner(name) if name.startswith("operations/") else None
+        if owner is None or not who.may_access(owner):
+            raise NotFound(f"{name} does not exist (or expired)", reason="OPERATION_NOT_FOUND", metadata={"name": name})
+        auth.require(owner, role, who)
+
     async def GetOperation(self, request: operation_pb2.GetOperationRequest, context: Any) -> operation_pb2.Operation:
+        await self._authorize(request.name, "READER")
         return await self.store.get(request.name)
 
     async def ListOperations(
@@ -332,12 +376,42 @@ class OperationsServicer(operation_pb2_grpc.OperationsServiceServicer):
             raise InvalidArgument.of(
                 [FieldViolation("filter", "supported filters: empty, done=true, done=false")], reason="INVALID_FILTER"
             )
-        ops, token = await self.store.list(filters[text], request.page_size, request.page_token)
+        who = auth.current()
+        if who.admin:
+            ops, token = await self.store.list(filters[text], request.page_size, request.page_token)
+        else:
+            ops, token = await self._list_projects(sorted(who.projects), filters[text], request)
         return operation_pb2.ListOperationsResponse(operations=ops, next_page_token=token)
+
+    async def _list_projects(
+        self, projects: list[str], done: bool | None, request: operation_pb2.ListOperationsRequest
+    ) -> tuple[list[operation_pb2.Operation], str]:
+        """The operations of the caller's projects, one project after another (the token says which project and
+        where in it)."""
+        if not projects:
+            return [], ""
+        which, _, inner = request.page_token.partition(".")
+        try:
+            first = int(which) if request.page_token else 0
+        except ValueError:
+            raise InvalidArgument.of(
+                [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
+            ) from None
+        size = min(request.page_size or 100, MAX_PAGE)
+        out: list[operation_pb2.Operation] = []
+        for i in range(first, len(projects)):
+            ops, token = await self.store.list(done, size - len(out), inner if i == first else "", project=projects[i])
+            out.extend(ops)
+            if token:
+                return out, f"{i}.{token}"
+            if len(out) >= size:
+                return out, f"{i + 1}." if i + 1 < len(projects) else ""
+        return out, ""
 
     async def CancelOperation(
         self, request: operation_pb2.CancelOperationRequest, context: Any
     ) -> operation_pb2.Operation:
+        await self._authorize(request.name, "WRITER")
         return await self.store.cancel(request.name)
 
 

@@ -35,14 +35,15 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         self, request: metrics_service_pb2.CreateEvaluationRequest, context: Ctx
     ) -> operation_pb2.Operation:
         name = parse_inference_set(request.parent, "parent")
-        auth.require(str(name.dataset_name.parent), "WRITER")
+        project = str(name.dataset_name.parent)
+        auth.require(project, "WRITER")
         plan = await asyncio.to_thread(self.evaluations.plan, request.parent, request.dataset_version, request.params)
         cached = await asyncio.to_thread(self.evaluations.cached, plan)
         if cached is not None:
-            op, _ = await self.operations.create(operation_pb2.OperationProgress(stage="cached"))
+            op, _ = await self.operations.create(operation_pb2.OperationProgress(stage="cached"), project=project)
             return await self.operations.finish(op.name, cached)
         op, created = await self.operations.create(
-            operation_pb2.OperationProgress(stage="queued"), key=plan.evaluation_id
+            operation_pb2.OperationProgress(stage="queued"), key=plan.evaluation_id, project=project
         )
         if created:
             task = asyncio.create_task(
@@ -103,7 +104,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
         if result is None:
             # Wait on the operation, not the work: when this call's deadline cancels the wait, the check goes on.
-            op = await self.operations.wait((await self._start_check(plan)).name)
+            op = await self.operations.wait((await self._start_check(plan, _project(request.dataset_version))).name)
             if op.HasField("error"):
                 raise error_of(op)
             result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
@@ -118,17 +119,19 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         plan = await asyncio.to_thread(
             self.keypoint_checks.plan, request.dataset_version, request.classes, request.rules
         )
-        return await self._start_check(plan)
+        return await self._start_check(plan, _project(request.dataset_version))
 
-    async def _start_check(self, plan: CheckPlan) -> operation_pb2.Operation:
+    async def _start_check(self, plan: CheckPlan, project: str) -> operation_pb2.Operation:
         """The check's operation: done at once when stored, else the running one for the same check, else a new
         one run in this process."""
         result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
         if result is not None:
-            op, _ = await self.operations.create(operation_pb2.OperationProgress(stage="stored"))
+            op, _ = await self.operations.create(operation_pb2.OperationProgress(stage="stored"), project=project)
             return await self.operations.finish(op.name, summary(result))
         key = f"keypoint-check:{plan.digest}"
-        op, created = await self.operations.create(operation_pb2.OperationProgress(stage="queued"), key=key)
+        op, created = await self.operations.create(
+            operation_pb2.OperationProgress(stage="queued"), key=key, project=project
+        )
         if created:
             task = asyncio.create_task(
                 self.operations.run(
