@@ -383,3 +383,53 @@ def test_wait_for_upload_times_out_while_batches_wait_for_the_worker(suite: Suit
     report = suite.client.upload(f"projects/{suite.project}/datasets/waiting", [make_frame(1).to_proto()])
     with pytest.raises(TimeoutError, match="UPLOAD_STATE_PROCESSING"):
         suite.client.wait_for_upload(report.name, timeout=0.3, poll_seconds=0.1)
+
+
+def _send(
+    suite: Suite, target: str, upload_id: str, *batches: ingest_service_pb2.FrameBatch
+) -> list[ingest_service_pb2.UploadFramesResponse]:
+    start = ingest_service_pb2.UploadFramesRequest(
+        start=ingest_service_pb2.UploadStart(target=target, upload_id=upload_id)
+    )
+    requests = [start, *(ingest_service_pb2.UploadFramesRequest(batch=b) for b in batches)]
+    return list(suite.client.ingest.UploadFrames(iter(requests), metadata=(("x-api-key", ADMIN_KEY),), timeout=30))
+
+
+def test_a_seq_resent_with_other_content_is_refused_even_when_redis_lost_its_record(suite: Suite) -> None:
+    import grpc
+    from shoal.kit.status import unpack
+
+    suite.client.create_dataset(suite.project, "reuse")
+    target = f"projects/{suite.project}/datasets/reuse"
+    name = f"{target}/uploads/again"
+    first = ingest_service_pb2.FrameBatch(seq=0, frames=[make_frame(i).to_proto() for i in range(3)])
+    other = ingest_service_pb2.FrameBatch(seq=0, frames=[make_frame(i).to_proto() for i in range(3, 6)])
+    # Every frame of seq 1 is rejected, so nothing of it but its record exists.
+    bad = ingest_service_pb2.FrameBatch(seq=1, frames=[make_frame(10).to_proto()])
+    bad.frames[0].labels[0].classification = "spaceship"
+    good = ingest_service_pb2.FrameBatch(seq=1, frames=[make_frame(10).to_proto()])
+    acks = [r.ack for r in _send(suite, target, "again", first, bad) if r.HasField("ack")]
+    assert [(a.accepted, len(a.rejected)) for a in acks] == [(3, 0), (0, 1)]
+
+    def refused(batch: ingest_service_pb2.FrameBatch) -> None:
+        with pytest.raises(grpc.RpcError) as info:
+            _send(suite, target, "again", batch)
+        details = unpack(info.value)
+        assert (details.code, details.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "SEQ_CONTENT_MISMATCH")
+        assert details.violations[0].field == "batch.seq"
+        assert f"seq {batch.seq} " in details.violations[0].description
+
+    refused(other)
+    refused(good)
+    # The same content again is a duplicate, acknowledged as before and queued once.
+    (again,) = [r.ack for r in _send(suite, target, "again", first) if r.HasField("ack")]
+    assert (again.duplicate, again.accepted) == (True, 3)
+    # Redis loses every record of the upload: the store still knows what each seq carried.
+    suite.redis.delete(queue.upload_batches_key(name), queue.upload_key(name))
+    refused(other)
+    refused(good)
+    stored = batch_objects(suite.store, name)
+    assert [[f.frame_id for f in b.frames] for b in stored] == [[f.frame_id for f in first.frames]]
+    partition = queue.partition_of(target, 4)
+    entries = [e for _, e in suite.redis.xrange(queue.stream_key(partition)) if e[b"upload"].decode() == name]
+    assert [int(e[b"seq"]) for e in entries] == [0]

@@ -1,15 +1,18 @@
 """Upload sessions: the producer side of the ingest queue.
 
-For every batch: validate → write the accepted frames as one immutable object (create-only, deterministic bytes, so
-a retried batch writes nothing new) → in one Redis transaction, XADD the claim check to the dataset's stream partition
-and record the batch and its counts → acknowledge. A batch whose seq is already recorded is acknowledged as a
-duplicate and queued nothing. A crash at any point before the acknowledgement leaves the client to retry; after it,
-the batch is in the queue and its object in the store.
+For every batch: claim its seq in the store with the digest of the batch as received (create-only) → validate →
+write the accepted frames as one immutable object (create-only, deterministic bytes, so a retried batch writes nothing
+new) → in one Redis transaction, XADD the claim check to the dataset's stream partition and record the batch, its
+digest and its counts → acknowledge. A seq comes with one content only: a batch whose seq is recorded (in Redis, or
+failing that in the store) with the same digest is acknowledged as a duplicate and queued nothing; with another digest
+it is refused (SEQ_CONTENT_MISMATCH), never silently dropped. A crash at any point before the acknowledgement leaves
+the client to retry; after it, the batch is in the queue and its object in the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -25,7 +28,7 @@ from redis.exceptions import ResponseError
 from shoal.asset.assets import AssetName, referenced_asset
 from shoal.ingest.validation import AssetFacts, BatchValidator, TargetRules, batch_urls, rules_for
 from shoal.kit import pipeline_metrics
-from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
+from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id, parse_target, parse_upload
 from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
 from shoal.kit.settings import Settings
@@ -218,9 +221,13 @@ class Uploads:
                 ],
                 reason="BATCH_TOO_LARGE",
             )
+        raw = batch.SerializeToString(deterministic=True)
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         done = await self.redis.hget(queue.upload_batches_key(name), str(batch.seq))
         if done is not None:
             summary = json.loads(done)
+            if summary.get("digest", digest) != digest:  # records made before digests were kept match any content
+                raise _seq_mismatch(name, batch.seq)
             return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=summary["accepted"], duplicate=True)
         depth = await self._queue_depth(session.partition)
         pipeline_metrics.INGEST_QUEUE_DEPTH.labels(partition=str(session.partition)).set(depth)
@@ -232,24 +239,33 @@ class Uploads:
                 metadata={"queue_depth": str(depth)},
                 retry_delay_seconds=min(30.0, 0.5 + depth / max(1, self.settings.ingest_max_queue_depth)),
             )
+        resent = await self._claim_seq(name, batch.seq, digest)
         urls = batch_urls(batch)
         assets = await self._io(self.asset_facts, urls) if urls else {}
         result = session.validator.validate(batch, assets)
-        accepted = (
-            len(result.accepted.frames) + len(result.accepted.label_updates) + len(result.accepted.inference_frames)
-        )
+        accepted = _size(result.accepted)
         key = ""
         if accepted:
             key = queue.batch_object(name, batch.seq)
-            body = result.accepted.SerializeToString(deterministic=True)
-            await self._write_once(key, body)
+            body = raw if result.accepted is batch else result.accepted.SerializeToString(deterministic=True)
+            stored = await self._write_once(key, body, name, batch.seq, resent=resent)
+            if stored is not body:
+                # The same batch, stored when it was first sent (validated then against what that stream had seen):
+                # the stored frames are what was acknowledged and what the claim check delivers.
+                accepted = _size(ingest_service_pb2.FrameBatch.FromString(stored))
         if result.errors:
             report = ingest_service_pb2.ListUploadErrorsResponse(errors=result.errors).SerializeToString(
                 deterministic=True
             )
-            await self._write_once(queue.rejects_object(name, batch.seq), report)
+            await self._write_once(queue.rejects_object(name, batch.seq), report, name, batch.seq, resent=resent)
         summary = json.dumps(
-            {"accepted": accepted, "rejected": result.rejected, "received": result.received, "key": key}
+            {
+                "accepted": accepted,
+                "rejected": result.rejected,
+                "received": result.received,
+                "key": key,
+                "digest": digest,
+            }
         )
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(queue.upload_batches_key(name), str(batch.seq), summary)
@@ -277,17 +293,34 @@ class Uploads:
         pipeline_metrics.INGEST_FRAMES.labels(outcome="rejected").inc(result.rejected)
         return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=accepted, rejected=result.errors)
 
-    async def _write_once(self, key: str, body: bytes) -> None:
-        """Create-only write; an existing object with the same bytes is a retry and fine."""
+    async def _claim_seq(self, name: str, seq: int, digest: str) -> bool:
+        """Record in the store what `seq` carries, create-only. True when it was recorded before with the same digest
+        (a resend); another digest is refused."""
+        body = json.dumps({"digest": digest}).encode()
+        key = queue.seq_object(name, seq)
+        try:
+            await self._io(lambda: self.store.put_if(key, body, "application/json", etag=None))
+        except WriteConflict:
+            existing = json.loads(await self._io(self.store.get, key))
+            if existing.get("digest") != digest:
+                raise _seq_mismatch(name, seq) from None
+            return True
+        return False
+
+    async def _write_once(self, key: str, body: bytes, name: str, seq: int, *, resent: bool) -> bytes:
+        """Create-only write; returns the bytes stored under `key`. An existing object with the same bytes is a retry
+        and fine; with other bytes it is kept when the batch is a resend of the same content (`resent`: validation
+        may differ across streams), and otherwise means the seq was used before with other content."""
         try:
             await self._io(lambda: self.store.put_if(key, body, "application/x-protobuf", etag=None))
         except WriteConflict:
-            existing = await self._io(self.store.get, key)
-            if existing != body:
-                raise InvalidArgument.of(
-                    [FieldViolation("batch.seq", "this seq was sent before with other content; use a new seq")],
-                    reason="SEQ_REUSED",
-                ) from None
+            existing: bytes = await self._io(self.store.get, key)
+            if existing == body:
+                return body
+            if not resent:
+                raise _seq_mismatch(name, seq) from None
+            return existing
+        return body
 
     async def close(self, session: Session) -> upload_pb2.Upload:
         name = str(session.name)
@@ -340,6 +373,23 @@ class Uploads:
         raw = cast(list[bytes], await self.redis.lrange(queue.upload_errors_key(str(name)), start, start + size))
         errors = [upload_pb2.FrameError.FromString(r) for r in raw[:size]]
         return errors, (str(start + size) if len(raw) > size else "")
+
+
+def _size(batch: ingest_service_pb2.FrameBatch) -> int:
+    return len(batch.frames) + len(batch.label_updates) + len(batch.inference_frames)
+
+
+def _seq_mismatch(upload: str, seq: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"batch seq {seq} of {upload} was sent before with other content; a seq carries one content only",
+        reason="SEQ_CONTENT_MISMATCH",
+        metadata={"upload": upload, "seq": str(seq)},
+        violations=(
+            FieldViolation(
+                "batch.seq", f"seq {seq} was sent before with other content; resend it unchanged or use a new seq"
+            ),
+        ),
+    )
 
 
 def _offset(token: str) -> int:

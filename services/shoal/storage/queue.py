@@ -49,6 +49,12 @@ def batch_object(upload: str, seq: int) -> str:
     return f"ingest/{upload}/batches/{seq:010d}.pb"
 
 
+def seq_object(upload: str, seq: int) -> str:
+    """The create-only record of what a seq carried (the digest of the batch as received), written before anything
+    else of the batch: a seq sent again with other content is refused against it, even when Redis lost its record."""
+    return f"ingest/{upload}/seqs/{seq:010d}.json"
+
+
 def rejects_object(upload: str, seq: int) -> str:
     """The frames a batch rejected at validation (a serialized ListUploadErrorsResponse)."""
     return f"ingest/{upload}/rejects/{seq:010d}.pb"
