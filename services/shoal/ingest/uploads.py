@@ -136,6 +136,9 @@ class Uploads:
                 inference=isinstance(target, InferenceSetName),
                 max_frames_per_batch=self.settings.ingest_max_batch_frames,
                 dataset_key=(dataset_name.project, dataset_name.dataset),
+                max_metadata_value_bytes=self.settings.ingest_max_metadata_value_bytes,
+                max_attribute_bytes=self.settings.ingest_max_attribute_bytes,
+                max_frame_bytes=self.settings.ingest_max_frame_bytes,
             )
 
         rules: TargetRules = await self._io(load)

@@ -1,6 +1,8 @@
 """Server-side validation of upload batches: every frame is checked against the project's class map, the dataset's
-metadata schema and embedding settings, and the rules in `shoal.validation`. A bad frame is rejected alone, with one
-FrameError per problem naming the frame, the label and the field path; good frames pass through unchanged."""
+metadata schema and embedding settings, the size limits, and the rules in `shoal.validation`. A bad frame is rejected
+alone, with one FrameError per problem naming the frame, the label and the field path; good frames pass through
+unchanged. No accepted frame (label update, inference frame) is larger serialized than `max_frame_bytes`, and none
+carries a metadata value or label attribute larger than its limit, so whatever is committed can be read back."""
 
 from __future__ import annotations
 
@@ -65,6 +67,10 @@ class TargetRules:
     max_frames_per_batch: int = 5000
     # The dataset whose assets frames may point to (project, dataset); for an inference set, its dataset.
     dataset: tuple[str, str] = ("", "")
+    # Size limits, in serialized bytes: one metadata value, one label attribute value, one whole item.
+    max_metadata_value_bytes: int = 64 * 1024
+    max_attribute_bytes: int = 64 * 1024
+    max_frame_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,8 @@ class BatchValidator:
     def __init__(self, target: TargetRules) -> None:
         self.target = target
         self.memory = UploadMemory(embedding_dimension=target.embedding_dimension)
+        # An item no bigger than the smallest limit cannot break any: one size per item is the whole check.
+        self._size_floor = min(target.max_metadata_value_bytes, target.max_attribute_bytes, target.max_frame_bytes)
 
     def validate(
         self, batch: ingest_service_pb2.FrameBatch, assets: Mapping[str, AssetFacts | None] | None = None
@@ -203,6 +211,9 @@ class BatchValidator:
             elif frame_id in seen_frames:
                 check.add("frame_id", "DUPLICATE_FRAME_ID", f"frame {frame_id!r} appears twice in this batch")
             seen_frames.add(frame_id)
+            size = message.ByteSize()  # type: ignore[attr-defined]
+            if size > self._size_floor:
+                self._sizes(message, size, check)
             label_ids: list[int] = []
             if kind == "frames":
                 if self.target.inference:
@@ -233,6 +244,38 @@ class BatchValidator:
         if clean:
             accepted = batch  # nothing rejected: the batch goes on as it came, without copying its frames
         return BatchResult(accepted, errors, received, rejected)
+
+    # sizes -----------------------------------------------------------------------------------------------------
+
+    def _sizes(self, message: object, size: int, check: _Frame) -> None:
+        """The size limits of one item of `size` serialized bytes: the whole item, each metadata value, each label
+        attribute value."""
+        target = self.target
+        if size > target.max_frame_bytes:
+            check.add(
+                "",
+                "FRAME_TOO_LARGE",
+                f"the item is {size} bytes serialized; the limit is {target.max_frame_bytes}",
+            )
+        metadata = getattr(message, "user_metadata", None) or {}
+        for key, value in metadata.items():
+            n = value.ByteSize()
+            if n > target.max_metadata_value_bytes:
+                check.add(
+                    f"user_metadata[{key!r}]",
+                    "METADATA_VALUE_TOO_LARGE",
+                    f"the value is {n} bytes serialized; the limit is {target.max_metadata_value_bytes}",
+                )
+        for j, label in enumerate(getattr(message, "labels", ())):
+            for key, value in label.attributes.items():
+                n = value.ByteSize()
+                if n > target.max_attribute_bytes:
+                    check.add(
+                        f"labels[{j}].attributes[{key!r}]",
+                        "ATTRIBUTE_TOO_LARGE",
+                        f"the value is {n} bytes serialized; the limit is {target.max_attribute_bytes}",
+                        label.label_id,
+                    )
 
     # frames ----------------------------------------------------------------------------------------------------
 
@@ -790,6 +833,9 @@ def rules_for(
     inference: bool,
     max_frames_per_batch: int,
     dataset_key: tuple[str, str] = ("", ""),
+    max_metadata_value_bytes: int = 64 * 1024,
+    max_attribute_bytes: int = 64 * 1024,
+    max_frame_bytes: int = 4 * 1024 * 1024,
 ) -> TargetRules:
     """TargetRules from catalog entries: `class_map` as (class name, keypoint names) pairs."""
     classes: set[str] = set()
@@ -808,4 +854,7 @@ def rules_for(
         inference=inference,
         max_frames_per_batch=max_frames_per_batch,
         dataset=dataset_key,
+        max_metadata_value_bytes=max_metadata_value_bytes,
+        max_attribute_bytes=max_attribute_bytes,
+        max_frame_bytes=max_frame_bytes,
     )

@@ -68,6 +68,12 @@ class Settings:
     ingest_partitions: int = 4
     ingest_max_queue_depth: int = 2000
     ingest_max_batch_frames: int = 5000
+    # The largest serialized metadata value, label attribute value and whole frame (or label update, or inference
+    # frame) ingest accepts; a bigger one fails its frame. Far below the gRPC message limit, so a committed frame can
+    # always be read back.
+    ingest_max_metadata_value_bytes: int = 64 * 1024
+    ingest_max_attribute_bytes: int = 64 * 1024
+    ingest_max_frame_bytes: int = 4 * 1024 * 1024
     # Worker processes sharing the gRPC port (SO_REUSEPORT): Python runs one core per process, so a CPU-bound
     # service (ingest validation) scales across cores this way; the parent serves the merged Prometheus metrics.
     processes: int = 1
@@ -143,6 +149,9 @@ class Settings:
             ingest_partitions=max(1, _int(env, "SHOAL_INGEST_PARTITIONS", 4)),
             ingest_max_queue_depth=_int(env, "SHOAL_INGEST_MAX_QUEUE_DEPTH", 2000),
             ingest_max_batch_frames=max(1, _int(env, "SHOAL_INGEST_MAX_BATCH_FRAMES", 5000)),
+            ingest_max_metadata_value_bytes=max(1, _int(env, "SHOAL_INGEST_MAX_METADATA_VALUE_BYTES", 64 * 1024)),
+            ingest_max_attribute_bytes=max(1, _int(env, "SHOAL_INGEST_MAX_ATTRIBUTE_BYTES", 64 * 1024)),
+            ingest_max_frame_bytes=max(1, _int(env, "SHOAL_INGEST_MAX_FRAME_BYTES", 4 * 1024 * 1024)),
             processes=max(1, _int(env, "SHOAL_PROCESSES", 1)),
             reuse_port=_bool(env, "SHOAL_REUSE_PORT", default=False),
             run_worker=_bool(env, "SHOAL_VERSIONING_WORKER", default=True),

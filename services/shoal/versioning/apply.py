@@ -7,6 +7,8 @@
 - A label update replaces the labels whose ids exist (only the fields of `update_mask`, when given) and adds the
   labels whose ids are new; updating a missing frame fails it.
 - Embeddings must have the dataset's dimension; the first committed embedding fixes it when the dataset has none.
+- A frame that MODIFY or a label update would make larger serialized than the frame limit fails (ingest holds each
+  uploaded item to that limit; merging is how a stored frame could still outgrow it).
 - Label ids are unique in the dataset (or inference set): a frame that would take a label id another frame holds
   fails; a label id freed earlier in the same run (its frame deleted, replaced or re-labelled) may be taken.
 Items apply in upload order; the result is each touched frame's final state plus the frames that failed, with why.
@@ -192,10 +194,12 @@ def apply_batches(
     inference: bool,
     embedding_dimension: int,
     owners: LabelOwners | None = None,
+    max_frame_bytes: int = 0,
 ) -> Applied:
     """Apply `batches` in order to the frames in `current` (serialized, by id; absent means not in the dataset);
-    `owners` says who holds label ids in that state (default: nobody). The batches' frames are taken over, not
-    copied: callers must not reuse them."""
+    `owners` says who holds label ids in that state (default: nobody); a merged frame may be at most
+    `max_frame_bytes` serialized (0: no limit). The batches' frames are taken over, not copied: callers must not
+    reuse them."""
     batches = list(batches)
     state: dict[str, Message | None] = {}
     # Label ids of each loaded frame, as loaded and as it stands now (kept beside `state`: reading them is costly).
@@ -272,6 +276,7 @@ def apply_batches(
             frame_id: str = item.frame_id  # type: ignore[attr-defined]
             existing = load(frame_id)
             new: Message | None
+            merged = kind == "label_updates" or (kind == "frames" and item.change_type == MODIFIED)  # type: ignore[attr-defined]
             if kind == "label_updates":
                 if existing is None:
                     fail(frame_id, "UPDATE_MISSING_FRAME", "label updates need an existing frame", index, kind)
@@ -298,6 +303,15 @@ def apply_batches(
                 else:
                     item.change_type = frame_pb2.CHANGE_TYPE_UNSPECIFIED  # type: ignore[attr-defined]
                     new = item
+            if max_frame_bytes and merged and (size := new.ByteSize()) > max_frame_bytes:
+                fail(
+                    frame_id,
+                    "FRAME_TOO_LARGE",
+                    f"the frame would be {size} bytes serialized; the limit is {max_frame_bytes}",
+                    index,
+                    kind,
+                )
+                continue
             dims = _dims(new)  # type: ignore[arg-type]
             if dims and (len(dims) > 1 or (dim and next(iter(dims)) != dim)):
                 fail(

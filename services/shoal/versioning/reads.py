@@ -1,6 +1,10 @@
 """Reads of any version: versions, frames at a version (paged, streamed, masked, filtered), one frame, a frame's
 history, diffs between versions, and checkpoints. Version references are `…/versions/{n}`, `…/checkpoints/{c}`, or
-the dataset's own name (its newest version)."""
+the dataset's own name (its newest version).
+
+A page of ListFrames and a message of StreamFrames are cut by the serialized size of their frames as well as by
+count: together at most `response_bytes`, far below the message limit of servers and SDK, and always at least one
+frame, so every version of a dataset that ingest accepted can be read whatever its frames' sizes."""
 
 from __future__ import annotations
 
@@ -24,6 +28,11 @@ from shoal.versioning import filters
 
 MAX_PAGE: Final = 1000
 DEFAULT_PAGE: Final = 100
+# The most frame bytes in one response: a quarter of the 64 MiB message limit, so a page of frames at ingest's size
+# limit still leaves room.
+RESPONSE_BYTES: Final = 16 * 1024 * 1024
+# Per frame in a response: its field tag and length prefix.
+_FRAME_OVERHEAD: Final = 6
 
 
 @dataclass(frozen=True)
@@ -77,10 +86,11 @@ def _masked(frame: frame_pb2.Frame, mask: field_mask_pb2.FieldMask | None) -> fr
 class Reads:
     """Read-only views of versioned datasets."""
 
-    def __init__(self, store: ObjectStore, settings: StoreSettings) -> None:
+    def __init__(self, store: ObjectStore, settings: StoreSettings, *, response_bytes: int = RESPONSE_BYTES) -> None:
         self.store = store
         self.catalog = Catalog(store)
         self.root = TableRoot(settings)
+        self.response_bytes = response_bytes
 
     # references ------------------------------------------------------------------------------------------------
 
@@ -197,10 +207,24 @@ class Reads:
             resolved = VersionRef(resolved.dataset, version, resolved.tables)
         size = _page_size(page_size)
         predicate = filters.parse(filter_text) if filter_text else None
-        rows = list(_take(self._rows(resolved, str(token.get("after", "")), predicate, size + 1), size + 1))
-        frames = [_masked(frame_pb2.Frame.FromString(raw), read_mask) for _, raw in rows[:size]]
-        next_token = _token({"version": resolved.version, "after": rows[size - 1][0]}) if len(rows) > size else ""
+        frames: list[frame_pb2.Frame] = []
+        used, last, more = 0, "", False
+        for frame_id, raw in self._rows(resolved, str(token.get("after", "")), predicate, size + 1):
+            frame, cost = self._framed(raw, read_mask)
+            if len(frames) == size or (frames and used + cost > self.response_bytes):
+                more = True
+                break
+            frames.append(frame)
+            used += cost
+            last = frame_id
+        next_token = _token({"version": resolved.version, "after": last}) if more else ""
         return frames, next_token, resolved.version
+
+    def _framed(self, raw: bytes, read_mask: field_mask_pb2.FieldMask | None) -> tuple[frame_pb2.Frame, int]:
+        """A stored frame as a reader asked for it, and what it adds to a response's size."""
+        frame = _masked(frame_pb2.Frame.FromString(raw), read_mask)
+        size = frame.ByteSize() if read_mask is not None and read_mask.paths else len(raw)
+        return frame, size + _FRAME_OVERHEAD
 
     def stream_frames(
         self, ref: str, batch_size: int, read_mask: field_mask_pb2.FieldMask | None, filter_text: str
@@ -211,11 +235,17 @@ class Reads:
 
         def batches() -> Iterator[list[frame_pb2.Frame]]:
             chunk: list[frame_pb2.Frame] = []
+            used = 0
             for _, raw in self._rows(resolved, "", predicate, 0):
-                chunk.append(_masked(frame_pb2.Frame.FromString(raw), read_mask))
+                frame, cost = self._framed(raw, read_mask)
+                if chunk and used + cost > self.response_bytes:
+                    yield chunk
+                    chunk, used = [], 0
+                chunk.append(frame)
+                used += cost
                 if len(chunk) == size:
                     yield chunk
-                    chunk = []
+                    chunk, used = [], 0
             if chunk:
                 yield chunk
 
@@ -393,13 +423,6 @@ class Reads:
         self.get_checkpoint(dataset, checkpoint_id)
         self.store.delete(self._checkpoint_key(dataset, checkpoint_id))
         self.root.tables(dataset).untag(checkpoint_id)
-
-
-def _take(rows: Iterator[tuple[str, bytes]], n: int) -> Iterator[tuple[str, bytes]]:
-    for i, row in enumerate(rows):
-        if i >= n:
-            return
-        yield row
 
 
 def _changed_fields(a: frame_pb2.Frame, b: frame_pb2.Frame) -> Sequence[str]:

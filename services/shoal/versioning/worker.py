@@ -282,6 +282,7 @@ class Worker:
             inference=inference,
             embedding_dimension=0 if inference else dataset.embedding_dimension,
             owners=labels,
+            max_frame_bytes=self.settings.ingest_max_frame_bytes,
         )
         for queued in batches:
             outcome = applied.outcomes.get(queued.key, BatchOutcome())
