@@ -16,8 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shoal.asset.server import build as build_asset
 from shoal.ingest.server import build as build_ingest
-from shoal.kit.status import unpack
 from shoal.kit.settings import StoreSettings
+from shoal.kit.status import unpack
 from shoal.v1 import (
     asset_service_pb2,
     asset_service_pb2_grpc,

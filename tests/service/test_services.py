@@ -1,5 +1,5 @@
 """Each of the five services, started as `shoal up` starts it (all interceptors in place), answers through real
-channels: health, reflection, metrics, authentication and UNIMPLEMENTED for RPCs of later issues."""
+channels: health, reflection, metrics and authentication."""
 
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ def _get_upload(ch: grpc.Channel, md: Any) -> Any:
     )
 
 
-def _list_api_keys(ch: grpc.Channel, md: Any) -> Any:
+def _get_project(ch: grpc.Channel, md: Any) -> Any:
     stub = versioning_service_pb2_grpc.VersioningServiceStub(ch)
-    return stub.ListApiKeys(versioning_service_pb2.ListApiKeysRequest(), metadata=md, timeout=5)
+    return stub.GetProject(versioning_service_pb2.GetProjectRequest(name="projects/alpha"), metadata=md, timeout=5)
 
 
 def _get_asset(ch: grpc.Channel, md: Any) -> Any:
@@ -74,7 +74,7 @@ def _select(ch: grpc.Channel, md: Any) -> Any:
 
 SERVICES = [
     ("ingest", build_ingest, "shoal.v1.IngestService", _get_upload),  # implemented: answers NOT_FOUND
-    ("versioning", build_versioning, "shoal.v1.VersioningService", _list_api_keys),
+    ("versioning", build_versioning, "shoal.v1.VersioningService", _get_project),  # answers NOT_FOUND
     ("asset", build_asset, "shoal.v1.AssetService", _get_asset),  # implemented: answers NOT_FOUND
     ("metrics", build_metrics, "shoal.v1.MetricsService", _get_evaluation),
     ("embedding", build_embedding, "shoal.v1.EmbeddingService", _select),
@@ -158,9 +158,7 @@ def test_admin_key_passes_auth(
         elif name == "embedding":
             assert details.code == grpc.StatusCode.NOT_FOUND  # the dataset does not exist
         else:
-            assert details.code == grpc.StatusCode.UNIMPLEMENTED
-            assert details.reason == "NOT_IMPLEMENTED"
-            assert "not implemented yet" in details.message
+            assert (details.code, details.reason) == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
         request_ids = [v for k, v in error.trailing_metadata() if k == "x-request-id"]  # type: ignore[attr-defined]
         assert len(request_ids) == 1
         assert len(request_ids[0]) == 32
@@ -196,10 +194,10 @@ def test_issued_key_is_accepted_and_revoked_key_is_not(
     server = start_service("versioning", build_versioning, store=StoreSettings(url=store_dir.as_uri()))
     store = LocalObjectStore(store_dir)
     record, secret = issue_key(store, "ci", ["projects/alpha"], "WRITER")
-    details = unpack(_rpc_error(server.target, _list_api_keys, (("x-api-key", secret),)))
-    assert details.code == grpc.StatusCode.UNIMPLEMENTED
+    details = unpack(_rpc_error(server.target, _get_project, (("x-api-key", secret),)))
+    assert details.code == grpc.StatusCode.NOT_FOUND  # authenticated; the project does not exist
     revoke_key(store, record.key_id)
-    details = unpack(_rpc_error(server.target, _list_api_keys, (("x-api-key", secret),)))
+    details = unpack(_rpc_error(server.target, _get_project, (("x-api-key", secret),)))
     assert details.code == grpc.StatusCode.UNAUTHENTICATED
     assert details.reason == "API_KEY_INVALID"
 

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import numpy as np
 from google.protobuf import timestamp_pb2
 
 from shoal.embedding import compute
-from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import StoreSettings
@@ -27,6 +28,7 @@ from shoal.versioning.reads import Reads
 
 INDEX_NAME: Final = re.compile(r"(projects/[^/]+/datasets/[^/]+)/versions/(\d+)/indexes/(frame|crop)")
 MAX_K: Final = 10_000
+DATASET_CHECK_SECONDS: Final = 1.0
 MAX_QUERIES: Final = 10_000
 
 
@@ -99,6 +101,8 @@ class Indexes:
         self.backend = backend
         self.budget = budget_bytes
         self.cache: OrderedDict[tuple[str, int], Index] = OrderedDict()
+        self.checked: dict[str, float] = {}
+        self.born: dict[str, int] = {}  # index name → create time of the dataset it was built from
         self.lock = threading.Lock()
 
     def get(self, name: str, precision: int = 0, field_name: str = "index") -> Index:
@@ -109,7 +113,11 @@ class Indexes:
             found = self.cache.get(key)
             if found is not None:
                 self.cache.move_to_end(key)
+        if found is not None:
+            if self._still_exists(found):
                 return found
+            with self.lock:
+                self.cache.pop(key, None)
         built = self.build(dataset_ref, version, kind, key[1], field_name)
         with self.lock:
             self.cache[key] = built
@@ -117,9 +125,27 @@ class Indexes:
                 self.cache.popitem(last=False)
         return built
 
+    def _still_exists(self, index: Index) -> bool:
+        """An index in memory answers only while its dataset exists (a deleted dataset's vectors are dropped at its
+        first use after the delete; the check is one catalog read, remembered for a second)."""
+        now = time.monotonic()
+        checked = self.checked.get(str(index.dataset), 0.0)
+        if now - checked < DATASET_CHECK_SECONDS:
+            return True
+        try:
+            born = self.reads.catalog.get_dataset(index.dataset).create_time.ToNanoseconds()
+        except NotFound:
+            born = -1
+        if born != self.born.get(index.name, born):  # gone, or deleted and made anew under the same name
+            self.checked.pop(str(index.dataset), None)
+            return False
+        self.checked[str(index.dataset)] = now
+        return True
+
     def build(self, dataset_ref: str, version: int, kind: str, precision: int, field_name: str) -> Index:
         ref = self.reads.resolve(f"{dataset_ref}/versions/{version}", field_name)
         dataset = self.reads.catalog.get_dataset(ref.dataset)
+        self.born[f"{dataset_ref}/versions/{version}/indexes/{kind}"] = dataset.create_time.ToNanoseconds()
         metric = (
             compute.EUCLIDEAN if dataset.distance_metric == dataset_pb2.DISTANCE_METRIC_EUCLIDEAN else compute.COSINE
         )

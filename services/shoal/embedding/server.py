@@ -78,6 +78,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
             operation_pb2.OperationProgress(stage="queued"),
             key=f"index:{name}:{precision}",
             project=str(ref.dataset.parent),
+            dataset=str(ref.dataset),
         )
         if created:
 
@@ -109,6 +110,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
             operation_pb2.OperationProgress(stage="queued"),
             key=key if request.request_id else "",
             project=str(ref.dataset.parent),
+            dataset=str(ref.dataset),
         )
         if created:
 

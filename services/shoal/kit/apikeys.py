@@ -14,9 +14,12 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shoal.kit.context import Principal
 from shoal.kit.errors import FieldViolation, InvalidArgument
@@ -26,6 +29,7 @@ KEY_PREFIX: Final = "catalog/api_keys/"
 ROLES: Final = ("READER", "WRITER", "ADMIN")
 ADMIN_KEY_ID: Final = "admin"
 _SECRET_RE: Final = re.compile(r"^shoal_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$")
+_KEY_ID_RE: Final = re.compile(r"^[0-9a-f]{16}$")
 _PROJECT_RE: Final = re.compile(r"^projects/[a-z][a-z0-9-]{0,62}$")
 
 
@@ -98,8 +102,38 @@ def issue_key(
 
 
 def revoke_key(store: ObjectStore, key_id: str) -> None:
-    """Remove a key's record; verifiers stop accepting it within their cache time."""
+    """Remove a key's record; verifiers stop accepting it within their cache time (and at once where they consult the
+    revocation marker, see `revoked_marker`)."""
     store.delete(KEY_PREFIX + key_id + ".json")
+
+
+def rescope_key(store: ObjectStore, record: ApiKeyRecord, projects: Iterable[str]) -> ApiKeyRecord:
+    """The key, now scoped to `projects` only (a project it named was deleted)."""
+    changed = replace(record, projects=tuple(sorted(set(projects))))
+    store.put(KEY_PREFIX + record.key_id + ".json", changed.to_json(), "application/json")
+    return changed
+
+
+def revoked_marker(key_id: str) -> str:
+    """The Redis key that tells every service a key was revoked, so none accepts it from its cache meanwhile."""
+    return f"shoal:apikey:revoked:{key_id}"
+
+
+def get_key(store: ObjectStore, key_id: str) -> ApiKeyRecord | None:
+    """A key's record, or None."""
+    if not _KEY_ID_RE.fullmatch(key_id):
+        return None
+    try:
+        return ApiKeyRecord.from_json(store.get(KEY_PREFIX + key_id + ".json"))
+    except ObjectNotFound:
+        return None
+
+
+def list_keys(store: ObjectStore) -> list[ApiKeyRecord]:
+    """Every key's record, oldest first."""
+    raw = (store.get_or_none(info.key) for info in store.iter_all(KEY_PREFIX) if info.key.endswith(".json"))
+    records = [ApiKeyRecord.from_json(data) for data in raw if data is not None]  # None: revoked meanwhile
+    return sorted(records, key=lambda r: (r.create_time, r.key_id))
 
 
 @dataclass
@@ -109,7 +143,20 @@ class ApiKeyVerifier:
     store: ObjectStore | None
     admin_key: str
     cache_seconds: float = 30.0
+    # Where revocations are announced (the suite's Redis): a revoked key is refused by the next call on any
+    # service, not only once the cached record expires.
+    redis: Redis | None = None
     _cache: dict[str, tuple[float, ApiKeyRecord | None]] = field(default_factory=dict)
+
+    async def revoked(self, key_id: str) -> bool:
+        """True when `key_id` was revoked since its record was cached. Without Redis (or while it is down) the
+        cache time bounds how long a revoked key still works."""
+        if self.redis is None:
+            return False
+        try:
+            return bool(await self.redis.exists(revoked_marker(key_id)))
+        except (RedisError, OSError):
+            return False
 
     def __post_init__(self) -> None:
         self._admin_digest = _digest(self.admin_key)

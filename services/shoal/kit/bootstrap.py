@@ -50,7 +50,7 @@ def create_server(settings: Settings, build: Build) -> ShoalServer:
         settings=settings,
         services=services,
         background=runtime.background,
-        verifier=ApiKeyVerifier(store, settings.admin_api_key, settings.api_key_cache_seconds),
+        verifier=ApiKeyVerifier(store, settings.admin_api_key, settings.api_key_cache_seconds, redis),
         checks=(check_redis, check_store),
         closers=(redis.aclose,),
     )

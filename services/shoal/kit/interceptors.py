@@ -467,7 +467,7 @@ class _AuthScope:
         if key_id is not None and self.verifier.verify_admin(secret) is None:
             await asyncio.to_thread(self.verifier.load, key_id)
         principal = self.verifier.verify_cached(secret)
-        if principal is None:
+        if principal is None or (not principal.admin and await self.verifier.revoked(principal.key_id)):
             raise Unauthenticated("invalid, revoked or expired API key", reason="API_KEY_INVALID")
         self.token = context.principal.set(principal)
 

@@ -123,9 +123,10 @@ class OperationStore:
         return PREFIX + name
 
     async def create(
-        self, metadata: Message | None = None, key: str = "", *, project: str
+        self, metadata: Message | None = None, key: str = "", *, project: str, dataset: str = ""
     ) -> tuple[operation_pb2.Operation, bool]:
-        """A new running operation of `project` (`projects/{project}`); with `key`, the running operation already
+        """A new running operation of `project` (`projects/{project}`) and, when given, of `dataset` (its
+        resource name: deleting the dataset forgets its operations); with `key`, the running operation already
         started for that key if any (the bool says whether this call created it). Keys are scoped to the project."""
         name = f"operations/{uuid.uuid4().hex}"
         key = f"{project}:{key}" if key else ""
@@ -147,6 +148,8 @@ class OperationStore:
             pipe.set(self._key(name), op.SerializeToString(), ex=KEEP_SECONDS)
             pipe.zadd(INDEX, {name: now})
             pipe.zadd(PROJECT_INDEX_PREFIX + project, {name: now})
+            if dataset:
+                pipe.zadd(PROJECT_INDEX_PREFIX + dataset, {name: now})
             await pipe.execute()
         return op, True
 
@@ -155,16 +158,24 @@ class OperationStore:
         raw = await self.redis.get(OWNER_PREFIX + name)
         return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
-    async def forget_project(self, project: str) -> int:
-        """Remove every operation record of a deleted project; returns how many."""
-        index = PROJECT_INDEX_PREFIX + project
+    async def forget(self, scope: str) -> int:
+        """Remove every operation record of a deleted project or dataset (its resource name); returns how many."""
+        index = PROJECT_INDEX_PREFIX + scope
+        project_index = PROJECT_INDEX_PREFIX + "/".join(scope.split("/")[:2])
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in await self.redis.zrange(index, 0, -1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.delete(self._key(name), OWNER_PREFIX + name, f"{PREFIX}cancel:{name}")
                 pipe.zrem(INDEX, name)
+                pipe.zrem(project_index, name)
             pipe.delete(index)
             await pipe.execute()
+        if scope != project_index.removeprefix(PROJECT_INDEX_PREFIX):
+            return len(names)
+        # A project: its datasets' indexes and the claims of its running operations go too.
+        for pattern in (f"{PROJECT_INDEX_PREFIX}{scope}/*", f"{PREFIX}key:{scope}:*"):
+            async for raw in self.redis.scan_iter(match=pattern, count=1000):
+                await self.redis.delete(raw)
         return len(names)
 
     async def _save(self, op: operation_pb2.Operation) -> None:

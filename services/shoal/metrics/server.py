@@ -40,10 +40,15 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         plan = await asyncio.to_thread(self.evaluations.plan, request.parent, request.dataset_version, request.params)
         cached = await asyncio.to_thread(self.evaluations.cached, plan)
         if cached is not None:
-            op, _ = await self.operations.create(operation_pb2.OperationProgress(stage="cached"), project=project)
+            op, _ = await self.operations.create(
+                operation_pb2.OperationProgress(stage="cached"), project=project, dataset=str(name.dataset_name)
+            )
             return await self.operations.finish(op.name, cached)
         op, created = await self.operations.create(
-            operation_pb2.OperationProgress(stage="queued"), key=plan.evaluation_id, project=project
+            operation_pb2.OperationProgress(stage="queued"),
+            key=plan.evaluation_id,
+            project=project,
+            dataset=str(name.dataset_name),
         )
         if created:
             task = asyncio.create_task(
@@ -104,7 +109,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
         if result is None:
             # Wait on the operation, not the work: when this call's deadline cancels the wait, the check goes on.
-            op = await self.operations.wait((await self._start_check(plan, _project(request.dataset_version))).name)
+            op = await self.operations.wait((await self._start_check(plan, request.dataset_version)).name)
             if op.HasField("error"):
                 raise error_of(op)
             result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
@@ -115,22 +120,25 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
     async def StartKeypointCheck(
         self, request: metrics_service_pb2.StartKeypointCheckRequest, context: Ctx
     ) -> operation_pb2.Operation:
-        auth.require(_project(request.dataset_version))
+        auth.require(_project(request.dataset_version), "WRITER")
         plan = await asyncio.to_thread(
             self.keypoint_checks.plan, request.dataset_version, request.classes, request.rules
         )
-        return await self._start_check(plan, _project(request.dataset_version))
+        return await self._start_check(plan, request.dataset_version)
 
-    async def _start_check(self, plan: CheckPlan, project: str) -> operation_pb2.Operation:
+    async def _start_check(self, plan: CheckPlan, version: str) -> operation_pb2.Operation:
         """The check's operation: done at once when stored, else the running one for the same check, else a new
         one run in this process."""
+        project, dataset = _project(version), "/".join(version.split("/")[:4])
         result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
         if result is not None:
-            op, _ = await self.operations.create(operation_pb2.OperationProgress(stage="stored"), project=project)
+            op, _ = await self.operations.create(
+                operation_pb2.OperationProgress(stage="stored"), project=project, dataset=dataset
+            )
             return await self.operations.finish(op.name, summary(result))
         key = f"keypoint-check:{plan.digest}"
         op, created = await self.operations.create(
-            operation_pb2.OperationProgress(stage="queued"), key=key, project=project
+            operation_pb2.OperationProgress(stage="queued"), key=key, project=project, dataset=dataset
         )
         if created:
             task = asyncio.create_task(

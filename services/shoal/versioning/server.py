@@ -1,19 +1,24 @@
-"""VersioningService servicer: proto ⇄ domain. RPCs not overridden here answer UNIMPLEMENTED until their issue lands."""
+"""VersioningService servicer: proto ⇄ domain."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from google.protobuf import empty_pb2
 
 from shoal.kit import auth
+from shoal.kit.apikeys import ApiKeyRecord, get_key, issue_key, list_keys, revoke_key, revoked_marker
 from shoal.kit.bootstrap import Runtime
-from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
+from shoal.kit.context import Principal
+from shoal.kit.errors import Aborted, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from shoal.kit.names import DatasetName, ProjectName, check_id, parse_dataset, parse_inference_set, parse_project
+from shoal.kit.paging import offset_of, offset_token
 from shoal.kit.server import Service
 from shoal.storage.catalog import Catalog
+from shoal.storage.deletion import Deleter
 from shoal.v1 import dataset_pb2, frame_pb2, project_pb2, versioning_service_pb2, versioning_service_pb2_grpc
 from shoal.versioning.reads import Reads
 from shoal.versioning.segments import Segments
@@ -30,6 +35,7 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         self.catalog = Catalog(runtime.store)
         self.reads = Reads(runtime.store, runtime.settings.store)
         self.segments = Segments(self.catalog, self.reads.root)
+        self.deleter = Deleter(runtime.store, runtime.redis, runtime.settings.ingest_partitions)
 
     # projects
 
@@ -61,6 +67,16 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         auth.require(str(name), "ADMIN")
         paths = list(request.update_mask.paths)
         return await asyncio.to_thread(self.catalog.update_project, request.project, paths, name)
+
+    async def DeleteProject(
+        self, request: versioning_service_pb2.DeleteProjectRequest, context: Ctx
+    ) -> empty_pb2.Empty:
+        name = parse_project(request.name)
+        auth.require(str(name), "ADMIN")
+        current = await asyncio.to_thread(self.catalog.get_project, name)
+        _check_etag(request.etag, current.etag, str(name))
+        await self.deleter.delete(name, force=request.force)
+        return empty_pb2.Empty()
 
     # datasets
 
@@ -95,6 +111,16 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         auth.require(str(name.parent), "WRITER")
         paths = list(request.update_mask.paths)
         return await asyncio.to_thread(self.catalog.update_dataset, request.dataset, paths, name)
+
+    async def DeleteDataset(
+        self, request: versioning_service_pb2.DeleteDatasetRequest, context: Ctx
+    ) -> empty_pb2.Empty:
+        name = parse_dataset(request.name)
+        auth.require(str(name.parent), "ADMIN")
+        current = await asyncio.to_thread(self.catalog.get_dataset, name)
+        _check_etag(request.etag, current.etag, str(name))
+        await self.deleter.delete(name, force=request.force)
+        return empty_pb2.Empty()
 
     # inference sets
 
@@ -143,6 +169,15 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         name = parse_inference_set(request.parent, "parent")
         auth.require(str(ProjectName(name.project)))
         return await asyncio.to_thread(self.reads.list_inference_frames, name, request.page_size, request.page_token)
+
+    async def DeleteInferenceSet(
+        self, request: versioning_service_pb2.DeleteInferenceSetRequest, context: Ctx
+    ) -> empty_pb2.Empty:
+        name = parse_inference_set(request.name)
+        auth.require(str(ProjectName(name.project)), "WRITER")
+        await asyncio.to_thread(self.catalog.get_inference_set, name)
+        await self.deleter.delete(name, force=request.force)
+        return empty_pb2.Empty()
 
     # versions, frames, history, diffs
 
@@ -248,6 +283,65 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         await asyncio.to_thread(self.reads.delete_checkpoint, dataset, checkpoint)
         return empty_pb2.Empty()
 
+    # API keys
+
+    async def CreateApiKey(
+        self, request: versioning_service_pb2.CreateApiKeyRequest, context: Ctx
+    ) -> versioning_service_pb2.CreateApiKeyResponse:
+        wanted = request.api_key
+        who = auth.current()
+        if not who.admin:
+            if not wanted.projects:
+                raise PermissionDenied(
+                    "only the admin API key may make keys without a project", reason="ADMIN_REQUIRED"
+                )
+            for project in wanted.projects:
+                auth.require(project, "ADMIN", who)
+        expire = None
+        if wanted.HasField("expire_time"):
+            expire = wanted.expire_time.ToDatetime(tzinfo=UTC)
+            if expire <= datetime.now(UTC):
+                raise InvalidArgument.of([FieldViolation("api_key.expire_time", "must be in the future")])
+        role = _ROLE_NAMES.get(wanted.role, "")
+        if not role:
+            raise InvalidArgument.of([FieldViolation("api_key.role", "give READER, WRITER or ADMIN")])
+        record, secret = await asyncio.to_thread(
+            issue_key, self.runtime.store, wanted.display_name, list(wanted.projects), role, expire
+        )
+        return versioning_service_pb2.CreateApiKeyResponse(api_key=_api_key_proto(record), secret=secret)
+
+    async def ListApiKeys(
+        self, request: versioning_service_pb2.ListApiKeysRequest, context: Ctx
+    ) -> versioning_service_pb2.ListApiKeysResponse:
+        who = auth.current()
+        if request.page_size < 0:
+            raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
+        records = [r for r in await asyncio.to_thread(list_keys, self.runtime.store) if _manages(who, r)]
+        start = offset_of(request.page_token)
+        size = min(request.page_size or 100, 1000)
+        page = records[start : start + size]
+        token = offset_token(start + size) if start + size < len(records) else ""
+        return versioning_service_pb2.ListApiKeysResponse(
+            api_keys=[_api_key_proto(r) for r in page], next_page_token=token
+        )
+
+    async def DeleteApiKey(self, request: versioning_service_pb2.DeleteApiKeyRequest, context: Ctx) -> empty_pb2.Empty:
+        who = auth.current()
+        _, sep, key_id = request.name.partition("apiKeys/")
+        if not sep or _ or not key_id:
+            raise InvalidArgument.of([FieldViolation("name", "expected apiKeys/{api_key}")], reason="INVALID_NAME")
+        record = await asyncio.to_thread(get_key, self.runtime.store, key_id)
+        if record is None or not _manages(who, record):
+            # A key the caller may not manage is as unknown to it as one that does not exist.
+            raise NotFound(
+                f"{request.name} does not exist", reason="API_KEY_NOT_FOUND", metadata={"name": request.name}
+            )
+        # Announce first, then delete: no moment in which a service accepts the key from its cache after the record
+        # is gone.
+        await self.runtime.redis.set(revoked_marker(key_id), b"1", ex=REVOCATION_MARKER_SECONDS)
+        await asyncio.to_thread(revoke_key, self.runtime.store, key_id)
+        return empty_pb2.Empty()
+
     # segments
 
     async def CreateSegment(
@@ -289,6 +383,40 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         return empty_pb2.Empty()
 
 
+_ROLE_NAMES: Final = {
+    project_pb2.API_KEY_ROLE_READER: "READER",
+    project_pb2.API_KEY_ROLE_WRITER: "WRITER",
+    project_pb2.API_KEY_ROLE_ADMIN: "ADMIN",
+}
+_ROLE_VALUES: Final = {name: value for value, name in _ROLE_NAMES.items()}
+# How long a revocation is announced in Redis: longer than any service caches a key's record.
+REVOCATION_MARKER_SECONDS: Final = 24 * 3600
+
+
+def _api_key_proto(record: ApiKeyRecord) -> project_pb2.ApiKey:
+    out = project_pb2.ApiKey(
+        name=f"apiKeys/{record.key_id}",
+        display_name=record.display_name,
+        projects=list(record.projects),
+        role=_ROLE_VALUES.get(record.role, project_pb2.API_KEY_ROLE_UNSPECIFIED),
+        key_prefix=record.key_prefix,
+    )
+    out.create_time.FromDatetime(datetime.fromisoformat(record.create_time))
+    if record.expire_time:
+        out.expire_time.FromDatetime(datetime.fromisoformat(record.expire_time))
+    return out
+
+
+def _check_etag(given: str, current: str, name: str) -> None:
+    if given and given != current:
+        raise Aborted(f"{name} changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
+
+
+def _manages(who: Principal, record: ApiKeyRecord) -> bool:
+    """A key is managed by the suite's admin, and by keys that are admins of every project it names."""
+    return who.admin or (who.role == "ADMIN" and set(record.projects) <= who.projects)
+
+
 def _project_of(name: str, field: str = "name") -> str:
     """`projects/{p}` of any name under a project."""
     parts = name.split("/")
@@ -311,7 +439,7 @@ def build(runtime: Runtime) -> Sequence[Service]:
         runtime.background.append(Worker(runtime.settings, runtime.store, runtime.redis).run)
     return [
         Service(
-            VersioningServicer(runtime),  # type: ignore[abstract]  # unimplemented RPCs answer UNIMPLEMENTED
+            VersioningServicer(runtime),
             versioning_service_pb2_grpc.add_VersioningServiceServicer_to_server,
             "shoal.v1.VersioningService",
         )
