@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from shoal.ingest.backlog import measured_when_scraped
 from shoal.ingest.uploads import Uploads, stream_upload
 from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
@@ -60,6 +61,7 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
 
 
 def build(runtime: Runtime) -> Sequence[Service]:
+    runtime.background.append(measured_when_scraped(runtime.redis, runtime.settings.ingest_partitions))
     return [
         Service(
             IngestServicer(runtime),

@@ -189,23 +189,12 @@ class Uploads:
                 raise
         self._groups_ready.add(partition)
 
-    async def _queue_depth(self, partition: int) -> int:
-        """Batches queued on the partition and not yet applied (undelivered lag plus delivered-but-pending)."""
-        stream = queue.stream_key(partition)
-        try:
-            groups = await self.redis.xinfo_groups(stream)
-        except ResponseError:
-            return 0
-        for raw in groups:
-            group: dict[Any, Any] = dict(raw)
-            name = group.get("name", group.get(b"name"))
-            if name in (queue.CONSUMER_GROUP, queue.CONSUMER_GROUP.encode()):
-                lag = group.get("lag", group.get(b"lag"))
-                pending = int(group.get("pending", group.get(b"pending")) or 0)
-                if lag is None:  # Redis before 7.0 reports no lag: count the whole stream
-                    return int(await self.redis.xlen(stream))
-                return int(lag) + pending
-        return int(await self.redis.xlen(stream))
+    async def queue_depth(self, partition: int) -> int:
+        """Batches queued on the partition and not yet applied (undelivered lag plus delivered-but-pending), from the
+        consumer group; counted exactly up to past the refusal limit."""
+        return await queue.backlog(
+            self.redis, queue.stream_key(partition), cap=self.settings.ingest_max_queue_depth + 1
+        )
 
     async def add_batch(self, session: Session, batch: ingest_service_pb2.FrameBatch) -> ingest_service_pb2.BatchAck:
         name = str(session.name)
@@ -232,7 +221,7 @@ class Uploads:
             if summary.get("digest", digest) != digest:  # records made before digests were kept match any content
                 raise _seq_mismatch(name, batch.seq)
             return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=summary["accepted"], duplicate=True)
-        depth = await self._queue_depth(session.partition)
+        depth = await self.queue_depth(session.partition)
         pipeline_metrics.INGEST_QUEUE_DEPTH.labels(partition=str(session.partition)).set(depth)
         if depth >= self.settings.ingest_max_queue_depth:
             pipeline_metrics.INGEST_BATCHES_REFUSED.inc()

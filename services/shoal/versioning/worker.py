@@ -5,7 +5,7 @@ One worker owns a stream partition at a time through a lease in Redis, and reads
 in order. Entries of one dataset read together commit as one version. A batch already committed (its
 `upload#seq` is in a version record) is only acknowledged; progress is recorded once per batch (HSETNX), and the
 stream entry is acknowledged only after the commit, so a worker killed anywhere leaves nothing half-applied and
-nothing applied twice.
+nothing applied twice. Acknowledged entries are then trimmed from the stream, so it holds only the backlog.
 """
 
 from __future__ import annotations
@@ -212,6 +212,7 @@ class Worker:
                     args=[entry.seq, outcome.committed, len(outcome.failures), version, now, *errors],
                 )
             await self.redis.xack(stream, queue.CONSUMER_GROUP, *(e.entry_id for e in group))
+        await queue.trim_acknowledged(self.redis, stream)
 
     # applying (in a thread) ------------------------------------------------------------------------------------
 
