@@ -1,7 +1,9 @@
-"""Faults on the ingest path: the ingest process killed mid-upload, and a full queue."""
+"""Faults on the ingest path: the ingest process killed mid-upload, a full queue, and a worker that dies between a
+commit and the progress record."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,13 +17,17 @@ import grpc
 import pytest
 import redis
 import shoal
+from shoal.ingest.server import build as build_ingest
+from shoal.kit import redisconn
+from shoal.kit.objectstore import open_store
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
 from shoal.storage import queue
-from shoal.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from shoal.v1 import ingest_service_pb2, ingest_service_pb2_grpc, upload_pb2
 from shoal.versioning.server import build as build_versioning
+from shoal.versioning.worker import Entry, Worker
 
-from tests.conftest import ADMIN_KEY, RedisProcess, ServerThread, free_port, unique, wait_until
+from tests.conftest import ADMIN_KEY, RedisProcess, ServerThread, free_port, service_settings, unique, wait_until
 from tests.integration.test_ingest import make_frame
 
 pytestmark = pytest.mark.integration
@@ -171,3 +177,53 @@ def test_full_queue_answers_resource_exhausted_with_retry_delay(
     finally:
         ingest.stop()
         client.close()
+
+
+def test_a_worker_killed_between_commit_and_progress_record_loses_no_version(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
+) -> None:
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    catalog = start_service("versioning", build_versioning, redis_url=redis_db, store=store)
+    ingest = start_service("ingest", build_ingest, redis_url=redis_db, store=store)
+    with shoal.Client(
+        api_key=ADMIN_KEY,
+        addresses={"versioning": catalog.target, "ingest": ingest.target},
+        batch_size=10,
+        show_progress=False,
+    ) as client:
+        p = unique("p")
+        client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
+        client.create_dataset(p, "d")
+        target = f"projects/{p}/datasets/d"
+        report = client.upload(target, [make_frame(i).to_proto() for i in range(30)])
+        assert report.accepted == 30
+        settings = service_settings("versioning", redis_db, store, worker_read_count=1)
+        partition = queue.partition_of(target, settings.ingest_partitions)
+        stream = queue.stream_key(partition)
+
+        async def crash_then_recover() -> None:
+            r = redisconn.connect(redis_db)
+            try:
+                first = Worker(settings, open_store(store), r)
+                assert await first.drain(partition)  # batch 0: version 1, recorded
+                # Batch 1: read and committed as version 2, then the worker dies before recording progress.
+                (reply,) = await r.xreadgroup(queue.CONSUMER_GROUP, f"p{partition}", {stream: ">"}, count=1)
+                (entry_id, fields), *_ = reply[1]
+                f = {k.decode(): v.decode() for k, v in fields.items()}
+                entry = Entry(entry_id, f["upload"], f["target"], int(f["seq"]), f["key"], int(f["frames"]))
+                record, _ = first.apply_group(target, [entry])
+                assert record is not None
+                assert record.version == 2
+                # Another worker takes over: it finishes the pending entry first, then batch 2 (version 3).
+                second = Worker(settings, open_store(store), r)
+                while await second.drain(partition):
+                    pass
+            finally:
+                await r.aclose()
+
+        asyncio.run(crash_then_recover())
+        upload = client.get_upload(report.name)
+        assert upload.state == upload_pb2.UPLOAD_STATE_COMMITTED
+        assert (upload.batches_committed, upload.frames_committed) == (3, 30)
+        assert list(upload.versions) == [1, 2, 3]
+        assert [v.version for v in client.list_versions(p, "d")] == [3, 2, 1]

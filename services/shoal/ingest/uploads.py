@@ -342,7 +342,8 @@ class Uploads:
         )
         for counter in _COUNTERS:
             setattr(upload, counter, counts[counter])
-        upload.versions.extend(int(v) for v in fields.get("versions", "").split(",") if v)
+        # Recorded as batches are; a batch recovered after a crash may add an older version after a newer one.
+        upload.versions.extend(sorted({int(v) for v in fields.get("versions", "").split(",") if v and v != "0"}))
         upload.create_time.CopyFrom(_timestamp(float(fields.get("create_time", 0))))
         upload.update_time.CopyFrom(_timestamp(float(fields.get("update_time", 0))))
         return upload

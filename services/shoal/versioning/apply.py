@@ -47,10 +47,11 @@ class QueuedBatch:
 
 @dataclass
 class BatchOutcome:
-    """What happened to one batch's frames."""
+    """What happened to one batch's frames, and the dataset version that committed it (0: none, or not known yet)."""
 
     committed: int = 0
     failures: list[upload_pb2.FrameError] = field(default_factory=list)
+    version: int = 0
 
 
 @dataclass

@@ -2,10 +2,13 @@
 
 One worker owns a stream partition at a time through a lease in Redis, and reads it as the partition's own consumer
 (`p<n>`), so a worker that takes a partition over first finishes what its predecessor read but did not acknowledge,
-in order. Entries of one dataset read together commit as one version. A batch already committed (its
-`upload#seq` is in a version record) is only acknowledged; progress is recorded once per batch (HSETNX), and the
-stream entry is acknowledged only after the commit, so a worker killed anywhere leaves nothing half-applied and
-nothing applied twice. Acknowledged entries are then trimmed from the stream, so it holds only the backlog.
+in order. Entries of one dataset read together commit as one version. A batch already committed (its `upload#seq` is
+in a version record) is not applied again: its outcome (from the object written before the commit) and the version
+that committed it (from that version record) are recorded on its upload, which a crash between commit and progress
+record may have left undone. Progress is recorded once per batch (HSETNX), always with the version that committed the
+batch, and the stream entry is acknowledged only after the commit, so a worker killed anywhere leaves nothing
+half-applied and nothing applied twice. Acknowledged entries are then trimmed from the stream, so it holds only the
+backlog.
 """
 
 from __future__ import annotations
@@ -102,7 +105,9 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.owned: set[int] = set()
         self._recovered: set[str] = set()
-        self._committed: dict[str, set[str]] = {}
+        # Per target: the version that committed each batch (`upload#seq`), as of the newest version seen.
+        self._committed: dict[str, dict[str, int]] = {}
+        self._seen_version: dict[str, int] = {}
         self._labels: dict[str, LabelIndex] = {}
         self._progress = self.redis.register_script(_PROGRESS)
         self._renew = self.redis.register_script(_RENEW)
@@ -195,13 +200,12 @@ class Worker:
         for entry in entries:
             groups.setdefault(entry.target, []).append(entry)
         for target, group in _split(groups, self.settings.worker_max_commit_frames):
-            record, outcomes = await asyncio.to_thread(self.apply_group, target, group)
-            version = record.version if record is not None else 0
+            _, outcomes = await asyncio.to_thread(self.apply_group, target, group)
             now = str(time.time())
             for entry in group:
                 outcome = outcomes.get(entry.batch_key)
                 if outcome is None:
-                    continue  # committed earlier; its progress was recorded then (or is recorded below once)
+                    continue  # committed earlier, and its outcome object is gone: nothing to record it from
                 errors = [e.SerializeToString() for e in outcome.failures]
                 await self._progress(
                     keys=[
@@ -209,7 +213,7 @@ class Worker:
                         queue.upload_key(entry.upload) + ":committed",
                         queue.upload_errors_key(entry.upload),
                     ],
-                    args=[entry.seq, outcome.committed, len(outcome.failures), version, now, *errors],
+                    args=[entry.seq, outcome.committed, len(outcome.failures), outcome.version, now, *errors],
                 )
             await self.redis.xack(stream, queue.CONSUMER_GROUP, *(e.entry_id for e in group))
         await queue.trim_acknowledged(self.redis, stream)
@@ -235,10 +239,17 @@ class Worker:
         if target_name not in self._recovered:
             tables.recover()
             self._recovered.add(target_name)
-            self._committed[target_name] = tables.committed_batches()
-        committed = self._committed.setdefault(target_name, set())
+        records = tables.versions()
+        latest = records[-1] if records else None
+        base_version = latest.version if latest else 0
+        committed = self._committed.get(target_name)
+        if committed is None or self._seen_version.get(target_name) != base_version:
+            # First look at this target, or versions were committed elsewhere meanwhile (another worker held the
+            # partition): which batch each version committed is read again.
+            committed = self._committed[target_name] = {b: r.version for r in records for b in r.batches}
+            self._seen_version[target_name] = base_version
         fresh = [e for e in entries if e.batch_key not in committed]
-        outcomes = self._replayed_outcomes([e for e in entries if e.batch_key in committed])
+        outcomes = self._replayed_outcomes([e for e in entries if e.batch_key in committed], committed)
         if not fresh:
             return None, outcomes
         batches = []
@@ -264,8 +275,6 @@ class Worker:
             | {u.frame_id for b in batches for u in b.batch.label_updates}
             | {f.frame_id for b in batches for f in b.batch.inference_frames}
         )
-        latest = tables.latest()
-        base_version = latest.version if latest else 0
         current = tables.get(ids, base_version)
         labels = self._labels.get(target_name)
         if labels is None or labels.version != base_version:
@@ -303,7 +312,10 @@ class Worker:
             self._labels.pop(target_name, None)  # the table may or may not have moved: read it again next time
             raise
         labels.advance(record.version, applied.released, applied.claimed)
-        committed.update(commit.batches)
+        committed.update(dict.fromkeys(commit.batches, record.version))
+        self._seen_version[target_name] = record.version
+        for key in commit.batches:
+            applied.outcomes.setdefault(key, BatchOutcome()).version = record.version
         self.commits += 1
         # Maintenance runs when the worker is idle, and in a long backlog every few commits of a dataset, so
         # neither fragments nor unindexed rows pile up while a big upload streams in.
@@ -337,9 +349,10 @@ class Worker:
         except Exception:  # never fatal: the tables stay correct, only less compact; retried after the next commits
             log.exception("maintenance of %s failed", target_name)
 
-    def _replayed_outcomes(self, entries: Sequence[Entry]) -> dict[str, BatchOutcome]:
+    def _replayed_outcomes(self, entries: Sequence[Entry], committed: dict[str, int]) -> dict[str, BatchOutcome]:
         """Entries whose batches were committed but perhaps not recorded on their uploads (a crash in between): their
-        outcome comes back from the object written before the commit; recording it again is a no-op (HSETNX)."""
+        outcome comes back from the object written before the commit, and the version from the version record that
+        names the batch; recording it again is a no-op (HSETNX)."""
         outcomes = {}
         for entry in entries:
             try:
@@ -349,6 +362,7 @@ class Worker:
             outcomes[entry.batch_key] = BatchOutcome(
                 committed=int(raw["committed"]),
                 failures=[upload_pb2.FrameError.FromString(base64.b64decode(e)) for e in raw["errors"]],
+                version=committed[entry.batch_key],
             )
         return outcomes
 
