@@ -28,6 +28,8 @@ from shoal.versioning.server import build as build_versioning
 
 from tests.conftest import ADMIN_KEY, S3Server, ServerThread, unique
 from tests.pcd import write_pcd
+from tests.unit.test_asset_decode_budget import zero_png
+from tests.unit.test_formats import wav_header_says
 
 pytestmark = pytest.mark.integration
 
@@ -162,6 +164,14 @@ def test_bad_uploads_are_refused_and_leave_nothing(suite: Suite) -> None:
         ),
         (lambda: c.upload_asset(p, "d", b"\0" * (5 << 20), filename="big.bin"), "ASSET_TOO_LARGE", "limit"),
         (lambda: c.upload_asset(p, "d", b"", filename="empty.png"), "EMPTY_ASSET", "empty"),
+        # A decompression bomb: 900 KB on the wire, 900 MB decoded. Refused from its header, never decoded.
+        (
+            lambda: c.upload_asset(p, "d", zero_png(15000, 15000), filename="bomb.png"),
+            "IMAGE_TOO_LARGE",
+            "the 15000x15000 RGBA PNG image needs about",
+        ),
+        (lambda: c.upload_asset(p, "d", wav_header_says(0, 16000), filename="a.wav"), "INVALID_AUDIO", "0 channels"),
+        (lambda: c.upload_asset(p, "d", wav_header_says(1, 0), filename="a.wav"), "INVALID_AUDIO", "rate of 0 Hz"),
     ]
     for call, reason, words in cases:
         got_reason, message = invalid(call)

@@ -51,6 +51,15 @@ def wav(seconds: float = 0.5, rate: int = 16000, channels: int = 1) -> bytes:
     return out.getvalue()
 
 
+def wav_header_says(channels: int, rate: int, bits: int = 16, frames: int = 100) -> bytes:
+    """A PCM WAV whose fmt chunk says what it is told (the standard library's writer refuses 0 channels or 0 Hz)."""
+    block = max(1, channels) * bits // 8
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
+    data = bytes(block * frames)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def refused(kind: int, path: Path) -> str:
     with pytest.raises(InvalidArgument) as err:
         formats.check(kind, path)
@@ -196,6 +205,23 @@ def test_audio_facts_and_truncation(tmp_path: Path) -> None:
     info = formats.check(asset_pb2.ASSET_KIND_AUDIO, put(tmp_path, frame * 40)).info
     assert (info.format, info.sample_rate_hz) == ("mp3", 44100)  # type: ignore[union-attr]
     assert info.duration_seconds > 0.9  # type: ignore[union-attr]
+
+
+def test_wav_headers_with_no_channels_or_no_sample_rate_are_refused(tmp_path: Path) -> None:
+    info = formats.check(asset_pb2.ASSET_KIND_AUDIO, put(tmp_path, wav_header_says(2, 8000))).info
+    assert (info.channels, info.sample_rate_hz) == (2, 8000)  # type: ignore[union-attr]
+    cases = {
+        (0, 16000): "the WAV fmt chunk says 0 channels; channels must be at least 1",
+        (1, 0): "the WAV fmt chunk says a sample rate of 0 Hz; the sample rate must be at least 1 Hz",
+        (0, 0): "says 0 channels",
+    }
+    for (channels, rate), words in cases.items():
+        with pytest.raises(InvalidArgument) as err:
+            formats.check(asset_pb2.ASSET_KIND_AUDIO, put(tmp_path, wav_header_says(channels, rate)))
+        assert err.value.reason == "INVALID_AUDIO"
+        (violation,) = err.value.violations
+        assert violation.field == "content"
+        assert words in violation.description
 
 
 # any bytes at all

@@ -195,6 +195,7 @@ class Assets:
         max_bytes: int,
         url_ttl: timedelta,
         spool_dir: str | None = None,
+        decode_budget: formats.DecodeBudget | None = None,
     ) -> None:
         self.store = store
         self.catalog = Catalog(store)
@@ -202,6 +203,8 @@ class Assets:
         self.max_bytes = max_bytes
         self.url_ttl = url_ttl
         self.spool_dir = spool_dir
+        # Shared by every upload this service checks: decoded images never add up to more than its limit.
+        self.decode_budget = decode_budget or formats.DEFAULT_BUDGET
 
     def spool(self) -> Spool:
         return Spool(self.spool_dir, self.max_bytes)
@@ -248,6 +251,7 @@ class Assets:
             known_class_ids=known,
             width=header.expected_width,
             height=header.expected_height,
+            budget=self.decode_budget,
         )
         name = AssetName(dataset.project, dataset.dataset, sha)
         asset = asset_pb2.Asset(

@@ -3,14 +3,23 @@ what it claims to be, and returns the facts it read (sizes, channels, class ids,
 
 Readers work on a file on local disk (uploads are spooled there first), so a large point cloud is memory-mapped
 rather than read into memory. Every failure is an InvalidArgument naming what is wrong; nothing here writes.
+
+Images are decoded within a memory budget shared by the whole process (a `DecodeBudget`): before any pixel is
+decoded, what decoding will hold is estimated from the header alone, and an image whose estimate exceeds the budget
+is refused (IMAGE_TOO_LARGE) rather than decoded; one that fits waits for the decodes under way to leave room, and
+is refused as busy (RESOURCE_EXHAUSTED, retryable) when none comes in time. A JPEG is decoded reduced (libjpeg
+scales while decoding), and previews are made strip by strip, so no full-size copy of a decoded image is ever made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 import re
 import struct
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -19,15 +28,26 @@ import lzf
 import mutagen
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageMode, JpegImagePlugin, UnidentifiedImageError
 
-from shoal.kit.errors import FieldViolation, InvalidArgument
+from shoal.kit.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from shoal.v1 import asset_pb2, common_pb2
 from shoal.validation import asset_kind_for
 
 # Images past this many pixels are refused rather than decoded (a decompression bomb guard).
 MAX_IMAGE_PIXELS: Final = 250_000_000
 PREVIEW_SIZE: Final = 512
+# Bytes of decoded pixels the image checks of one process may hold at once (the default of the budget; an image whose
+# decoding alone would need more is refused).
+DECODE_BUDGET_BYTES: Final = 512 << 20
+# How long a check waits for room in the budget while other uploads decode, before it is refused as busy (retryable).
+DECODE_WAIT_SECONDS: Final = 5.0
+# Decode and reduce to at least this multiple of the preview's size before the final resampling (as thumbnails do).
+_PREVIEW_GAP: Final = 2
+# Previews are made from strips of about this many decoded bytes.
+_STRIP_BYTES: Final = 2 << 20
+# What any decode holds besides pixels and canvases: the libraries' buffers, reads of the file, the preview's encoder.
+_DECODER_WORKING_BYTES: Final = 4 << 20
 _IMAGE_FORMATS: Final = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _PCD_TYPES: Final = {
     **{("F", 4): "<f4", ("F", 8): "<f8", ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4"},
@@ -57,6 +77,57 @@ def bad(message: str, reason: str = "INVALID_ASSET") -> InvalidArgument:
 # images and masks --------------------------------------------------------------------------------------------------
 
 
+class DecodeBudget:
+    """Bytes of decoded pixels that image checks may hold at once, shared by every upload of a process.
+
+    A check reserves what it estimates decoding will hold before it decodes, and gives it back when done: however
+    many uploads arrive together, decoded images never add up to more than `limit`. An image whose estimate exceeds
+    `limit` on its own is refused at once (IMAGE_TOO_LARGE: it could never be checked here); one that does not fit
+    beside the decodes under way waits up to `wait_seconds` for them, then is refused as busy (RESOURCE_EXHAUSTED
+    with a retry delay).
+    """
+
+    def __init__(self, limit: int = DECODE_BUDGET_BYTES, wait_seconds: float = DECODE_WAIT_SECONDS) -> None:
+        if limit < 1:
+            raise ValueError(f"a decode budget must be positive, got {limit}")
+        self.limit = limit
+        self.wait_seconds = wait_seconds
+        self.in_use = 0
+        self.peak = 0  # the most ever reserved at once
+        self._room = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int, what: str = "image") -> Iterator[None]:
+        """Hold `nbytes` of the budget for the block; `what` names the image in a refusal."""
+        if nbytes > self.limit:
+            raise bad(
+                f"checking the {what} needs about {nbytes:,} bytes of decoded pixels, more than the "
+                f"{self.limit:,}-byte image decode budget",
+                "IMAGE_TOO_LARGE",
+            )
+        with self._room:
+            if not self._room.wait_for(lambda: self.in_use + nbytes <= self.limit, timeout=self.wait_seconds):
+                raise ResourceExhausted(
+                    f"other uploads are decoding images: the {self.limit:,}-byte image decode budget has no room for "
+                    f"this {what}'s {nbytes:,} bytes; retry later",
+                    reason="DECODE_BUDGET_BUSY",
+                    violations=(FieldViolation("content", f"the {what} waited for decode memory and got none"),),
+                    retry_delay_seconds=max(1.0, self.wait_seconds),
+                )
+            self.in_use += nbytes
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            with self._room:
+                self.in_use -= nbytes
+                self._room.notify_all()
+
+
+# What the image checks of this process share unless they are given a budget of their own.
+DEFAULT_BUDGET: Final = DecodeBudget()
+
+
 def _magic(path: Path) -> str:
     with path.open("rb") as fh:
         head = fh.read(12)
@@ -69,15 +140,12 @@ def _magic(path: Path) -> str:
     return ""
 
 
-def _open_image(path: Path, what: str) -> Image.Image:
+@contextlib.contextmanager
+def _decoder_errors(path: Path, what: str) -> Iterator[None]:
+    """Whatever the image library raises on a bad file, as the refusal it means."""
     try:
-        with path.open("rb") as fh:
-            with Image.open(fh) as probe:
-                probe.verify()  # structure and checksums (PNG CRCs)
-            fh.seek(0)
-            image = Image.open(fh)
-            image.load()  # the pixels themselves: catches truncation; loaded, the image outlives the file
-    except Image.DecompressionBombError:
+        yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise bad(f"the {what} has more than {MAX_IMAGE_PIXELS:,} pixels", "IMAGE_TOO_LARGE") from None
     except UnidentifiedImageError:
         claimed = _magic(path)
@@ -86,10 +154,25 @@ def _open_image(path: Path, what: str) -> Image.Image:
         raise bad(f"the {what} is not a PNG, JPEG or WebP image (unrecognised content)") from None
     except (OSError, SyntaxError, ValueError, struct.error) as err:
         raise bad(f"the {what} is corrupt or truncated: {err}") from None
-    if image.format not in _IMAGE_FORMATS:
-        raise bad(f"the {what} is {image.format}; only PNG, JPEG and WebP are accepted")
-    _check_trailer(path, str(image.format), what)
-    return image
+
+
+@contextlib.contextmanager
+def _opened(path: Path, what: str) -> Iterator[Image.Image]:
+    """The image with its header read and its structure verified (PNG chunk CRCs), not one pixel decoded; the file
+    stays open until the block ends."""
+    with _decoder_errors(path, what):
+        with Image.open(path) as probe:
+            probe.verify()  # structure and checksums (PNG CRCs), without decoding
+        image = Image.open(path)
+    with image:
+        if image.format not in _IMAGE_FORMATS:
+            raise bad(f"the {what} is {image.format}; only PNG, JPEG and WebP are accepted")
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise bad(
+                f"the {what} is {image.width}x{image.height}, more than {MAX_IMAGE_PIXELS:,} pixels", "IMAGE_TOO_LARGE"
+            )
+        _check_trailer(path, str(image.format), what)
+        yield image
 
 
 def _check_trailer(path: Path, fmt: str, what: str) -> None:
@@ -108,39 +191,158 @@ def _check_trailer(path: Path, fmt: str, what: str) -> None:
         raise bad(f"the {what} is truncated: the WebP RIFF header says more bytes than the file holds")
 
 
-def check_image(path: Path) -> Checked:
-    image = _open_image(path, "image")
-    info = asset_pb2.ImageInfo(
-        format=str(image.format).lower(), width=image.width, height=image.height, channels=len(image.getbands())
-    )
-    preview = image.convert("RGB") if image.mode != "RGB" else image.copy()
-    preview.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+def _pixel_bytes(mode: str) -> int:
+    """Bytes one decoded pixel of `mode` takes (the image library stores every multi-band mode 4 bytes a pixel)."""
+    described = ImageMode.getmode(mode)
+    return 4 if len(described.bands) > 1 else np.dtype(described.typestr).itemsize
+
+
+def decode_bytes(image: Image.Image, width: int, height: int) -> int:
+    """What decoding `image` (opened, not loaded; `width`x`height` before any draft) holds at its peak, estimated
+    from its header alone: the decoded pixels, plus what the decoder keeps besides them."""
+    total = _DECODER_WORKING_BYTES + image.width * image.height * _pixel_bytes(image.mode)
+    if isinstance(image, JpegImagePlugin.JpegImageFile) and image.info.get("progressive"):
+        # A progressive JPEG's decoder keeps every component's DCT coefficients (2 bytes each) until the last scan,
+        # at full size whatever the draft.
+        h_max = max(1, *(h for _, h, _, _ in image.layer))  # 0 in a corrupt header: the decoder refuses it later
+        v_max = max(1, *(v for _, _, v, _ in image.layer))
+        for _, h, v, _ in image.layer:
+            total += 8 * math.ceil(width * h / h_max / 8) * 8 * math.ceil(height * v / v_max / 8) * 2
+    if image.format == "WEBP":
+        total += _webp_decoder_bytes(image, width, height)
+    return total
+
+
+def _webp_decoder_bytes(image: Image.Image, width: int, height: int) -> int:
+    """The WebP decoder holds the whole file twice, composes frames on two RGBA canvases and hands a frame over as one
+    more RGBA copy; a lossless (VP8L) frame is first decoded whole into one more. Which one it is is read from the
+    chunk headers (animations count as lossless)."""
+    canvases = 4
+    fh = image.fp if isinstance(image, ImageFile.ImageFile) else None
+    if fh is None:
+        return width * height * 4 * canvases
+    at = fh.tell()
+    try:
+        size = fh.seek(0, 2)
+        fh.seek(12)
+        for _ in range(16):  # VP8X, ICCP, ANIM, ALPH … come first: a few chunks at most
+            head = fh.read(8)
+            if len(head) < 8:
+                break
+            fourcc, length = struct.unpack("<4sI", head)
+            if fourcc in {b"VP8 ", b"VP8L", b"ANMF"}:
+                canvases = 3 if fourcc == b"VP8 " else 4
+                break
+            fh.seek(length + (length & 1), 1)
+    finally:
+        fh.seek(at)
+    return 2 * int(size) + width * height * 4 * canvases
+
+
+def _preview_size(width: int, height: int) -> tuple[int, int]:
+    scale = min(PREVIEW_SIZE / width, PREVIEW_SIZE / height, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@dataclass(frozen=True)
+class _PreviewPlan:
+    """How a decoded image becomes a preview: reduced by whole factors (an RGB image at once, any other strip by strip
+    as it is made RGB), then resampled to the preview's size; and the bytes that takes beside the decoded image."""
+
+    fx: int
+    fy: int
+    rows: int  # a strip's rows (a multiple of fy)
+    bytes: int
+
+    @classmethod
+    def of(cls, mode: str, size: tuple[int, int], target: tuple[int, int]) -> _PreviewPlan:
+        width, height = size
+        fx = max(1, width // (target[0] * _PREVIEW_GAP))
+        fy = max(1, height // (target[1] * _PREVIEW_GAP))
+        rows = max(fy, _STRIP_BYTES // (4 * width) // fy * fy)
+        reduced = (math.ceil(width / fx), math.ceil(height / fy))
+        # Resampling goes through one intermediate image: the preview's width by the reduced image's height.
+        total = (target[0] * reduced[1] + target[0] * target[1]) * 4
+        if mode != "RGB":
+            total += rows * width * 4 * 2  # a strip cut out, and the same made RGB
+        if mode != "RGB" or (fx, fy) != (1, 1):
+            total += reduced[0] * reduced[1] * 4
+        return cls(fx, fy, rows, total)
+
+
+def _preview(image: Image.Image, target: tuple[int, int]) -> bytes:
+    """A JPEG of the decoded image, `target` in size, made without a full-size copy of the decoded image."""
+    width, height = image.size
+    plan = _PreviewPlan.of(image.mode, image.size, target)
+    factors = (plan.fx, plan.fy)
+    if image.mode == "RGB":
+        reduced = image if factors == (1, 1) else image.reduce(factors)
+    else:
+        reduced = Image.new("RGB", (math.ceil(width / plan.fx), math.ceil(height / plan.fy)))
+        for top in range(0, height, plan.rows):
+            strip = image.crop((0, top, width, min(height, top + plan.rows))).convert("RGB")
+            reduced.paste(strip if factors == (1, 1) else strip.reduce(factors), (0, top // plan.fy))
+    preview = reduced if reduced.size == target else reduced.resize(target, Image.Resampling.BICUBIC)
     out = io.BytesIO()
     preview.save(out, "JPEG", quality=85)
-    return Checked(_IMAGE_FORMATS[str(image.format)], info, out.getvalue())
+    return out.getvalue()
 
 
-def check_mask(path: Path, *, known_class_ids: Iterable[int] | None = None, width: int = 0, height: int = 0) -> Checked:
+def _described(what: str, image: Image.Image, width: int, height: int) -> str:
+    return f"{width}x{height} {image.mode} {image.format} {what}"
+
+
+def check_image(path: Path, *, budget: DecodeBudget | None = None) -> Checked:
+    budget = budget or DEFAULT_BUDGET
+    with _opened(path, "image") as image:
+        width, height, fmt = image.width, image.height, str(image.format)
+        info = asset_pb2.ImageInfo(format=fmt.lower(), width=width, height=height, channels=len(image.getbands()))
+        target = _preview_size(width, height)
+        if isinstance(image, JpegImagePlugin.JpegImageFile):
+            # libjpeg scales by 1/2, 1/4 or 1/8 while it decodes, and still reads every byte of the scans.
+            with _decoder_errors(path, "image"):
+                image.draft(None, (target[0] * _PREVIEW_GAP, target[1] * _PREVIEW_GAP))
+        need = decode_bytes(image, width, height) + _PreviewPlan.of(image.mode, image.size, target).bytes
+        with budget.reserve(need, _described("image", image, width, height)):
+            with _decoder_errors(path, "image"):
+                image.load()  # the pixels themselves: catches truncation
+            preview = _preview(image, target)
+    return Checked(_IMAGE_FORMATS[fmt], info, preview)
+
+
+def check_mask(
+    path: Path,
+    *,
+    known_class_ids: Iterable[int] | None = None,
+    width: int = 0,
+    height: int = 0,
+    budget: DecodeBudget | None = None,
+) -> Checked:
     """A segmentation mask: a single-channel 8-bit PNG (grey or palette: each pixel is a class id)."""
-    image = _open_image(path, "mask")
-    if image.format != "PNG":
-        raise bad(f"a mask must be a PNG (lossless), got {image.format}", "INVALID_MASK")
-    if image.mode not in {"L", "P"}:
-        raise bad(
-            f"a mask must be single-channel 8-bit (PNG mode L or P), got mode {image.mode} with "
-            f"{len(image.getbands())} channel(s)",
-            "INVALID_MASK",
-        )
-    if (width and image.width != width) or (height and image.height != height):
-        raise bad(
-            f"the mask is {image.width}x{image.height} but its image is {width or image.width}x"
-            f"{height or image.height}",
-            "MASK_SIZE_MISMATCH",
-        )
-    pixels = np.asarray(image, dtype=np.uint8)
-    present = np.flatnonzero(np.bincount(pixels.ravel(), minlength=256)).tolist()
-    unknown = [] if known_class_ids is None else sorted(set(present) - set(known_class_ids))
-    info = asset_pb2.MaskInfo(width=image.width, height=image.height, class_ids=present, unknown_class_ids=unknown)
+    budget = budget or DEFAULT_BUDGET
+    with _opened(path, "mask") as image:
+        if image.format != "PNG":
+            raise bad(f"a mask must be a PNG (lossless), got {image.format}", "INVALID_MASK")
+        if image.mode not in {"L", "P"}:
+            raise bad(
+                f"a mask must be single-channel 8-bit (PNG mode L or P), got mode {image.mode} with "
+                f"{len(image.getbands())} channel(s)",
+                "INVALID_MASK",
+            )
+        if (width and image.width != width) or (height and image.height != height):
+            raise bad(
+                f"the mask is {image.width}x{image.height} but its image is {width or image.width}x"
+                f"{height or image.height}",
+                "MASK_SIZE_MISMATCH",
+            )
+        need = decode_bytes(image, image.width, image.height)
+        with budget.reserve(need, _described("mask", image, image.width, image.height)):
+            with _decoder_errors(path, "mask"):
+                image.load()
+            counts = image.histogram()  # class ids are the pixel values: counted in place, never copied
+        present = [value for value, count in enumerate(counts) if count]
+        unknown = [] if known_class_ids is None else sorted(set(present) - set(known_class_ids))
+        info = asset_pb2.MaskInfo(width=image.width, height=image.height, class_ids=present, unknown_class_ids=unknown)
     return Checked("image/png", info)
 
 
@@ -387,15 +589,22 @@ def check_audio(path: Path) -> Checked:
     info = found.info
     if is_wav:
         _check_wav_data(path)
-    return Checked(
-        "audio/wav" if is_wav else "audio/mpeg",
-        asset_pb2.AudioInfo(
-            format="wav" if is_wav else "mp3",
-            duration_seconds=float(getattr(info, "length", 0.0) or 0.0),
-            sample_rate_hz=int(getattr(info, "sample_rate", 0) or 0),
-            channels=int(getattr(info, "channels", 0) or 0),
-        ),
+    facts = asset_pb2.AudioInfo(
+        format="wav" if is_wav else "mp3",
+        duration_seconds=float(getattr(info, "length", 0.0) or 0.0),
+        sample_rate_hz=int(getattr(info, "sample_rate", 0) or 0),
+        channels=int(getattr(info, "channels", 0) or 0),
     )
+    # The reader takes a header's word for these; audio with no channel or no samples a second holds no sound.
+    header = "the WAV fmt chunk" if is_wav else "the MP3 frame header"
+    if facts.channels < 1:
+        raise bad(f"{header} says {facts.channels} channels; channels must be at least 1", "INVALID_AUDIO")
+    if facts.sample_rate_hz < 1:
+        raise bad(
+            f"{header} says a sample rate of {facts.sample_rate_hz} Hz; the sample rate must be at least 1 Hz",
+            "INVALID_AUDIO",
+        )
+    return Checked("audio/wav" if is_wav else "audio/mpeg", facts)
 
 
 def _check_wav_data(path: Path) -> None:
@@ -434,12 +643,14 @@ def check(
     known_class_ids: Iterable[int] | None = None,
     width: int = 0,
     height: int = 0,
+    budget: DecodeBudget | None = None,
 ) -> Checked:
-    """Validate the file at `path` as `kind`; kinds without a reader are stored as given."""
+    """Validate the file at `path` as `kind`; kinds without a reader are stored as given. Images and masks are
+    decoded within `budget` (the process's own when not given)."""
     if kind == asset_pb2.ASSET_KIND_IMAGE:
-        return check_image(path)
+        return check_image(path, budget=budget)
     if kind == asset_pb2.ASSET_KIND_MASK:
-        return check_mask(path, known_class_ids=known_class_ids, width=width, height=height)
+        return check_mask(path, known_class_ids=known_class_ids, width=width, height=height, budget=budget)
     if kind == asset_pb2.ASSET_KIND_POINT_CLOUD_PCD:
         return check_pcd(path)
     if kind == asset_pb2.ASSET_KIND_POINT_CLOUD_BIN:
