@@ -5,6 +5,7 @@ statistics, and the keypoint checks finding planted left-right swaps."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +25,10 @@ from shoal.sdk import groundtruth as gt
 from shoal.sdk.errors import OperationError
 from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, metrics_service_pb2
 
-from tests.conftest import ServerThread, unique
+from tests.conftest import ServerThread, unique, wait_until
 from tests.integration.test_metrics import committed, suite
+
+pytestmark = pytest.mark.integration
 
 P = "pose"
 
@@ -162,21 +165,26 @@ def test_a_check_outlives_the_call_that_asked_for_it(client: shoal.Client, monke
     project = load(client, pose_set(40, swaps=2, seed=9))
     runs: list[int] = []
     real = keypoints.check_columns
+    release = threading.Event()
 
-    def slow(*args: Any, **kwargs: Any) -> list[keypoints.Candidate]:
+    def held(*args: Any, **kwargs: Any) -> list[keypoints.Candidate]:
         runs.append(1)
-        time.sleep(1.5)
+        # The check runs on only once the test lets it, so it is still running whatever the machine's speed.
+        assert release.wait(60), "the held check was never released"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(keypoints, "check_columns", slow)
+    monkeypatch.setattr(keypoints, "check_columns", held)
     request = metrics_service_pb2.CheckKeypointsRequest(dataset_version=f"projects/{project}/datasets/people")
-    with pytest.raises(grpc.RpcError) as info:
-        client.metrics.CheckKeypoints(request, timeout=0.5, metadata=client._metadata)
-    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    first = client.start_keypoint_check(project, "people")
-    again = client.start_keypoint_check(project, "people")
-    assert not first.done
-    assert again.name == first.name
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            client.metrics.CheckKeypoints(request, timeout=0.5, metadata=client._metadata)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        first = client.start_keypoint_check(project, "people")
+        again = client.start_keypoint_check(project, "people")
+        assert not first.done
+        assert again.name == first.name
+    finally:
+        release.set()
     done = client.wait_operation(first, timeout=60)
     summary = metrics_service_pb2.CheckKeypointsResponse()
     assert done.response.Unpack(summary)
@@ -193,19 +201,24 @@ def test_a_running_check_can_be_cancelled(client: shoal.Client, monkeypatch: pyt
     monkeypatch.setattr(operations, "HEARTBEAT_SECONDS", 0.1)
     monkeypatch.setattr(keypoint_checks, "PROGRESS_EVERY", 1)
     real = keypoints.gather
+    gathered: list[int] = []
 
     def slow(*args: Any, **kwargs: Any) -> None:
-        time.sleep(0.25)  # 40 frames: 10 s unless cancelled
+        gathered.append(1)
+        time.sleep(0.25)  # paces the scan (40 frames: 10 s) so the cancellation lands in the middle of it
         real(*args, **kwargs)
 
     monkeypatch.setattr(keypoints, "gather", slow)
     op = client.start_keypoint_check(project, "people")
-    started = time.monotonic()
+    try:
+        wait_until(lambda: len(gathered) > 0, timeout=30)
+    except TimeoutError:
+        pytest.fail("the check never started scanning frames")
     client.cancel_operation(op)
     with pytest.raises(OperationError) as info:
         client.wait_operation(op, timeout=30)
     assert info.value.reason == "CANCELLED"
-    assert time.monotonic() - started < 5
+    assert len(gathered) < 40, "the scan read every frame: the cancellation did not stop it"
     # Nothing was stored: asking again starts afresh and finishes.
     monkeypatch.setattr(keypoints, "gather", real)
     again = client.start_keypoint_check(project, "people")

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +54,22 @@ class Service:
             self.proc.wait(timeout=30)
 
 
+def _upload_after(client: shoal.Client, upload: str, batches: int, timeout: float) -> upload_pb2.Upload | None:
+    """The upload once it has committed `batches` batches or is no longer processing; None if neither came within
+    `timeout` seconds."""
+    seen: list[upload_pb2.Upload] = []
+
+    def progressed() -> bool:
+        seen.append(client.get_upload(upload))
+        return seen[-1].batches_committed >= batches or seen[-1].state != upload_pb2.UPLOAD_STATE_PROCESSING
+
+    try:
+        wait_until(progressed, timeout=timeout, interval=0.02)
+    except TimeoutError:
+        return None
+    return seen[-1]
+
+
 @pytest.fixture
 def env(tmp_path: Path, redis_db: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
@@ -99,18 +114,25 @@ def test_killed_worker_commits_every_frame_exactly_once(
                 frames.append(f.to_proto())
             report = client.upload(f"projects/{p}/datasets/d", frames)
             assert report.accepted == total
+            # Kills are placed by progress, not by the clock: each waits until the worker has committed a random
+            # number of batches within the first three quarters, then for a random moment before its next commit,
+            # so every kill lands mid-upload, anywhere in the worker's cycle, however fast the machine.
+            marks = sorted(rng.sample(range(1, (3 * batches) // 4), kills))
             versioning.start()
-            killed = 0
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline and killed < kills:
-                if client.get_upload(report.name).state != upload_pb2.UPLOAD_STATE_PROCESSING:
-                    break
-                time.sleep(rng.uniform(0.05, 0.6))
+            for killed, mark in enumerate(marks):
+                upload = _upload_after(client, report.name, mark, timeout=300)
+                if upload is None:
+                    pytest.fail(f"the worker never committed {mark} batches after {killed} kills")
+                assert upload.state == upload_pb2.UPLOAD_STATE_PROCESSING, (
+                    f"the upload finished after {killed} kills, before {kills}"
+                )
+                _upload_after(client, report.name, upload.batches_committed + 1, timeout=rng.uniform(0.0, 0.6))
                 versioning.kill()
-                killed += 1
+                # Nothing commits while the worker is dead: an unfinished upload now means the kill was mid-upload.
+                assert client.get_upload(report.name).state == upload_pb2.UPLOAD_STATE_PROCESSING, (
+                    f"kill {killed + 1} came after the upload finished"
+                )
                 versioning.start()
-            # On a fast run the upload may finish before every planned kill; most of them must have landed mid-upload.
-            assert killed >= (3 * kills) // 4, f"the upload finished after {killed} kills, before {kills}"
             upload = client.wait_for_upload(report.name, timeout=600, poll_seconds=0.2)
             assert upload.state == upload_pb2.UPLOAD_STATE_COMMITTED
             assert (upload.frames_committed, upload.frames_failed, upload.batches_committed) == (total, 0, batches)

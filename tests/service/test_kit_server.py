@@ -4,14 +4,16 @@ RPC, unknown errors do not leak, request ids travel, and graceful shutdown lets 
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
+from shoal.kit import grpc_metrics
 from shoal.kit.apikeys import ApiKeyVerifier
 from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from shoal.kit.server import Service, ShoalServer
@@ -29,14 +31,37 @@ from shoal.v1 import (
     versioning_service_pb2_grpc,
 )
 
-from tests.conftest import ADMIN_KEY, ServerThread
+from tests.conftest import ADMIN_KEY, ServerThread, wait_until
 
 AUTH = (("x-api-key", ADMIN_KEY),)
-SLOW_SECONDS = 1.5
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Wait on state, never on the clock: fail naming the state that did not come."""
+    try:
+        wait_until(predicate, timeout=timeout, interval=0.01)
+    except TimeoutError:
+        pytest.fail(f"not seen within {timeout:.0f} s: {what}")
+
+
+class Gate:
+    """Holds `projects/slow` on the server until the test opens it, so a test knows a call is in flight (`entered`)
+    and decides when it ends."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    async def pass_through(self) -> None:
+        self.entered.set()
+        await asyncio.to_thread(self.opened.wait, 60)
 
 
 class Versioning(versioning_service_pb2_grpc.VersioningServiceServicer):
     """Raises what the requested name asks for, so each error path can be driven from the client."""
+
+    def __init__(self) -> None:
+        self.gate = Gate()
 
     async def GetProject(self, request: versioning_service_pb2.GetProjectRequest, context: Any) -> project_pb2.Project:
         if request.name == "projects/missing":
@@ -53,7 +78,7 @@ class Versioning(versioning_service_pb2_grpc.VersioningServiceServicer):
         if request.name == "projects/boom":
             raise RuntimeError("secret connection string redis://user:pw@host")
         if request.name == "projects/slow":
-            await asyncio.sleep(SLOW_SECONDS)
+            await self.gate.pass_through()
         return project_pb2.Project(name=request.name)
 
     async def StreamFrames(
@@ -86,7 +111,12 @@ class Asset(asset_service_pb2_grpc.AssetServiceServicer):
 
 
 @pytest.fixture
-def server() -> Iterator[ServerThread]:
+def versioning() -> Versioning:
+    return Versioning()  # type: ignore[abstract]
+
+
+@pytest.fixture
+def server(versioning: Versioning) -> Iterator[ServerThread]:
     settings = Settings(
         service="versioning", admin_api_key=ADMIN_KEY, grpc_port=0, metrics_port=0, shutdown_grace_seconds=5
     )
@@ -94,7 +124,7 @@ def server() -> Iterator[ServerThread]:
         settings=settings,
         services=[
             Service(
-                Versioning(),
+                versioning,
                 versioning_service_pb2_grpc.add_VersioningServiceServicer_to_server,
                 "shoal.v1.VersioningService",
             ),  # type: ignore[abstract]
@@ -105,6 +135,7 @@ def server() -> Iterator[ServerThread]:
     )
     thread = ServerThread(shoal).start()
     yield thread
+    versioning.gate.opened.set()
     if thread.thread.is_alive():
         thread.stop(0.5)
 
@@ -112,7 +143,31 @@ def server() -> Iterator[ServerThread]:
 def _get_project(target: str, name: str, metadata: Any = AUTH) -> project_pb2.Project:
     with grpc.insecure_channel(target) as channel:
         stub = versioning_service_pb2_grpc.VersioningServiceStub(channel)
-        return stub.GetProject(versioning_service_pb2.GetProjectRequest(name=name), metadata=metadata, timeout=10)
+        return stub.GetProject(versioning_service_pb2.GetProjectRequest(name=name), metadata=metadata, timeout=30)
+
+
+def _health(target: str) -> str:
+    """The serving status health answers, or the code of the error when it does not answer."""
+    with grpc.insecure_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.RpcError as err:
+            return str(err.code().name)
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def _slow_call_in_thread(target: str, result: dict[str, Any]) -> threading.Thread:
+    """Calls `projects/slow` from a thread; `result` gets the project or the error."""
+
+    def call() -> None:
+        try:
+            result["project"] = _get_project(target, "projects/slow")
+        except grpc.RpcError as err:
+            result["error"] = err
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    return caller
 
 
 def test_not_found_carries_reason_and_metadata(server: ServerThread) -> None:
@@ -220,38 +275,38 @@ def test_client_stream_passes_through_interceptors(server: ServerThread) -> None
         assert unpack(info.value).code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_graceful_shutdown_finishes_in_flight_call_and_refuses_new_ones(server: ServerThread) -> None:
+def test_graceful_shutdown_finishes_in_flight_call_and_refuses_new_ones(
+    server: ServerThread, versioning: Versioning
+) -> None:
     result: dict[str, Any] = {}
-
-    def slow_call() -> None:
-        try:
-            result["project"] = _get_project(server.target, "projects/slow")
-        except grpc.RpcError as err:
-            result["error"] = err
-
-    caller = threading.Thread(target=slow_call)
-    caller.start()
-    time.sleep(0.4)  # the call is now in flight on the server
-    started = time.monotonic()
-    stopper = threading.Thread(target=server.stop, kwargs={"grace": 5.0})
+    caller = _slow_call_in_thread(server.target, result)
+    _wait_for(versioning.gate.entered.is_set, "the slow call in flight on the server")
+    # A grace far longer than the test: shutdown must end when the in-flight call does, not when the grace runs out.
+    stopper = threading.Thread(target=server.stop, kwargs={"grace": 20.0})
     stopper.start()
-    caller.join(timeout=10)
-    stopper.join(timeout=10)
+    try:
+        _wait_for(lambda: _health(server.target) != "SERVING", "the server draining (health no longer SERVING)")
+        assert caller.is_alive(), "the in-flight call ended before it was let go"
+        assert stopper.is_alive(), "shutdown finished with a call still in flight"
+    finally:
+        versioning.gate.opened.set()
+    _wait_for(lambda: not caller.is_alive(), "the in-flight call to finish once let go")
+    _wait_for(lambda: not stopper.is_alive(), "shutdown to finish once the in-flight call did (before the grace)")
     assert "error" not in result, result.get("error")
     assert result["project"].name == "projects/slow"
-    assert time.monotonic() - started < 5.0, "shutdown waited for the whole grace period"
     with pytest.raises(grpc.RpcError) as info:
         _get_project(server.target, "projects/ok")
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
 
 
 def test_health_reports_not_serving_while_draining() -> None:
+    versioning = Versioning()  # type: ignore[abstract]
     settings = Settings(service="versioning", admin_api_key=ADMIN_KEY, grpc_port=0, metrics_port=0)
     shoal = ShoalServer(
         settings=settings,
         services=[
             Service(
-                Versioning(),
+                versioning,
                 versioning_service_pb2_grpc.add_VersioningServiceServicer_to_server,
                 "shoal.v1.VersioningService",
             )
@@ -260,36 +315,58 @@ def test_health_reports_not_serving_while_draining() -> None:
     )
     thread = ServerThread(shoal).start()
     target = thread.target
-    caller = threading.Thread(target=_get_project, args=(target, "projects/slow"))
-    caller.start()
-    time.sleep(0.3)
-    stopper = threading.Thread(target=thread.stop, kwargs={"grace": 3.0})
-    stopper.start()
-    time.sleep(0.3)
-    with grpc.insecure_channel(target) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check.future(health_pb2.HealthCheckRequest(), timeout=2)
-        error = reply.exception()
-    # While draining, health answers NOT_SERVING, or the listener is already closed to new calls.
-    if error is None:
-        assert reply.result().status == health_pb2.HealthCheckResponse.NOT_SERVING
-    else:
-        assert error.code() == grpc.StatusCode.UNAVAILABLE
-    caller.join(timeout=10)
-    stopper.join(timeout=10)
+    assert _health(target) == "SERVING"
+    result: dict[str, Any] = {}
+    caller = _slow_call_in_thread(target, result)
+    stopper = threading.Thread(target=thread.stop, kwargs={"grace": 20.0})
+    try:
+        _wait_for(versioning.gate.entered.is_set, "the slow call in flight on the server")
+        stopper.start()
+        seen: list[str] = []
+
+        def refused() -> bool:
+            seen.append(_health(target))
+            return seen[-1] in {"NOT_SERVING", "UNAVAILABLE"}
+
+        # While draining, health answers NOT_SERVING, or the listener is already closed to new calls.
+        _wait_for(refused, "health answering NOT_SERVING or refusing new calls while the server drains")
+        # Once the change is seen, nothing answers SERVING again (a check racing the listener's close is CANCELLED).
+        changed = next(i for i, answer in enumerate(seen) if answer != "SERVING")
+        assert "SERVING" not in seen[changed:], seen
+        assert caller.is_alive(), "the in-flight call ended before it was let go: the server was not draining"
+    finally:
+        versioning.gate.opened.set()
+    _wait_for(lambda: not caller.is_alive() and not stopper.is_alive(), "the drained server to stop")
+    assert result["project"].name == "projects/slow", result.get("error")
+
+
+def _stream_frames_handled() -> float:
+    """How many StreamFrames calls the server has finished, whatever their code."""
+    kind = grpc_metrics.rpc_type(client_streaming=False, server_streaming=True)
+    labels = {"grpc_type": kind, "grpc_service": "shoal.v1.VersioningService", "grpc_method": "StreamFrames"}
+    return sum(
+        REGISTRY.get_sample_value("grpc_server_handled_total", labels | {"grpc_code": code.name}) or 0.0
+        for code in grpc.StatusCode
+    )
 
 
 def test_abandoned_server_stream_closes_cleanly(server: ServerThread, caplog: pytest.LogCaptureFixture) -> None:
-    import gc
-
+    handled = _stream_frames_handled()
     with grpc.insecure_channel(server.target) as channel:
         stub = versioning_service_pb2_grpc.VersioningServiceStub(channel)
         replies = stub.StreamFrames(versioning_service_pb2.StreamFramesRequest(parent="fine"), metadata=AUTH, timeout=5)
         next(replies)
         replies.cancel()
-    time.sleep(0.5)
-    server.run(asyncio.sleep(0.1))
-    gc.collect()
-    time.sleep(0.2)
+
+    def closed() -> bool:
+        # The abandoned generators are closed by asyncio's finaliser once collected; the interceptors' scopes exit
+        # outermost first, so the call counted as handled means every scope has been left.
+        gc.collect()
+        return _stream_frames_handled() > handled
+
+    _wait_for(closed, "the server closing the abandoned stream (counted in grpc_server_handled_total)")
+    server.run(asyncio.sleep(0))
+    gc.collect()  # a failed close would surface here, as an unretrieved task exception
     assert not [
         r for r in caplog.records if "different Context" in r.getMessage() or "never retrieved" in r.getMessage()
     ]

@@ -50,6 +50,9 @@ class SuiteConfig:
     ingest_processes: int = field(default_factory=lambda: 2 * (os.cpu_count() or 1))
     # The asset service's HTTP endpoint for signed URLs (a local store has none of its own): after the gRPC ports.
     asset_http_port: int = 0
+    # The longest a crashed service waits before the supervisor starts it again (the wait doubles from 0.5 s with
+    # each quick crash in a row). Short: on one machine nothing else restarts it.
+    restart_max_backoff_seconds: float = 3.0
 
     @classmethod
     def with_ports(

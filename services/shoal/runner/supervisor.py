@@ -2,6 +2,9 @@
 (with backoff), and on SIGTERM stops them all gracefully. It holds an exclusive lock on the state directory for
 its whole life, so a second `shoal up` on the same directory is refused.
 
+The restart backoff is capped at a few seconds: on one machine nothing else brings a service back, so a service
+that crashed a few times in a row must not stay down for long once its cause is gone.
+
 Run as `python -m shoal.runner.supervisor STATE_DIR`; `shoal up` does that in a new session.
 """
 
@@ -15,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -27,8 +31,29 @@ from shoal.runner.suite import LOCK_FILE, PID_FILE, PIDS_FILE, SuiteConfig, admi
 
 log = logging.getLogger("shoal.runner.supervisor")
 
-MAX_BACKOFF_SECONDS: Final = 30.0
 STOP_GRACE_SECONDS: Final = 15.0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long a process that died stays down: `first_seconds`, doubling with each quick crash in a row, never more
+    than `max_seconds`. A process that stayed up `reset_after_seconds` was healthy, so its next crash starts again
+    from `first_seconds`."""
+
+    first_seconds: float = 0.5
+    max_seconds: float = 3.0
+    reset_after_seconds: float = 30.0
+
+    def delay(self, crashes_in_a_row: int) -> float:
+        """The wait before starting again after a crash that follows `crashes_in_a_row` quick ones (0: the first)."""
+        # The exponent is bounded: a service crashing for hours must not overflow the float and stop the supervisor.
+        return min(self.max_seconds, self.first_seconds * 2.0 ** min(crashes_in_a_row, 64))
+
+    def after_crash(self, crashes_in_a_row: int, uptime: float) -> tuple[float, int]:
+        """For a process that died after `uptime` seconds up, having crashed `crashes_in_a_row` times in a row before
+        this start: the wait before starting it again, and its crashes in a row to count on from that start."""
+        crashes = 0 if uptime >= self.reset_after_seconds else crashes_in_a_row
+        return self.delay(crashes), crashes + 1
 
 
 @dataclass
@@ -40,17 +65,18 @@ class Child:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    next_start: float = 0.0
+    crashes_in_a_row: int = 0
+    # When a process that died is due to start again; None while it runs.
+    next_start: float | None = None
     started_at: float = 0.0
     _log: IO[bytes] | None = field(default=None, repr=False)
 
-    def start(self) -> None:
+    def start(self, now: float) -> None:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
-        self.started_at = time.monotonic()
+        self.started_at = now
         log.info("started %s", self.name, extra={"pid": self.proc.pid, "child": self.name})
 
     def alive(self) -> bool:
@@ -77,8 +103,10 @@ class Child:
 class Supervisor:
     """Starts, watches and stops the suite."""
 
-    def __init__(self, config: SuiteConfig) -> None:
+    def __init__(self, config: SuiteConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.backoff = Backoff(max_seconds=config.restart_max_backoff_seconds)
+        self.clock = clock
         self.stopping = False
         self.redis: Child | None = None
         self.children: list[Child] = []
@@ -111,13 +139,13 @@ class Supervisor:
                 "--protected-mode", "no",
             ]  # fmt: skip
             self.redis = Child("redis", argv, self._env({}), logs_dir / "redis.log")
-            self.redis.start()
+            self.redis.start(self.clock())
             self._wait_for_redis()
         key = admin_key(self.config.state)
         for name in SERVICES:
             argv = [sys.executable, "-m", f"shoal.{name}"]
             child = Child(name, argv, self._env(self.config.service_env(name, key)), logs_dir / f"{name}.log")
-            child.start()
+            child.start(self.clock())
             self.children.append(child)
         self._write_pids()
 
@@ -136,22 +164,19 @@ class Supervisor:
         raise RuntimeError(f"embedded redis-server did not answer within {timeout:.0f} s")
 
     def watch_once(self) -> None:
-        """Restart children that died, with exponential backoff (reset after a minute of good health)."""
-        now = time.monotonic()
+        """Restart children that died, after the backoff's wait (see `Backoff`)."""
+        now = self.clock()
         for child in ([self.redis] if self.redis else []) + self.children:
             if child.alive() or self.stopping:
                 continue
-            if child.next_start == 0.0:
+            if child.next_start is None:
                 code = child.proc.returncode if child.proc else None
-                if now - child.started_at > 60:
-                    child.restarts = 0
-                backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.restarts)
-                child.next_start = now + backoff
-                log.warning("%s exited with %s; restarting in %.1f s", child.name, code, backoff)
+                wait, child.crashes_in_a_row = self.backoff.after_crash(child.crashes_in_a_row, now - child.started_at)
+                child.next_start = now + wait
+                log.warning("%s exited with %s; restarting in %.1f s", child.name, code, wait)
             elif now >= child.next_start:
-                child.restarts += 1
-                child.next_start = 0.0
-                child.start()
+                child.next_start = None
+                child.start(now)
                 self._write_pids()
 
     def stop(self) -> None:
