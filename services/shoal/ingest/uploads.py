@@ -7,6 +7,11 @@ digest and its counts → acknowledge. A seq comes with one content only: a batc
 failing that in the store) with the same digest is acknowledged as a duplicate and queued nothing; with another digest
 it is refused (SEQ_CONTENT_MISMATCH), never silently dropped. A crash at any point before the acknowledgement leaves
 the client to retry; after it, the batch is in the queue and its object in the store.
+
+An open stream keeps its upload alive (a heartbeat in the upload's record); an upload left unclosed with no live
+stream for `ingest_upload_idle_seconds` (its stream refused, broken, or its server killed) has expired: it reads as
+closed, so it ends as its queued batches end, and FAILED when nothing of it was committed. A stream resuming it
+(the same upload id) makes it RECEIVING again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, Final, cast
 
 from google.protobuf import json_format, timestamp_pb2
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from shoal.asset.assets import AssetName, referenced_asset
 from shoal.ingest.validation import AssetFacts, BatchValidator, TargetRules, batch_urls, rules_for
@@ -39,6 +44,12 @@ from shoal.v1 import asset_pb2, ingest_service_pb2, upload_pb2
 ASSET_CACHE_SECONDS: Final = 60.0
 
 log = logging.getLogger("shoal.ingest.uploads")
+
+# Mark an upload's stream alive, only while its record exists (a record Redis lost is not recreated half-empty).
+_ALIVE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'alive_time', ARGV[1]) end
+return 0
+"""
 
 _COUNTERS = (
     "batches_received",
@@ -57,18 +68,19 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def upload_state(fields: dict[str, int], closed: bool) -> int:
+def upload_state(fields: dict[str, int], closed: bool, *, expired: bool = False) -> int:
     """RECEIVING while the client sends; PROCESSING until every queued batch is applied; then COMMITTED,
-    PARTIALLY_FAILED (some frames failed) or FAILED (none went through)."""
-    if not closed:
+    PARTIALLY_FAILED (some frames failed) or FAILED (none went through). An expired upload (abandoned unclosed) ends
+    like a closed one, and FAILED when nothing of it was committed."""
+    if not (closed or expired):
         return upload_pb2.UPLOAD_STATE_RECEIVING
     if fields["batches_committed"] < fields.get("batches_queued", 0):
         return upload_pb2.UPLOAD_STATE_PROCESSING
     failed = fields["frames_rejected"] + fields["frames_failed"]
+    if fields["frames_committed"] == 0 and (failed or expired):
+        return upload_pb2.UPLOAD_STATE_FAILED
     if failed == 0:
         return upload_pb2.UPLOAD_STATE_COMMITTED
-    if fields["frames_committed"] == 0:
-        return upload_pb2.UPLOAD_STATE_FAILED
     return upload_pb2.UPLOAD_STATE_PARTIALLY_FAILED
 
 
@@ -91,6 +103,7 @@ class Uploads:
         self.redis = redis
         self.catalog = Catalog(store)
         self._groups_ready: set[int] = set()
+        self._alive = redis.register_script(_ALIVE)
         self._asset_cache: dict[AssetName, tuple[AssetFacts, float]] = {}
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -171,8 +184,7 @@ class Uploads:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "target", str(target))
             pipe.hsetnx(key, "create_time", str(now))
-            pipe.hset(key, "closed", 0)
-            pipe.hset(key, "update_time", str(time.time()))
+            pipe.hset(key, mapping={"closed": 0, "update_time": str(time.time()), "alive_time": str(time.time())})
             pipe.zadd(queue.uploads_index_key(str(target)), {str(name): now}, nx=True)
             await pipe.execute()
         partition = queue.partition_of(str(dataset), self.settings.ingest_partitions)
@@ -279,7 +291,7 @@ class Uploads:
             pipe.hincrby(queue.upload_key(name), "frames_rejected", result.rejected)
             if result.errors:
                 pipe.rpush(queue.upload_errors_key(name), *(e.SerializeToString() for e in result.errors))
-            pipe.hset(queue.upload_key(name), "update_time", str(time.time()))
+            pipe.hset(queue.upload_key(name), mapping={"update_time": str(time.time()), "alive_time": str(time.time())})
             await pipe.execute()
         pipeline_metrics.INGEST_FRAMES.labels(outcome="accepted").inc(accepted)
         pipeline_metrics.INGEST_FRAMES.labels(outcome="rejected").inc(result.rejected)
@@ -314,6 +326,17 @@ class Uploads:
             return existing
         return body
 
+    async def keep_alive(self, session: Session) -> None:
+        """Mark the upload's stream alive until cancelled (when the stream ends, however it ends)."""
+        key = queue.upload_key(str(session.name))
+        interval = min(30.0, self.settings.ingest_upload_idle_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._alive(keys=[key], args=[str(time.time())])
+            except (RedisError, OSError) as err:  # the next beat may get through; the timeout leaves room for it
+                log.warning("cannot mark upload %s alive: %s", session.name, err)
+
     async def close(self, session: Session) -> upload_pb2.Upload:
         name = str(session.name)
         await self.redis.hset(queue.upload_key(name), mapping={"closed": 1, "update_time": str(time.time())})
@@ -335,10 +358,13 @@ class Uploads:
             )
         fields = {k.decode(): v.decode() for k, v in raw.items()}
         counts = {c: int(fields.get(c, 0)) for c in (*_COUNTERS, "batches_queued")}
+        closed = fields.get("closed") == "1"
+        alive = float(fields.get("alive_time") or fields.get("update_time") or fields.get("create_time") or 0)
+        expired = not closed and time.time() - alive > self.settings.ingest_upload_idle_seconds
         upload = upload_pb2.Upload(
             name=str(name),
             target=fields.get("target", str(name.target)),
-            state=upload_state(counts, fields.get("closed") == "1"),  # type: ignore[arg-type]
+            state=upload_state(counts, closed, expired=expired),  # type: ignore[arg-type]
         )
         for counter in _COUNTERS:
             setattr(upload, counter, counts[counter])
@@ -400,25 +426,33 @@ async def stream_upload(
     requests: AsyncIterator[ingest_service_pb2.UploadFramesRequest],
     authorize: Callable[[DatasetName | InferenceSetName], Awaitable[None]],
 ) -> AsyncIterator[ingest_service_pb2.UploadFramesResponse]:
-    """The UploadFrames conversation: `start`, then batches each answered by an ack, then a summary."""
+    """The UploadFrames conversation: `start`, then batches each answered by an ack, then a summary. While it lasts,
+    the upload is kept alive; however it ends, the heartbeat stops."""
     session: Session | None = None
-    async for request in requests:
-        kind = request.WhichOneof("kind")
-        if session is None:
-            if kind != "start":
+    heartbeat: asyncio.Task[None] | None = None
+    try:
+        async for request in requests:
+            kind = request.WhichOneof("kind")
+            if session is None:
+                if kind != "start":
+                    raise InvalidArgument.of(
+                        [FieldViolation("start", "the first message of an upload must be `start`")],
+                        reason="MISSING_START",
+                    )
+                target = parse_target(request.start.target, "start.target")
+                await authorize(target)
+                session, upload = await uploads.open(target, request.start.upload_id)
+                heartbeat = asyncio.create_task(uploads.keep_alive(session))
+                yield ingest_service_pb2.UploadFramesResponse(upload=upload)
+            elif kind == "batch":
+                ack = await uploads.add_batch(session, request.batch)
+                yield ingest_service_pb2.UploadFramesResponse(ack=ack)
+            else:
                 raise InvalidArgument.of(
-                    [FieldViolation("start", "the first message of an upload must be `start`")], reason="MISSING_START"
+                    [FieldViolation("start", "an upload has one `start` message")], reason="DUPLICATE_START"
                 )
-            target = parse_target(request.start.target, "start.target")
-            await authorize(target)
-            session, upload = await uploads.open(target, request.start.upload_id)
-            yield ingest_service_pb2.UploadFramesResponse(upload=upload)
-        elif kind == "batch":
-            ack = await uploads.add_batch(session, request.batch)
-            yield ingest_service_pb2.UploadFramesResponse(ack=ack)
-        else:
-            raise InvalidArgument.of(
-                [FieldViolation("start", "an upload has one `start` message")], reason="DUPLICATE_START"
-            )
-    if session is not None:
-        yield ingest_service_pb2.UploadFramesResponse(summary=await uploads.close(session))
+        if session is not None:
+            yield ingest_service_pb2.UploadFramesResponse(summary=await uploads.close(session))
+    finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
