@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -110,10 +109,8 @@ def test_killed_ingest_loses_nothing_acknowledged_and_queues_nothing_twice(
     try:
         uploader.start()
         wait_until(lambda: int(r.hget(queue.upload_key(name), "batches_received") or 0) >= 10, timeout=60)
-        acknowledged_before = int(r.hget(queue.upload_key(name), "frames_accepted") or 0)
         ingest.kill()
-        time.sleep(1.0)
-        ingest.start()
+        ingest.start()  # waits until the new process serves
         uploader.join(timeout=120)
         assert "error" not in result, result.get("error")
         report = result["report"]
@@ -121,7 +118,6 @@ def test_killed_ingest_loses_nothing_acknowledged_and_queues_nothing_twice(
         assert report.retries >= 1
         upload = client.get_upload(name)
         assert upload.frames_accepted == 3000
-        assert acknowledged_before <= 3000
         partition = queue.partition_of(target, 4)
         entries = [e for _, e in r.xrange(queue.stream_key(partition)) if e[b"upload"].decode() == name]
         seqs = [int(e[b"seq"]) for e in entries]
