@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf import empty_pb2
 
 from shoal.asset.assets import Assets, UrlSigner, parse_asset
+from shoal.asset.formats import DecodeBudget
 from shoal.asset.http import BlobServer
 from shoal.kit import auth
 from shoal.kit.bootstrap import Runtime
@@ -147,6 +148,7 @@ def build(runtime: Runtime) -> Sequence[Service]:
         max_bytes=settings.asset_max_bytes,
         url_ttl=timedelta(seconds=settings.asset_url_ttl_seconds),
         spool_dir=settings.asset_spool_dir or None,
+        decode_budget=DecodeBudget(settings.asset_decode_budget_bytes),
     )
     return [
         Service(

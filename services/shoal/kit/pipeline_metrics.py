@@ -21,7 +21,7 @@ INGEST_BATCHES_REFUSED: Final = Counter(
 )
 INGEST_QUEUE_DEPTH: Final = Gauge(
     "shoal_ingest_queue_depth_batches",
-    "Batches queued on a stream partition and not yet committed, as last measured by an upload.",
+    "Batches on a stream partition not yet committed (consumer-group lag plus pending), measured when scraped.",
     ("partition",),
     multiprocess_mode="livemax",
 )

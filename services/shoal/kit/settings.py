@@ -100,6 +100,8 @@ class Settings:
     asset_url_ttl_seconds: float = 3600.0
     asset_http_port: int = 50056
     asset_public_url: str = ""
+    # Bytes of decoded pixels the asset service's image checks may hold at once (decompression bombs are refused).
+    asset_decode_budget_bytes: int = 512 << 20
     url_signing_key: str = ""
     # The embedding service's compute device: "auto" (CuPy on a GPU when one is usable, else NumPy), "gpu" (fail at
     # start without a usable GPU: a pod scheduled for one must not quietly compute on the CPU) or "cpu".
@@ -168,6 +170,7 @@ class Settings:
             asset_url_ttl_seconds=min(604800.0, max(1.0, _float(env, "SHOAL_ASSET_URL_TTL_SECONDS", 3600.0))),
             asset_http_port=_int(env, "SHOAL_ASSET_HTTP_PORT", 50056),
             asset_public_url=env.get("SHOAL_ASSET_PUBLIC_URL", ""),
+            asset_decode_budget_bytes=max(1 << 20, _int(env, "SHOAL_ASSET_DECODE_BUDGET_BYTES", 512 << 20)),
             url_signing_key=env.get("SHOAL_URL_SIGNING_KEY", ""),
             embedding_device=env.get("SHOAL_EMBEDDING_DEVICE", "auto").lower(),
         )

@@ -33,7 +33,10 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.catalog = Catalog(runtime.store)
-        self.reads = Reads(runtime.store, runtime.settings.store)
+        # A page or stream message of frames stays well under the message limit (a quarter of it).
+        self.reads = Reads(
+            runtime.store, runtime.settings.store, response_bytes=max(1 << 20, runtime.settings.max_message_bytes // 4)
+        )
         self.segments = Segments(self.catalog, self.reads.root)
         self.deleter = Deleter(runtime.store, runtime.redis, runtime.settings.ingest_partitions)
 

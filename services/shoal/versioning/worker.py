@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Final, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shoal.kit import pipeline_metrics
 from shoal.kit.errors import NotFound, ShoalError
@@ -146,7 +147,8 @@ class Worker:
         while not stop.is_set():
             try:
                 await self._hold_leases()
-            except (ConnectionError, OSError) as err:
+            except (ConnectionError, OSError, RedisError) as err:
+                # Redis restarting must not end this task: without it the worker would hold no partition for good.
                 log.warning("cannot renew partition leases: %s", err)
             await _sleep_or_stop(stop, self.lease_ms / 3000)
 
@@ -166,7 +168,7 @@ class Worker:
                 except ShoalError as err:
                     log.warning("worker step failed: %s", err)
                     await _sleep_or_stop(stop, 1.0)
-                except (ConnectionError, OSError) as err:
+                except (ConnectionError, OSError, RedisError) as err:
                     log.warning("worker cannot reach a dependency: %s", err)
                     await _sleep_or_stop(stop, 1.0)
                 except Exception:
