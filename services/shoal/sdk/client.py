@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import queue as queue_module
-import random
 import re
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,10 +22,12 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from shoal.kit.settings import DEFAULT_GRPC_PORTS
-from shoal.kit.status import unpack
+from shoal.sdk import retries, uploads
 from shoal.sdk.classmap import LabelClassMap
-from shoal.sdk.errors import OperationError, UploadError
+from shoal.sdk.errors import OperationError
 from shoal.sdk.frames import PENDING_MASK, Inferences, LabeledDataset, LabeledFrame, UpdateGTLabelSet
+from shoal.sdk.retries import RETRYABLE
+from shoal.sdk.uploads import Item, UploadReport
 from shoal.v1 import (
     asset_pb2,
     asset_service_pb2,
@@ -43,7 +41,6 @@ from shoal.v1 import (
     frame_pb2,
     ingest_service_pb2,
     ingest_service_pb2_grpc,
-    label_pb2,
     metrics_service_pb2,
     metrics_service_pb2_grpc,
     operation_pb2,
@@ -55,16 +52,10 @@ from shoal.v1 import (
 )
 from shoal.validation import asset_kind_for
 
+__all__ = ["RETRYABLE", "TERMINAL_STATES", "Client", "Item", "UploadReport", "asset_name", "parse_field_type"]
+
 log = logging.getLogger("shoal.sdk")
 
-RETRYABLE: Final = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.ABORTED,
-    }
-)
 TERMINAL_STATES: Final = frozenset(
     {upload_pb2.UPLOAD_STATE_COMMITTED, upload_pb2.UPLOAD_STATE_PARTIALLY_FAILED, upload_pb2.UPLOAD_STATE_FAILED}
 )
@@ -81,23 +72,6 @@ _FIELD_TYPES: Final = {
 ASSET_CHUNK: Final = 1 << 20
 _ASSET_NAME_RE: Final = re.compile(r"(?:^|shoal://|/)assets/([a-z][a-z0-9-]*)/([a-z][a-z0-9-]*)/blobs/([0-9a-f]{64})")
 _METRICS: Final = {"cosine": dataset_pb2.DISTANCE_METRIC_COSINE, "euclidean": dataset_pb2.DISTANCE_METRIC_EUCLIDEAN}
-Item = frame_pb2.Frame | label_pb2.LabelUpdate | frame_pb2.InferenceFrame
-
-
-@dataclass
-class UploadReport:
-    """What an upload did: its resource name, acknowledged counts and every frame rejected at validation."""
-
-    name: str
-    batches: int = 0
-    accepted: int = 0
-    rejected: list[upload_pb2.FrameError] = field(default_factory=list)
-    retries: int = 0
-    duplicates: int = 0
-
-    @property
-    def upload_id(self) -> str:
-        return self.name.rsplit("/", 1)[1]
 
 
 def parse_field_type(value: str) -> tuple[int, int]:
@@ -215,6 +189,11 @@ class Client:
         options = [
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            # While a channel waits to reconnect, calls on it fail at once, spending retries. grpc's own schedule
+            # (1 s, growing to 120 s) outlasts the SDK's backoff, so a service back after a restart would go
+            # unnoticed for minutes; reconnect on the SDK's schedule instead.
+            ("grpc.initial_reconnect_backoff_ms", int(retries.BACKOFF_BASE_SECONDS * 1000)),
+            ("grpc.max_reconnect_backoff_ms", int(retries.BACKOFF_CAP_SECONDS * 1000)),
         ]
         if tls:
             roots = Path(roots_path).read_bytes() if roots_path else None
@@ -252,14 +231,11 @@ class Client:
 
     def _call(self, method: Any, request: Any) -> Any:
         """A unary call, retried on transient failures with backoff (honouring the server's RetryInfo)."""
-        for attempt in range(self.max_retries + 1):
-            try:
-                return method(request, metadata=self._metadata, timeout=self.timeout)
-            except grpc.RpcError as err:
-                if err.code() not in RETRYABLE or attempt == self.max_retries:
-                    raise
-                time.sleep(_backoff(attempt, unpack(err).retry_delay_seconds))
-        raise AssertionError("unreachable")
+        return retries.call(
+            lambda: method(request, metadata=self._metadata, timeout=self.timeout),
+            self.max_retries,
+            type(request).__name__,
+        )
 
     # catalog --------------------------------------------------------------------------------------------------
 
@@ -445,12 +421,32 @@ class Client:
         filter: str = "",
         batch_size: int = 500,
     ) -> Iterator[frame_pb2.Frame]:
-        """Every frame of a version over one server stream (for exports and training jobs)."""
-        request = versioning_service_pb2.StreamFramesRequest(
-            parent=self.version_ref(project_id, dataset_id, version, checkpoint), filter=filter, batch_size=batch_size
-        )
-        for reply in self.versioning.StreamFrames(request, metadata=self._metadata):
-            yield from reply.frames
+        """Every frame of a version over one server stream (for exports and training jobs). A stream that breaks
+        is reopened on the version it was reading, skipping the frames already received."""
+        parent = self.version_ref(project_id, dataset_id, version, checkpoint)
+        received = 0
+        skip = 0
+
+        def open_stream() -> Iterable[versioning_service_pb2.StreamFramesResponse]:
+            nonlocal skip
+            skip = received
+            request = versioning_service_pb2.StreamFramesRequest(parent=parent, filter=filter, batch_size=batch_size)
+            stream: Iterable[versioning_service_pb2.StreamFramesResponse] = self.versioning.StreamFrames(
+                request, metadata=self._metadata
+            )
+            return stream
+
+        def position() -> int:
+            return received
+
+        for reply in retries.server_stream(open_stream, position, self.max_retries, "StreamFrames"):
+            if reply.version:
+                # Pinned, so a reopened stream reads the same frames in the same order even if a version is added.
+                parent = self.version_ref(project_id, dataset_id, reply.version)
+            frames = reply.frames[skip:] if skip else reply.frames
+            skip = max(0, skip - len(reply.frames))
+            received += len(frames)
+            yield from frames
 
     def get_frame(
         self,
@@ -662,17 +658,12 @@ class Client:
                     yield asset_service_pb2.UploadAssetRequest(chunk=chunk)
 
         # Content-addressed, so sending the same bytes again after a broken stream stores nothing twice.
-        for attempt in range(self.max_retries + 1):
-            try:
-                asset: asset_pb2.Asset = self.asset.UploadAsset(
-                    requests(), metadata=self._metadata, timeout=max(self.timeout, size / 5e6)
-                )
-                return asset
-            except grpc.RpcError as err:
-                if err.code() not in RETRYABLE or attempt == self.max_retries:
-                    raise
-                time.sleep(_backoff(attempt, unpack(err).retry_delay_seconds))
-        raise AssertionError("unreachable")
+        asset: asset_pb2.Asset = retries.call(
+            lambda: self.asset.UploadAsset(requests(), metadata=self._metadata, timeout=max(self.timeout, size / 5e6)),
+            self.max_retries,
+            "UploadAsset",
+        )
+        return asset
 
     def upload_asset_from_filepath(
         self, project_id: str, dataset_id: str, filepath: str | os.PathLike[str], *, kind: int | str | None = None
@@ -744,9 +735,29 @@ class Client:
         return asset
 
     def read_asset(self, name: str, offset: int = 0, length: int = 0) -> bytes:
-        """An asset's bytes (a range of them when `offset`/`length` are given)."""
-        request = asset_service_pb2.ReadAssetRequest(name=name, offset=offset, length=length)
-        return b"".join(r.chunk for r in self.asset.ReadAsset(request, metadata=self._metadata, timeout=self.timeout))
+        """An asset's bytes (a range of them when `offset`/`length` are given). A stream that breaks is reopened
+        at the first byte not yet received."""
+        chunks: list[bytes] = []
+        received = 0
+
+        def open_stream() -> Iterable[asset_service_pb2.ReadAssetResponse]:
+            if length and received >= length:
+                return ()
+            request = asset_service_pb2.ReadAssetRequest(
+                name=name, offset=offset + received, length=length - received if length else 0
+            )
+            stream: Iterable[asset_service_pb2.ReadAssetResponse] = self.asset.ReadAsset(
+                request, metadata=self._metadata, timeout=self.timeout
+            )
+            return stream
+
+        def position() -> int:
+            return received
+
+        for reply in retries.server_stream(open_stream, position, self.max_retries, "ReadAsset"):
+            chunks.append(reply.chunk)
+            received += len(reply.chunk)
+        return b"".join(chunks)
 
     def list_assets(self, project_id: str, dataset_id: str, page_size: int = 100) -> Iterator[asset_pb2.Asset]:
         """Every asset of a dataset."""
@@ -1377,113 +1388,26 @@ class Client:
     def upload(
         self, target: str, items: Iterable[Item], *, upload_id: str | None = None, total: int | None = None
     ) -> UploadReport:
-        """Stream `items` to a dataset or inference set in batches of `batch_size`, at most `window` batches
-        unacknowledged. A broken stream is reopened with the same upload id and the unacknowledged batches are
-        sent again; the server recognises batches it already queued, so nothing is queued twice."""
-        upload_id = upload_id or "u" + uuid.uuid4().hex
-        batches = _batches(items, self.batch_size)
-        unacked: dict[int, ingest_service_pb2.FrameBatch] = {}
-        report = UploadReport(name="")
-        progress = _Progress(total if total is not None else _len(items), self.show_progress)
-        exhausted = False
-        attempt = 0
-        while True:
-            try:
-                exhausted = self._stream(
-                    target, upload_id=upload_id, batches=batches, unacked=unacked, report=report, progress=progress
-                )
-            except grpc.RpcError as err:
-                code = err.code()
-                if code not in RETRYABLE or attempt >= self.max_retries:
-                    progress.close()
-                    raise UploadError(f"upload {upload_id} to {target} failed: {code.name}: {err.details()}") from err
-                delay = _backoff(attempt, unpack(err).retry_delay_seconds)
-                log.warning("upload stream broke (%s); resuming in %.1f s", code.name, delay)
-                attempt += 1
-                report.retries += 1
-                time.sleep(delay)
-                continue
-            if exhausted and not unacked:
-                progress.close()
-                return report
-            attempt = 0
+        """Stream `items` (a sequence or any iterable, a generator included) to a dataset or inference set in
+        batches of `batch_size`, at most `window` batches unacknowledged. A broken stream is reopened with the same
+        upload id and the unacknowledged batches are sent again; the server recognises batches it already queued,
+        so nothing is queued twice. Retries are per outage: UploadError when one outage outlasts `max_retries`
+        reopenings in a row (with backoff, honouring the server's RetryInfo) or a failure is not transient; an
+        exception raised by `items` propagates as itself.
 
-    def _stream(
-        self,
-        target: str,
-        *,
-        upload_id: str,
-        batches: Iterator[ingest_service_pb2.FrameBatch],
-        unacked: dict[int, ingest_service_pb2.FrameBatch],
-        report: UploadReport,
-        progress: _Progress,
-    ) -> bool:
-        """One stream: resend the unacknowledged batches, then new ones. True when the source is exhausted."""
-        slots = threading.Semaphore(self.window)
-        state = {"exhausted": False}
-        failed = threading.Event()
-        resend = [unacked[s] for s in sorted(unacked)]
-        sent: queue_module.SimpleQueue[int] = queue_module.SimpleQueue()
-
-        def requests() -> Iterator[ingest_service_pb2.UploadFramesRequest]:
-            yield ingest_service_pb2.UploadFramesRequest(
-                start=ingest_service_pb2.UploadStart(target=target, upload_id=upload_id)
-            )
-            for batch in resend:
-                while not slots.acquire(timeout=0.2):
-                    if failed.is_set():
-                        return
-                sent.put(batch.seq)
-                yield ingest_service_pb2.UploadFramesRequest(batch=batch)
-            for batch in batches:
-                unacked[batch.seq] = batch
-                while not slots.acquire(timeout=0.2):
-                    if failed.is_set():
-                        return
-                sent.put(batch.seq)
-                yield ingest_service_pb2.UploadFramesRequest(batch=batch)
-            state["exhausted"] = True
-
-        responses = self.ingest.UploadFrames(requests(), metadata=self._metadata)
-        try:
-            for response in responses:
-                kind = response.WhichOneof("kind")
-                if kind == "upload":
-                    report.name = response.upload.name
-                elif kind == "ack":
-                    ack = response.ack
-                    batch = unacked.pop(ack.seq, None)
-                    slots.release()
-                    report.batches += 1
-                    report.accepted += ack.accepted
-                    report.rejected.extend(ack.rejected)
-                    report.duplicates += int(ack.duplicate)
-                    if batch is not None:
-                        progress.update(len(batch.frames) + len(batch.label_updates) + len(batch.inference_frames))
-        except grpc.RpcError:
-            failed.set()
-            raise
-        return state["exhausted"]
-
-
-def _batches(items: Iterable[Item], size: int) -> Iterator[ingest_service_pb2.FrameBatch]:
-    batch = ingest_service_pb2.FrameBatch(seq=0)
-    count = 0
-    seq = 0
-    for item in items:
-        if isinstance(item, frame_pb2.Frame):
-            batch.frames.append(item)
-        elif isinstance(item, label_pb2.LabelUpdate):
-            batch.label_updates.append(item)
-        else:
-            batch.inference_frames.append(item)
-        count += 1
-        if count == size:
-            yield batch
-            seq += 1
-            batch, count = ingest_service_pb2.FrameBatch(seq=seq), 0
-    if count:
-        yield batch
+        >>> client.upload("projects/p/datasets/d", (make_frame(i) for i in range(50_000)), total=50_000)
+        """
+        return uploads.upload(
+            self.ingest,
+            lambda: self._metadata,
+            target,
+            items,
+            upload_id=upload_id or "u" + uuid.uuid4().hex,
+            batch_size=self.batch_size,
+            window=self.window,
+            max_retries=self.max_retries,
+            progress=uploads.Progress(total if total is not None else _len(items), self.show_progress),
+        )
 
 
 def _schema(fields: Sequence[Mapping[str, str]]) -> dataset_pb2.MetadataSchema:
@@ -1494,35 +1418,11 @@ def _schema(fields: Sequence[Mapping[str, str]]) -> dataset_pb2.MetadataSchema:
     return schema
 
 
-def _backoff(attempt: int, server_delay: float) -> float:
-    """Exponential backoff with full jitter, never shorter than what the server asked for."""
-    return max(server_delay, random.uniform(0, min(10.0, 0.2 * 2**attempt)))
-
-
 def _len(items: Iterable[Any]) -> int | None:
     try:
         return len(items)  # type: ignore[arg-type]
     except TypeError:
         return None
-
-
-class _Progress:
-    """A progress bar on stderr (tqdm) when asked for; silent otherwise."""
-
-    def __init__(self, total: int | None, enabled: bool) -> None:
-        self.bar: Any = None
-        if enabled:
-            from tqdm import tqdm  # noqa: PLC0415
-
-            self.bar = tqdm(total=total, unit="frame", unit_scale=True, desc="upload")
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _asset_kind(kind: int | str | None, filename: str) -> Any:
