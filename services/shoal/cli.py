@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,6 +29,7 @@ from shoal.runner.suite import (
 )
 
 EXIT_UNHEALTHY = 3
+ROLE_NAMES: Final = {1: "reader", 2: "writer", 3: "admin"}
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -354,6 +356,40 @@ def cmd_assets_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        made = client.create_api_key(
+            [p if p.startswith("projects/") else f"projects/{p}" for p in args.project],
+            role=args.role,
+            display_name=args.name,
+            expires_in=timedelta(days=args.expires_days) if args.expires_days else None,
+        )
+    if args.json:
+        print(json.dumps({"name": made.api_key.name, "secret": made.secret, "key_prefix": made.api_key.key_prefix}))
+    else:
+        print(f"{made.api_key.name}  {args.role.lower()} of {', '.join(made.api_key.projects)}")
+        print(f"secret (shown once, keep it now): {made.secret}")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        keys = client.list_api_keys()
+    for key in keys:
+        expires = key.expire_time.ToDatetime().isoformat(timespec="seconds") if key.HasField("expire_time") else "never"
+        role = ROLE_NAMES.get(key.role, "?")
+        print(f"{key.name:<26}{key.key_prefix:<16}{role:<8}{expires:<21}{' '.join(key.projects)}  {key.display_name}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        for name in args.key:
+            client.delete_api_key(name if name.startswith("apiKeys/") else f"apiKeys/{name}")
+            print(f"revoked {name}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shoal.demo import run_demo  # noqa: PLC0415
 
@@ -471,6 +507,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="most candidates to print")
     p.add_argument("--json", action="store_true", help="one JSON object per candidate")
     p.set_defaults(func=cmd_keypoints_check)
+    keys = sub.add_parser("keys", help="API keys scoped to projects and a role").add_subparsers(
+        dest="action", required=True
+    )
+    for name, helptext in (
+        ("create", "make a key (its secret is printed once)"),
+        ("list", "list keys (never their secrets)"),
+        ("revoke", "revoke keys: the next call with one is refused"),
+    ):
+        p = with_state(keys.add_parser(name, help=helptext))
+        p.add_argument("--host", default=None, help="suite host (default: $SHOAL_HOST or localhost)")
+        p.add_argument(
+            "--api-key", default="", help="API key (default: $SHOAL_API_KEY, else the state dir's admin key)"
+        )
+        if name == "create":
+            p.add_argument("--project", action="append", required=True, help="project the key may act on (repeatable)")
+            p.add_argument("--role", type=str.upper, choices=["READER", "WRITER", "ADMIN"], default="READER")
+            p.add_argument("--name", default="", help="a name to tell the key by")
+            p.add_argument("--expires-days", type=float, default=0, help="days until the key stops working")
+            p.add_argument("--json", action="store_true", help="print name and secret as one JSON object")
+            p.set_defaults(func=cmd_keys_create)
+        elif name == "list":
+            p.set_defaults(func=cmd_keys_list)
+        else:
+            p.add_argument("key", nargs="+", help="apiKeys/{id} or the id")
+            p.set_defaults(func=cmd_keys_revoke)
     p = with_state(sub.add_parser("status", help="health of every service"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)

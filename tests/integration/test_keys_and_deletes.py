@@ -4,6 +4,7 @@ listing the S3 server and Redis after each delete."""
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -280,3 +281,29 @@ def test_keys_are_made_listed_revoked_and_expire(suite: Suite) -> None:
             wait_until(lambda: _code(lambda: s.get_project(project)) == grpc.StatusCode.UNAUTHENTICATED, timeout=30)
         past = datetime.now(UTC) - timedelta(days=1)
         assert _code(lambda: make(project_pb2.API_KEY_ROLE_READER, scope, past)) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_shoal_keys_command(suite: Suite, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from shoal import cli
+
+    project = unique("cli")
+    with suite.client() as admin:
+        admin.create_project(project, shoal.LabelClassMap.from_classnames(["car"]))
+    for name, target in suite.targets.items():
+        monkeypatch.setenv(f"SHOAL_{name.upper()}_ADDRESS", target)
+    common = ["--api-key", ADMIN_KEY]
+    assert cli.main(["keys", "create", "--project", project, "--role", "writer", "--json", *common]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["secret"].startswith("shoal_")
+    assert cli.main(["keys", "list", *common]) == 0
+    listed = capsys.readouterr().out
+    assert made["name"] in listed
+    assert "writer" in listed
+    assert made["secret"] not in listed
+    with suite.client(made["secret"]) as writer:
+        assert writer.get_project(project).name == f"projects/{project}"
+        assert cli.main(["keys", "revoke", made["name"], *common]) == 0
+        assert capsys.readouterr().out == f"revoked {made['name']}\n"
+        assert _code(lambda: writer.get_project(project)) == grpc.StatusCode.UNAUTHENTICATED
+    assert cli.main(["keys", "list", *common]) == 0
+    assert made["name"] not in capsys.readouterr().out

@@ -4,7 +4,6 @@ listing, and server streams, which reopen where they broke and deliver nothing t
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 
@@ -12,6 +11,7 @@ import grpc
 import pytest
 from shoal.kit.errors import NotFound, ShoalError, Unavailable
 from shoal.kit.status import to_grpc_status
+from shoal.sdk import retries
 from shoal.sdk.client import Client
 from shoal.v1 import (
     asset_pb2,
@@ -165,17 +165,52 @@ def serve() -> Iterator[Serve]:
         server.stop(None)
 
 
-def test_get_upload_and_wait_for_upload_retry_unavailable_honouring_retry_info(serve: Serve) -> None:
+def test_get_upload_and_wait_for_upload_retry_unavailable_honouring_retry_info(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client, ingest, _, _ = serve(delay=0.3)
-    began = time.monotonic()
+    waits: list[float] = []
+    monkeypatch.setattr(retries.time, "sleep", waits.append)
     upload = client.get_upload(UPLOAD)
-    assert time.monotonic() - began >= 0.6  # two waits of at least the 0.3 s the server asked for
+    assert len(waits) == 2
+    assert min(waits) >= 0.3  # never shorter than the server asked for
+    monkeypatch.undo()
     assert (upload.name, upload.frames_accepted) == (UPLOAD, 7)
     assert ingest.flaky.calls["GetUpload"] == 3
     ingest.flaky.calls.clear()
     ingest.flaky.delay = 0.01
     assert client.wait_for_upload(UPLOAD, timeout=10).state == upload_pb2.UPLOAD_STATE_COMMITTED
     assert ingest.flaky.calls["GetUpload"] == 3
+
+
+class SizeLimited(ingest_service_pb2_grpc.IngestServiceServicer):
+    """Answers RESOURCE_EXHAUSTED the way gRPC does for a message over the size limit: no RetryInfo."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def GetUpload(
+        self, request: ingest_service_pb2.GetUploadRequest, context: grpc.ServicerContext
+    ) -> upload_pb2.Upload:
+        self.calls += 1
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Sent message larger than max (76888747 vs. 67108864)")
+        raise AssertionError("unreachable")
+
+
+def test_resource_exhausted_without_retry_info_is_not_retried() -> None:
+    servicer = SizeLimited()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("localhost:0")
+    server.start()
+    try:
+        client = Client(api_key=ADMIN_KEY, address=f"localhost:{port}", max_retries=5, timeout=5)
+        with client, pytest.raises(grpc.RpcError) as info:
+            client.get_upload(UPLOAD)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert servicer.calls == 1
+    finally:
+        server.stop(None)
 
 
 def test_a_listing_retries_each_page(serve: Serve) -> None:

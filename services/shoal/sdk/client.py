@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -527,6 +528,73 @@ class Client:
             name=f"projects/{project_id}/datasets/{dataset_id}/checkpoints/{checkpoint_id}"
         )
         self._call(self.versioning.DeleteCheckpoint, request)
+
+    # deletes and API keys ---------------------------------------------------------------------------------------
+
+    def delete_project(self, project_id: str, *, force: bool = False) -> None:
+        """Delete a project and everything in it (datasets, versions, assets, results, keys scoped to it alone).
+        Refused (FAILED_PRECONDITION) while an upload into it is being applied, unless `force`."""
+        request = versioning_service_pb2.DeleteProjectRequest(name=f"projects/{project_id}", force=force)
+        self._call(self.versioning.DeleteProject, request)
+
+    def delete_dataset(self, project_id: str, dataset_id: str, *, force: bool = False) -> None:
+        """Delete a dataset with all its versions, inference sets, assets and results."""
+        request = versioning_service_pb2.DeleteDatasetRequest(
+            name=f"projects/{project_id}/datasets/{dataset_id}", force=force
+        )
+        self._call(self.versioning.DeleteDataset, request)
+
+    def delete_inference_set(
+        self, project_id: str, dataset_id: str, inference_set_id: str, *, force: bool = False
+    ) -> None:
+        """Delete an inference set and its evaluations."""
+        request = versioning_service_pb2.DeleteInferenceSetRequest(
+            name=f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inference_set_id}", force=force
+        )
+        self._call(self.versioning.DeleteInferenceSet, request)
+
+    def create_api_key(
+        self,
+        projects: Sequence[str],
+        *,
+        role: str = "READER",
+        display_name: str = "",
+        expires_in: timedelta | None = None,
+    ) -> versioning_service_pb2.CreateApiKeyResponse:
+        """Make an API key for `projects` (`projects/{id}` or bare ids) with `role` (READER, WRITER or ADMIN). The
+        response's `secret` is shown this once; keep it.
+
+        >>> made = client.create_api_key(["roads"], role="WRITER", expires_in=timedelta(days=30))
+        >>> shoal.Client(api_key=made.secret)
+        """
+        roles = {"READER": 1, "WRITER": 2, "ADMIN": 3}
+        if role.upper() not in roles:
+            raise ValueError(f"role must be one of {', '.join(roles)}, got {role!r}")
+        key = project_pb2.ApiKey(
+            display_name=display_name,
+            projects=[p if p.startswith("projects/") else f"projects/{p}" for p in projects],
+            role=roles[role.upper()],  # type: ignore[arg-type]
+        )
+        if expires_in is not None:
+            key.expire_time.FromDatetime(datetime.now(UTC) + expires_in)
+        made: versioning_service_pb2.CreateApiKeyResponse = self._call(
+            self.versioning.CreateApiKey, versioning_service_pb2.CreateApiKeyRequest(api_key=key)
+        )
+        return made
+
+    def list_api_keys(self) -> list[project_pb2.ApiKey]:
+        """The keys this key may manage (all, for the suite's admin key); never their secrets."""
+        return self._pages(
+            lambda size, token: self._call(
+                self.versioning.ListApiKeys, versioning_service_pb2.ListApiKeysRequest(page_size=size, page_token=token)
+            ),
+            "api_keys",
+            None,
+        )
+
+    def delete_api_key(self, name: str) -> None:
+        """Revoke a key (`apiKeys/{id}`): the next call with it is refused on every service."""
+        self._call(self.versioning.DeleteApiKey, versioning_service_pb2.DeleteApiKeyRequest(name=name))
 
     def get_inference_frames(
         self, project_id: str, dataset_id: str, inferences_id: str, *, page_size: int = 500

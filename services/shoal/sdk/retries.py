@@ -42,7 +42,13 @@ def backoff(attempt: int, server_delay: float) -> float:
 
 
 def retryable(err: grpc.RpcError) -> bool:
-    return err.code() in RETRYABLE
+    """Transient failures. RESOURCE_EXHAUSTED is transient only when the server says when to retry (a full queue, a
+    busy decoder); without RetryInfo it is a limit that asking again cannot cure, such as a message over the size
+    limit."""
+    code = err.code()
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return unpack(err).retry_delay_seconds > 0
+    return code in RETRYABLE
 
 
 def call(attempt: Callable[[], T], max_retries: int, what: str = "call") -> T:
