@@ -282,6 +282,52 @@ def test_keys_are_made_listed_revoked_and_expire(suite: Suite) -> None:
         past = datetime.now(UTC) - timedelta(days=1)
         assert _code(lambda: make(project_pb2.API_KEY_ROLE_READER, scope, past)) == grpc.StatusCode.INVALID_ARGUMENT
 
+        # A key made by an expiring key expires no later than it; a project admin makes keys only for projects
+        # that exist.
+        expiring = make(project_pb2.API_KEY_ROLE_ADMIN, scope, expire=datetime.now(UTC) + timedelta(days=1))
+        child = make(project_pb2.API_KEY_ROLE_READER, scope, key=expiring.secret)
+        assert child.api_key.HasField("expire_time")
+        assert child.api_key.expire_time.ToDatetime(tzinfo=UTC) <= datetime.now(UTC) + timedelta(days=1)
+        later = datetime.now(UTC) + timedelta(days=30)
+        assert _code(lambda: make(project_pb2.API_KEY_ROLE_READER, scope, later, key=expiring.secret)) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
+        two = make(project_pb2.API_KEY_ROLE_ADMIN, [*scope, f"projects/{other}"])
+        admin.delete_project(other)
+        gone = [f"projects/{other}"]
+        assert _code(lambda: make(project_pb2.API_KEY_ROLE_READER, gone, key=two.secret)) in {
+            grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.NOT_FOUND,
+        }
+        # The key of two projects lost the deleted one and still works for the other.
+        assert [k.projects for k in admin.list_api_keys() if k.name == two.api_key.name] == [scope]
+        with suite.client(two.secret) as still:
+            assert still.get_project(project).name == f"projects/{project}"
+
+
+def test_a_search_after_delete_and_recreate_answers_from_the_new_dataset(suite: Suite) -> None:
+    project = unique("reborn")
+    with suite.client() as admin:
+        admin.create_project(project, shoal.LabelClassMap.from_classnames(["car"]))
+
+        def fill(prefix: str) -> None:
+            admin.create_dataset(project, "d", embedding_dim=3)
+            frames = shoal.LabeledDataset()
+            for i in range(3):
+                frame = shoal.LabeledFrame(frame_id=f"{prefix}{i}")
+                frame.add_image(sensor_id="cam", image_url=f"s3://b/{i}.jpg", width=8, height=8)
+                frame.add_frame_embedding(embedding=[float(i + 1), 1.0, 0.0])
+                frames.add_frame(frame)
+            admin.create_or_update_dataset(project, "d", dataset=frames, wait_until_finish=True)
+
+        fill("old")
+        first = admin.search(project, "d", frame_ids=["old0"], k=3)
+        assert {n.frame_id for n in first[0]} == {"old0", "old1", "old2"}
+        admin.delete_dataset(project, "d")
+        fill("new")
+        again = admin.search(project, "d", frame_ids=["new0"], k=3)
+        assert {n.frame_id for n in again[0]} == {"new0", "new1", "new2"}
+
 
 def test_shoal_keys_command(suite: Suite, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from shoal import cli

@@ -48,6 +48,7 @@ class Index:
     metadata: list[dict[str, Any]]
     classes: list[frozenset[str]]
     create_time: timestamp_pb2.Timestamp
+    dataset_born: int = 0  # the dataset's create time (ns): an index answers only for the dataset it was built from
     base_sq_norms: Any = None
     rows_of_frame: dict[str, list[int]] = field(default_factory=dict)
     row_of_label: dict[str, int] = field(default_factory=dict)
@@ -101,8 +102,7 @@ class Indexes:
         self.backend = backend
         self.budget = budget_bytes
         self.cache: OrderedDict[tuple[str, int], Index] = OrderedDict()
-        self.checked: dict[str, float] = {}
-        self.born: dict[str, int] = {}  # index name → create time of the dataset it was built from
+        self.checked: dict[str, tuple[float, int]] = {}  # dataset → (when read, its create time; -1: gone)
         self.lock = threading.Lock()
 
     def get(self, name: str, precision: int = 0, field_name: str = "index") -> Index:
@@ -126,26 +126,21 @@ class Indexes:
         return built
 
     def _still_exists(self, index: Index) -> bool:
-        """An index in memory answers only while its dataset exists (a deleted dataset's vectors are dropped at its
-        first use after the delete; the check is one catalog read, remembered for a second)."""
+        """An index in memory answers only while the dataset it was built from exists: not after a delete, nor
+        once the name belongs to a new dataset. The dataset's create time is read at most once a second."""
         now = time.monotonic()
-        checked = self.checked.get(str(index.dataset), 0.0)
-        if now - checked < DATASET_CHECK_SECONDS:
-            return True
-        try:
-            born = self.reads.catalog.get_dataset(index.dataset).create_time.ToNanoseconds()
-        except NotFound:
-            born = -1
-        if born != self.born.get(index.name, born):  # gone, or deleted and made anew under the same name
-            self.checked.pop(str(index.dataset), None)
-            return False
-        self.checked[str(index.dataset)] = now
-        return True
+        cached = self.checked.get(str(index.dataset))
+        if cached is None or now - cached[0] >= DATASET_CHECK_SECONDS:
+            try:
+                born = self.reads.catalog.get_dataset(index.dataset).create_time.ToNanoseconds()
+            except NotFound:
+                born = -1
+            cached = self.checked[str(index.dataset)] = (now, born)
+        return cached[1] == index.dataset_born
 
     def build(self, dataset_ref: str, version: int, kind: str, precision: int, field_name: str) -> Index:
         ref = self.reads.resolve(f"{dataset_ref}/versions/{version}", field_name)
         dataset = self.reads.catalog.get_dataset(ref.dataset)
-        self.born[f"{dataset_ref}/versions/{version}/indexes/{kind}"] = dataset.create_time.ToNanoseconds()
         metric = (
             compute.EUCLIDEAN if dataset.distance_metric == dataset_pb2.DISTANCE_METRIC_EUCLIDEAN else compute.COSINE
         )
@@ -197,6 +192,7 @@ class Indexes:
             metadata=metadata,
             classes=classes,
             create_time=created,
+            dataset_born=dataset.create_time.ToNanoseconds(),
         )
         if metric == compute.EUCLIDEAN and rows:
             index.base_sq_norms = compute.squared_norms(self.backend, vectors)

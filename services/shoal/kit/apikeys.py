@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shoal.kit.context import Principal
-from shoal.kit.errors import FieldViolation, InvalidArgument
-from shoal.kit.objectstore import ObjectNotFound, ObjectStore
+from shoal.kit.errors import Aborted, FieldViolation, InvalidArgument
+from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
 
 KEY_PREFIX: Final = "catalog/api_keys/"
 ROLES: Final = ("READER", "WRITER", "ADMIN")
@@ -107,11 +107,32 @@ def revoke_key(store: ObjectStore, key_id: str) -> None:
     store.delete(KEY_PREFIX + key_id + ".json")
 
 
-def rescope_key(store: ObjectStore, record: ApiKeyRecord, projects: Iterable[str]) -> ApiKeyRecord:
-    """The key, now scoped to `projects` only (a project it named was deleted)."""
-    changed = replace(record, projects=tuple(sorted(set(projects))))
-    store.put(KEY_PREFIX + record.key_id + ".json", changed.to_json(), "application/json")
-    return changed
+def drop_project(store: ObjectStore, key_id: str, project: str) -> bool:
+    """Take `project` off a key's scope: the key is revoked when it named nothing else (True), else rewritten under
+    its etag, so a concurrent revocation or change is never undone. Blocking."""
+    key = KEY_PREFIX + key_id + ".json"
+    for _ in range(20):
+        try:
+            etag = store.stat(key).etag
+            record = ApiKeyRecord.from_json(store.get(key))
+        except ObjectNotFound:
+            return True  # revoked meanwhile
+        rest = tuple(p for p in record.projects if p != project)
+        if not rest:
+            revoke_key(store, key_id)
+            return True
+        if rest == record.projects:
+            return False
+        try:
+            store.put_if(key, replace(record, projects=rest).to_json(), "application/json", etag=etag)
+        except WriteConflict:
+            continue
+        return False
+    raise Aborted(f"API key {key_id} kept changing; retry", reason="WRITE_CONFLICT")
+
+
+# How long a revocation is announced in Redis: longer than any service caches a key's record.
+REVOCATION_MARKER_SECONDS: Final = 24 * 3600
 
 
 def revoked_marker(key_id: str) -> str:
@@ -200,7 +221,13 @@ class ApiKeyVerifier:
         record = cached[1] if cached else None
         if record is None or record.expired() or not hmac.compare_digest(_digest(secret), record.secret_sha256):
             return None
-        return Principal(key_id=record.key_id, role=record.role, projects=frozenset(record.projects), admin=False)
+        return Principal(
+            key_id=record.key_id,
+            role=record.role,
+            projects=frozenset(record.projects),
+            admin=False,
+            expire_time=record.expire_time,
+        )
 
     def verify(self, secret: str) -> Principal | None:
         """Blocking verification, for code that is not on the event loop."""

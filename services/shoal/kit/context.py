@@ -14,6 +14,8 @@ class Principal:
     role: str
     projects: frozenset[str] = field(default_factory=frozenset)
     admin: bool = False
+    # When the key stops working (ISO 8601), empty for never.
+    expire_time: str = ""
 
     def may_access(self, project: str) -> bool:
         """True when the principal may act on `projects/{project}` (given as the full resource name)."""

@@ -382,6 +382,11 @@ class ErrorInterceptor(_ScopeInterceptor):
     UNAVAILABLE with a retry delay; request bytes that do not parse become INVALID_ARGUMENT; other unknown exceptions
     become INTERNAL with a generic message and a logged traceback, never a leaked stack."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Per method: the handler and its checking wrapper (made once, so the scope cache keeps working).
+        self._checked: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
     def scope_factory(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Scope:
         return lambda ctx: _ErrorScope(method, ctx)
 
@@ -393,7 +398,10 @@ class ErrorInterceptor(_ScopeInterceptor):
         handler: grpc.RpcMethodHandler[Any, Any] | None = await continuation(handler_call_details)
         if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED itself
             return cast("grpc.RpcMethodHandler[Any, Any]", handler)
-        return await super().intercept_service(_const(_checking(handler)), handler_call_details)
+        cached = self._checked.get(handler_call_details.method)
+        if cached is None or cached[0] is not handler:
+            cached = self._checked[handler_call_details.method] = (handler, _checking(handler))
+        return await super().intercept_service(_const(cached[1]), handler_call_details)
 
 
 def _const(handler: grpc.RpcMethodHandler[Any, Any]) -> Callable[[grpc.HandlerCallDetails], Awaitable[Any]]:
@@ -403,15 +411,8 @@ def _const(handler: grpc.RpcMethodHandler[Any, Any]) -> Callable[[grpc.HandlerCa
     return continuation
 
 
-_checked_handlers: dict[int, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
-
-
 def _checking(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-    """The handler with a deserializer that never raises and a body that refuses what did not parse (cached per
-    handler, so the error interceptor's own per-method cache keeps working)."""
-    cached = _checked_handlers.get(id(handler))
-    if cached is not None and cached[0] is handler:
-        return cached[1]
+    """The handler with a deserializer that never raises and a body that refuses what did not parse."""
     ser, de = handler.response_serializer, _tolerant(handler.request_deserializer)
     wrapped: grpc.RpcMethodHandler[Any, Any]
     if handler.unary_unary is not None:
@@ -443,7 +444,6 @@ def _checking(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler
             return ss(_CheckedRequests(requests, ctx), ctx)
 
         wrapped = grpc.stream_stream_rpc_method_handler(stream_stream, request_deserializer=de, response_serializer=ser)
-    _checked_handlers[id(handler)] = (handler, wrapped)
     return wrapped
 
 

@@ -23,9 +23,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, Final, cast
+from types import TracebackType
+from typing import Any, BinaryIO, Final, Self, cast
 
 import urllib3
+import urllib3.connectionpool
 from minio import Minio
 from minio.error import S3Error
 
@@ -306,7 +308,10 @@ class LocalObjectStore(ObjectStore):
         limit = _clamp_page_size(page_size)
         start_after = _decode_token(page_token)
         keys: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        # Walk only the folder the prefix names (its part up to the last "/"), not the whole store.
+        folder = prefix.rpartition("/")[0]
+        top = self.root / folder if folder and ".." not in folder.split("/") else self.root
+        for dirpath, dirnames, filenames in os.walk(top):
             rel_dir = os.path.relpath(dirpath, self.root)
             if rel_dir == ".":
                 dirnames[:] = [d for d in dirnames if d != _TMP_DIR]
@@ -317,10 +322,16 @@ class LocalObjectStore(ObjectStore):
                 if key.startswith(prefix) and key > start_after:
                     keys.append(key)
         keys.sort()
-        page = keys[:limit]
-        infos = [self._info(k, self.root / k) for k in page]
-        more = len(keys) > limit
-        return ObjectPage(infos, _encode_token(page[-1]) if more else "")
+        infos: list[ObjectInfo] = []
+        for key in keys:
+            if len(infos) == limit:
+                break
+            try:
+                infos.append(self._info(key, self.root / key))
+            except FileNotFoundError:
+                continue  # deleted since the walk saw it
+        more = len(infos) == limit and keys[-1] > infos[-1].key
+        return ObjectPage(infos, _encode_token(infos[-1].key) if more else "")
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -367,11 +378,11 @@ class S3ObjectStore(ObjectStore):
         parsed = _endpoint(endpoint, secure)
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        # Bounded retries and timeouts: an unreachable store must fail fast as UNAVAILABLE, not hang a call. A read
-        # that timed out is not retried (the store is hung, not flaky): the breaker below takes over.
+        # Bounded retries and timeouts: an unreachable store must fail fast as UNAVAILABLE, not hang a call. A reset
+        # connection is retried; a read that timed out is not (the store is hung, not flaky): the breaker takes over.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=min(connect_timeout, read_timeout), read=read_timeout),
-            retries=urllib3.Retry(total=3, read=0, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            retries=_NoTimeoutRetry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
             maxsize=16,
         )
         self.breaker = Breaker(cooldown_seconds)
@@ -525,40 +536,66 @@ class S3ObjectStore(ObjectStore):
                 raise Unavailable(f"bucket {self.bucket!r} does not exist", reason="STORE_UNAVAILABLE")
 
 
+class _NoTimeoutRetry(urllib3.Retry):
+    """urllib3's retries, except that a read timeout is final."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: urllib3.BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: urllib3.connectionpool.ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise urllib3.exceptions.MaxRetryError(cast(Any, _pool), url or "", error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 class Breaker:
     """Fails calls at once while the store is known to be unreachable.
 
-    A transport failure (refused, reset, or no answer within the read timeout) opens the breaker for
+    A transport failure (refused, reset past retries, or no answer within the read timeout) opens the breaker for
     `cooldown_seconds`: calls made meanwhile raise UNAVAILABLE with a retry delay instead of each waiting out its own
-    timeout, so a hung store pushes back on callers within one timeout. After the cooldown the next call tries the
-    store again; any success (the readiness probe's included) closes the breaker.
+    timeout, so a hung store pushes back on callers within one timeout. After the cooldown one call at a time tries
+    the store (the others still fail at once); any answer, the readiness probe's included, closes the breaker.
     """
 
     def __init__(self, cooldown_seconds: float) -> None:
         self.cooldown_seconds = cooldown_seconds
+        self._tripped = False
         self._open_until = 0.0
         self._lock = threading.Lock()
 
     @property
     def is_open(self) -> bool:
-        return time.monotonic() < self._open_until
+        return self._tripped
 
     def admit(self, bucket: str) -> None:
-        remaining = self._open_until - time.monotonic()
-        if remaining > 0:
-            raise Unavailable(
-                "object store unreachable; retry shortly",
-                reason="STORE_UNAVAILABLE",
-                metadata={"bucket": bucket},
-                retry_delay_seconds=max(remaining, 0.5),
-            )
+        if not self._tripped:
+            return
+        with self._lock:
+            remaining = self._open_until - time.monotonic()
+            if remaining <= 0:
+                # This call is the trial; the others wait out another cooldown unless it succeeds first.
+                self._open_until = time.monotonic() + self.cooldown_seconds
+                return
+        raise Unavailable(
+            "object store unreachable; retry shortly",
+            reason="STORE_UNAVAILABLE",
+            metadata={"bucket": bucket},
+            retry_delay_seconds=max(remaining, 0.5),
+        )
 
     def trip(self) -> None:
         with self._lock:
+            self._tripped = True
             self._open_until = time.monotonic() + self.cooldown_seconds
 
     def reset(self) -> None:
         with self._lock:
+            self._tripped = False
             self._open_until = 0.0
 
 
@@ -590,7 +627,10 @@ class _S3Errors:
                 f"no object {self.key!r}", reason="OBJECT_NOT_FOUND", metadata={"key": self.key}
             ) from exc
         if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
-            if self.breaker is not None:
+            answered = isinstance(exc, urllib3.exceptions.MaxRetryError) and isinstance(
+                exc.reason, urllib3.exceptions.ResponseError
+            )  # the store answered, with 5xx each time: busy, not gone
+            if self.breaker is not None and not answered:
                 self.breaker.trip()
             raise Unavailable(
                 f"object store unreachable: {type(exc).__name__}",

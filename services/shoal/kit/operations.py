@@ -148,8 +148,8 @@ class OperationStore:
             pipe.set(self._key(name), op.SerializeToString(), ex=KEEP_SECONDS)
             pipe.zadd(INDEX, {name: now})
             pipe.zadd(PROJECT_INDEX_PREFIX + project, {name: now})
-            if dataset:
-                pipe.zadd(PROJECT_INDEX_PREFIX + dataset, {name: now})
+            for scope in _scopes(dataset):
+                pipe.zadd(PROJECT_INDEX_PREFIX + scope, {name: now})
             await pipe.execute()
         return op, True
 
@@ -159,27 +159,39 @@ class OperationStore:
         return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def forget(self, scope: str) -> int:
-        """Remove every operation record of a deleted project or dataset (its resource name); returns how many."""
+        """Remove every operation record of a deleted project, dataset or inference set (its resource name); work
+        still running for it is cancelled. Returns how many operations were forgotten."""
         index = PROJECT_INDEX_PREFIX + scope
-        project_index = PROJECT_INDEX_PREFIX + "/".join(scope.split("/")[:2])
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in await self.redis.zrange(index, 0, -1)]
+        ancestors = [PROJECT_INDEX_PREFIX + s for s in _scopes(scope) if s != scope]
+        ancestors.append(PROJECT_INDEX_PREFIX + "/".join(scope.split("/")[:2]))
+        found = [await self.find(name) for name in names]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.delete(self._key(name), OWNER_PREFIX + name, f"{PREFIX}cancel:{name}")
+            for name, op in zip(names, found, strict=True):
+                pipe.delete(self._key(name), OWNER_PREFIX + name)
+                if op is not None and not op.done:
+                    # Its runner notices at its next heartbeat and stops; then the marker expires.
+                    pipe.set(f"{PREFIX}cancel:{name}", b"1", ex=int(2 * STALE_AFTER))
+                else:
+                    pipe.delete(f"{PREFIX}cancel:{name}")
                 pipe.zrem(INDEX, name)
-                pipe.zrem(project_index, name)
+                for ancestor in ancestors:
+                    if ancestor != index:
+                        pipe.zrem(ancestor, name)
             pipe.delete(index)
             await pipe.execute()
-        if scope != project_index.removeprefix(PROJECT_INDEX_PREFIX):
-            return len(names)
-        # A project: its datasets' indexes and the claims of its running operations go too.
-        for pattern in (f"{PROJECT_INDEX_PREFIX}{scope}/*", f"{PREFIX}key:{scope}:*"):
+        patterns = [f"{PROJECT_INDEX_PREFIX}{scope}/*"]
+        if scope.count("/") == 1:  # a project: the claims of its running operations go too
+            patterns.append(f"{PREFIX}key:{scope}:*")
+        for pattern in patterns:
             async for raw in self.redis.scan_iter(match=pattern, count=1000):
                 await self.redis.delete(raw)
         return len(names)
 
-    async def _save(self, op: operation_pb2.Operation) -> None:
-        await self.redis.set(self._key(op.name), op.SerializeToString(), ex=KEEP_SECONDS)
+    async def _save(self, op: operation_pb2.Operation, *, existing: bool = False) -> None:
+        """Store the operation; with `existing`, only over a record that is still there (an operation whose
+        resource was deleted is not brought back by its runner finishing)."""
+        await self.redis.set(self._key(op.name), op.SerializeToString(), ex=KEEP_SECONDS, xx=existing)
 
     async def find(self, name: str) -> operation_pb2.Operation | None:
         raw = await self.redis.get(self._key(name))
@@ -218,15 +230,19 @@ class OperationStore:
         await self._save(op)
 
     async def finish(self, name: str, response: Message) -> operation_pb2.Operation:
-        op = await self.find(name) or operation_pb2.Operation(name=name, create_time=_now())
+        found = await self.find(name)
+        fresh = found is None and await self.owner(name) is not None  # Redis lost the record, not a delete
+        op = found or operation_pb2.Operation(name=name, create_time=_now())
         op.done = True
         op.update_time.CopyFrom(_now())
         op.response.CopyFrom(_pack(response))
-        await self._save(op)
+        await self._save(op, existing=not fresh)
         return op
 
     async def fail(self, name: str, err: BaseException) -> operation_pb2.Operation:
-        op = await self.find(name) or operation_pb2.Operation(name=name, create_time=_now())
+        found = await self.find(name)
+        fresh = found is None and await self.owner(name) is not None
+        op = found or operation_pb2.Operation(name=name, create_time=_now())
         op.done = True
         op.update_time.CopyFrom(_now())
         if isinstance(err, OperationCancelledError):
@@ -237,7 +253,7 @@ class OperationStore:
             )
         else:
             op.error.CopyFrom(operation_pb2.OperationError(code=13, message="internal error", reason="INTERNAL"))
-        await self._save(op)
+        await self._save(op, existing=not fresh)
         return op
 
     async def wait(self, name: str, poll_seconds: float = 0.2) -> operation_pb2.Operation:
@@ -268,6 +284,8 @@ class OperationStore:
         size = min(page_size or 100, MAX_PAGE)
         try:
             start = int(base64.urlsafe_b64decode(page_token.encode()).decode()) if page_token else 0
+            if start < 0:
+                raise ValueError(page_token)
         except ValueError:
             raise InvalidArgument.of(
                 [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
@@ -333,6 +351,13 @@ class OperationStore:
             if key:
                 with contextlib.suppress(Exception):
                     await self.redis.delete(f"{PREFIX}key:{key}")
+
+
+def _scopes(resource: str) -> list[str]:
+    """The resource names from a dataset down to `resource` (`projects/p/datasets/d[/inferenceSets/i]`) under which
+    an operation is indexed, so deleting any of them forgets it."""
+    parts = resource.split("/") if resource else []
+    return ["/".join(parts[:n]) for n in range(4, len(parts) + 1, 2)]
 
 
 def error_of(op: operation_pb2.Operation) -> ShoalError:
@@ -404,6 +429,8 @@ class OperationsServicer(operation_pb2_grpc.OperationsServiceServicer):
         which, _, inner = request.page_token.partition(".")
         try:
             first = int(which) if request.page_token else 0
+            if not 0 <= first < len(projects):
+                raise ValueError(which)
         except ValueError:
             raise InvalidArgument.of(
                 [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"

@@ -64,6 +64,7 @@ class ShoalServer:
     _probe: asyncio.Task[None] | None = None
     _stopping: bool = False
     _ready: dict[str, bool] = field(default_factory=dict)
+    _checking: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop_background: asyncio.Event | None = None
 
@@ -107,19 +108,25 @@ class ShoalServer:
         """Per-service health follows the dependencies (Redis, object store): NOT_SERVING while one is down, so a
         readiness probe takes the pod out of rotation; the overall "" status stays SERVING for liveness."""
         ok = True
-        for check in self.checks:
-            try:
-                # A dependency that hangs (a paused object store) must not hang readiness with it: a check that does
-                # not answer within its bound counts as failed.
-                await asyncio.wait_for(check(), self.check_timeout_seconds)
-            except TimeoutError:
+        for i, check in enumerate(self.checks):
+            # A dependency that hangs (a paused object store) must not hang readiness with it: a check that does not
+            # answer within its bound counts as failed, and is not started again while the last one still hangs (a
+            # check in a thread cannot be stopped; starting more would use up the thread pool).
+            running = self._checking.get(i)
+            if running is None or running.done():
+                running = self._checking[i] = asyncio.ensure_future(check())
+            done, _ = await asyncio.wait({running}, timeout=self.check_timeout_seconds)
+            if not done:
                 ok = False
                 log.warning("dependency check did not answer within %.1f s", self.check_timeout_seconds)
                 break
-            except ShoalError as err:
+            err = running.exception()
+            if isinstance(err, ShoalError):
                 ok = False
                 log.warning("dependency check failed: %s", err.message, extra={"reason": err.reason})
                 break
+            if err is not None:
+                raise err
         if self._health is None or self._stopping:
             return
         status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING

@@ -41,14 +41,14 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         cached = await asyncio.to_thread(self.evaluations.cached, plan)
         if cached is not None:
             op, _ = await self.operations.create(
-                operation_pb2.OperationProgress(stage="cached"), project=project, dataset=str(name.dataset_name)
+                operation_pb2.OperationProgress(stage="cached"), project=project, dataset=str(name)
             )
             return await self.operations.finish(op.name, cached)
         op, created = await self.operations.create(
             operation_pb2.OperationProgress(stage="queued"),
             key=plan.evaluation_id,
             project=project,
-            dataset=str(name.dataset_name),
+            dataset=str(name),
         )
         if created:
             task = asyncio.create_task(
@@ -136,7 +136,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
                 operation_pb2.OperationProgress(stage="stored"), project=project, dataset=dataset
             )
             return await self.operations.finish(op.name, summary(result))
-        key = f"keypoint-check:{plan.digest}"
+        key = f"keypoint-check:{dataset}:{plan.digest}"  # the digest names the version, not the dataset
         op, created = await self.operations.create(
             operation_pb2.OperationProgress(stage="queued"), key=key, project=project, dataset=dataset
         )

@@ -5,9 +5,11 @@ kind of object): its catalog entries (project, datasets, inference sets, segment
 its versioned tables, its assets, its evaluation results and stored checks, its claim-check batches and upload
 records; in Redis its queued batches, upload progress and errors, and its operations.
 
-Order matters for a crash in the middle: the catalog entry goes first, so the resource is gone for every reader at
-once and the name can be reused, then the data under it; a delete interrupted after that is finished by running it
-again (every step is idempotent and tolerates what is already gone).
+Order matters for a crash or a cancelled call in the middle. Keys scoped to a deleted project are revoked first
+(announced, then removed), then Redis is cleared and the data removed, and the catalog entry goes last: until then
+the name stays taken (nobody can create a new resource over half-deleted data) and asking again finishes the
+delete, since every step is idempotent and tolerates what is already gone. The servicer runs the delete shielded
+from the caller's cancellation, so a client deadline does not stop it halfway.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from shoal.storage import queue
 
 log = logging.getLogger("shoal.storage.deletion")
 
-# An upload that has not been closed and was active this recently may still send batches.
+# An upload that has not been closed and whose stream was alive this recently may still send batches.
 LIVE_UPLOAD_SECONDS: Final = 120.0
 SCAN_COUNT: Final = 1000
 
@@ -101,14 +103,18 @@ class DeleteReport:
 class Deleter:
     """Removes a resource and all it owns. Blocking store calls run in threads; Redis is the suite's asyncio client."""
 
-    def __init__(self, store: ObjectStore, redis: Redis, partitions: int) -> None:
+    def __init__(
+        self, store: ObjectStore, redis: Redis, partitions: int, live_seconds: float = LIVE_UPLOAD_SECONDS
+    ) -> None:
         self.store = store
         self.redis = redis
         self.partitions = partitions
+        self.live_seconds = live_seconds
         self.operations = OperationStore(redis)
 
     async def busy_uploads(self, target: Target) -> list[str]:
-        """Uploads into `target` that are still being applied (queued batches not committed yet) or still open."""
+        """Uploads into `target` that are still being applied (queued batches not committed yet) or whose stream is
+        still open (its heartbeat is recent)."""
         busy = []
         now = time.time()
         async for raw in self.redis.scan_iter(match=f"{queue.upload_key('')}{_glob(target)}", count=SCAN_COUNT):
@@ -123,8 +129,8 @@ class Deleter:
             queued = int(fields.get("batches_queued", "0") or 0)
             committed = int(fields.get("batches_committed", "0") or 0)
             closed = fields.get("closed") == "1"
-            recent = now - float(fields.get("update_time", "0") or 0) < LIVE_UPLOAD_SECONDS
-            if committed < queued or (not closed and recent):
+            last_seen = max(float(fields.get(f, "0") or 0) for f in ("update_time", "alive_time"))
+            if committed < queued or (not closed and now - last_seen < self.live_seconds):
                 busy.append(name)
         return sorted(busy)
 
@@ -141,9 +147,10 @@ class Deleter:
             )
 
     def delete_objects(self, target: Target) -> int:
-        """Remove every object of `target`, the catalog entry first. Blocking."""
+        """Remove every object of `target`, its catalog entry last. Blocking."""
         removed = 0
-        for prefix in store_prefixes(target):
+        prefixes = store_prefixes(target)
+        for prefix in prefixes[1:] + prefixes[:1]:
             if prefix.endswith(".json"):
                 try:
                     self.store.delete(prefix)
@@ -161,18 +168,28 @@ class Deleter:
                 removed += 1
         return removed
 
-    def revoke_scoped_keys(self, project: ProjectName) -> list[str]:
-        """Keys that named only this project are revoked; keys of several projects lose this one. Blocking."""
+    def scoped_keys(self, project: ProjectName) -> list[str]:
+        """The keys that name `project`. Blocking."""
         revoked = []
         for record in apikeys.list_keys(self.store):
             if str(project) not in record.projects:
                 continue
-            rest = tuple(p for p in record.projects if p != str(project))
-            if rest:
-                apikeys.rescope_key(self.store, record, rest)
+            revoked.append(record.key_id)
+        return revoked
+
+    async def revoke_keys(self, project: ProjectName) -> list[str]:
+        """Keys that named only `project` are revoked; keys of several projects lose it. Every one of them is
+        announced first, so no service goes on accepting it from its cache."""
+        key_ids = await asyncio.to_thread(self.scoped_keys, project)
+        for key_id in key_ids:
+            await self.redis.set(apikeys.revoked_marker(key_id), b"1", ex=apikeys.REVOCATION_MARKER_SECONDS)
+        revoked = []
+        for key_id in key_ids:
+            if await asyncio.to_thread(apikeys.drop_project, self.store, key_id, str(project)):
+                revoked.append(key_id)
             else:
-                apikeys.revoke_key(self.store, record.key_id)
-                revoked.append(record.key_id)
+                # Still valid for its other projects: the announcement is withdrawn, and caches reload the record.
+                await self.redis.delete(apikeys.revoked_marker(key_id))
         return revoked
 
     async def delete_redis(self, target: Target) -> tuple[int, int, int]:
@@ -203,12 +220,10 @@ class Deleter:
         unless `force`)."""
         await self.check_idle(target, force)
         report = DeleteReport()
-        report.objects = await asyncio.to_thread(self.delete_objects, target)
         if isinstance(target, ProjectName):
-            report.api_keys_revoked = await asyncio.to_thread(self.revoke_scoped_keys, target)
-            for key_id in report.api_keys_revoked:
-                await self.redis.set(apikeys.revoked_marker(key_id), b"1", ex=24 * 3600)
+            report.api_keys_revoked = await self.revoke_keys(target)
         report.redis_keys, report.queued_batches, report.operations = await self.delete_redis(target)
+        report.objects = await asyncio.to_thread(self.delete_objects, target)
         log.info(
             "deleted %s: %d objects, %d Redis keys, %d queued batches, %d operations",
             target,

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from google.protobuf import empty_pb2
 
 from shoal.kit import auth
-from shoal.kit.apikeys import ApiKeyRecord, get_key, issue_key, list_keys, revoke_key, revoked_marker
+from shoal.kit.apikeys import (
+    REVOCATION_MARKER_SECONDS,
+    ApiKeyRecord,
+    get_key,
+    issue_key,
+    list_keys,
+    revoke_key,
+    revoked_marker,
+)
 from shoal.kit.bootstrap import Runtime
 from shoal.kit.context import Principal
-from shoal.kit.errors import Aborted, FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from shoal.kit.names import DatasetName, ProjectName, check_id, parse_dataset, parse_inference_set, parse_project
 from shoal.kit.paging import offset_of, offset_token
 from shoal.kit.server import Service
@@ -78,7 +86,7 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         auth.require(str(name), "ADMIN")
         current = await asyncio.to_thread(self.catalog.get_project, name)
         _check_etag(request.etag, current.etag, str(name))
-        await self.deleter.delete(name, force=request.force)
+        await _shielded(self.deleter.delete(name, force=request.force))
         return empty_pb2.Empty()
 
     # datasets
@@ -122,7 +130,7 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         auth.require(str(name.parent), "ADMIN")
         current = await asyncio.to_thread(self.catalog.get_dataset, name)
         _check_etag(request.etag, current.etag, str(name))
-        await self.deleter.delete(name, force=request.force)
+        await _shielded(self.deleter.delete(name, force=request.force))
         return empty_pb2.Empty()
 
     # inference sets
@@ -179,7 +187,7 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         name = parse_inference_set(request.name)
         auth.require(str(ProjectName(name.project)), "WRITER")
         await asyncio.to_thread(self.catalog.get_inference_set, name)
-        await self.deleter.delete(name, force=request.force)
+        await _shielded(self.deleter.delete(name, force=request.force))
         return empty_pb2.Empty()
 
     # versions, frames, history, diffs
@@ -300,11 +308,25 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
                 )
             for project in wanted.projects:
                 auth.require(project, "ADMIN", who)
+            for i, project in enumerate(wanted.projects):
+                # A project admin's keys are for projects that exist (not for a name that a delete just freed).
+                await asyncio.to_thread(self.catalog.get_project, parse_project(project, f"api_key.projects[{i}]"))
         expire = None
         if wanted.HasField("expire_time"):
-            expire = wanted.expire_time.ToDatetime(tzinfo=UTC)
+            try:
+                expire = wanted.expire_time.ToDatetime(tzinfo=UTC)
+            except (ValueError, OverflowError):
+                raise InvalidArgument.of([FieldViolation("api_key.expire_time", "out of range")]) from None
             if expire <= datetime.now(UTC):
                 raise InvalidArgument.of([FieldViolation("api_key.expire_time", "must be in the future")])
+        if who.expire_time:
+            # A key cannot outlive the key that made it.
+            limit = datetime.fromisoformat(who.expire_time)
+            if expire is not None and expire > limit:
+                raise InvalidArgument.of(
+                    [FieldViolation("api_key.expire_time", f"must not be later than the calling key's ({limit})")]
+                )
+            expire = expire or limit
         role = _ROLE_NAMES.get(wanted.role, "")
         if not role:
             raise InvalidArgument.of([FieldViolation("api_key.role", "give READER, WRITER or ADMIN")])
@@ -392,8 +414,6 @@ _ROLE_NAMES: Final = {
     project_pb2.API_KEY_ROLE_ADMIN: "ADMIN",
 }
 _ROLE_VALUES: Final = {name: value for value, name in _ROLE_NAMES.items()}
-# How long a revocation is announced in Redis: longer than any service caches a key's record.
-REVOCATION_MARKER_SECONDS: Final = 24 * 3600
 
 
 def _api_key_proto(record: ApiKeyRecord) -> project_pb2.ApiKey:
@@ -412,7 +432,19 @@ def _api_key_proto(record: ApiKeyRecord) -> project_pb2.ApiKey:
 
 def _check_etag(given: str, current: str, name: str) -> None:
     if given and given != current:
-        raise Aborted(f"{name} changed since it was read; re-read and retry", reason="ETAG_MISMATCH")
+        raise FailedPrecondition(f"{name} changed since it was read (etag {given!r})", reason="ETAG_MISMATCH")
+
+
+_deleting: set[asyncio.Task[Any]] = set()
+
+
+async def _shielded(work: Coroutine[Any, Any, Any]) -> None:
+    """Run a delete to its end even when the caller goes away (its deadline passes, it disconnects): a delete
+    stopped halfway leaves half a resource until someone asks again."""
+    task = asyncio.ensure_future(work)
+    _deleting.add(task)
+    task.add_done_callback(_deleting.discard)
+    await asyncio.shield(task)
 
 
 def _manages(who: Principal, record: ApiKeyRecord) -> bool:

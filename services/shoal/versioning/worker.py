@@ -237,6 +237,23 @@ class Worker:
         self, target_name: str, entries: Sequence[Entry]
     ) -> tuple[VersionRecord | None, dict[str, BatchOutcome]]:
         target = parse_target(target_name)
+        if not self._exists(target):
+            # Deleted (with force) while these batches were queued: they fail, and nothing recreates its tables.
+            gone = {
+                e.batch_key: BatchOutcome(
+                    committed=0,
+                    failures=[
+                        upload_pb2.FrameError(
+                            reason="TARGET_DELETED",
+                            description=f"{target_name} was deleted before this batch was applied",
+                            batch_seq=e.seq,
+                            stage=upload_pb2.FRAME_ERROR_STAGE_APPLY,
+                        )
+                    ],
+                )
+                for e in entries
+            }
+            return None, gone
         tables = self.root.tables(target)
         if target_name not in self._recovered:
             tables.recover()
@@ -330,6 +347,16 @@ class Worker:
         self._after_commit(target, dataset, record, applied.embedding_dimension)
         outcomes.update(applied.outcomes)
         return record, outcomes
+
+    def _exists(self, target: DatasetName | InferenceSetName) -> bool:
+        try:
+            if isinstance(target, InferenceSetName):
+                self.catalog.get_inference_set(target)
+            else:
+                self.catalog.get_dataset(target)
+        except NotFound:
+            return False
+        return True
 
     def maintain_one(self) -> None:
         """Compact one recently committed dataset (or inference set) and update its indexes."""
