@@ -4,6 +4,7 @@ services in a background event loop. Each test isolates itself by its own keys, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -123,8 +124,9 @@ class S3Server:
         )
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
+@contextlib.contextmanager
+def moto_server() -> Iterator[tuple[S3Server, subprocess.Popen[bytes]]]:
+    """moto's S3 server in a process of its own, and that process (fault tests pause it with SIGSTOP)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -142,10 +144,17 @@ def s3_server() -> Iterator[S3Server]:
 
     try:
         wait_until(answers, timeout=60)
-        yield S3Server(endpoint)
+        yield S3Server(endpoint), proc
     finally:
+        proc.send_signal(signal.SIGCONT)
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    with moto_server() as (server, _):
+        yield server
 
 
 def unique(prefix: str) -> str:

@@ -12,10 +12,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import shoal
 from shoal.runner import health
 from shoal.v1 import frame_pb2, upload_pb2
 
-from tests.conftest import free_port, unique, wait_until
+from tests.conftest import moto_server, unique, wait_until
 from tests.e2e.test_suite import Suite
 from tests.e2e.test_suite import suite as suite  # noqa: PLC0414 - the fixture, re-exported for this module
 from tests.integration.test_ingest import make_frame
@@ -44,28 +42,8 @@ STORE_PAUSE_SECONDS = 30.0
 @pytest.fixture
 def paused_s3() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """An S3 server of this test's own (it gets paused)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(endpoint + "/moto-api/", timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(answers, timeout=60)
-        yield endpoint, proc
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_server() as (server, proc):
+        yield server.endpoint, proc
 
 
 class Faults:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from shoal.v1 import (
 )
 from shoal.versioning.server import build as build_versioning
 
-from tests.conftest import ADMIN_KEY, RedisProcess, S3Server, ServerThread, free_port, wait_until
+from tests.conftest import ADMIN_KEY, RedisProcess, S3Server, ServerThread, moto_server, wait_until
 
 ADMIN = (("x-api-key", ADMIN_KEY),)
 
@@ -101,29 +99,9 @@ def test_undecodable_stream_message_is_invalid_argument(start_service: Callable[
 
 @pytest.fixture
 def own_s3() -> Iterator[tuple[S3Server, subprocess.Popen[bytes]]]:
-    """A moto S3 server of this test's own, which the test pauses (the session's server is shared)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(endpoint + "/moto-api/", timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(answers, timeout=60)
-        yield S3Server(endpoint), proc
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
+    """An S3 server of this test's own, which the test pauses (the session's server is shared)."""
+    with moto_server() as started:
+        yield started
 
 
 def test_hung_object_store_flips_readiness_and_fails_calls_fast(
