@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from shoal import __version__
+from shoal import __version__, datacli
 from shoal.kit.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, SettingsError
 from shoal.runner import health
 from shoal.runner.suite import (
@@ -33,7 +33,7 @@ ROLE_NAMES: Final = {1: "reader", 2: "writer", 3: "admin"}
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir or os.environ.get("SHOAL_HOME", ".shoal")).resolve()
+    return datacli.state_dir(args)
 
 
 def _running_pid(state: Path) -> int | None:
@@ -197,14 +197,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    import shoal  # noqa: PLC0415
+    return datacli.client(args)
 
-    key = args.api_key or os.environ.get("SHOAL_API_KEY", "")
-    if not key:
-        state = _state_dir(args)
-        if (state / ADMIN_KEY_FILE).exists():
-            key = (state / ADMIN_KEY_FILE).read_text().strip()
-    return shoal.Client(host=args.host, api_key=key or None, show_progress=sys.stderr.isatty())
+
+def _create_or_refuse(client: Any, args: argparse.Namespace) -> None:
+    """A dataset that does not exist is created only when asked (`--create`): a mistyped name is not a new one."""
+    if client.dataset_exists(args.project, args.dataset):
+        return
+    if not args.create:
+        raise datacli.CommandError(
+            f"no dataset {args.dataset!r} in project {args.project!r}; pass --create to create it"
+        )
+    client.create_dataset(args.project, args.dataset, exist_ok=True)
 
 
 def _print_report(what: str, report: Any) -> None:
@@ -317,8 +321,7 @@ def cmd_import_frames(args: argparse.Namespace) -> int:
 
     with _client(args) as client:
         frames = serialized.read_frames(serialized.read_jsonl(args.file))
-        if not client.dataset_exists(args.project, args.dataset):
-            client.create_dataset(args.project, args.dataset, exist_ok=True)
+        _create_or_refuse(client, args)
         _print_report("frames", client.upload(f"projects/{args.project}/datasets/{args.dataset}", frames))
     return 0
 
@@ -327,8 +330,7 @@ def cmd_assets_upload(args: argparse.Namespace) -> int:
     from shoal.sdk.folders import upload_folder  # noqa: PLC0415
 
     with _client(args) as client:
-        if not client.dataset_exists(args.project, args.dataset):
-            client.create_dataset(args.project, args.dataset, exist_ok=True)
+        _create_or_refuse(client, args)
         report = upload_folder(
             client,
             args.project,
@@ -343,6 +345,9 @@ def cmd_assets_upload(args: argparse.Namespace) -> int:
         f"assets: {report.uploaded} uploaded, {report.skipped} already done, {len(report.failed)} failed "
         f"(manifest {report.manifest})"
     )
+    if report.not_media:
+        shown = ", ".join(report.not_media[:5]) + (" …" if len(report.not_media) > 5 else "")
+        print(f"skipped {len(report.not_media)} files that are not media: {shown} (--kind uploads them anyway)")
     for rel, why in report.failed:
         print(f"  {rel}: {why}")
     return 1 if report.failed else 0
@@ -407,10 +412,7 @@ def parser() -> argparse.ArgumentParser:
 
     def connected(p: argparse.ArgumentParser) -> None:
         """Arguments of commands that call the suite about one dataset."""
-        p.add_argument("--host", default=None, help="suite host (default: $SHOAL_HOST or localhost)")
-        p.add_argument(
-            "--api-key", default="", help="API key (default: $SHOAL_API_KEY, else the state dir's admin key)"
-        )
+        datacli.add_connection(p)
         p.add_argument("--project", required=True)
         p.add_argument("--dataset", required=True)
 
@@ -448,6 +450,7 @@ def parser() -> argparse.ArgumentParser:
             p.set_defaults(func=cmd_import_coco)
         else:
             p.add_argument("file", help="JSON lines, labels inline or split into frame and crop rows")
+            p.add_argument("--create", action="store_true", help="create the dataset when it does not exist")
             p.set_defaults(func=cmd_import_frames)
     assets = sub.add_parser("assets", help="images, masks, point clouds and audio stored by Shoal").add_subparsers(
         dest="action", required=True
@@ -463,6 +466,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--workers", type=int, default=4, help="files uploaded at once")
             p.add_argument("--kind", default=None, help="asset kind for every file (default: from the extension)")
             p.add_argument("--manifest", default=None, help="progress manifest (default: <folder>/.shoal-assets.jsonl)")
+            p.add_argument("--create", action="store_true", help="create the dataset when it does not exist")
             p.set_defaults(func=cmd_assets_upload)
         else:
             p.set_defaults(func=cmd_assets_list)
@@ -516,10 +520,7 @@ def parser() -> argparse.ArgumentParser:
         ("revoke", "revoke keys: the next call with one is refused"),
     ):
         p = with_state(keys.add_parser(name, help=helptext))
-        p.add_argument("--host", default=None, help="suite host (default: $SHOAL_HOST or localhost)")
-        p.add_argument(
-            "--api-key", default="", help="API key (default: $SHOAL_API_KEY, else the state dir's admin key)"
-        )
+        datacli.add_connection(p)
         if name == "create":
             p.add_argument("--project", action="append", required=True, help="project the key may act on (repeatable)")
             p.add_argument("--role", type=str.upper, choices=["READER", "WRITER", "ADMIN"], default="READER")
@@ -532,6 +533,7 @@ def parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("key", nargs="+", help="apiKeys/{id} or the id")
             p.set_defaults(func=cmd_keys_revoke)
+    datacli.add_commands(sub, with_state)
     p = with_state(sub.add_parser("status", help="health of every service"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
@@ -545,8 +547,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    code: int = args.func(args)
-    return code
+    return datacli.run(args.func, args)
 
 
 if __name__ == "__main__":

@@ -529,6 +529,43 @@ class Client:
         )
         self._call(self.versioning.DeleteCheckpoint, request)
 
+    def list_projects(self) -> list[project_pb2.Project]:
+        """The projects this key may read."""
+        return self._pages(
+            lambda size, token: self._call(
+                self.versioning.ListProjects,
+                versioning_service_pb2.ListProjectsRequest(page_size=size, page_token=token),
+            ),
+            "projects",
+            None,
+        )
+
+    def list_datasets(self, project_id: str) -> list[dataset_pb2.Dataset]:
+        """A project's datasets."""
+        return self._pages(
+            lambda size, token: self._call(
+                self.versioning.ListDatasets,
+                versioning_service_pb2.ListDatasetsRequest(
+                    parent=f"projects/{project_id}", page_size=size, page_token=token
+                ),
+            ),
+            "datasets",
+            None,
+        )
+
+    def list_uploads(self, project_id: str, dataset_id: str, *, limit: int | None = None) -> list[upload_pb2.Upload]:
+        """A dataset's uploads, newest first, with their counts and states."""
+        return self._pages(
+            lambda size, token: self._call(
+                self.ingest.ListUploads,
+                ingest_service_pb2.ListUploadsRequest(
+                    parent=f"projects/{project_id}/datasets/{dataset_id}", page_size=size, page_token=token
+                ),
+            ),
+            "uploads",
+            limit,
+        )
+
     # deletes and API keys ---------------------------------------------------------------------------------------
 
     def delete_project(self, project_id: str, *, force: bool = False) -> None:

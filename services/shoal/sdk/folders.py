@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from shoal.kit.status import unpack
+from shoal.v1 import asset_pb2
+from shoal.validation import asset_kind_for
+
 if TYPE_CHECKING:
     from shoal.sdk.client import Client
 
@@ -29,6 +33,7 @@ class FolderReport:
     uploaded: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (relative path, why)
+    not_media: list[str] = field(default_factory=list)  # files whose name says no kind of media: left alone
     manifest: str = ""
 
 
@@ -44,6 +49,14 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
             continue  # a line cut short by an interruption
         entries[entry["path"]] = entry
     return entries
+
+
+def _why(err: grpc.RpcError) -> str:
+    """A refusal in one line: the code, the reason and what each field violation says (such as "image is corrupt
+    or truncated"), not only the summary."""
+    details = unpack(err)
+    said = "; ".join(f"{v.field}: {v.description}" for v in details.violations) or details.message
+    return f"{details.code.name} {details.reason}: {said}" if details.reason else f"{details.code.name}: {said}"
 
 
 def _files(folder: Path, manifest: Path) -> Iterator[Path]:
@@ -66,7 +79,8 @@ def upload_folder(
     kind: int | str | None = None,
     progress: bool = False,
 ) -> FolderReport:
-    """Upload every file under `folder` (hidden ones aside) as an asset of the dataset."""
+    """Upload every media file under `folder` (hidden ones aside) as an asset of the dataset. Without `kind`, files
+    whose extension names no kind of media (a README, a CSV) are skipped and listed in the report's `not_media`."""
     from tqdm import tqdm  # noqa: PLC0415
 
     root = Path(folder)
@@ -76,6 +90,9 @@ def upload_folder(
     todo = []
     for path in _files(root, manifest_path):
         rel = path.relative_to(root).as_posix()
+        if kind is None and asset_kind_for(path.name) == asset_pb2.ASSET_KIND_OTHER:
+            report.not_media.append(rel)
+            continue
         stat = path.stat()
         entry = done.get(rel)
         if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
@@ -104,7 +121,7 @@ def upload_folder(
                 future.result()
                 report.uploaded += 1
             except grpc.RpcError as err:
-                report.failed.append((rel, f"{err.code().name}: {err.details()}"))
+                report.failed.append((rel, _why(err)))
             except OSError as err:
                 report.failed.append((rel, str(err)))
     bar.close()
