@@ -78,7 +78,30 @@ def _print_table(config: SuiteConfig, statuses: dict[str, str]) -> None:
     print(f"store       {config.effective_store_url}")
 
 
+SERVER_MODULES: Final = ("lance", "pyarrow", "redis", "minio", "prometheus_client", "shapely", "mutagen", "pylzf")
+
+
+def _server_installed() -> bool:
+    """The services need `shoal[server]`; the SDK and the client commands do not."""
+    import importlib  # noqa: PLC0415
+
+    missing = []
+    for module in SERVER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        print(
+            f"the services need shoal[server] (missing: {', '.join(missing)}): pip install 'shoal[server]'",
+            file=sys.stderr,
+        )
+    return not missing
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    if not _server_installed():
+        return 1
     state = _state_dir(args)
     pid = _running_pid(state)
     if pid is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import lzf
+import pylzf as lzf
 import mutagen
 import numpy as np
 import numpy.typing as npt
