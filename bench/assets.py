@@ -24,8 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import lzf
 import numpy as np
+import pylzf as lzf
 import shoal
 from shoal.asset import formats
 from shoal.kit.objectstore import open_store

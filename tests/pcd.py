@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import struct
 
-import lzf
 import numpy as np
 import numpy.typing as npt
+import pylzf as lzf
 
 _TYPE = {"f": "F", "i": "I", "u": "U"}
 
