@@ -6,14 +6,37 @@ import its output manifest — or a built-in bounding-box job's — back as a ne
     report = import_results(client, "pose", "people", "output.manifest", class_name="person")
     print(report.version, report.stats.summary(), report.errors)
 
-Frames are matched to manifest lines by their image's source URI; keypoints are matched to the rig by name. A bad
-line (not JSON, a field missing, `updated_annotations` that is not JSON, keypoint names the rig lacks, an image no
-frame has) is reported with its line number and changes nothing; every other line imports.
+Export. Each input manifest line holds the image (`source-ref`), where it came from (`shoal-frame-id`,
+`shoal-sensor-id`, `shoal-dataset-version`) and the pre-annotations twice, as one list of skeletons
+`[{"name": <label id>, "annotations": [{"label": <keypoint>, "x": <int>, "y": <int>}, …]}, …]`: as a list under
+`annotations` (what a pre-annotation step that passes the line's `annotations` on to the task reads) and as that
+list's JSON text under `initial_values` (what a template that reads the line directly takes). The skeleton component
+accepts whole pixels only, so x and y are rounded to the nearest pixel, halves up (101.5 → 102, 101.49 → 101,
+-0.5 → 0), the way the component itself rounds every position it saves; points never labeled are left out. The
+rounding is only in the job: Shoal's labels keep their exact positions (next paragraph).
+
+Import. Frames are matched to manifest lines by their image's source URI; keypoints are matched to the rig by name,
+skeletons to labels by the name they were exported with. Numbers given as strings are numbers (`"37"` seconds,
+`"101"` for x). Whether a worker modified an image is Shoal's own decision: the geometry that was exported (the
+result's `original_annotations`, else the line's `annotations` or `initial_values`, else the label as Shoal holds it
+now, rounded as the export rounds it) is compared at whole pixels with what came back; the job's own `was_modified`
+flag is kept beside it (`Result.reported_modified`, the `gt_reported_modified` attribute, the statistics'
+`reported_modified_share`). Each coordinate of a keypoint that came back at the pixel it was exported at keeps
+Shoal's exact value, and a labeled keypoint keeps its visibility (the job cannot express it); a moved coordinate or a
+new keypoint takes the worker's position. Label ids Shoal makes (from the frame, the sensor and the job's name) are
+always valid ids: characters ids may not hold, and `%`, are percent-encoded (`labeling-job/name` →
+`labeling-job%2Fname`), and an id over the length limit ends in a digest of the whole.
+
+A bad line (not JSON, a field missing, `updated_annotations` that is not JSON, keypoint names the rig lacks, an image
+no frame has) is reported with its line number and changes nothing; every other line imports.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import re
 import statistics
 import uuid
 from collections import defaultdict
@@ -23,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from shoal import rigs
+from shoal import validation as rules
 from shoal.v1 import common_pb2, frame_pb2, label_pb2, project_pb2
 
 if TYPE_CHECKING:
@@ -35,6 +59,8 @@ SEMSEG_TYPE: Final = "groundtruth/semantic-segmentation"
 ATTR_WORKER: Final = "gt_worker_id"
 ATTR_SECONDS: Final = "gt_time_seconds"
 ATTR_MODIFIED: Final = "gt_modified"
+#: The job's own `was_modified` flag, where it gave one (Shoal's decision is ATTR_MODIFIED).
+ATTR_REPORTED_MODIFIED: Final = "gt_reported_modified"
 ATTR_JOB: Final = "gt_job"
 _ID_NAMESPACE: Final = uuid.UUID("6f1d3c52-9a0e-4d8b-8e3a-3a4f2a1c7b10")
 
@@ -129,17 +155,39 @@ def _images(frame: frame_pb2.Frame, sensor_id: str | None) -> Iterator[frame_pb2
             yield sensor
 
 
-def _skeletons(labels: Iterable[label_pb2.Label]) -> list[dict[str, Any]]:
-    """Keypoint labels as the skeleton component's initial values: one skeleton per label, named by its id."""
+def pixel(value: float) -> int:
+    """The nearest whole pixel, halves up (101.5 → 102, -0.5 → 0): how the skeleton component rounds positions."""
+    return math.floor(value + 0.5)
+
+
+def initial_values(labels: Iterable[label_pb2.Label]) -> list[dict[str, Any]]:
+    """Keypoint labels as the skeleton component's initial values: one skeleton per label, named by its id, its
+    labeled points at whole pixels (see `pixel`)."""
     out = []
     for label in labels:
         points = [
-            {"label": k.name, "x": k.x, "y": k.y}
+            {"label": k.name, "x": pixel(k.x), "y": pixel(k.y)}
             for k in label.keypoints_2d.keypoints
             if k.visibility != label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
         ]
         out.append({"name": label.label_id, "annotations": points})
     return out
+
+
+def manifest_line(
+    frame: frame_pb2.Frame, sensor: frame_pb2.SensorData, ref: str, labels: Iterable[label_pb2.Label] | None
+) -> dict[str, Any]:
+    """One input manifest line: the image, where it came from, and the pre-annotations (None: none) both as the
+    `annotations` list and as its JSON text in `initial_values`."""
+    skeletons = initial_values(labels or [])
+    return {
+        "source-ref": sensor.image.url,
+        "shoal-frame-id": frame.frame_id,
+        "shoal-sensor-id": sensor.sensor_id,
+        "shoal-dataset-version": ref,
+        "annotations": skeletons,
+        "initial_values": json.dumps(skeletons, separators=(",", ":")),
+    }
 
 
 def export_skeleton_job(
@@ -156,9 +204,10 @@ def export_skeleton_job(
 ) -> SkeletonJob:
     """A custom skeleton job over the images of a version, checkpoint or segment (the version it pins).
 
-    `pre_annotations`: "labels" puts each image's existing keypoint labels of the class into `initial_values` (an
-    adjustment or review job), "none" leaves them out (a fresh job), or "inferences:<set id>" uses a model's
-    predictions from that inference set.
+    `pre_annotations`: "labels" puts each image's existing keypoint labels of the class into its line (an
+    adjustment or review job), "none" gives every line an empty list (a fresh job), or "inferences:<set id>" uses a
+    model's predictions from that inference set. Positions are rounded to whole pixels in the job only (see the
+    module's docstring).
     """
     project = client.get_project(project_id)
     entry = next((e for e in project.class_map.entries if e.name == class_name), None)
@@ -181,12 +230,7 @@ def export_skeleton_job(
         if only is not None and frame.frame_id not in only:
             continue
         for sensor in _images(frame, sensor_id):
-            line: dict[str, Any] = {
-                "source-ref": sensor.image.url,
-                "shoal-frame-id": frame.frame_id,
-                "shoal-sensor-id": sensor.sensor_id,
-                "shoal-dataset-version": ref,
-            }
+            mine: list[label_pb2.Label] | None = None
             if pre_annotations != "none":
                 source = predictions.get(frame.frame_id, []) if predictions else list(frame.labels)
                 mine = [
@@ -196,8 +240,7 @@ def export_skeleton_job(
                     and lb.sensor_id == sensor.sensor_id
                     and lb.WhichOneof("geometry") == "keypoints_2d"
                 ]
-                line["initial_values"] = json.dumps(_skeletons(mine), separators=(",", ":"))
-            lines.append(line)
+            lines.append(manifest_line(frame, sensor, ref, mine))
     return SkeletonJob(ref, class_name, lines, skeleton_template(entry))
 
 
@@ -215,9 +258,17 @@ class LineError:
         return f"line {self.line}: {self.message}"
 
 
+#: Skeletons by name, each its points by keypoint name: what a job was given or what came back.
+Geometry = dict[str, dict[str, tuple[float, float]]]
+
+
 @dataclass
 class Result:
-    """One labeled image of an output manifest."""
+    """One labeled image of an output manifest.
+
+    `modified` is Shoal's decision (the exported geometry against what came back, at whole pixels), None until the
+    exported geometry is known: from the line itself when it carries it, else from the frame at import.
+    `reported_modified` is the job's own `was_modified` flag."""
 
     line: int
     job: str
@@ -226,21 +277,42 @@ class Result:
     worker: str = ""
     seconds: float | None = None
     modified: bool | None = None
+    reported_modified: bool | None = None
     no_changes: bool | None = None
-    skeletons: list[dict[str, Any]] = field(default_factory=list)
+    skeletons: list[dict[str, Any]] = field(default_factory=list)  # name, annotations: [{label, x, y}]
+    exported: Geometry | None = None  # what the job was given, where the line says
+    skeletons_modified: list[bool] = field(default_factory=list)  # Shoal's decision per skeleton
     boxes: list[dict[str, Any]] = field(default_factory=list)  # class name, left, top, width, height, confidence
     mask: str = ""  # semantic segmentation: URL of the colour mask
     colors: dict[tuple[int, int, int], str] = field(default_factory=dict)  # its colours → class names
 
+    def decide(self, exported: Geometry) -> None:
+        """Set `modified` (and per skeleton) by comparing what came back with `exported`, at whole pixels: a
+        skeleton is modified when it is new, or a point was moved, added or removed; the image also when an
+        exported skeleton did not come back."""
+        self.exported = exported
+        self.skeletons_modified = [_changed(exported.get(s["name"]), s["annotations"]) for s in self.skeletons]
+        returned = {s["name"] for s in self.skeletons}
+        self.modified = any(self.skeletons_modified) or any(name not in returned for name in exported)
+
+
+def _changed(exported: Mapping[str, tuple[float, float]] | None, points: Sequence[Mapping[str, Any]]) -> bool:
+    if exported is None:
+        return True
+    back = {p["label"]: (pixel(p["x"]), pixel(p["y"])) for p in points}
+    return back != {name: (pixel(x), pixel(y)) for name, (x, y) in exported.items()}
+
 
 @dataclass
 class LabelingStats:
-    """How a labeling job went: images, time per image, per worker, share modified and unchanged."""
+    """How a labeling job went: images, time per image, per worker, share modified (Shoal's decision, and the job's
+    own flag beside it) and share marked unchanged."""
 
     images: int = 0
     mean_seconds: float = 0.0
     median_seconds: float = 0.0
     modified_share: float = 0.0
+    reported_modified_share: float = 0.0
     unchanged_share: float = 0.0
     workers: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -264,20 +336,23 @@ class LabelingStats:
                 "mean_seconds": statistics.fmean(ts) if ts else 0.0,
                 "median_seconds": statistics.median(ts) if ts else 0.0,
                 "modified_share": share(rs, "modified"),
+                "reported_modified_share": share(rs, "reported_modified"),
             }
         return LabelingStats(
             images=len(results),
             mean_seconds=statistics.fmean(times) if times else 0.0,
             median_seconds=statistics.median(times) if times else 0.0,
             modified_share=share(results, "modified"),
+            reported_modified_share=share(results, "reported_modified"),
             unchanged_share=share(results, "no_changes"),
             workers=workers,
         )
 
     def summary(self) -> str:
+        flag = f" (the job's own flag: {self.reported_modified_share:.0%})" if self.reported_modified_share else ""
         lines = [
             f"{self.images} images, {self.mean_seconds:.1f} s mean and {self.median_seconds:.1f} s median per image, "
-            f"{self.modified_share:.0%} modified, {self.unchanged_share:.0%} marked unchanged"
+            f"{self.modified_share:.0%} modified{flag}, {self.unchanged_share:.0%} marked unchanged"
         ]
         lines += [
             f"  {w}: {int(s['images'])} images, {s['mean_seconds']:.1f} s mean, {s['modified_share']:.0%} modified"
@@ -291,11 +366,28 @@ def _norm(d: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k).replace("_", "-"): v for k, v in d.items()}
 
 
+_NUMBER_RE: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def number(value: Any) -> float | None:
+    """A finite number given as a JSON number or as a string holding one in JSON's or a decimal spelling ("37",
+    " 12.5", "1e3"); None for anything else (booleans, "null", "nan", "", "1_000")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        out = float(value)
+    elif isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
+        out = float(value.strip())
+    else:
+        return None
+    return out if math.isfinite(out) else None
+
+
 def _bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
     return None
 
 
@@ -308,6 +400,8 @@ def _label_attribute(record: Mapping[str, Any]) -> str:
 
 
 def _parse_skeletons(raw: Any, what: str) -> list[dict[str, Any]]:
+    """Skeletons as `[{"name", "annotations": [{"label", "x", "y"}]}]` with x and y as floats, from a list, one
+    skeleton, or a bare list of points, each given as JSON or as its text."""
     value = json.loads(raw) if isinstance(raw, str) else raw
     if isinstance(value, dict):
         value = [value]
@@ -320,16 +414,38 @@ def _parse_skeletons(raw: Any, what: str) -> list[dict[str, Any]]:
         points = skeleton.get("annotations") if isinstance(skeleton, dict) else None
         if not isinstance(points, list):
             raise ValueError(f"{what}[{s}] has no annotations list")
+        parsed = []
         for p, point in enumerate(points):
             if not isinstance(point, dict) or not isinstance(point.get("label"), str):
                 raise ValueError(f"{what}[{s}].annotations[{p}] has no label")
-            if not all(isinstance(point.get(c), int | float) and not isinstance(point.get(c), bool) for c in "xy"):
-                raise ValueError(f"{what}[{s}].annotations[{p}] ({point.get('label')}) needs numeric x and y")
-        out.append({"name": str(skeleton.get("name", "")), "annotations": points})
+            x, y = number(point.get("x")), number(point.get("y"))
+            if x is None or y is None:
+                raise ValueError(f"{what}[{s}].annotations[{p}] ({point['label']}) needs numeric x and y")
+            parsed.append({"label": point["label"], "x": x, "y": y})
+        name = skeleton.get("name")
+        out.append({"name": "" if name is None else str(name), "annotations": parsed})
     return out
 
 
-def _parse_line(number: int, record: Any) -> list[Result]:
+def _geometry(skeletons: Sequence[Mapping[str, Any]]) -> Geometry:
+    return {s["name"]: {p["label"]: (p["x"], p["y"]) for p in s["annotations"]} for s in skeletons}
+
+
+def _exported(record: Mapping[str, Any], result: Mapping[str, Any]) -> Geometry | None:
+    """What the job was given for this image, where the line says: the result's `original_annotations` (what the
+    component was handed), else the line's own `annotations` or `initial_values` (an exported line's fields, which
+    the output manifest carries). None when none of them is there and readable."""
+    for raw in (result.get("original_annotations"), record.get("annotations"), record.get("initial_values")):
+        if raw is None or raw in ("", "null"):
+            continue
+        try:
+            return _geometry(_parse_skeletons(raw, "exported"))
+        except (ValueError, TypeError, AttributeError):
+            continue  # the worker's answer is what matters; Shoal's own labels say what was exported
+    return None
+
+
+def _parse_line(line_no: int, record: Any) -> list[Result]:
     if not isinstance(record, dict):
         raise ValueError("a manifest line must be a JSON object")
     attribute = _label_attribute(record)
@@ -338,7 +454,7 @@ def _parse_line(number: int, record: Any) -> list[Result]:
     job = str(meta.get("job-name", attribute))
     value = record[attribute]
     if kind == SEMSEG_TYPE:
-        return [_parse_semseg(number, record, attribute, job, meta)]
+        return [_parse_semseg(line_no, record, attribute, job, meta)]
     if kind == BOX_TYPE or (not kind and isinstance(value, dict) and "annotations" in value):
         source = record.get("source-ref")
         if not isinstance(source, str) or not source:
@@ -346,7 +462,7 @@ def _parse_line(number: int, record: Any) -> list[Result]:
         if not isinstance(value, dict) or not isinstance(value.get("annotations"), list):
             raise ValueError(f"'{attribute}' has no annotations list")
         class_map = {str(k): str(v) for k, v in dict(meta.get("class-map") or {}).items()}
-        confidences = [o.get("confidence") for o in meta.get("objects") or [] if isinstance(o, dict)]
+        confidences = [number(o.get("confidence")) for o in meta.get("objects") or [] if isinstance(o, dict)]
         boxes = []
         for i, raw in enumerate(value["annotations"]):
             a = _under(raw)
@@ -356,10 +472,14 @@ def _parse_line(number: int, record: Any) -> list[Result]:
             name = class_map.get(str(a["class_id"]))
             if name is None:
                 raise ValueError(f"annotations[{i}] class_id {a['class_id']} is not in the class-map")
+            sides = {k: number(a[k]) for k in ("left", "top", "width", "height")}
+            bad = [k for k, v in sides.items() if v is None]
+            if bad:
+                raise ValueError(f"annotations[{i}] {', '.join(bad)} must be numbers")
             conf = confidences[i] if i < len(confidences) else None
-            boxes.append({"class": name, **{k: float(a[k]) for k in ("left", "top", "width", "height")}, "conf": conf})
+            boxes.append({"class": name, **sides, "conf": conf})
         worker = str(meta.get("worker-id", ""))
-        return [Result(number, job, BOX_TYPE, source, worker=worker, boxes=boxes, modified=True)]
+        return [Result(line_no, job, BOX_TYPE, source, worker=worker, boxes=boxes, modified=True)]
     results = value.get("label-results") if isinstance(value, dict) and "label-results" in value else value
     if isinstance(results, dict):
         results = [results]
@@ -379,24 +499,25 @@ def _parse_line(number: int, record: Any) -> list[Result]:
             skeletons = _parse_skeletons(r["updated_annotations"], f"{where}.updated_annotations")
         except json.JSONDecodeError as err:
             raise ValueError(f"{where}.updated_annotations is not valid JSON: {err.msg}") from err
-        seconds = r.get("total_time_in_seconds")
-        out.append(
-            Result(
-                number,
-                job,
-                SKELETON_TYPE,
-                source,
-                worker=str(r.get("worker_id", "")),
-                seconds=float(seconds) if isinstance(seconds, int | float) else None,
-                modified=_bool(r.get("was_modified")),
-                no_changes=_bool(r.get("no_changes_needed")),
-                skeletons=skeletons,
-            )
+        result = Result(
+            line_no,
+            job,
+            SKELETON_TYPE,
+            source,
+            worker=str(r.get("worker_id", "")),
+            seconds=number(r.get("total_time_in_seconds")),
+            reported_modified=_bool(r.get("was_modified")),
+            no_changes=_bool(r.get("no_changes_needed")),
+            skeletons=skeletons,
         )
+        exported = _exported(record, r)
+        if exported is not None:
+            result.decide(exported)
+        out.append(result)
     return out
 
 
-def _parse_semseg(number: int, record: Mapping[str, Any], attribute: str, job: str, meta: Mapping[str, Any]) -> Result:
+def _parse_semseg(line_no: int, record: Mapping[str, Any], attribute: str, job: str, meta: Mapping[str, Any]) -> Result:
     source = record.get("source-ref")
     if not isinstance(source, str) or not source:
         raise ValueError("'source-ref' is missing")
@@ -416,7 +537,7 @@ def _parse_semseg(number: int, record: Mapping[str, Any], attribute: str, job: s
         if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
             raise ValueError(f"internal-color-map[{key}] hex-color {color!r} is not #rrggbb")
         colors[(int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))] = name
-    return Result(number, job, SEMSEG_TYPE, source, worker=str(meta.get("worker-id", "")), mask=mask, colors=colors)
+    return Result(line_no, job, SEMSEG_TYPE, source, worker=str(meta.get("worker-id", "")), mask=mask, colors=colors)
 
 
 def read_mask(url: str) -> bytes:
@@ -466,18 +587,18 @@ def read_output_manifest(lines: Iterable[str]) -> tuple[list[Result], list[LineE
     """Parse an output manifest (JSON Lines): the results, and each bad line with its number and reason."""
     results: list[Result] = []
     errors: list[LineError] = []
-    for number, text in enumerate(lines, start=1):
+    for line_no, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
             record = json.loads(text)
         except json.JSONDecodeError as err:
-            errors.append(LineError(number, f"not JSON: {err.msg} at column {err.colno}"))
+            errors.append(LineError(line_no, f"not JSON: {err.msg} at column {err.colno}"))
             continue
         try:
-            results.extend(_parse_line(number, record))
+            results.extend(_parse_line(line_no, record))
         except (ValueError, TypeError, AttributeError) as err:
-            errors.append(LineError(number, str(err)))
+            errors.append(LineError(line_no, str(err)))
     return results, errors
 
 
@@ -493,14 +614,42 @@ class ImportReport:
     stats: LabelingStats
 
 
-def _attrs(label: label_pb2.Label, r: Result) -> None:
+def _attrs(label: label_pb2.Label, r: Result, modified: bool | None) -> None:
+    for key in (ATTR_JOB, ATTR_WORKER, ATTR_SECONDS, ATTR_MODIFIED, ATTR_REPORTED_MODIFIED):
+        if key in label.attributes:
+            del label.attributes[key]  # an earlier job's, on a label this one keeps
     label.attributes[ATTR_JOB].string_value = r.job
     if r.worker:
         label.attributes[ATTR_WORKER].string_value = r.worker
     if r.seconds is not None:
         label.attributes[ATTR_SECONDS].float_value = r.seconds
-    if r.modified is not None:
-        label.attributes[ATTR_MODIFIED].bool_value = r.modified
+    if modified is not None:
+        label.attributes[ATTR_MODIFIED].bool_value = modified
+    if r.reported_modified is not None:
+        label.attributes[ATTR_REPORTED_MODIFIED].bool_value = r.reported_modified
+
+
+def _escape(text: str) -> str:
+    return "".join(c if c.isprintable() and c not in rules.ID_FORBIDDEN and c != "%" else _percent(c) for c in text)
+
+
+def _percent(c: str) -> str:
+    return "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+
+
+def label_id(frame_id: str, sensor_id: str, job: str, suffix: str) -> str:
+    """The id of a label an import makes: `{frame}-{sensor}-{job}-{suffix}`, always a valid label id whatever the job
+    is called. The job's name keeps its readable characters; those ids may not hold (`# [ ] ? * , /`, control
+    characters) and `%` itself are percent-encoded, so two job names never give one id; an id over the length limit
+    is cut and ends in a digest of the whole.
+
+        label_id("pose-0001", "cam", "labeling-job/name", "kp0")  # 'pose-0001-cam-labeling-job%2Fname-kp0'
+    """
+    text = f"{frame_id}-{sensor_id}-{_escape(job)}-{suffix}"
+    if len(text) <= rules.MAX_ID_LENGTH:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: rules.MAX_ID_LENGTH - len(digest) - 1]}-{digest}"
 
 
 def import_results(
@@ -516,12 +665,14 @@ def import_results(
 ) -> ImportReport:
     """Import a Ground Truth output manifest as a new version of the dataset.
 
-    Skeleton results replace the image's keypoint labels of `class_name` (a skeleton named after an existing label
-    keeps its id); bounding-box results replace the image's boxes; semantic-segmentation results replace its mask
-    (read with `mask_reader`, converted from the job's colours to the class map's ids and stored as an asset).
-    Every written label records the job, the worker, the seconds spent and whether it was modified (`gt_*`
-    attributes). The frames are read from `version` (default: newest) and written back whole, so the earlier
-    versions keep their labels.
+    Skeleton results replace the image's keypoint labels of `class_name`: a skeleton named after one of them keeps
+    its id, its other fields, its keypoints' visibility and, for each coordinate that came back at the pixel it was
+    exported at, the exact value (the job saw whole pixels); moved coordinates and new keypoints take the worker's.
+    Bounding-box results replace the image's boxes; semantic-segmentation results replace its mask (read with
+    `mask_reader`, converted from the job's colours to the class map's ids and stored as an asset). Every written
+    label records the job, the worker, the seconds spent, whether it was modified (Shoal's decision) and the job's
+    own `was_modified` flag (`gt_*` attributes). The frames are read from `version` (default: newest) and written
+    back whole, so the earlier versions keep their labels.
     """
     text: Iterable[str] = Path(manifest).read_text().splitlines() if isinstance(manifest, str | Path) else manifest
     results, errors = read_output_manifest(text)
@@ -554,8 +705,7 @@ def import_results(
             if r.kind == SEMSEG_TYPE:
                 new = [_semseg_label(client, project_id, dataset_id, r, frame_id, sensor_id, class_ids, mask_reader)]
             else:
-                existing = {lb.label_id for lb in frame.labels}
-                new = _labels_for(r, frame_id, sensor_id, class_name, rigs_by_class, existing)
+                new = _labels_for(r, frame, sensor_id, class_name, rigs_by_class)
         except (ValueError, OSError) as err:
             errors.append(LineError(r.line, str(err)))
             continue
@@ -622,51 +772,103 @@ def _semseg_label(  # noqa: PLR0917
     asset = client.upload_asset(
         project_id, dataset_id, mask_png(ids, fail), kind=asset_pb2.ASSET_KIND_MASK, filename="mask.png"
     )
-    label = label_pb2.Label(label_id=f"{frame_id}-{sensor_id}-{r.job}-semseg", sensor_id=sensor_id)
+    label = label_pb2.Label(label_id=label_id(frame_id, sensor_id, r.job, "semseg"), sensor_id=sensor_id)
     label.semantic_segmentation_2d.mask_url = asset.url
-    _attrs(label, r)
+    _attrs(label, r, r.modified)
     return label
 
 
-def _labels_for(  # noqa: PLR0917
+def _labels_for(
     r: Result,
-    frame_id: str,
+    frame: frame_pb2.Frame,
     sensor_id: str,
     class_name: str,
     rigs_by_class: Mapping[str, Sequence[str]],
-    existing: set[str],
 ) -> list[label_pb2.Label]:
+    frame_id = frame.frame_id
     out: list[label_pb2.Label] = []
     if r.kind == BOX_TYPE:
         for i, b in enumerate(r.boxes):
             if b["class"] not in rigs_by_class:
                 raise ValueError(f"class {b['class']!r} is not in the project's class map")
             label = label_pb2.Label(
-                label_id=f"{frame_id}-{sensor_id}-{r.job}-box{i}", classification=b["class"], sensor_id=sensor_id
+                label_id=label_id(frame_id, sensor_id, r.job, f"box{i}"), classification=b["class"], sensor_id=sensor_id
             )
             label.box_2d.CopyFrom(label_pb2.Box2D(left=b["left"], top=b["top"], width=b["width"], height=b["height"]))
-            _attrs(label, r)
+            _attrs(label, r, r.modified)
             out.append(label)
         return out
-    rig = set(rigs_by_class[class_name])
+    rig = rigs_by_class[class_name]
+    order = {name: i for i, name in enumerate(rig)}
     for i, skeleton in enumerate(r.skeletons):
         names = [p["label"] for p in skeleton["annotations"]]
-        unknown = sorted(set(names) - rig)
+        unknown = sorted(set(names) - set(rig))
         if unknown:
             raise ValueError(f"skeleton {i}: {', '.join(unknown)} are not keypoints of the {class_name!r} rig")
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"skeleton {i}: {', '.join(repeated)} given twice")
-        name = skeleton["name"]
-        label_id = name if name in existing else f"{frame_id}-{sensor_id}-{r.job}-kp{i}"
-        label = label_pb2.Label(label_id=label_id, classification=class_name, sensor_id=sensor_id)
-        label.keypoints_2d.keypoints.extend(
-            label_pb2.Keypoint(
-                name=p["label"], x=float(p["x"]), y=float(p["y"]), visibility=label_pb2.KEYPOINT_VISIBILITY_VISIBLE
-            )
-            for p in skeleton["annotations"]
+    current = {
+        lb.label_id: lb
+        for lb in frame.labels
+        if lb.sensor_id == sensor_id and lb.classification == class_name and lb.WhichOneof("geometry") == "keypoints_2d"
+    }
+    if r.exported is None:  # the line did not say what the job was given: what Shoal holds is what it exported
+        r.decide(
+            {
+                lid: {
+                    k.name: (k.x, k.y)
+                    for k in lb.keypoints_2d.keypoints
+                    if k.visibility != label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
+                }
+                for lid, lb in current.items()
+            }
         )
+    exported = r.exported or {}
+    taken: set[str] = set()
+    for i, skeleton in enumerate(r.skeletons):
+        name = skeleton["name"]
+        before = current.get(name) if name not in taken else None
+        shown = exported.get(name) or {}
+        if before is not None:
+            taken.add(name)
+            label = label_pb2.Label()
+            label.CopyFrom(before)
+            del label.keypoints_2d.keypoints[:]
+        else:
+            label = label_pb2.Label(
+                label_id=label_id(frame_id, sensor_id, r.job, f"kp{i}"), classification=class_name, sensor_id=sensor_id
+            )
+        old = {k.name: k for k in before.keypoints_2d.keypoints} if before is not None else {}
+        points: list[label_pb2.Keypoint] = []
+        for p in skeleton["annotations"]:
+            points.append(_merged(p, shown.get(p["label"]), old.get(p["label"])))
+        # Points the job never showed (never labeled, or added since the export) stay; shown ones left out were removed.
+        returned = {p["label"] for p in skeleton["annotations"]}
+        points += [k for n, k in old.items() if n not in returned and n not in shown]
+        points.sort(key=lambda k: order.get(k.name, len(order)))
+        label.keypoints_2d.keypoints.extend(points)
         label.keypoints_2d.SetInParent()
-        _attrs(label, r)
+        _attrs(label, r, r.skeletons_modified[i] if i < len(r.skeletons_modified) else r.modified)
         out.append(label)
     return out
+
+
+def _merged(
+    back: Mapping[str, Any], shown: tuple[float, float] | None, held: label_pb2.Keypoint | None
+) -> label_pb2.Keypoint:
+    """A keypoint that came back: each coordinate still at the pixel it was shown at keeps Shoal's exact value (the
+    job only saw whole pixels), a moved one takes the worker's; a labeled point keeps its visibility (the job cannot
+    say), anything else becomes visible."""
+    labeled = held is not None and held.visibility in (
+        label_pb2.KEYPOINT_VISIBILITY_VISIBLE,
+        label_pb2.KEYPOINT_VISIBILITY_OCCLUDED,
+    )
+    x, y = float(back["x"]), float(back["y"])
+    if held is not None and labeled and shown is not None:
+        if pixel(x) == pixel(shown[0]):
+            x = held.x
+        if pixel(y) == pixel(shown[1]):
+            y = held.y
+    visibility = held.visibility if held is not None and labeled else label_pb2.KEYPOINT_VISIBILITY_VISIBLE
+    return label_pb2.Keypoint(name=str(back["label"]), x=x, y=y, visibility=visibility)
