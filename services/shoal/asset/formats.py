@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import pylzf as lzf
 import mutagen
 import numpy as np
 import numpy.typing as npt
+import pylzf as lzf
 from PIL import Image, ImageFile, ImageMode, JpegImagePlugin, UnidentifiedImageError
 
 from shoal.kit.errors import FieldViolation, InvalidArgument, ResourceExhausted
