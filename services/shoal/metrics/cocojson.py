@@ -1,7 +1,9 @@
 """Evaluate COCO-format ground truth and results (the JSON pycocotools reads) with Shoal's engine.
 
 Images are taken in ascending id order and classes in ascending id order, as pycocotools does, so that ties between
-equal scores are broken the same way and the figures are identical.
+equal scores are broken the same way and the figures are identical. Areas are the ones pycocotools ranges by: the
+annotations' own `area`, and for detections what `loadRes` sets — the box's w·h whenever the results have boxes (masks
+and keypoints included), else the mask's area or the keypoints' extent.
 """
 
 from __future__ import annotations
@@ -48,7 +50,10 @@ def evaluate_coco(
     crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
     g_area = np.array([float(a["area"]) for a in anns], np.float64)
     score = np.array([float(d["score"]) for d in dets], np.float64)
-    ignore = np.array([bool(a.get("ignore", 0)) for a in anns], bool)
+    # pycocotools' _prepare overwrites an annotation's own `ignore` with its `iscrowd` (crowd is handled as such).
+    ignore = np.zeros(len(anns), bool)
+    # loadRes gives every detection the area of its box when the first one has a box, whatever the iou type.
+    box_results = bool(results) and bool(results[0].get("bbox"))
 
     if iou_type == "bbox":
         gb = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
@@ -58,7 +63,7 @@ def evaluate_coco(
     elif iou_type == "segm":
         g_masks = [_mask(a["segmentation"], images[int(a["image_id"])]) for a in anns]
         d_masks = [_mask(d["segmentation"], images[int(d["image_id"])]) for d in dets]
-        d_area = np.array([m.area for m in d_masks], np.float64)
+        d_area = _box_area(dets) if box_results else np.array([m.area for m in d_masks], np.float64)
         overlap = coco.mask_overlap(d_masks, g_masks, crowd)
     elif keypoints:
         s = COCO_PERSON_SIGMAS if sigmas is None else np.asarray(sigmas, np.float64)
@@ -71,6 +76,8 @@ def evaluate_coco(
             if dets
             else np.zeros(0)
         )
+        if box_results:
+            d_area = _box_area(dets)
         gb = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
         overlap = coco.keypoint_overlap(
             dk[:, :, :2],
@@ -89,6 +96,11 @@ def evaluate_coco(
     result = coco.evaluate(g, d, len(cat_index), overlap, params)
     coco.summarize(result, keypoints=keypoints)
     return result
+
+
+def _box_area(dets: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    db = np.array([d["bbox"] for d in dets], np.float64).reshape(-1, 4)
+    return db[:, 2] * db[:, 3]
 
 
 def _mask(segmentation: Any, image: Mapping[str, Any]) -> coco.Mask:

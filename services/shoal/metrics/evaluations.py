@@ -41,7 +41,8 @@ from shoal.versioning.reads import Reads
 log = logging.getLogger("shoal.metrics.evaluations")
 
 #: Bump when a change to the computation changes any figure: cached results of older engines are not reused.
-ENGINE_VERSION: Final = "1"
+#: 2: COCO areas from the labels' `area` attribute; images in pycocotools' order (integer ids by value).
+ENGINE_VERSION: Final = "2"
 MAX_PAGE: Final = 1000
 DEFAULT_PAGE: Final = 100
 MAX_DETECTIONS: Final = 10_000

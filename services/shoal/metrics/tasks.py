@@ -4,6 +4,7 @@ candidates. Plain Python and NumPy; the labels come from the stored frames, pars
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ _GEOMETRY_TASK: Final = {
 
 #: Loads a mask asset by URL as a 2-D uint8 array.
 MaskLoader = Callable[[str], np.ndarray]
+#: A frame id that is an integer (COCO's image ids, imported as frame ids, are).
+_INTEGER: Final = re.compile(r"-?[0-9]+")
 
 
 @dataclass
@@ -150,6 +153,20 @@ def coco_params(params: evaluation_pb2.EvaluationParams, task: Task) -> coco.Coc
     )
 
 
+def image_key(frame_id: str) -> tuple[int, int, str]:
+    """Where a frame stands in the image order: integer ids by value, as pycocotools sorts COCO's integer image ids
+    ("2" before "10"), then every other id as a string, as it sorts string ids."""
+    if _INTEGER.fullmatch(frame_id):
+        return (0, int(frame_id), frame_id)
+    return (1, 0, frame_id)
+
+
+def in_image_order(pairs: Sequence[Pair]) -> list[Pair]:
+    """`pairs` in the image order. It decides how detections of equal score rank against each other across frames,
+    so it must be pycocotools' for the figures to be its own."""
+    return sorted(pairs, key=lambda p: image_key(p.frame_id))
+
+
 def evaluate(
     pairs: Sequence[Pair],
     task: Task,
@@ -157,7 +174,8 @@ def evaluate(
     classes: Classes,
     masks: MaskLoader,
 ) -> Outcome:
-    """Figures of one task over `pairs` (in frame-id order)."""
+    """Figures of one task over `pairs`, taken in the image order (see `image_key`)."""
+    pairs = in_image_order(pairs)
     if task == T.EVALUATION_TASK_CLASSIFICATION_2D:
         outcome = classification(pairs, params, classes)
     elif task == T.EVALUATION_TASK_SEMANTIC_SEGMENTATION_2D:
@@ -201,6 +219,20 @@ def _image_size(frame: frame_pb2.Frame, sensor_id: str) -> tuple[int, int]:
     return 0, 0
 
 
+def coco_area(label: label_pb2.Label) -> float | None:
+    """The `area` attribute a label carries (the COCO importer sets it to the area pycocotools evaluates the
+    annotation with), or None."""
+    if "area" not in label.attributes:
+        return None
+    value = label.attributes["area"]
+    kind = value.WhichOneof("kind")
+    if kind == "float_value":
+        return float(value.float_value)
+    if kind == "int_value":
+        return float(value.int_value)
+    return None
+
+
 def _yaw(q: common_pb2.Quaternion) -> float:
     w = q.w if (q.x or q.y or q.z or q.w) else 1.0
     return math.atan2(2.0 * (w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
@@ -226,7 +258,10 @@ def _collect(
                 if label.classification not in index:
                     continue
                 side.boxes.append((b.left, b.top, b.width, b.height))
-                side.area.append(b.width * b.height)
+                # Ground truth is ranged by its COCO area where it has one (a segmentation's area, for real COCO
+                # data); detections always by w·h, as pycocotools' loadRes sets it for box results.
+                given = coco_area(label) if truth else None
+                side.area.append(b.width * b.height if given is None else given)
                 _common(side, f, index[label.classification], label, b.iscrowd)
             elif task == T.EVALUATION_TASK_INSTANCE_SEGMENTATION_2D and kind == "polygon_list_2d":
                 if label.classification not in index:
@@ -281,6 +316,7 @@ def _collect_keypoints(pairs: Sequence[Pair], classes: Classes, truth: bool) -> 
     cols: list[int] = []
     values: list[tuple[float, float, bool]] = []
     given: list[tuple[float, float, float, float]] = []
+    areas: list[float | None] = []
     not_labeled = label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
     for f, pair in enumerate(pairs):
         labels: Iterable[label_pb2.Label] = pair.truth.labels if truth else pair.prediction.labels
@@ -297,6 +333,7 @@ def _collect_keypoints(pairs: Sequence[Pair], classes: Classes, truth: bool) -> 
                     values.append((kp.x, kp.y, kp.visibility != not_labeled))
             b = label.keypoints_2d.box
             given.append((b.left, b.top, b.width, b.height))
+            areas.append(coco_area(label))
             _common(side, f, index[label.classification], label, False)
     n = len(given)
     pts = np.full((n, width, 3), np.inf)
@@ -323,6 +360,8 @@ def _collect_keypoints(pairs: Sequence[Pair], classes: Classes, truth: bool) -> 
         side.ignore = [not a for a in np.asarray(labeled.any(axis=1)).tolist()]
     else:  # as pycocotools' loadRes: the extent of the predicted points
         side.area = np.where(finite.any(axis=1), extent[:, 2] * extent[:, 3], 0.0).tolist()
+    # An imported COCO annotation's own area wins: ground truth's (ranges and OKS), a detection's as loadRes set it.
+    side.area = [a if a is not None else computed for a, computed in zip(areas, side.area, strict=True)]
     return side
 
 
@@ -339,7 +378,8 @@ def _common(
 
 def _add_mask(side: Side, m: coco.Mask, frame: int, category: int, label: label_pb2.Label) -> None:
     side.masks.append(m)
-    side.area.append(float(m.area))
+    given = coco_area(label)  # COCO's area of an imported annotation, else the mask's as pycocotools computes it
+    side.area.append(float(m.area) if given is None else given)
     side.boxes.append((float(m.left), float(m.top), float(m.pixels.shape[1]), float(m.pixels.shape[0])))
     _common(side, frame, category, label, False)
 

@@ -1,9 +1,13 @@
 """COCO import and export: instances and keypoints files (ground truth) and results files (detections).
 
 One COCO annotation becomes the labels it needs: a box (label id = the annotation id), a polygon list for polygon
-segmentation (`<id>-segm`), keypoints (`<id>-kp`); run-length-encoded masks and the area travel as label attributes.
-Images become frames (frame id = image id) whose image URL is `image_url_prefix` + `file_name`. Export regroups the
-labels, so a file imported and exported again comes back with every field it had.
+segmentation (`<id>-segm`), keypoints (`<id>-kp`); run-length-encoded masks travel as a label attribute. Images become
+frames (frame id = image id) whose image URL is `image_url_prefix` + `file_name`. Export regroups the labels, so a file
+imported and exported again comes back with every field it had.
+
+Every label of an annotation carries the `area` attribute that pycocotools evaluates it with, so that the metrics
+service's figures are pycocotools' own: for ground truth the annotation's `area` (for real COCO data the area of its
+segmentation, not the box's w·h); for a detection the box's w·h, as `COCO.loadRes` sets it for results with a box.
 """
 
 from __future__ import annotations
@@ -11,12 +15,20 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import grpc
 
 from shoal.sdk.classmap import ClassMapEntry, LabelClassMap
+from shoal.sdk.errors import UploadError
 from shoal.sdk.frames import Inferences, InferencesFrame, LabeledDataset, LabeledFrame
-from shoal.v1 import frame_pb2, label_pb2, project_pb2
+from shoal.sdk.uploads import UploadReport
+from shoal.v1 import dataset_pb2, frame_pb2, label_pb2, project_pb2, upload_pb2, versioning_service_pb2
+
+if TYPE_CHECKING:
+    from shoal.sdk.client import Client
 
 SENSOR = "image"
 
@@ -88,30 +100,37 @@ def _add_annotation(
 ) -> None:
     name = cat["name"]
     aid = str(ann["id"])
-    attrs: dict[str, Any] = {}
-    if "area" in ann:
-        attrs["area"] = float(ann["area"])
-    seg = ann.get("segmentation")
-    if isinstance(seg, Mapping):
-        attrs["rle"] = json.dumps(seg, separators=(",", ":"))
-    add_box = frame._2d_bbox
     x, y, w, h = ann["bbox"]
+    # The area pycocotools evaluates the annotation with, on each of its labels: ground truth keeps its own; a
+    # detection gets its box's w·h, as COCO.loadRes overwrites it for results that have a box.
+    area: float | None = float(w) * float(h) if confidence is not None else None
+    if confidence is None and "area" in ann:
+        area = float(ann["area"])
+    attrs: dict[str, Any] = {} if area is None else {"area": area}
+    seg = ann.get("segmentation")
+    box_attrs = dict(attrs)
+    if isinstance(seg, Mapping):
+        box_attrs["rle"] = json.dumps(seg, separators=(",", ":"))
+    add_box = frame._2d_bbox
     add_box(
         sensor_id=sensor_id, label_id=aid, classification=name,
         left=float(x), top=float(y), width=float(w), height=float(h),
-        iscrowd=bool(ann.get("iscrowd", 0)), confidence=confidence, user_attrs=attrs or None,
+        iscrowd=bool(ann.get("iscrowd", 0)), confidence=confidence, user_attrs=box_attrs or None,
     )  # fmt: skip
     if isinstance(seg, list) and seg:
         polygons = [{"vertices": [(poly[i], poly[i + 1]) for i in range(0, len(poly), 2)]} for poly in seg]
         frame._2d_polygon_list(
-            sensor_id=sensor_id, label_id=f"{aid}-segm", classification=name, polygons=polygons, confidence=confidence
-        )
+            sensor_id=sensor_id, label_id=f"{aid}-segm", classification=name, polygons=polygons,
+            confidence=confidence, user_attrs=attrs or None,
+        )  # fmt: skip
     if ann.get("keypoints"):
         names = cat.get("keypoints") or [f"k{i}" for i in range(len(ann["keypoints"]) // 3)]
         frame._2d_keypoints(
             sensor_id=sensor_id, label_id=f"{aid}-kp", classification=name,
             keypoints=_keypoints(ann["keypoints"], names),
-            confidence=confidence, user_attrs={"num_keypoints": int(ann.get("num_keypoints", 0))},
+            # pycocotools scores OKS against the annotation's box when no keypoint is labeled.
+            left=float(x), top=float(y), width=float(w), height=float(h),
+            confidence=confidence, user_attrs={"num_keypoints": int(ann.get("num_keypoints", 0)), **attrs},
         )  # fmt: skip
 
 
@@ -120,11 +139,17 @@ def import_coco_results(
     categories: Iterable[Mapping[str, Any]],
     *,
     sensor_id: str = SENSOR,
+    image_ids: Iterable[Any] | None = None,
 ) -> Inferences:
-    """A COCO results file (detections with scores) → inferences, one frame per image id."""
+    """A COCO results file (detections with scores) → inferences, one frame per image id.
+
+    `image_ids` are the ground truth's images (every id of its `images`): each gets a frame, one without a
+    detection too, so that an evaluation covers the images pycocotools covers, the model's misses on images where it
+    found nothing included.
+    """
     results = _load(source)
     cats = {c["id"]: c for c in categories}
-    frames: dict[Any, InferencesFrame] = {}
+    frames: dict[Any, InferencesFrame] = {i: InferencesFrame(frame_id=str(i)) for i in image_ids or ()}
     for index, det in enumerate(results):
         frame = frames.setdefault(det["image_id"], InferencesFrame(frame_id=str(det["image_id"])))
         _add_annotation(
@@ -138,6 +163,102 @@ def import_coco_results(
     for frame in frames.values():
         inferences.add_frame(frame)
     return inferences
+
+
+@dataclass
+class CocoUpload:
+    """What `upload_coco` did: the ground truth's upload (committed), the dataset version that holds all of it, and,
+    with a results file, the inference set pinned to that version and its upload."""
+
+    ground_truth: UploadReport
+    ground_truth_upload: upload_pb2.Upload
+    dataset_version: int
+    inference_set: dataset_pb2.InferenceSet | None = None
+    inferences: UploadReport | None = None
+
+
+def upload_coco(
+    client: Client,
+    project_id: str,
+    dataset_id: str,
+    annotations: str | Path | Mapping[str, Any],
+    *,
+    results: str | Path | Sequence[Mapping[str, Any]] | None = None,
+    inference_set: str = "coco-results",
+    model_id: str = "",
+    image_url_prefix: str = "",
+    replace: bool = False,
+    timeout: float | None = None,
+    wait_until_finish: bool = False,
+) -> CocoUpload:
+    """Import a COCO ground-truth file into a dataset (creating the project and dataset when needed) and, with
+    `results`, the detections as an inference set pinned to the dataset version that holds the whole ground truth.
+
+    The inference set is created only once the ground-truth upload has committed, pinned to the newest version that
+    upload made (its batches commit in order, so that version holds every one of them): never to a version taken
+    before the upload finished, which would hold none or part of it. Every image of the ground truth gets an
+    inference frame, one without detections too, so that the evaluation covers the images pycocotools covers.
+
+    When an inference set of that name exists already (pinned to an older version), nothing is uploaded and
+    UploadError says so, unless `replace`: then it is deleted, with its evaluations, and made anew once the ground
+    truth has committed. `timeout` bounds each wait for an upload; `wait_until_finish` also waits for the detections
+    to commit.
+
+    >>> done = upload_coco(client, "p", "val", "instances_val.json", results="detections.json")
+    >>> client.evaluate("p", "val", "coco-results").dataset_version == done.dataset_version
+    True
+    """
+    coco = _load(annotations)
+    class_map, dataset = import_coco(coco, image_url_prefix=image_url_prefix)
+    detections = (
+        None
+        if results is None
+        else import_coco_results(
+            results, coco.get("categories", []), image_ids=[image["id"] for image in coco.get("images", [])]
+        )
+    )
+    name = f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inference_set}"
+    if detections is not None and not replace and _inference_set_exists(client, project_id, dataset_id, name):
+        raise UploadError(f"{name} exists: replace it to pin it to this import, or name another inference set")
+    client.create_project(project_id, class_map, exist_ok=True)
+    report = client.create_or_update_dataset(project_id, dataset_id, dataset=dataset)
+    upload = client.wait_for_upload(report.name, timeout)
+    if not upload.versions:
+        raise UploadError(
+            f"{report.name} committed no version ({upload_pb2.UploadState.Name(upload.state)}, "
+            f"{upload.frames_rejected} frames rejected, {upload.frames_failed} failed)"
+        )
+    version = max(upload.versions)
+    done = CocoUpload(report, upload, version)
+    if detections is None:
+        return done
+    try:
+        done.inference_set = client.create_inferences_set(
+            project_id, dataset_id, inference_set, model_id=model_id, dataset_version=version
+        )
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.ALREADY_EXISTS or not replace:
+            raise
+        client.delete_inference_set(project_id, dataset_id, inference_set)
+        done.inference_set = client.create_inferences_set(
+            project_id, dataset_id, inference_set, model_id=model_id, dataset_version=version
+        )
+    done.inferences = client.create_or_update_inferences(
+        project_id, dataset_id, inference_set, inferences=detections, model_id=model_id
+    )
+    if wait_until_finish:
+        client.wait_for_upload(done.inferences.name, timeout)
+    return done
+
+
+def _inference_set_exists(client: Client, project_id: str, dataset_id: str, name: str) -> bool:
+    if not (client.project_exists(project_id) and client.dataset_exists(project_id, dataset_id)):
+        return False
+    return client._exists(
+        lambda: client._call(
+            client.versioning.GetInferenceSet, versioning_service_pb2.GetInferenceSetRequest(name=name)
+        )
+    )
 
 
 def export_coco(
