@@ -326,16 +326,21 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
     from shoal.sdk import coco  # noqa: PLC0415
 
     with _client(args) as client:
-        class_map, dataset = coco.import_coco(args.annotations, image_url_prefix=args.image_url_prefix)
-        client.create_project(args.project, class_map, exist_ok=True)
-        _print_report("ground truth", client.create_or_update_dataset(args.project, args.dataset, dataset=dataset))
-        if args.results:
-            categories = json.loads(Path(args.annotations).read_text()).get("categories", [])
-            inferences = coco.import_coco_results(args.results, categories)
-            report = client.create_or_update_inferences(
-                args.project, args.dataset, args.inference_set, inferences=inferences
-            )
-            _print_report("inferences", report)
+        # The detections are pinned to the version that holds the whole ground truth: the import waits for it.
+        done = coco.upload_coco(
+            client,
+            args.project,
+            args.dataset,
+            args.annotations,
+            results=args.results,
+            inference_set=args.inference_set,
+            image_url_prefix=args.image_url_prefix,
+            replace=args.replace,
+        )
+    _print_report("ground truth", done.ground_truth)
+    if done.inferences:
+        _print_report("inferences", done.inferences)
+        print(f"{args.inference_set} is pinned to version {done.dataset_version}")
     return 0
 
 
@@ -469,6 +474,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("annotations", help="instances or person_keypoints JSON")
             p.add_argument("--results", help="a results (detections) JSON to upload as an inference set")
             p.add_argument("--inference-set", default="coco-results")
+            p.add_argument("--replace", action="store_true", help="replace an inference set of that name")
             p.add_argument("--image-url-prefix", default="", help="prefix for each image's file_name")
             p.set_defaults(func=cmd_import_coco)
         else:
