@@ -118,9 +118,7 @@ def test_everyday_reads_find_a_suite_on_other_ports(cli: Cli, tmp_path: Path) ->
     assert "partially_failed" in uploads
     assert "UNKNOWN_CLASS" in uploads
 
-    rows = [
-        json.loads(line) for line in cli("frames", *where, "--filter", 'weather = "rain"').stdout.splitlines()
-    ]
+    rows = [json.loads(line) for line in cli("frames", *where, "--filter", 'weather = "rain"').stdout.splitlines()]
     assert sorted(r["frame_id"] for r in rows) == ["f1", "f3"]
 
     coco_out = tmp_path / "coco.json"
