@@ -157,14 +157,35 @@ def test_pcd_reader_reads_every_encoding_field_order_and_padding(
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "binary", "binary_compressed"])
-def test_a_pcd_header_that_lies_about_its_points_is_refused(tmp_path: Path, encoding: str) -> None:
+def test_a_pcd_header_that_promises_more_points_than_the_data_holds_is_refused(tmp_path: Path, encoding: str) -> None:
     points = np.zeros(10, np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4")]))
-    for lie in (9, 11):
-        path = put(tmp_path, write_pcd(points, encoding, header_points=lie), "c.pcd")
-        with pytest.raises(InvalidArgument) as err:
-            formats.check_pcd(path)
-        assert err.value.reason == "PCD_SIZE_MISMATCH"
-        assert f"{lie} points" in err.value.violations[0].description
+    path = put(tmp_path, write_pcd(points, encoding, header_points=11), "c.pcd")
+    with pytest.raises(InvalidArgument) as err:
+        formats.check_pcd(path)
+    assert err.value.reason == "PCD_SIZE_MISMATCH"
+    assert "11 points" in err.value.violations[0].description
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "binary"])
+def test_data_after_the_declared_points_is_ignored_as_pcl_does_with_a_warning(tmp_path: Path, encoding: str) -> None:
+    points = np.zeros(10, np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4")]))
+    points["x"] = np.arange(10)
+    path = put(tmp_path, write_pcd(points, encoding, header_points=9), "c.pcd")
+    info = formats.check_pcd(path).info
+    assert isinstance(info, asset_pb2.PointCloudInfo)
+    assert info.point_count == 9
+    assert info.max.x == 8.0  # the tenth point is not read
+    assert len(info.warnings) == 1
+    assert "after the declared points ignored" in info.warnings[0]
+
+
+def test_bytes_after_a_compressed_block_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    points = np.zeros(10, np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4")]))
+    path = put(tmp_path, write_pcd(points, "binary_compressed") + b"\x00" * 7, "c.pcd")
+    info = formats.check_pcd(path).info
+    assert isinstance(info, asset_pb2.PointCloudInfo)
+    assert info.point_count == 10
+    assert list(info.warnings) == ["7 bytes after the declared points ignored"]
 
 
 def test_pcd_header_rules(tmp_path: Path) -> None:

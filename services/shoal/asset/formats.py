@@ -19,8 +19,8 @@ import math
 import re
 import struct
 import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -360,6 +360,8 @@ class PcdHeader:
     points: int
     data: str
     data_offset: int
+    # What the reader passed over, as PCL does (bytes after the declared points), for the asset's facts.
+    warnings: list[str] = field(default_factory=list)
 
     def dtype(self) -> np.dtype[np.void]:
         """One point's layout, fields in file order (padding fields included)."""
@@ -451,12 +453,15 @@ def read_pcd(path: Path) -> tuple[PcdHeader, npt.NDArray[np.void]]:
     size = path.stat().st_size - header.data_offset
     n = header.points
     if header.data == "binary":
-        if size != n * dtype.itemsize:
+        if size < n * dtype.itemsize:
             raise bad(
                 f"the PCD header says {n} points of {dtype.itemsize} bytes ({n * dtype.itemsize} bytes) but the data "
-                f"holds {size} bytes" + (" (truncated)" if size < n * dtype.itemsize else ""),
+                f"holds {size} bytes (truncated)",
                 "PCD_SIZE_MISMATCH",
             )
+        if size > n * dtype.itemsize:
+            # PCL reads the declared points and ignores what follows; so does Shoal, and says so.
+            header.warnings.append(_trailing(size - n * dtype.itemsize))
         if n == 0:
             return header, np.zeros(0, dtype)
         return header, np.memmap(path, dtype=dtype, mode="r", offset=header.data_offset, shape=(n,))
@@ -471,12 +476,17 @@ def read_pcd(path: Path) -> tuple[PcdHeader, npt.NDArray[np.void]]:
 def _pcd_ascii(body: bytes, header: PcdHeader, dtype: np.dtype[np.void]) -> npt.NDArray[np.void]:
     per_point = sum(header.counts)
     lines = [line for line in body.split(b"\n") if line.strip()]
-    if len(lines) != header.points:
+    if len(lines) < header.points:
         raise bad(
             f"the PCD header says {header.points} points but the data has {len(lines)} lines", "PCD_SIZE_MISMATCH"
         )
+    if len(lines) > header.points:
+        # PCL reads the declared number of lines and ignores the rest.
+        extra = len(lines) - header.points
+        header.warnings.append(f"{extra} line{'s' if extra > 1 else ''} after the declared points ignored")
+        lines = lines[: header.points]
     try:
-        values = np.array(body.split(), dtype=np.float64)
+        values = np.array(b" ".join(lines).split(), dtype=np.float64)
     except ValueError:
         raise bad("the PCD ascii data holds something that is not a number", "INVALID_PCD") from None
     if values.size != header.points * per_point:
@@ -509,6 +519,8 @@ def _pcd_compressed(body: bytes, header: PcdHeader, dtype: np.dtype[np.void]) ->
         )
     if len(body) - 8 < compressed:
         raise bad(f"the PCD compressed data is truncated: {len(body) - 8} of {compressed} bytes", "INVALID_PCD")
+    if len(body) - 8 > compressed:
+        header.warnings.append(_trailing(len(body) - 8 - compressed))
     if header.points == 0:
         return np.zeros(0, dtype)
     try:
@@ -521,15 +533,21 @@ def _pcd_compressed(body: bytes, header: PcdHeader, dtype: np.dtype[np.void]) ->
     out = np.zeros(header.points, dtype)
     offset = 0
     for name in dtype.names or ():
-        field = dtype[name]
-        count = header.points * (int(np.prod(field.shape)) if field.shape else 1)
-        out[name] = np.frombuffer(raw, dtype=field.base, count=count, offset=offset).reshape(out[name].shape)
-        offset += field.itemsize * header.points
+        part = dtype[name]
+        count = header.points * (int(np.prod(part.shape)) if part.shape else 1)
+        out[name] = np.frombuffer(raw, dtype=part.base, count=count, offset=offset).reshape(out[name].shape)
+        offset += part.itemsize * header.points
     return out
 
 
-def _cloud_info(encoding: str, points: npt.NDArray[np.void], fields: list[str]) -> asset_pb2.PointCloudInfo:
-    info = asset_pb2.PointCloudInfo(encoding=encoding, point_count=len(points), fields=fields)
+def _trailing(count: int) -> str:
+    return f"{count} byte{'s' if count > 1 else ''} after the declared points ignored"
+
+
+def _cloud_info(
+    encoding: str, points: npt.NDArray[np.void], fields: list[str], warnings: Sequence[str] = ()
+) -> asset_pb2.PointCloudInfo:
+    info = asset_pb2.PointCloudInfo(encoding=encoding, point_count=len(points), fields=fields, warnings=warnings)
     if not len(points):
         return info
     # Bounds over the points whose three coordinates are all finite (organised clouds mark gaps with NaN); one
@@ -551,7 +569,7 @@ def _cloud_info(encoding: str, points: npt.NDArray[np.void], fields: list[str]) 
 
 def check_pcd(path: Path) -> Checked:
     header, points = read_pcd(path)
-    return Checked("application/x-pcd", _cloud_info(header.data, points, header.fields))
+    return Checked("application/x-pcd", _cloud_info(header.data, points, header.fields, header.warnings))
 
 
 def check_kitti_bin(path: Path) -> Checked:

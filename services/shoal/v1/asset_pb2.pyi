@@ -57,18 +57,20 @@ class MaskInfo(_message.Message):
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., class_ids: _Optional[_Iterable[int]] = ..., unknown_class_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PointCloudInfo(_message.Message):
-    __slots__ = ("encoding", "point_count", "fields", "min", "max")
+    __slots__ = ("encoding", "point_count", "fields", "min", "max", "warnings")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     POINT_COUNT_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     MIN_FIELD_NUMBER: _ClassVar[int]
     MAX_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     encoding: str
     point_count: int
     fields: _containers.RepeatedScalarFieldContainer[str]
     min: _common_pb2.Vector3
     max: _common_pb2.Vector3
-    def __init__(self, encoding: _Optional[str] = ..., point_count: _Optional[int] = ..., fields: _Optional[_Iterable[str]] = ..., min: _Optional[_Union[_common_pb2.Vector3, _Mapping]] = ..., max: _Optional[_Union[_common_pb2.Vector3, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, encoding: _Optional[str] = ..., point_count: _Optional[int] = ..., fields: _Optional[_Iterable[str]] = ..., min: _Optional[_Union[_common_pb2.Vector3, _Mapping]] = ..., max: _Optional[_Union[_common_pb2.Vector3, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AudioInfo(_message.Message):
     __slots__ = ("format", "duration_seconds", "sample_rate_hz", "channels")
