@@ -345,13 +345,18 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
 
 
 def cmd_import_frames(args: argparse.Namespace) -> int:
+    """Rows of the reference client's serialized frames (inline or split, one file or several), as one upload; with
+    --inference-set, inference rows into that set. Every row that cannot be taken is named by file and line."""
     from shoal.sdk import serialized  # noqa: PLC0415
 
     with _client(args) as client:
-        frames = serialized.read_frames(serialized.read_jsonl(args.file))
         _create_or_refuse(client, args)
-        _print_report("frames", client.upload(f"projects/{args.project}/datasets/{args.dataset}", frames))
-    return 0
+        result = serialized.import_frames(
+            client, args.project, args.dataset, args.file, inference_set=args.inference_set or None
+        )
+    for line in result.describe():
+        print(line)
+    return 1 if result.read.rejected else 0
 
 
 def cmd_assets_upload(args: argparse.Namespace) -> int:
@@ -478,7 +483,10 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--image-url-prefix", default="", help="prefix for each image's file_name")
             p.set_defaults(func=cmd_import_coco)
         else:
-            p.add_argument("file", help="JSON lines, labels inline or split into frame and crop rows")
+            p.add_argument(
+                "file", nargs="+", help="JSON lines, labels inline or split into frame and crop rows (one or more)"
+            )
+            p.add_argument("--inference-set", default="", help="import inference rows into this inference set")
             p.add_argument("--create", action="store_true", help="create the dataset when it does not exist")
             p.set_defaults(func=cmd_import_frames)
     assets = sub.add_parser("assets", help="images, masks, point clouds and audio stored by Shoal").add_subparsers(

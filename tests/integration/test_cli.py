@@ -167,8 +167,9 @@ def test_failures_are_a_few_lines_and_a_nonzero_exit(cli: Cli, tmp_path: Path) -
     not_json = tmp_path / "rows.jsonl"
     not_json.write_text('{"task_id": "a"}\nthis is not json\n')
     bad_rows = cli("import", "frames", *where, str(not_json))
-    assert bad_rows.returncode == 1
-    assert "not JSON" in bad_rows.stderr or "line 2" in bad_rows.stderr
+    assert bad_rows.returncode == 1  # the line that is not JSON is named; the others are imported
+    assert "rows.jsonl:2" in bad_rows.stdout or "line 2" in bad_rows.stdout, bad_rows.stdout
+    assert "not JSON" in bad_rows.stdout
 
     bad_coco = tmp_path / "instances.json"
     bad_coco.write_text('{"images": [}')

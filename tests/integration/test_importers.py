@@ -12,7 +12,7 @@ from shoal.ingest.server import build as build_ingest
 from shoal.kit.objectstore import LocalObjectStore
 from shoal.kit.settings import StoreSettings
 from shoal.sdk import coco, serialized
-from shoal.v1 import ingest_service_pb2
+from shoal.v1 import ingest_service_pb2, versioning_service_pb2
 from shoal.versioning.server import build as build_versioning
 
 from tests.conftest import ADMIN_KEY, ServerThread, unique
@@ -123,5 +123,20 @@ def test_shoal_import_commands(start_service: Callable[..., ServerThread], tmp_p
     rows = serialized.read_jsonl(REFERENCE / "labeled_inline.jsonl")
     fitting = sum(1 for row in rows if "sign" not in {e["label"] for e in row["label_data"]})
     assert 0 < fitting < 40
-    assert f"frames: {fitting} accepted, {40 - fitting} rejected" in frames_run.stdout
+    assert f"upload: {fitting} accepted, {40 - fitting} rejected" in frames_run.stdout
     assert "UNKNOWN_CLASS" in frames_run.stdout
+    # The client's inference rows, into an inference set of that dataset.
+    inferences_run = subprocess.run(
+        [*cmd, "frames", "--project", frames_project, "--dataset", "drives", "--inference-set", "model-a", str(REFERENCE / "inferences.jsonl")],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert inferences_run.returncode == 0, inferences_run.stdout + inferences_run.stderr
+    assert "upload: " in inferences_run.stdout
+    with shoal.Client(
+        api_key=ADMIN_KEY, addresses={"versioning": versioning.target, "ingest": ingest.target}, show_progress=False
+    ) as client:
+        sets = client.versioning.ListInferenceSets(
+            versioning_service_pb2.ListInferenceSetsRequest(parent=f"projects/{frames_project}/datasets/drives"),
+            metadata=client._metadata,
+        )
+        assert [s.name.rsplit("/", 1)[1] for s in sets.inference_sets] == ["model-a"]
