@@ -233,7 +233,7 @@ def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     assert "template-attributes.json: 17 keypoint classes, 19 rig lines" in result.stdout
     assert "imported the job's output as version 2: 40 frames, 40 labels, 0 bad lines" in result.stdout
     assert "40 images, " in result.stdout
-    assert "5% modified, 95% marked unchanged" in result.stdout
+    assert "5% modified (the job's own flag: 5%), 95% marked unchanged" in result.stdout
     assert re.search(r"swap candidates now: 1 \(pose-\d{4}\); version 1 still has 3", result.stdout)
     assert result.stdout.rstrip().endswith("shoal stopped")
     assert suite.shoal("status").returncode == 3
