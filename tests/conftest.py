@@ -239,6 +239,23 @@ def start_service(tmp_path: Path, redis_server: RedisProcess) -> Iterator[Callab
             thread.stop(0.5)
 
 
+def start_suite(start: Callable[..., ServerThread], redis_url: str, store: StoreSettings) -> dict[str, ServerThread]:
+    """The five services on one Redis database and one store, the versioning worker running: a whole suite."""
+    from shoal.asset.server import build as build_asset
+    from shoal.embedding.server import build as build_embedding
+    from shoal.ingest.server import build as build_ingest
+    from shoal.metrics.server import build as build_metrics
+    from shoal.versioning.server import build as build_versioning
+
+    return {
+        "versioning": start("versioning", build_versioning, redis_url, store, run_worker=True),
+        "ingest": start("ingest", build_ingest, redis_url, store),
+        "asset": start("asset", build_asset, redis_url, store, asset_http_port=0),
+        "metrics": start("metrics", build_metrics, redis_url, store),
+        "embedding": start("embedding", build_embedding, redis_url, store),
+    }
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Services started by tests log JSON to stderr; keep test output readable unless asked.
     os.environ.setdefault("SHOAL_LOG_LEVEL", "WARNING")

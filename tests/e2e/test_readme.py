@@ -17,16 +17,11 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
-from shoal.asset.server import build as build_asset
 from shoal.embedding import lightly
-from shoal.embedding.server import build as build_embedding
-from shoal.ingest.server import build as build_ingest
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
-from shoal.metrics.server import build as build_metrics
-from shoal.versioning.server import build as build_versioning
 
-from tests.conftest import ADMIN_KEY, ServerThread
+from tests.conftest import ADMIN_KEY, ServerThread, start_suite
 from tests.pcd import write_pcd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -63,13 +58,7 @@ def test_the_readme_tour_runs_as_written(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     store = StoreSettings(url=(tmp_path / "store").as_uri())
-    started = {
-        "versioning": start_service("versioning", build_versioning, redis_db, store, run_worker=True),
-        "ingest": start_service("ingest", build_ingest, redis_db, store),
-        "asset": start_service("asset", build_asset, redis_db, store, asset_http_port=0),
-        "metrics": start_service("metrics", build_metrics, redis_db, store),
-        "embedding": start_service("embedding", build_embedding, redis_db, store),
-    }
+    started = start_suite(start_service, redis_db, store)
     for name, server in started.items():
         monkeypatch.setenv(f"SHOAL_{name.upper()}_ADDRESS", server.target)
     work = tmp_path / "work"

@@ -16,15 +16,10 @@ from pathlib import Path
 import pytest
 import shoal
 from PIL import Image
-from shoal.asset.server import build as build_asset
-from shoal.embedding.server import build as build_embedding
-from shoal.ingest.server import build as build_ingest
 from shoal.kit.settings import StoreSettings
-from shoal.metrics.server import build as build_metrics
 from shoal.runner.suite import ADMIN_KEY_FILE, ServicePorts, SuiteConfig
-from shoal.versioning.server import build as build_versioning
 
-from tests.conftest import ADMIN_KEY, ServerThread, unique
+from tests.conftest import ADMIN_KEY, ServerThread, start_suite, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -53,13 +48,7 @@ class Cli:
 def cli(start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str) -> Cli:
     """A suite on random ports, described by a state directory as `shoal up` writes it (ports and admin key)."""
     store = StoreSettings(url=(tmp_path / "store").as_uri())
-    started = {
-        "versioning": start_service("versioning", build_versioning, redis_db, store, run_worker=True),
-        "ingest": start_service("ingest", build_ingest, redis_db, store),
-        "asset": start_service("asset", build_asset, redis_db, store, asset_http_port=0),
-        "metrics": start_service("metrics", build_metrics, redis_db, store),
-        "embedding": start_service("embedding", build_embedding, redis_db, store),
-    }
+    started = start_suite(start_service, redis_db, store)
     state = tmp_path / "state"
     config = SuiteConfig(
         state_dir=str(state),

@@ -15,11 +15,7 @@ import redis
 import shoal
 from minio import Minio
 from PIL import Image
-from shoal.asset.server import build as build_asset
-from shoal.embedding.server import build as build_embedding
-from shoal.ingest.server import build as build_ingest
 from shoal.kit.status import unpack
-from shoal.metrics.server import build as build_metrics
 from shoal.v1 import (
     embedding_service_pb2,
     ingest_service_pb2,
@@ -28,9 +24,8 @@ from shoal.v1 import (
     upload_pb2,
     versioning_service_pb2,
 )
-from shoal.versioning.server import build as build_versioning
 
-from tests.conftest import ADMIN_KEY, S3Server, ServerThread, unique, wait_until
+from tests.conftest import ADMIN_KEY, S3Server, ServerThread, start_suite, unique, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -74,13 +69,7 @@ class Suite:
 def suite(start_service: Callable[..., ServerThread], s3_server: S3Server, redis_db: str) -> Suite:
     bucket = unique("deletes")
     store = s3_server.store_settings(bucket)
-    targets = {
-        "versioning": start_service("versioning", build_versioning, redis_db, store, run_worker=True).target,
-        "ingest": start_service("ingest", build_ingest, redis_db, store).target,
-        "asset": start_service("asset", build_asset, redis_db, store, asset_http_port=0).target,
-        "metrics": start_service("metrics", build_metrics, redis_db, store).target,
-        "embedding": start_service("embedding", build_embedding, redis_db, store).target,
-    }
+    targets = {name: server.target for name, server in start_suite(start_service, redis_db, store).items()}
     return Suite(targets, redis_db, s3_server, bucket)
 
 
