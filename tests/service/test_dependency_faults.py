@@ -72,6 +72,9 @@ def test_undecodable_request_bytes_are_invalid_argument(start_service: Callable[
         details = unpack(caught.value)
         assert (details.code, details.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "UNDECODABLE_REQUEST")
         assert "Error" not in details.message  # no Python exception class names leak
+        with pytest.raises(grpc.RpcError) as keyless:
+            unary(garbage, timeout=10)
+        assert keyless.value.code() == grpc.StatusCode.UNAUTHENTICATED  # the key is checked first
 
         streaming = channel.stream_stream("/shoal.v1.IngestService/UploadFrames")
         # A service other than ingest does not serve it; the versioning server answers UNIMPLEMENTED untouched.

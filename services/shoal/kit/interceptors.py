@@ -1,4 +1,5 @@
-"""Server interceptors, outermost first: request id → Prometheus metrics → error mapping → API-key authentication.
+"""Server interceptors, outermost first: request id → Prometheus metrics → error mapping → API-key authentication →
+refusal of undecodable requests.
 
 Each interceptor supplies an async context manager that wraps one call; `_wrap` applies it to every kind of RPC
 (unary, server-, client- and bidi-streaming) so that interceptors are written once, not four times.
@@ -382,13 +383,17 @@ class ErrorInterceptor(_ScopeInterceptor):
     UNAVAILABLE with a retry delay; request bytes that do not parse become INVALID_ARGUMENT; other unknown exceptions
     become INTERNAL with a generic message and a logged traceback, never a leaked stack."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        # Per method: the handler and its checking wrapper (made once, so the scope cache keeps working).
-        self._checked: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
-
     def scope_factory(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Scope:
         return lambda ctx: _ErrorScope(method, ctx)
+
+
+class DecodeInterceptor(_InterceptorBase):
+    """Innermost: request bytes that do not parse are refused as INVALID_ARGUMENT inside the error and auth scopes
+    (so a caller without a key still hears UNAUTHENTICATED first), instead of grpc's UNKNOWN naming an exception."""
+
+    def __init__(self) -> None:
+        # Per method: the handler and its checking wrapper, made once.
+        self._checked: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
@@ -401,14 +406,7 @@ class ErrorInterceptor(_ScopeInterceptor):
         cached = self._checked.get(handler_call_details.method)
         if cached is None or cached[0] is not handler:
             cached = self._checked[handler_call_details.method] = (handler, _checking(handler))
-        return await super().intercept_service(_const(cached[1]), handler_call_details)
-
-
-def _const(handler: grpc.RpcMethodHandler[Any, Any]) -> Callable[[grpc.HandlerCallDetails], Awaitable[Any]]:
-    async def continuation(_: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
-        return handler
-
-    return continuation
+        return cached[1]
 
 
 def _checking(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
@@ -491,4 +489,10 @@ class AuthInterceptor(_ScopeInterceptor):
 
 def default_interceptors(verifier: ApiKeyVerifier) -> Sequence[grpc.aio.ServerInterceptor[Any, Any]]:
     """The interceptor chain every Shoal service runs, outermost first."""
-    return (RequestIdInterceptor(), MetricsInterceptor(), ErrorInterceptor(), AuthInterceptor(verifier))
+    return (
+        RequestIdInterceptor(),
+        MetricsInterceptor(),
+        ErrorInterceptor(),
+        AuthInterceptor(verifier),
+        DecodeInterceptor(),
+    )
