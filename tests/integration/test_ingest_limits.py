@@ -10,8 +10,8 @@ import pytest
 import shoal
 from shoal.ingest.server import build as build_ingest
 from shoal.kit.settings import StoreSettings
+from shoal.storage.reads import RESPONSE_BYTES
 from shoal.v1 import frame_pb2, ingest_service_pb2, upload_pb2, versioning_service_pb2
-from shoal.versioning.reads import RESPONSE_BYTES
 from shoal.versioning.server import build as build_versioning
 
 from tests.conftest import ADMIN_KEY, ServerThread, unique

@@ -10,10 +10,10 @@ import pytest
 from shoal.kit.errors import FailedPrecondition, NotFound
 from shoal.kit.names import DatasetName
 from shoal.kit.settings import StoreSettings
+from shoal.storage.rows import derived_columns
 from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables
 from shoal.v1 import frame_pb2
 from shoal.versioning import labels as labels_module
-from shoal.versioning.apply import derived_columns
 from shoal.versioning.labels import LabelIndex
 
 pytestmark = pytest.mark.integration

@@ -38,8 +38,8 @@ def test_page_tokens_roundtrip(key: str) -> None:
 
 
 def test_a_trailing_newline_is_no_loophole() -> None:
-    from shoal.asset.assets import parse_asset
     from shoal.kit.names import check_id, parse_dataset
+    from shoal.storage.assetnames import parse_asset
 
     for call in (
         lambda: check_key("a/b\n"),

@@ -7,8 +7,9 @@ import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
-from shoal.asset.assets import UrlSigner, referenced_asset
+from shoal.asset.assets import UrlSigner
 from shoal.kit.objectstore import LocalObjectStore
+from shoal.storage.assetnames import referenced_asset
 
 
 def test_signatures_bind_method_key_and_deadline(tmp_path: Path) -> None:

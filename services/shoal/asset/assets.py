@@ -25,7 +25,6 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -36,67 +35,13 @@ from shoal.asset import formats
 from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName, parse_dataset
 from shoal.kit.objectstore import LocalObjectStore, ObjectStore, WriteConflict
+from shoal.storage.assetnames import AssetName, parse_asset
 from shoal.storage.catalog import Catalog
 from shoal.v1 import asset_pb2, asset_service_pb2
 
 CHUNK: Final = 1 << 20
 MAX_TTL: Final = timedelta(days=7)  # the longest an S3 presigned URL may last
-NAME_RE: Final = re.compile(r"^projects/([a-z][a-z0-9-]{0,62})/datasets/([a-z][a-z0-9-]{0,62})/assets/([0-9a-f]{64})$")
-# An asset reference inside a frame: `shoal://projects/…/assets/{sha}`, or any URL whose path holds the blob key
-# (signed URLs of the local URL server and of S3 both do).
-BLOB_KEY_RE: Final = re.compile(r"assets/([a-z][a-z0-9-]{0,62})/([a-z][a-z0-9-]{0,62})/blobs/([0-9a-f]{64})(?:$|\?)")
 SHA_RE: Final = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class AssetName:
-    project: str
-    dataset: str
-    sha256: str
-
-    @property
-    def dataset_name(self) -> DatasetName:
-        return DatasetName(self.project, self.dataset)
-
-    def __str__(self) -> str:
-        return f"projects/{self.project}/datasets/{self.dataset}/assets/{self.sha256}"
-
-    @property
-    def prefix(self) -> str:
-        return f"assets/{self.project}/{self.dataset}"
-
-    @property
-    def blob(self) -> str:
-        return f"{self.prefix}/blobs/{self.sha256}"
-
-    @property
-    def preview(self) -> str:
-        return f"{self.prefix}/previews/{self.sha256}.jpg"
-
-    @property
-    def record(self) -> str:
-        return f"{self.prefix}/records/{self.sha256}.json"
-
-
-def parse_asset(name: str, field: str = "name") -> AssetName:
-    found = NAME_RE.fullmatch(name)
-    if not found:
-        raise InvalidArgument.of(
-            [FieldViolation(field, f"{name!r} is not an asset name (projects/{{p}}/datasets/{{d}}/assets/{{sha256}})")],
-            reason="INVALID_NAME",
-        )
-    return AssetName(*found.groups())
-
-
-def referenced_asset(url: str) -> AssetName | None:
-    """The Shoal asset a frame's URL points to, if it points to one."""
-    if url.startswith("shoal://"):
-        found = NAME_RE.fullmatch(url.removeprefix("shoal://"))
-        return AssetName(*found.groups()) if found else None
-    if url.startswith(("http://", "https://", "s3://")):
-        found = BLOB_KEY_RE.search(urllib.parse.unquote(url))
-        return AssetName(*found.groups()) if found else None
-    return None
 
 
 def _dataset_prefix(dataset: DatasetName) -> str:

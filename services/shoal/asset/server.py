@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf import empty_pb2
 
-from shoal.asset.assets import Assets, UrlSigner, parse_asset
+from shoal.asset.assets import Assets, UrlSigner
 from shoal.asset.formats import DecodeBudget
 from shoal.asset.http import BlobServer
 from shoal.kit import auth
@@ -20,6 +20,7 @@ from shoal.kit.errors import FieldViolation, InvalidArgument
 from shoal.kit.names import parse_dataset
 from shoal.kit.objectstore import LocalObjectStore
 from shoal.kit.server import Service
+from shoal.storage.assetnames import parse_asset
 from shoal.v1 import asset_pb2, asset_service_pb2, asset_service_pb2_grpc
 
 Ctx = Any

@@ -22,9 +22,9 @@ from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.kit.names import DatasetName
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import StoreSettings
+from shoal.storage import filters
+from shoal.storage.reads import Reads
 from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2, frame_pb2
-from shoal.versioning import filters
-from shoal.versioning.reads import Reads
 
 INDEX_NAME: Final = re.compile(r"(projects/[^/]+/datasets/[^/]+)/versions/(\d+)/indexes/(frame|crop)")
 MAX_K: Final = 10_000

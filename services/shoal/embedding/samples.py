@@ -14,10 +14,10 @@ from shoal.embedding import selection
 from shoal.embedding.indexes import Index, Indexes
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.kit.names import parse_inference_set
+from shoal.storage import filters
+from shoal.storage.segments import Segments
 from shoal.storage.tables import TableRoot
 from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2, frame_pb2
-from shoal.versioning import filters
-from shoal.versioning.segments import Segments
 
 E = embedding_pb2
 

@@ -30,7 +30,6 @@ from google.protobuf import json_format, timestamp_pb2
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from shoal.asset.assets import AssetName, referenced_asset
 from shoal.ingest.validation import AssetFacts, BatchValidator, TargetRules, batch_urls, rules_for
 from shoal.kit import pipeline_metrics
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ResourceExhausted
@@ -38,6 +37,7 @@ from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id,
 from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
 from shoal.kit.settings import Settings
 from shoal.storage import queue
+from shoal.storage.assetnames import AssetName, referenced_asset
 from shoal.storage.catalog import Catalog
 from shoal.v1 import asset_pb2, ingest_service_pb2, upload_pb2
 

@@ -26,17 +26,17 @@ import numpy as np
 from google.protobuf import timestamp_pb2
 from PIL import Image
 
-from shoal.asset.assets import referenced_asset
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import InferenceSetName, parse_inference_set
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.parsed import ParsedObjects
 from shoal.kit.settings import StoreSettings
 from shoal.metrics import tasks
+from shoal.storage.assetnames import referenced_asset
 from shoal.storage.catalog import Catalog
+from shoal.storage.reads import Reads
 from shoal.storage.tables import TableRoot
 from shoal.v1 import common_pb2, evaluation_pb2, frame_pb2, metrics_service_pb2
-from shoal.versioning.reads import Reads
 
 log = logging.getLogger("shoal.metrics.evaluations")
 

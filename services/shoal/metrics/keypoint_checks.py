@@ -18,9 +18,9 @@ from shoal.kit.settings import StoreSettings
 from shoal.metrics import keypoints
 from shoal.metrics.evaluations import _offset, _page_size, _token
 from shoal.storage.catalog import Catalog
+from shoal.storage.reads import Reads
 from shoal.storage.tables import VersionedTables
 from shoal.v1 import frame_pb2, metrics_service_pb2
-from shoal.versioning.reads import Reads
 
 #: Changes when the rules change, so stored results of older rules are not served.
 RULES_VERSION: Final = "keypoint-rules-2"

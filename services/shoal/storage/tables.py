@@ -28,6 +28,7 @@ import pyarrow as pa
 from shoal.kit.errors import FailedPrecondition, NotFound
 from shoal.kit.names import DatasetName, InferenceSetName
 from shoal.kit.settings import StoreSettings
+from shoal.storage.rows import derived_columns
 
 log = logging.getLogger("shoal.storage.tables")
 T = TypeVar("T")
@@ -595,8 +596,6 @@ class VersionedTables:
 
 def _fill_derived(commit: Commit, *, inference: bool) -> None:
     """Label counts and metadata of replayed changes, derived from the frames themselves."""
-    from shoal.versioning.apply import derived_columns  # noqa: PLC0415
-
     for change in commit.changes:
         if change.frame is not None:
             change.label_count, change.metadata, change.label_ids = derived_columns(change.frame, inference=inference)

@@ -16,13 +16,13 @@ Items apply in upload order; the result is each touched frame's final state plus
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from google.protobuf.message import Message
 
+from shoal.storage.rows import derived_from, label_ids_of
 from shoal.storage.tables import Change
 from shoal.v1 import frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
 
@@ -81,34 +81,6 @@ class NoLabels:
 
     def elsewhere(self, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
         return {}
-
-
-def _label_ids(frame: Message | None) -> list[str]:
-    return [] if frame is None else [label.label_id for label in frame.labels]  # type: ignore[attr-defined]
-
-
-def derived_columns(frame_bytes: bytes, *, inference: bool) -> tuple[int, str, list[str]]:
-    """(label count, queryable metadata as JSON, label ids) of a serialized frame."""
-    frame: Message = (
-        frame_pb2.InferenceFrame.FromString(frame_bytes) if inference else frame_pb2.Frame.FromString(frame_bytes)
-    )
-    return derived_from(frame)
-
-
-def derived_from(frame: Message, label_ids: list[str] | None = None) -> tuple[int, str, list[str]]:
-    """(label count, queryable metadata as JSON, label ids) of a frame message (its label ids, when known)."""
-    if label_ids is None:
-        label_ids = _label_ids(frame)
-    metadata: dict[str, object] = {}
-    for key, value in frame.user_metadata.items():  # type: ignore[attr-defined]
-        kind = value.WhichOneof("kind")
-        if kind is None or kind == "null_value":
-            metadata[key] = None
-        elif kind.endswith("_list_value"):
-            metadata[key] = list(getattr(value, kind).values)
-        else:
-            metadata[key] = getattr(value, kind)
-    return len(label_ids), json.dumps(metadata, sort_keys=True), label_ids
 
 
 def _merge_frame(existing: frame_pb2.Frame, patch: frame_pb2.Frame) -> frame_pb2.Frame:
@@ -216,7 +188,7 @@ def apply_batches(
         if frame_id not in state:
             raw = current.get(frame_id)
             state[frame_id] = message_type.FromString(raw) if raw is not None else None
-            original_ids[frame_id] = state_ids[frame_id] = _label_ids(state[frame_id])
+            original_ids[frame_id] = state_ids[frame_id] = label_ids_of(state[frame_id])
         return state[frame_id]
 
     # Who holds a label id: `claims` records every change made by this run (None: freed); ids it does not name are
@@ -323,7 +295,7 @@ def apply_batches(
                     kind,
                 )
                 continue
-            new_ids = _label_ids(new)
+            new_ids = label_ids_of(new)
             clashes = taken(frame_id, state_ids[frame_id], new_ids)
             if clashes:
                 label_index, label_id, holder = clashes[0]

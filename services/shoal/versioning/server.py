@@ -27,9 +27,9 @@ from shoal.kit.paging import offset_of, offset_token
 from shoal.kit.server import Service
 from shoal.storage.catalog import Catalog
 from shoal.storage.deletion import Deleter
+from shoal.storage.reads import Reads
+from shoal.storage.segments import Segments
 from shoal.v1 import dataset_pb2, frame_pb2, project_pb2, versioning_service_pb2, versioning_service_pb2_grpc
-from shoal.versioning.reads import Reads
-from shoal.versioning.segments import Segments
 from shoal.versioning.worker import Worker
 
 Ctx = Any

@@ -21,10 +21,10 @@ from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName, InferenceSetName, check_id, parse_dataset
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import StoreSettings
+from shoal.storage import filters
 from shoal.storage.catalog import Catalog
 from shoal.storage.tables import TableRoot, VersionedTables, VersionRecord
 from shoal.v1 import dataset_pb2, frame_pb2, versioning_service_pb2
-from shoal.versioning import filters
 
 MAX_PAGE: Final = 1000
 DEFAULT_PAGE: Final = 100
