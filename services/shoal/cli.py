@@ -78,7 +78,18 @@ def _print_table(config: SuiteConfig, statuses: dict[str, str]) -> None:
     print(f"store       {config.effective_store_url}")
 
 
-SERVER_MODULES: Final = ("lance", "pyarrow", "redis", "minio", "prometheus_client", "shapely", "mutagen", "pylzf")
+SERVER_MODULES: Final = (
+    "lance",
+    "pyarrow",
+    "redis",
+    "minio",
+    "prometheus_client",
+    "shapely",
+    "mutagen",
+    "pylzf",
+    "grpc_reflection",
+    "grpc_status",
+)
 
 
 def _server_installed() -> bool:
@@ -324,6 +335,7 @@ def cmd_gt_import(args: argparse.Namespace) -> int:
 
 def cmd_import_coco(args: argparse.Namespace) -> int:
     from shoal.sdk import coco  # noqa: PLC0415
+    from shoal.v1 import upload_pb2  # noqa: PLC0415
 
     with _client(args) as client:
         # The detections are pinned to the version that holds the whole ground truth: the import waits for it.
@@ -336,12 +348,18 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
             inference_set=args.inference_set,
             image_url_prefix=args.image_url_prefix,
             replace=args.replace,
+            wait_until_finish=True,
         )
     _print_report("ground truth", done.ground_truth)
+    failed = done.ground_truth.rejected or done.ground_truth_upload.state != upload_pb2.UPLOAD_STATE_COMMITTED
+    if done.ground_truth_upload.state != upload_pb2.UPLOAD_STATE_COMMITTED:
+        state = upload_pb2.UploadState.Name(done.ground_truth_upload.state).removeprefix("UPLOAD_STATE_").lower()
+        print(f"ground truth upload ended {state}: `shoal list uploads --errors` says why", file=sys.stderr)
     if done.inferences:
         _print_report("inferences", done.inferences)
         print(f"{args.inference_set} is pinned to version {done.dataset_version}")
-    return 0
+        failed = failed or bool(done.inferences.rejected)
+    return 1 if failed else 0
 
 
 def cmd_import_frames(args: argparse.Namespace) -> int:
@@ -356,7 +374,8 @@ def cmd_import_frames(args: argparse.Namespace) -> int:
         )
     for line in result.describe():
         print(line)
-    return 1 if result.read.rejected else 0
+    refused = [r for r in (result.report, result.label_report) if r is not None and r.rejected]
+    return 1 if result.read.rejected or refused else 0
 
 
 def cmd_assets_upload(args: argparse.Namespace) -> int:
@@ -429,6 +448,8 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if not _server_installed():
+        return 1
     from shoal.demo import run_demo  # noqa: PLC0415
 
     return run_demo(args, cmd_up, cmd_down)

@@ -2,9 +2,10 @@
 reads (lists, frames as JSON lines, exports, evaluation figures, similar frames).
 
 Finding the suite, first match wins: `--address host:port` (every service behind one address, such as the chart's
-ingress); the `SHOAL_ADDRESS` / `SHOAL_<SERVICE>_ADDRESS` / `SHOAL_HOST` environment; `--host` with the default
-ports; else the ports `shoal up` wrote into the state directory (`--state-dir`, `$SHOAL_HOME`, `./.shoal`); else
-localhost on the default ports. The key: `--api-key`, `$SHOAL_API_KEY`, else the state directory's admin key.
+ingress) or `--host` (the default ports there); the `SHOAL_ADDRESS` / `SHOAL_<SERVICE>_ADDRESS` / `SHOAL_HOST`
+environment; the ports `shoal up` wrote into the state directory (`--state-dir`, `$SHOAL_HOME`, `./.shoal`); else
+localhost on the default ports. The key: `--api-key`, `$SHOAL_API_KEY`, else — only when the suite is the one the
+state directory describes — that directory's admin key.
 
 Failures print what the server said — code, reason, each field violation — or what was wrong with a file, in a
 few lines and never a traceback, and exit 1 (2 for a command line that cannot be run).
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from shoal.kit.settings import SERVICES
+from shoal.kit.settings import DEFAULT_GRPC_PORTS, SERVICES
 from shoal.runner.suite import ADMIN_KEY_FILE, STATE_FILE, SuiteConfig
 
 EXIT_FAILED: Final = 1
@@ -53,13 +54,20 @@ def client(args: argparse.Namespace) -> Any:
 
     state = state_dir(args)
     key = args.api_key or os.environ.get("SHOAL_API_KEY", "")
-    if not key and (state / ADMIN_KEY_FILE).exists():
+    elsewhere = args.address or args.host or any(os.environ.get(name) for name in ADDRESS_ENV)
+    if not key and not elsewhere and (state / ADMIN_KEY_FILE).exists():
+        # The local suite's admin key goes only to the local suite, never to an address given elsewhere.
         key = (state / ADMIN_KEY_FILE).read_text().strip()
     if not key:
-        raise CommandError(f"no API key: pass --api-key, set SHOAL_API_KEY, or run where {state} holds a suite's key")
+        raise CommandError(
+            "no API key: pass --api-key or set SHOAL_API_KEY (the state dir's admin key is used only for the suite "
+            "that state dir describes)"
+        )
     addresses: dict[str, str] | None = None
-    explicit = args.address or args.host or any(os.environ.get(name) for name in ADDRESS_ENV)
-    if not explicit and (state / STATE_FILE).exists():
+    if args.address or args.host:
+        # The command line wins over the environment, for every service.
+        addresses = {name: args.address or f"{args.host}:{port}" for name, port in DEFAULT_GRPC_PORTS.items()}
+    elif not any(os.environ.get(name) for name in ADDRESS_ENV) and (state / STATE_FILE).exists():
         config = SuiteConfig.load(state)
         addresses = {name: f"{config.host}:{ports.grpc_port}" for name, ports in config.services.items()}
     return shoal.Client(
@@ -101,7 +109,11 @@ def report(err: BaseException) -> int:
     if isinstance(err, CommandError | ValidationError | UploadError | OperationError | ValueError | KeyError | OSError):
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE if isinstance(err, CommandError) else EXIT_FAILED
-    raise err
+    if os.environ.get("SHOAL_DEBUG"):
+        raise err
+    # Anything else (a file in a shape nobody expected) is still one line; SHOAL_DEBUG=1 shows the traceback.
+    print(f"error: {type(err).__name__}: {err} (SHOAL_DEBUG=1 shows where)", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -111,6 +123,11 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`shoal frames … | head`): not a failure of the command.
+        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:
         return report(err)
 

@@ -183,6 +183,6 @@ def test_failures_are_a_few_lines_and_a_nonzero_exit(cli: Cli, tmp_path: Path) -
     assert "is corrupt" in uploaded.stdout  # the violation's words, not only "1 field is invalid"
 
     # Nothing listens: a short message, not a long retry.
-    dead = cli("list", "projects", "--address", "127.0.0.1:9", "--retries", "0")
+    dead = cli("list", "projects", "--address", "127.0.0.1:9", "--retries", "0", key=ADMIN_KEY)
     assert dead.returncode == 1
     assert "UNAVAILABLE" in dead.stderr

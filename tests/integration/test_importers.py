@@ -119,7 +119,7 @@ def test_shoal_import_commands(start_service: Callable[..., ServerThread], tmp_p
         [*cmd, "frames", "--project", frames_project, "--dataset", "drives", "--create", str(REFERENCE / "labeled_split.jsonl")],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    assert frames_run.returncode == 0, frames_run.stderr
+    assert frames_run.returncode == 1, frames_run.stderr  # frames were refused: the command says so by its exit
     rows = serialized.read_jsonl(REFERENCE / "labeled_inline.jsonl")
     fitting = sum(1 for row in rows if "sign" not in {e["label"] for e in row["label_data"]})
     assert 0 < fitting < 40
@@ -130,8 +130,8 @@ def test_shoal_import_commands(start_service: Callable[..., ServerThread], tmp_p
         [*cmd, "frames", "--project", frames_project, "--dataset", "drives", "--inference-set", "model-a", str(REFERENCE / "inferences.jsonl")],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    assert inferences_run.returncode == 0, inferences_run.stdout + inferences_run.stderr
-    assert "upload: " in inferences_run.stdout
+    assert inferences_run.returncode == 1, inferences_run.stdout + inferences_run.stderr  # "sign" predictions refused
+    assert "upload: 20 accepted, 20 rejected" in inferences_run.stdout
     with shoal.Client(
         api_key=ADMIN_KEY, addresses={"versioning": versioning.target, "ingest": ingest.target}, show_progress=False
     ) as client:
