@@ -64,10 +64,11 @@ def run_service(service: str, build: Build) -> None:
         print(f"shoal-{service}: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     logs.configure(service, settings.log_level)
-    if settings.processes > 1:
-        from shoal.kit.workers import run_workers  # noqa: PLC0415
+    from shoal.kit import workers  # noqa: PLC0415
 
-        raise SystemExit(run_workers(settings))
+    if settings.processes > 1:
+        raise SystemExit(workers.run_workers(settings))
+    workers.die_with_parent()
     try:
         server = create_server(settings, build)
     except ShoalError as err:

@@ -24,11 +24,31 @@ from shoal.kit.settings import Settings
 
 log = logging.getLogger("shoal.kit.workers")
 
+# Set in each worker's environment: the pid of the parent whose death the worker must not outlive.
+PARENT_ENV = "SHOAL_WORKER_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a worker: ask the kernel for SIGTERM when the parent dies, so a parent killed with SIGKILL (which cannot
+    pass anything on) leaves no orphans holding the port beside its successor. Exits at once when the parent is
+    already gone. Linux only; elsewhere the parent's SIGTERM handling is all there is."""
+    parent = os.environ.get(PARENT_ENV, "")
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    import ctypes  # noqa: PLC0415
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(parent):  # it died before the request took effect
+        raise SystemExit(0)
+
 
 def run_workers(settings: Settings) -> int:
     """Run `settings.processes` workers of `settings.service` until SIGTERM; returns the exit code."""
     metrics_dir = Path(tempfile.mkdtemp(prefix=f"shoal-{settings.service}-metrics-"))
     env = os.environ | {
+        PARENT_ENV: str(os.getpid()),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "SHOAL_PROCESSES": "1",
         "SHOAL_REUSE_PORT": "true",
