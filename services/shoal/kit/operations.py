@@ -11,7 +11,6 @@ callers retry instead of waiting for ever.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
@@ -41,6 +40,7 @@ from shoal.kit.errors import (
     Unavailable,
     Unimplemented,
 )
+from shoal.kit.paging import offset_of, offset_token
 from shoal.kit.server import Service
 from shoal.v1 import operation_pb2, operation_pb2_grpc
 
@@ -282,14 +282,7 @@ class OperationStore:
         if page_size < 0:
             raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
         size = min(page_size or 100, MAX_PAGE)
-        try:
-            start = int(base64.urlsafe_b64decode(page_token.encode()).decode()) if page_token else 0
-            if start < 0:
-                raise ValueError(page_token)
-        except ValueError:
-            raise InvalidArgument.of(
-                [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
-            ) from None
+        start = offset_of(page_token)
         out: list[operation_pb2.Operation] = []
         position = start
         while len(out) < size:
@@ -311,7 +304,7 @@ class OperationStore:
                 if len(out) == size:
                     break
         more = await self.redis.zcard(index) > position
-        return out, base64.urlsafe_b64encode(str(position).encode()).decode() if more else ""
+        return out, offset_token(position) if more else ""
 
     async def run(
         self,

@@ -170,12 +170,12 @@ class Deleter:
 
     def scoped_keys(self, project: ProjectName) -> list[str]:
         """The keys that name `project`. Blocking."""
-        revoked = []
+        found = []
         for record in apikeys.list_keys(self.store):
             if str(project) not in record.projects:
                 continue
-            revoked.append(record.key_id)
-        return revoked
+            found.append(record.key_id)
+        return found
 
     async def revoke_keys(self, project: ProjectName) -> list[str]:
         """Keys that named only `project` are revoked; keys of several projects lose it. Every one of them is
