@@ -24,7 +24,7 @@ from shoal.kit.status import unpack
 from shoal.storage import queue
 from shoal.v1 import ingest_service_pb2, ingest_service_pb2_grpc, upload_pb2
 from shoal.versioning.server import build as build_versioning
-from shoal.versioning.worker import Entry, Worker
+from shoal.versioning.worker import Worker
 
 from tests.conftest import ADMIN_KEY, RedisProcess, ServerThread, free_port, service_settings, unique, wait_until
 from tests.integration.test_ingest import make_frame
@@ -203,10 +203,10 @@ def test_a_worker_killed_between_commit_and_progress_record_loses_no_version(
                 first = Worker(settings, open_store(store), r)
                 assert await first.drain(partition)  # batch 0: version 1, recorded
                 # Batch 1: read and committed as version 2, then the worker dies before recording progress.
-                (reply,) = await r.xreadgroup(queue.CONSUMER_GROUP, f"p{partition}", {stream: ">"}, count=1)
+                consumer = queue.consumer_name(partition)
+                (reply,) = await r.xreadgroup(queue.CONSUMER_GROUP, consumer, {stream: ">"}, count=1)
                 (entry_id, fields), *_ = reply[1]
-                f = {k.decode(): v.decode() for k, v in fields.items()}
-                entry = Entry(entry_id, f["upload"], f["target"], int(f["seq"]), f["key"], int(f["frames"]))
+                entry = queue.read_entry(entry_id, fields)
                 record, _ = first.apply_group(target, [entry])
                 assert record is not None
                 assert record.version == 2

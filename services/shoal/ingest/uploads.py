@@ -28,7 +28,7 @@ from typing import Any, Final, cast
 
 from google.protobuf import json_format, timestamp_pb2
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from shoal.ingest.validation import AssetFacts, BatchValidator, TargetRules, batch_urls, rules_for
 from shoal.kit import pipeline_metrics
@@ -45,21 +45,7 @@ ASSET_CACHE_SECONDS: Final = 60.0
 
 log = logging.getLogger("shoal.ingest.uploads")
 
-# Mark an upload's stream alive, only while its record exists (a record Redis lost is not recreated half-empty).
-_ALIVE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'alive_time', ARGV[1]) end
-return 0
-"""
-
-_COUNTERS = (
-    "batches_received",
-    "batches_committed",
-    "frames_received",
-    "frames_accepted",
-    "frames_rejected",
-    "frames_committed",
-    "frames_failed",
-)
+P: Final = queue.Progress
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
@@ -74,10 +60,10 @@ def upload_state(fields: dict[str, int], closed: bool, *, expired: bool = False)
     like a closed one, and FAILED when nothing of it was committed."""
     if not (closed or expired):
         return upload_pb2.UPLOAD_STATE_RECEIVING
-    if fields["batches_committed"] < fields.get("batches_queued", 0):
+    if fields[P.BATCHES_COMMITTED] < fields.get(P.BATCHES_QUEUED, 0):
         return upload_pb2.UPLOAD_STATE_PROCESSING
-    failed = fields["frames_rejected"] + fields["frames_failed"]
-    if fields["frames_committed"] == 0 and (failed or expired):
+    failed = fields[P.FRAMES_REJECTED] + fields[P.FRAMES_FAILED]
+    if fields[P.FRAMES_COMMITTED] == 0 and (failed or expired):
         return upload_pb2.UPLOAD_STATE_FAILED
     if failed == 0:
         return upload_pb2.UPLOAD_STATE_COMMITTED
@@ -103,7 +89,7 @@ class Uploads:
         self.redis = redis
         self.catalog = Catalog(store)
         self._groups_ready: set[int] = set()
-        self._alive = redis.register_script(_ALIVE)
+        self._scripts = queue.Scripts(redis)
         self._asset_cache: dict[AssetName, tuple[AssetFacts, float]] = {}
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -182,9 +168,9 @@ class Uploads:
             now = float(existing["create_time"])
         key = queue.upload_key(str(name))
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "target", str(target))
-            pipe.hsetnx(key, "create_time", str(now))
-            pipe.hset(key, mapping={"closed": 0, "update_time": str(time.time()), "alive_time": str(time.time())})
+            pipe.hsetnx(key, P.TARGET, str(target))
+            pipe.hsetnx(key, P.CREATE_TIME, str(now))
+            pipe.hset(key, mapping={P.CLOSED: 0, P.UPDATE_TIME: str(time.time()), P.ALIVE_TIME: str(time.time())})
             pipe.zadd(queue.uploads_index_key(str(target)), {str(name): now}, nx=True)
             await pipe.execute()
         partition = queue.partition_of(str(dataset), self.settings.ingest_partitions)
@@ -194,11 +180,7 @@ class Uploads:
     async def _ensure_group(self, partition: int) -> None:
         if partition in self._groups_ready:
             return
-        try:
-            await self.redis.xgroup_create(queue.stream_key(partition), queue.CONSUMER_GROUP, id="0", mkstream=True)
-        except ResponseError as err:
-            if "BUSYGROUP" not in str(err):
-                raise
+        await queue.ensure_group(self.redis, queue.stream_key(partition))
         self._groups_ready.add(partition)
 
     async def queue_depth(self, partition: int) -> int:
@@ -276,22 +258,16 @@ class Uploads:
             if accepted:
                 pipe.xadd(
                     queue.stream_key(session.partition),
-                    {
-                        "upload": name,
-                        "target": str(session.target),
-                        "seq": batch.seq,
-                        "key": key,
-                        "frames": accepted,
-                    },
+                    queue.claim_check(name, str(session.target), batch.seq, key, accepted),
                 )
-                pipe.hincrby(queue.upload_key(name), "batches_queued", 1)
-            pipe.hincrby(queue.upload_key(name), "batches_received", 1)
-            pipe.hincrby(queue.upload_key(name), "frames_received", result.received)
-            pipe.hincrby(queue.upload_key(name), "frames_accepted", accepted)
-            pipe.hincrby(queue.upload_key(name), "frames_rejected", result.rejected)
+                pipe.hincrby(queue.upload_key(name), P.BATCHES_QUEUED, 1)
+            pipe.hincrby(queue.upload_key(name), P.BATCHES_RECEIVED, 1)
+            pipe.hincrby(queue.upload_key(name), P.FRAMES_RECEIVED, result.received)
+            pipe.hincrby(queue.upload_key(name), P.FRAMES_ACCEPTED, accepted)
+            pipe.hincrby(queue.upload_key(name), P.FRAMES_REJECTED, result.rejected)
             if result.errors:
                 pipe.rpush(queue.upload_errors_key(name), *(e.SerializeToString() for e in result.errors))
-            pipe.hset(queue.upload_key(name), mapping={"update_time": str(time.time()), "alive_time": str(time.time())})
+            pipe.hset(queue.upload_key(name), mapping={P.UPDATE_TIME: str(time.time()), P.ALIVE_TIME: str(time.time())})
             await pipe.execute()
         pipeline_metrics.INGEST_FRAMES.labels(outcome="accepted").inc(accepted)
         pipeline_metrics.INGEST_FRAMES.labels(outcome="rejected").inc(result.rejected)
@@ -328,18 +304,17 @@ class Uploads:
 
     async def keep_alive(self, session: Session) -> None:
         """Mark the upload's stream alive until cancelled (when the stream ends, however it ends)."""
-        key = queue.upload_key(str(session.name))
         interval = min(30.0, self.settings.ingest_upload_idle_seconds / 4)
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._alive(keys=[key], args=[str(time.time())])
+                await self._scripts.mark_alive(str(session.name), time.time())
             except (RedisError, OSError) as err:  # the next beat may get through; the timeout leaves room for it
                 log.warning("cannot mark upload %s alive: %s", session.name, err)
 
     async def close(self, session: Session) -> upload_pb2.Upload:
         name = str(session.name)
-        await self.redis.hset(queue.upload_key(name), mapping={"closed": 1, "update_time": str(time.time())})
+        await self.redis.hset(queue.upload_key(name), mapping={P.CLOSED: 1, P.UPDATE_TIME: str(time.time())})
         return await self.get(session.name)
 
     async def get(self, name: UploadName) -> upload_pb2.Upload:
@@ -357,21 +332,21 @@ class Uploads:
                 metadata={"name": str(name)},
             )
         fields = {k.decode(): v.decode() for k, v in raw.items()}
-        counts = {c: int(fields.get(c, 0)) for c in (*_COUNTERS, "batches_queued")}
-        closed = fields.get("closed") == "1"
-        alive = float(fields.get("alive_time") or fields.get("update_time") or fields.get("create_time") or 0)
+        counts = {c: int(fields.get(c, 0)) for c in (*P.COUNTERS, P.BATCHES_QUEUED)}
+        closed = fields.get(P.CLOSED) == "1"
+        alive = float(fields.get(P.ALIVE_TIME) or fields.get(P.UPDATE_TIME) or fields.get(P.CREATE_TIME) or 0)
         expired = not closed and time.time() - alive > self.settings.ingest_upload_idle_seconds
         upload = upload_pb2.Upload(
             name=str(name),
-            target=fields.get("target", str(name.target)),
+            target=fields.get(P.TARGET, str(name.target)),
             state=upload_state(counts, closed, expired=expired),  # type: ignore[arg-type]
         )
-        for counter in _COUNTERS:
+        for counter in P.COUNTERS:
             setattr(upload, counter, counts[counter])
         # Recorded as batches are; a batch recovered after a crash may add an older version after a newer one.
-        upload.versions.extend(sorted({int(v) for v in fields.get("versions", "").split(",") if v and v != "0"}))
-        upload.create_time.CopyFrom(_timestamp(float(fields.get("create_time", 0))))
-        upload.update_time.CopyFrom(_timestamp(float(fields.get("update_time", 0))))
+        upload.versions.extend(sorted({int(v) for v in fields.get(P.VERSIONS, "").split(",") if v and v != "0"}))
+        upload.create_time.CopyFrom(_timestamp(float(fields.get(P.CREATE_TIME, 0))))
+        upload.update_time.CopyFrom(_timestamp(float(fields.get(P.UPDATE_TIME, 0))))
         return upload
 
     async def list_uploads(

@@ -53,9 +53,10 @@ def store_prefixes(target: Target) -> list[str]:
     if i:
         return [
             f"catalog/inference_sets/{p}/{d}/{i}.json",
+            f"datasets/{p}/{d}/inference_sets/{i}/",
             f"tables/{p}/{d}/inference_sets/{i}/",
             f"metrics/{p}/{d}/{i}/",
-            f"ingest/{target}/",
+            queue.objects_prefix(str(target)),
         ]
     if d:
         return [
@@ -63,11 +64,12 @@ def store_prefixes(target: Target) -> list[str]:
             f"catalog/inference_sets/{p}/{d}/",
             f"catalog/segments/{p}/{d}/",
             f"catalog/checkpoints/{p}/{d}/",
+            f"datasets/{p}/{d}/",
             f"tables/{p}/{d}/",
             f"assets/{p}/{d}/",
             f"metrics/{p}/{d}/",
             f"checks/{target}/",
-            f"ingest/{target}/",
+            queue.objects_prefix(str(target)),
         ]
     return [
         f"catalog/projects/{p}.json",
@@ -75,11 +77,12 @@ def store_prefixes(target: Target) -> list[str]:
         f"catalog/inference_sets/{p}/",
         f"catalog/segments/{p}/",
         f"catalog/checkpoints/{p}/",
+        f"datasets/{p}/",
         f"tables/{p}/",
         f"assets/{p}/",
         f"metrics/{p}/",
         f"checks/{target}/",
-        f"ingest/{target}/",
+        queue.objects_prefix(str(target)),
     ]
 
 
@@ -117,19 +120,21 @@ class Deleter:
         still open (its heartbeat is recent)."""
         busy = []
         now = time.time()
-        async for raw in self.redis.scan_iter(match=f"{queue.upload_key('')}{_glob(target)}", count=SCAN_COUNT):
-            key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            name = key.removeprefix(queue.upload_key(""))
-            if name.endswith((":batches", ":errors")) or not _matches(name, target):
-                continue
+        async for raw in self.redis.scan_iter(match=queue.upload_keys_matching(_glob(target)), count=SCAN_COUNT):
+            key = _text(raw)
+            name = queue.named_by_key(key)
+            if key != queue.upload_key(name) or not _matches(name, target):
+                continue  # one of the upload's other keys (batches, errors, committed), or another resource's
             fields = {
                 (k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
                 for k, v in (await self.redis.hgetall(key)).items()
             }
-            queued = int(fields.get("batches_queued", "0") or 0)
-            committed = int(fields.get("batches_committed", "0") or 0)
-            closed = fields.get("closed") == "1"
-            last_seen = max(float(fields.get(f, "0") or 0) for f in ("update_time", "alive_time"))
+            queued = int(fields.get(queue.Progress.BATCHES_QUEUED, "0") or 0)
+            committed = int(fields.get(queue.Progress.BATCHES_COMMITTED, "0") or 0)
+            closed = fields.get(queue.Progress.CLOSED) == "1"
+            last_seen = max(
+                float(fields.get(f, "0") or 0) for f in (queue.Progress.UPDATE_TIME, queue.Progress.ALIVE_TIME)
+            )
             if committed < queued or (not closed and now - last_seen < self.live_seconds):
                 busy.append(name)
         return sorted(busy)
@@ -198,7 +203,7 @@ class Deleter:
         for partition in range(self.partitions):
             stream = queue.stream_key(partition)
             entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await self.redis.xrange(stream) or [])
-            ids = [entry_id for entry_id, entry in entries if _matches(_text(entry.get(b"target", b"")), target)]
+            ids = [entry_id for entry_id, entry in entries if _matches(queue.entry_target(entry), target)]
             if ids:
                 # Acknowledge (drops them from the consumers' pending lists) and delete them from the stream.
                 try:
@@ -207,9 +212,9 @@ class Deleter:
                     log.debug("no consumer group on %s", stream)
                 dequeued += await self.redis.xdel(stream, *ids)
         removed = 0
-        for pattern in (f"{queue.upload_key('')}{_glob(target)}", f"{queue.uploads_index_key('')}{_glob(target)}"):
+        for pattern in (queue.upload_keys_matching(_glob(target)), queue.upload_indexes_matching(_glob(target))):
             keys = [raw async for raw in self.redis.scan_iter(match=pattern, count=SCAN_COUNT)]
-            keys = [k for k in keys if _matches(_text(k).split(":", 2)[2].split(":", 1)[0], target)]
+            keys = [k for k in keys if _matches(queue.named_by_key(_text(k)), target)]
             if keys:
                 removed += await self.redis.delete(*keys)
         operations = await self.operations.forget(str(target))

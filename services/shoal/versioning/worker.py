@@ -24,7 +24,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, cast
 
@@ -38,6 +37,7 @@ from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import Settings
 from shoal.storage import queue
 from shoal.storage.catalog import Catalog
+from shoal.storage.queue import Entry
 from shoal.storage.tables import Commit, TableRoot, VersionRecord
 from shoal.v1 import dataset_pb2, ingest_service_pb2, upload_pb2
 from shoal.versioning.apply import BatchOutcome, QueuedBatch, apply_batches
@@ -46,52 +46,6 @@ from shoal.versioning.labels import LabelIndex
 log = logging.getLogger("shoal.versioning.worker")
 
 MAINTAIN_EVERY: Final = 8
-
-
-# Record a batch's outcome on its upload exactly once, whatever the number of deliveries.
-_PROGRESS = """
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[4]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'batches_committed', 1)
-redis.call('HINCRBY', KEYS[1], 'frames_committed', tonumber(ARGV[2]))
-redis.call('HINCRBY', KEYS[1], 'frames_failed', tonumber(ARGV[3]))
-local versions = redis.call('HGET', KEYS[1], 'versions')
-if ARGV[4] ~= '0' then
-  if versions and versions ~= '' then
-    local last = string.match(versions, '([^,]+)$')
-    if last ~= ARGV[4] then redis.call('HSET', KEYS[1], 'versions', versions .. ',' .. ARGV[4]) end
-  else
-    redis.call('HSET', KEYS[1], 'versions', ARGV[4])
-  end
-end
-redis.call('HSET', KEYS[1], 'update_time', ARGV[5])
-for i = 6, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
-return 1
-"""
-# Extend a lease only while it is still ours.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-
-@dataclass
-class Entry:
-    """One claim check read from a stream."""
-
-    entry_id: bytes
-    upload: str
-    target: str
-    seq: int
-    key: str
-    frames: int = 0
-
-    @property
-    def batch_key(self) -> str:
-        return f"{self.upload}#{self.seq}"
-
-
-def lease_key(partition: int) -> str:
-    return f"shoal:lease:ingest:{partition}"
 
 
 class Worker:
@@ -110,8 +64,7 @@ class Worker:
         self._committed: dict[str, dict[str, int]] = {}
         self._seen_version: dict[str, int] = {}
         self._labels: dict[str, LabelIndex] = {}
-        self._progress = self.redis.register_script(_PROGRESS)
-        self._renew = self.redis.register_script(_RENEW)
+        self._scripts = queue.Scripts(redis)
         self.commits = 0
         # Targets committed to since their last maintenance; maintained when the worker has nothing queued, so
         # compaction never slows a backlog down.
@@ -123,9 +76,9 @@ class Worker:
 
     async def _hold_leases(self) -> None:
         for partition in range(self.settings.ingest_partitions):
-            key = lease_key(partition)
+            key = queue.lease_key(partition)
             if partition in self.owned:
-                if not await self._renew(keys=[key], args=[self.worker_id, self.lease_ms]):
+                if not await self._scripts.renew_lease(partition, self.worker_id, self.lease_ms):
                     log.warning("lost the lease of partition %d", partition)
                     self.owned.discard(partition)
             elif await self.redis.set(key, self.worker_id, nx=True, px=self.lease_ms):
@@ -134,7 +87,7 @@ class Worker:
 
     async def release(self) -> None:
         for partition in list(self.owned):
-            key = lease_key(partition)
+            key = queue.lease_key(partition)
             if (await self.redis.get(key)) == self.worker_id.encode():
                 await self.redis.delete(key)
         self.owned.clear()
@@ -182,8 +135,8 @@ class Worker:
     async def drain(self, partition: int) -> bool:
         """Apply what the partition holds: first entries read before (pending), then new ones."""
         stream = queue.stream_key(partition)
-        consumer = f"p{partition}"
-        await _ensure_group(self.redis, stream)
+        consumer = queue.consumer_name(partition)
+        await queue.ensure_group(self.redis, stream)
         for start in ("0", ">"):
             replies = cast(
                 list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
@@ -191,7 +144,7 @@ class Worker:
                     queue.CONSUMER_GROUP, consumer, {stream: start}, count=self.settings.worker_read_count
                 ),
             )
-            entries = [_entry(eid, fields) for _, messages in replies for eid, fields in messages if fields]
+            entries = [queue.read_entry(eid, fields) for _, messages in replies for eid, fields in messages if fields]
             if entries:
                 await self._process(stream, entries)
                 return True
@@ -208,14 +161,13 @@ class Worker:
                 outcome = outcomes.get(entry.batch_key)
                 if outcome is None:
                     continue  # committed earlier, and its outcome object is gone: nothing to record it from
-                errors = [e.SerializeToString() for e in outcome.failures]
-                await self._progress(
-                    keys=[
-                        queue.upload_key(entry.upload),
-                        queue.upload_key(entry.upload) + ":committed",
-                        queue.upload_errors_key(entry.upload),
-                    ],
-                    args=[entry.seq, outcome.committed, len(outcome.failures), outcome.version, now, *errors],
+                await self._scripts.record_progress(
+                    entry.upload,
+                    entry.seq,
+                    committed=outcome.committed,
+                    failures=[e.SerializeToString() for e in outcome.failures],
+                    version=outcome.version,
+                    now=now,
                 )
             await self.redis.xack(stream, queue.CONSUMER_GROUP, *(e.entry_id for e in group))
         await queue.trim_acknowledged(self.redis, stream)
@@ -442,11 +394,6 @@ def pinned_versions(catalog: Catalog, dataset: DatasetName) -> set[int]:
     return keep
 
 
-def _entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Entry:
-    f = {k.decode(): v.decode() for k, v in fields.items()}
-    return Entry(entry_id, f["upload"], f["target"], int(f["seq"]), f["key"], int(f.get("frames", "0")))
-
-
 def _split(groups: OrderedDict[str, list[Entry]], max_frames: int) -> list[tuple[str, list[Entry]]]:
     """Each dataset's entries, in order, cut into runs of at most `max_frames` frames (at least one entry each)."""
     out: list[tuple[str, list[Entry]]] = []
@@ -462,16 +409,6 @@ def _split(groups: OrderedDict[str, list[Entry]], max_frames: int) -> list[tuple
         if run:
             out.append((target, run))
     return out
-
-
-async def _ensure_group(redis: Redis, stream: str) -> None:
-    from redis.exceptions import ResponseError  # noqa: PLC0415
-
-    try:
-        await redis.xgroup_create(stream, queue.CONSUMER_GROUP, id="0", mkstream=True)
-    except ResponseError as err:
-        if "BUSYGROUP" not in str(err):
-            raise
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
