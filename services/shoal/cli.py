@@ -447,6 +447,29 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Rewrite every dataset and inference set still in the release-before's table layout into the columnar one."""
+    if not _server_installed():
+        return 1
+    from shoal.kit.objectstore import open_store  # noqa: PLC0415
+    from shoal.kit.settings import StoreSettings  # noqa: PLC0415
+    from shoal.storage import migration  # noqa: PLC0415
+    from shoal.storage.tables import TableRoot  # noqa: PLC0415
+
+    state = _state_dir(args)
+    if _running_pid(state) is not None and not args.store_url:
+        print(f"shoal is running from {state}; its versioning service migrates by itself", file=sys.stderr)
+        return 1
+    default = (state / "store").resolve().as_uri()
+    env = {**os.environ, "SHOAL_STORE_URL": args.store_url or os.environ.get("SHOAL_STORE_URL", default)}
+    settings = StoreSettings.from_env(env)
+    done = migration.migrate_store(open_store(settings), TableRoot(settings))
+    for item in done:
+        print(f"{item.target}: {item.versions} versions migrated")
+    print(f"{len(done)} datasets and inference sets migrated" if done else "nothing to migrate")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if not _server_installed():
         return 1
@@ -592,6 +615,9 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("key", nargs="+", help="apiKeys/{id} or the id")
             p.set_defaults(func=cmd_keys_revoke)
     datacli.add_commands(sub, with_state)
+    p = with_state(sub.add_parser("migrate", help="move datasets of the release before into the columnar tables"))
+    p.add_argument("--store-url", default="", help="the store (default: $SHOAL_STORE_URL, else the state dir's)")
+    p.set_defaults(func=cmd_migrate)
     p = with_state(sub.add_parser("status", help="health of every service"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)

@@ -10,7 +10,7 @@ import pytest
 from shoal.kit.errors import FailedPrecondition, NotFound
 from shoal.kit.names import DatasetName
 from shoal.kit.settings import StoreSettings
-from shoal.storage.rows import derived_columns
+from shoal.storage import columnar
 from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables
 from shoal.v1 import frame_pb2
 from shoal.versioning import labels as labels_module
@@ -26,9 +26,7 @@ def tables(tmp_path: Path) -> VersionedTables:
 def change(frame_id: str, weather: str, change_type: int = frame_pb2.CHANGE_TYPE_ADD) -> Change:
     frame = frame_pb2.Frame(frame_id=frame_id)
     frame.user_metadata["weather"].string_value = weather
-    raw = frame.SerializeToString()
-    labels, metadata, label_ids = derived_columns(raw, inference=False)
-    return Change(frame_id, change_type, raw, "u", labels, metadata, label_ids)
+    return Change(frame_id, change_type, frame, "u")
 
 
 def test_versions_are_ordered_and_each_stays_readable(tmp_path: Path) -> None:
@@ -48,7 +46,7 @@ def test_versions_are_ordered_and_each_stays_readable(tmp_path: Path) -> None:
         t.commit(Commit(5, [change("c", "x")], ["u"], ["u#2"]))
     assert sorted(t.get(["a", "b"], 1)) == ["a", "b"]
     assert list(t.get(["a", "b"], 2)) == ["a"]
-    assert frame_pb2.Frame.FromString(t.get(["a"], 1)["a"]).user_metadata["weather"].string_value == "sun"
+    assert t.get(["a"], 1)["a"].user_metadata["weather"].string_value == "sun"
     assert [r["version"] for r in t.history("a")] == [1, 2]
     assert t.committed_batches() == {"u#0", "u#1"}
 
@@ -57,7 +55,7 @@ def test_crash_between_log_and_commit_is_replayed(tmp_path: Path) -> None:
     t = tables(tmp_path)
     t.commit(Commit(1, [change("a", "sun")], ["u"], ["u#0"], added=1))
     crashed = Commit(2, [change("b", "rain")], ["u"], ["u#1"], added=1)
-    t._append_log(crashed)  # the worker died here: logged, not yet in the table
+    t._append_log(crashed, columnar.FRAMES.encode([c.frame for c in crashed.changes]))  # died here: logged only
     assert t.latest().version == 1  # type: ignore[union-attr]
     assert t.history("b") == []  # uncommitted changes are not history
     replayed = t.recover()
@@ -90,9 +88,7 @@ def labelled(frame_id: str, *label_ids: str) -> Change:
     frame = frame_pb2.Frame(frame_id=frame_id)
     for label_id in label_ids:
         frame.labels.add(label_id=label_id, classification="car", sensor_id="cam")
-    raw = frame.SerializeToString()
-    labels, metadata, ids = derived_columns(raw, inference=False)
-    return Change(frame_id, frame_pb2.CHANGE_TYPE_ADD, raw, "u", labels, metadata, ids)
+    return Change(frame_id, frame_pb2.CHANGE_TYPE_ADD, frame, "u")
 
 
 @pytest.mark.parametrize("compact_at", [1, 1_000_000])

@@ -87,7 +87,7 @@ def test_a_merge_that_would_outgrow_the_frame_limit_fails_that_frame() -> None:
     queued = QueuedBatch("up", 0, ingest_service_pb2.FrameBatch(seq=0, frames=[grow, small]))
     result = apply_batches(
         [queued],
-        {"a": stored.SerializeToString()},
+        {"a": stored},
         inference=False,
         embedding_dimension=0,
         max_frame_bytes=32 * KIB,
@@ -95,6 +95,6 @@ def test_a_merge_that_would_outgrow_the_frame_limit_fails_that_frame() -> None:
     (failure,) = result.outcomes["up#0"].failures
     assert (failure.frame_id, failure.reason, failure.field) == ("a", "FRAME_TOO_LARGE", "frames[0]")
     assert result.outcomes["up#0"].committed == 1
-    merged = frame_pb2.Frame.FromString(result.changes[0].frame)  # type: ignore[arg-type]
+    merged = result.changes[0].frame
     assert "more" not in merged.user_metadata
     assert merged.user_metadata["part0"].string_value == "short"

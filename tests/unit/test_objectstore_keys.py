@@ -13,10 +13,15 @@ segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.=", min_size=
 )
 
 
-@given(st.lists(segment, min_size=1, max_size=6))
+@given(st.lists(segment, min_size=1, max_size=6).filter(lambda parts: parts[0] != ".shoal-tmp"))
 def test_well_formed_keys_pass(parts: list[str]) -> None:
     key = "/".join(parts)
     assert check_key(key) == key
+
+
+def test_the_store_scratch_folder_is_reserved() -> None:
+    with pytest.raises(InvalidArgument):
+        check_key(".shoal-tmp/x")
 
 
 @given(st.lists(segment, min_size=1, max_size=4), st.sampled_from(["..", ".", ""]), st.integers(0, 4))

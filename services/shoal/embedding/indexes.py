@@ -4,17 +4,17 @@ version — so a later version never changes an earlier one's answers — and ke
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf import timestamp_pb2
 
 from shoal.embedding import compute
@@ -22,9 +22,9 @@ from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.kit.names import DatasetName
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import StoreSettings
-from shoal.storage import filters
+from shoal.storage import columnar, filters
 from shoal.storage.reads import Reads
-from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2, frame_pb2
+from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2
 
 INDEX_NAME: Final = re.compile(r"(projects/[^/]+/datasets/[^/]+)/versions/(\d+)/indexes/(frame|crop)")
 MAX_K: Final = 10_000
@@ -45,8 +45,9 @@ class Index:
     frame_ids: list[str]
     label_ids: list[str]
     vectors: Any  # [n, d] on the backend's device
-    metadata: list[dict[str, Any]]
-    classes: list[frozenset[str]]
+    # Per row, the columns filters read: the frame's `user_metadata`, typed `metadata_*` columns and `labels`, and
+    # `classes` (the frame's label classes, or the crop's label's).
+    attributes: pa.Table
     create_time: timestamp_pb2.Timestamp
     dataset_born: int = 0  # the dataset's create time (ns): an index answers only for the dataset it was built from
     base_sq_norms: Any = None
@@ -57,6 +58,24 @@ class Index:
     @property
     def count(self) -> int:
         return len(self.frame_ids)
+
+    @property
+    def metadata(self) -> list[dict[str, Any]]:
+        """Each row's metadata as a dict (computed once)."""
+        found = self.derived.get("metadata")
+        if found is None:
+            found = self.derived["metadata"] = [
+                {k: _plain(v) for k, v in entries} for entries in self.attributes.column("user_metadata").to_pylist()
+            ]
+        return found
+
+    @property
+    def classes(self) -> list[frozenset[str]]:
+        """Each row's label classes (computed once)."""
+        found = self.derived.get("classes")
+        if found is None:
+            found = self.derived["classes"] = [frozenset(c) for c in self.attributes.column("classes").to_pylist()]
+        return found
 
     @property
     def dimension(self) -> int:
@@ -144,38 +163,20 @@ class Indexes:
         metric = (
             compute.EUCLIDEAN if dataset.distance_metric == dataset_pb2.DISTANCE_METRIC_EUCLIDEAN else compute.COSINE
         )
-        table = ref.tables.frames_at(ref.version)
-        frame_ids: list[str] = []
-        label_ids: list[str] = []
-        rows: list[Sequence[float]] = []
-        metadata: list[dict[str, Any]] = []
-        classes: list[frozenset[str]] = []
-        if table is not None:
-            for batch in table.to_batches(columns=["frame_id", "frame", "metadata"]):
-                for frame_id, raw, meta in zip(
-                    batch.column("frame_id").to_pylist(),
-                    batch.column("frame").to_pylist(),
-                    batch.column("metadata").to_pylist(),
-                    strict=True,
-                ):
-                    frame = frame_pb2.Frame.FromString(raw)
-                    fields = json.loads(meta) if meta else {}
-                    label_class = {lb.label_id: lb.classification for lb in frame.labels}
-                    if kind == "frame" and frame.embedding.values:
-                        frame_ids.append(frame_id)
-                        label_ids.append("")
-                        rows.append(frame.embedding.values)
-                        metadata.append(fields)
-                        classes.append(frozenset(label_class.values()))
-                    elif kind == "crop":
-                        for crop in frame.crop_embeddings:
-                            frame_ids.append(frame_id)
-                            label_ids.append(crop.label_id)
-                            rows.append(crop.values)
-                            metadata.append(fields)
-                            classes.append(frozenset({label_class.get(crop.label_id, "")}))
+        schema = ref.tables.schema(ref.version)
+        metadata_columns = [n for n in schema.names if n.startswith(columnar.METADATA_PREFIX)] if schema else []
+        table = ref.tables.read(
+            ref.version,
+            [
+                "frame_id",
+                "embedding" if kind == "frame" else "crop_embeddings",
+                "user_metadata",
+                "labels",
+                *metadata_columns,
+            ],
+        )
         dtype = np.float16 if precision == embedding_pb2.INDEX_PRECISION_FLOAT16 else np.float32
-        array = np.asarray(rows, np.float32) if rows else np.zeros((0, dataset.embedding_dimension or 1), np.float32)
+        array, frame_ids, label_ids, attributes = _rows(table, kind, dataset.embedding_dimension)
         vectors = compute.prepare(self.backend, array, metric, dtype=dtype)
         created = timestamp_pb2.Timestamp()
         created.GetCurrentTime()
@@ -189,12 +190,11 @@ class Indexes:
             frame_ids=frame_ids,
             label_ids=label_ids,
             vectors=vectors,
-            metadata=metadata,
-            classes=classes,
+            attributes=attributes,
             create_time=created,
             dataset_born=dataset.create_time.ToNanoseconds(),
         )
-        if metric == compute.EUCLIDEAN and rows:
+        if metric == compute.EUCLIDEAN and len(frame_ids):
             index.base_sq_norms = compute.squared_norms(self.backend, vectors)
         for i, (f, lb) in enumerate(zip(frame_ids, label_ids, strict=True)):
             index.rows_of_frame.setdefault(f, []).append(i)
@@ -290,6 +290,62 @@ class Indexes:
             wanted = set(classes)
             mask &= np.fromiter((bool(c & wanted) for c in index.classes), bool, index.count)
         return mask
+
+
+def _plain(value: dict[str, Any]) -> Any:
+    """A MetadataValue struct row as the plain value filters compare."""
+    for kind, v in value.items():
+        if v is None or kind in {"kind", "null_value"}:
+            continue
+        return v["values"] if kind.endswith("_list_value") else v
+    return None
+
+
+def _rows(table: pa.Table, kind: str, dimension: int) -> tuple[np.ndarray, list[str], list[str], pa.Table]:
+    """(vectors, frame ids, label ids, attributes) of the index rows in a version's columns: one row per frame with
+    an embedding, or one per crop embedding. Column reads only: no frame is decoded."""
+    labels = table.column("labels").combine_chunks()
+    flat_labels = labels.flatten()
+    label_frame = pc.list_parent_indices(labels)
+    if kind == "frame":
+        embedding = table.column("embedding").combine_chunks()
+        present = embedding.is_valid()
+        rows = pa.array(np.flatnonzero(present.to_numpy(zero_copy_only=False)))
+        values = embedding.filter(present).flatten().to_numpy(zero_copy_only=False)
+        array = values.astype(np.float32, copy=False).reshape(len(rows), -1) if len(rows) else None
+        label_ids = [""] * len(rows)
+        taken = labels.take(rows)
+        classes = pa.ListArray.from_arrays(taken.offsets, taken.flatten().field("classification"))
+    else:
+        crops = table.column("crop_embeddings").combine_chunks()
+        flat = crops.flatten()
+        rows = pc.list_parent_indices(crops)
+        values = flat.field("values")
+        array = (
+            values.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(flat), -1)
+            if len(flat)
+            else None
+        )
+        label_ids = flat.field("label_id").to_pylist()
+        owners = pa.table(
+            {
+                "frame": label_frame,
+                "label_id": flat_labels.field("label_id"),
+                "class": flat_labels.field("classification"),
+            }
+        )
+        wanted = pa.table({"frame": rows, "label_id": flat.field("label_id"), "order": pa.array(np.arange(len(flat)))})
+        joined = wanted.join(owners, ["frame", "label_id"], join_type="left outer").sort_by("order")
+        classes = pa.ListArray.from_arrays(
+            pa.array(np.arange(len(flat) + 1, dtype=np.int32)),
+            pc.fill_null(joined.column("class"), "").combine_chunks(),
+        )
+    frame_ids = table.column("frame_id").take(rows).to_pylist()
+    kept = [c for c in table.column_names if c not in {"frame_id", "embedding", "crop_embeddings"}]
+    attributes = table.select(kept).take(rows).append_column("classes", classes)
+    if array is None:
+        array = np.zeros((0, dimension or 1), np.float32)
+    return array, frame_ids, label_ids, attributes
 
 
 # duplicates, uniqueness, projection ----------------------------------------------------------------------------------

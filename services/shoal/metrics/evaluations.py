@@ -24,6 +24,7 @@ from typing import Final
 
 import numpy as np
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
 from PIL import Image
 
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
@@ -36,7 +37,7 @@ from shoal.storage.assetnames import referenced_asset
 from shoal.storage.catalog import Catalog
 from shoal.storage.reads import Reads
 from shoal.storage.tables import TableRoot
-from shoal.v1 import common_pb2, evaluation_pb2, frame_pb2, metrics_service_pb2
+from shoal.v1 import common_pb2, evaluation_pb2, metrics_service_pb2
 
 log = logging.getLogger("shoal.metrics.evaluations")
 
@@ -325,8 +326,8 @@ class Evaluations:
         """Both sides of every frame the inference set covers at `plan`'s versions, in frame-id order; and how many
         inference frames have no frame at the dataset version."""
         inference = self.root.tables(plan.inference_set)
-        predictions: list[tuple[str, bytes]] = (
-            list(inference.scan(plan.inference_version)) if plan.inference_version else []
+        predictions: list[tuple[str, Message]] = (
+            list(inference.frames(plan.inference_version)) if plan.inference_version else []
         )
         report("reading", 0, len(predictions))
         truth = self.root.tables(plan.inference_set.dataset_name).get(
@@ -334,12 +335,12 @@ class Evaluations:
         )
         pairs = []
         missing = 0
-        for i, (frame_id, raw) in enumerate(predictions):
+        for i, (frame_id, predicted) in enumerate(predictions):
             gt = truth.get(frame_id)
             if gt is None:
                 missing += 1
                 continue
-            pairs.append(tasks.Pair(frame_id, frame_pb2.Frame.FromString(gt), frame_pb2.InferenceFrame.FromString(raw)))
+            pairs.append(tasks.Pair(frame_id, gt, predicted))  # type: ignore[arg-type]
             if i % 5000 == 0:
                 report("reading", i, len(predictions))
         return pairs, missing

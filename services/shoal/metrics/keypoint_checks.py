@@ -20,7 +20,7 @@ from shoal.metrics.evaluations import _offset, _page_size, _token
 from shoal.storage.catalog import Catalog
 from shoal.storage.reads import Reads
 from shoal.storage.tables import VersionedTables
-from shoal.v1 import frame_pb2, metrics_service_pb2
+from shoal.v1 import metrics_service_pb2
 
 #: Changes when the rules change, so stored results of older rules are not served.
 RULES_VERSION: Final = "keypoint-rules-2"
@@ -116,8 +116,8 @@ class KeypointChecks:
     @staticmethod
     def _compute(plan: CheckPlan, progress: Callable[..., None]) -> metrics_service_pb2.CheckKeypointsResponse:
         columns = {cls: keypoints.Columns(rig) for cls, rig in plan.rigs.items()}
-        for scanned, (_, blob) in enumerate(plan.tables.scan(plan.version), 1):
-            keypoints.gather(frame_pb2.Frame.FromString(blob), columns)
+        for scanned, (_, frame) in enumerate(plan.tables.frames(plan.version), 1):
+            keypoints.gather(frame, columns)  # type: ignore[arg-type]
             if scanned % PROGRESS_EVERY == 0:
                 progress("reading frames", scanned, 0, "frames")
         found: list[keypoints.Candidate] = []

@@ -21,7 +21,7 @@ from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName, InferenceSetName, check_id, parse_dataset
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import StoreSettings
-from shoal.storage import filters
+from shoal.storage import columnar, filters
 from shoal.storage.catalog import Catalog
 from shoal.storage.tables import TableRoot, VersionedTables, VersionRecord
 from shoal.v1 import dataset_pb2, frame_pb2, versioning_service_pb2
@@ -72,12 +72,19 @@ def _page_size(size: int) -> int:
     return DEFAULT_PAGE if size == 0 else min(size, MAX_PAGE)
 
 
-def _masked(frame: frame_pb2.Frame, mask: field_mask_pb2.FieldMask | None) -> frame_pb2.Frame:
+def _columns(mask: field_mask_pb2.FieldMask | None) -> list[str] | None:
+    """The table columns a read mask needs (None: all of them); INVALID_ARGUMENT for fields a Frame lacks."""
     if mask is None or not mask.paths:
-        return frame
+        return None
     unknown = [p for p in mask.paths if p.split(".", 1)[0] not in frame_pb2.Frame.DESCRIPTOR.fields_by_name]
     if unknown:
         raise InvalidArgument.of([FieldViolation("read_mask", f"no such Frame fields: {', '.join(unknown)}")])
+    return columnar.FRAMES.columns_for(list(mask.paths))
+
+
+def _masked(frame: frame_pb2.Frame, mask: field_mask_pb2.FieldMask | None) -> frame_pb2.Frame:
+    if mask is None or _columns(mask) is None:
+        return frame
     out = frame_pb2.Frame()
     mask.MergeMessage(frame, out)
     return out
@@ -170,31 +177,34 @@ class Reads:
     # frames ----------------------------------------------------------------------------------------------------
 
     def _rows(
-        self, resolved: VersionRef, after: str, predicate: filters.Predicate | None, want: int
-    ) -> Iterator[tuple[str, bytes]]:
+        self,
+        resolved: VersionRef,
+        after: str,
+        filter_text: str,
+        want: int,
+        read_mask: field_mask_pb2.FieldMask | None,
+    ) -> Iterator[frame_pb2.Frame]:
+        """Frames of a version in frame id order after `after`, matching `filter_text`, read with only the columns
+        `read_mask` needs."""
         if resolved.version == 0:
             return
-        if predicate is None:
-            yield from resolved.tables.scan(resolved.version, after=after, limit=want)
+        columns = _columns(read_mask)
+        schema = resolved.tables.schema(resolved.version)
+        if schema is None:
             return
-        ds = resolved.tables.frames_at(resolved.version)
-        if ds is None:
-            return
-        scanner = ds.scanner(
-            columns=["frame_id", "frame", "metadata"],
-            filter=f"frame_id > '{after.replace(chr(39), chr(39) * 2)}'" if after else None,
-            order_by=["frame_id"],
-            batch_size=1000,
+        compiled = filters.compile(filter_text, schema) if filter_text else None
+        if compiled is not None and columns is not None:
+            columns = sorted(set(columns) | set(compiled.columns))
+        scan = resolved.tables.scan(
+            resolved.version,
+            after=after,
+            limit=want if compiled is None or not compiled.residual else 0,
+            filter_sql=compiled.sql if compiled is not None else None,
+            columns=columns,
         )
-        for batch in scanner.to_batches():
-            for frame_id, raw, metadata in zip(
-                batch.column("frame_id").to_pylist(),
-                batch.column("frame").to_pylist(),
-                batch.column("metadata").to_pylist(),
-                strict=True,
-            ):
-                if predicate(json.loads(metadata)):
-                    yield frame_id, raw
+        for batch in scan:
+            kept = batch.filter(compiled.mask(batch)) if compiled is not None and compiled.residual else batch
+            yield from resolved.tables.layout.decode(kept)  # type: ignore[misc]
 
     def list_frames(
         self, ref: str, page_size: int, page_token: str, read_mask: field_mask_pb2.FieldMask | None, filter_text: str
@@ -206,38 +216,38 @@ class Reads:
         if version != resolved.version:
             resolved = VersionRef(resolved.dataset, version, resolved.tables)
         size = _page_size(page_size)
-        predicate = filters.parse(filter_text) if filter_text else None
         frames: list[frame_pb2.Frame] = []
         used, last, more = 0, "", False
-        for frame_id, raw in self._rows(resolved, str(token.get("after", "")), predicate, size + 1):
-            frame, cost = self._framed(raw, read_mask)
+        for stored in self._rows(resolved, str(token.get("after", "")), filter_text, size + 1, read_mask):
+            frame, cost = self._framed(stored, read_mask)
             if len(frames) == size or (frames and used + cost > self.response_bytes):
                 more = True
                 break
             frames.append(frame)
             used += cost
-            last = frame_id
+            last = frame.frame_id
         next_token = _token({"version": resolved.version, "after": last}) if more else ""
         return frames, next_token, resolved.version
 
-    def _framed(self, raw: bytes, read_mask: field_mask_pb2.FieldMask | None) -> tuple[frame_pb2.Frame, int]:
+    def _framed(
+        self, frame: frame_pb2.Frame, read_mask: field_mask_pb2.FieldMask | None
+    ) -> tuple[frame_pb2.Frame, int]:
         """A stored frame as a reader asked for it, and what it adds to a response's size."""
-        frame = _masked(frame_pb2.Frame.FromString(raw), read_mask)
-        size = frame.ByteSize() if read_mask is not None and read_mask.paths else len(raw)
-        return frame, size + _FRAME_OVERHEAD
+        frame = _masked(frame, read_mask)
+        return frame, frame.ByteSize() + _FRAME_OVERHEAD
 
     def stream_frames(
         self, ref: str, batch_size: int, read_mask: field_mask_pb2.FieldMask | None, filter_text: str
     ) -> tuple[int, Iterator[list[frame_pb2.Frame]]]:
         resolved = self.resolve(ref, "parent")
         size = _page_size(batch_size or 500)
-        predicate = filters.parse(filter_text) if filter_text else None
+        _columns(read_mask)  # INVALID_ARGUMENT for unknown fields before the stream starts
 
         def batches() -> Iterator[list[frame_pb2.Frame]]:
             chunk: list[frame_pb2.Frame] = []
             used = 0
-            for _, raw in self._rows(resolved, "", predicate, 0):
-                frame, cost = self._framed(raw, read_mask)
+            for stored in self._rows(resolved, "", filter_text, 0, read_mask):
+                frame, cost = self._framed(stored, read_mask)
                 if chunk and used + cost > self.response_bytes:
                     yield chunk
                     chunk, used = [], 0
@@ -258,10 +268,10 @@ class Reads:
                 [FieldViolation("name", "expected {version reference}/frames/{frame_id}")], reason="INVALID_NAME"
             )
         resolved = self.resolve(ref)
-        found = resolved.tables.get([frame_id], resolved.version) if resolved.version else {}
-        if frame_id not in found:
+        rows = resolved.tables.rows([frame_id], resolved.version, _columns(read_mask)) if resolved.version else None
+        if rows is None or rows.num_rows == 0:
             raise NotFound(f"frame {frame_id!r} is not in {ref} (version {resolved.version})", reason="FRAME_NOT_FOUND")
-        return _masked(frame_pb2.Frame.FromString(found[frame_id]), read_mask)
+        return _masked(resolved.tables.layout.decode(rows)[0], read_mask)  # type: ignore[arg-type]
 
     def history(self, name: str, page_size: int, page_token: str) -> tuple[list[dataset_pb2.FrameRevision], str]:
         ref, sep, frame_id = name.rpartition("/frames/")
@@ -282,7 +292,7 @@ class Reads:
                 version=row["version"], change_type=row["change_type"], upload=row["upload"]
             )
             if row["frame"] is not None:
-                revision.frame.CopyFrom(frame_pb2.Frame.FromString(row["frame"]))
+                revision.frame.CopyFrom(row["frame"])
             revision.commit_time.CopyFrom(_ts(row["commit_time"]))
             out.append(revision)
         return out, (_token({"offset": start + size}) if start + size < len(rows) else "")
@@ -310,14 +320,12 @@ class Reads:
                 diff.kind = dataset_pb2.FRAME_DIFF_KIND_DELETED
             else:
                 diff.kind = dataset_pb2.FRAME_DIFF_KIND_MODIFIED
-                diff.changed_fields.extend(
-                    _changed_fields(frame_pb2.Frame.FromString(a), frame_pb2.Frame.FromString(b))
-                )
+                diff.changed_fields.extend(_changed_fields(a, b))  # type: ignore[arg-type]
             if include_frames:
                 if a is not None:
-                    diff.base.CopyFrom(frame_pb2.Frame.FromString(a))
+                    diff.base.CopyFrom(a)  # type: ignore[arg-type]
                 if b is not None:
-                    diff.target.CopyFrom(frame_pb2.Frame.FromString(b))
+                    diff.target.CopyFrom(b)  # type: ignore[arg-type]
             diffs.append(diff)
         start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]
         size = _page_size(page_size)
@@ -347,18 +355,18 @@ class Reads:
         if version == 0:
             return reply
         size = _page_size(page_size)
-        rows = list(tables.scan(version, after=str(token.get("after", "")), limit=size + 1))
+        rows = list(tables.frames(version, after=str(token.get("after", "")), limit=size + 1))
         page = rows[:size]
         truth = (
             self.root.tables(name.dataset_name).get([frame_id for frame_id, _ in page], inference_set.dataset_version)
             if inference_set.dataset_version
             else {}
         )
-        for frame_id, raw in page:
+        for frame_id, inference in page:
             pair = reply.frames.add()
-            pair.inference.CopyFrom(frame_pb2.InferenceFrame.FromString(raw))
+            pair.inference.CopyFrom(inference)  # type: ignore[arg-type]
             if frame_id in truth:
-                pair.ground_truth.CopyFrom(frame_pb2.Frame.FromString(truth[frame_id]))
+                pair.ground_truth.CopyFrom(truth[frame_id])  # type: ignore[arg-type]
         if len(rows) > size:
             reply.next_page_token = _token({"version": version, "after": page[-1][0]})
         return reply

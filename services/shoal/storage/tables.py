@@ -6,6 +6,11 @@ Commit order: change log first, then the current-state table (one merge-insert: 
 then the version record. A crash between the steps is repaired by `recover`, which replays the change log entries
 that have no version record yet; re-applying a logged version is an idempotent upsert.
 
+Rows are frames as Arrow columns (`shoal.storage.columnar`): the current-state table holds one row per frame, the
+change log the same columns for every change (null for a delete) beside the version, change type, upload and commit
+time. Tables of the release before stored each frame as one serialized message; `shoal.storage.migration` rewrites
+them into this layout.
+
 Only the versioning service writes; every reader opens immutable versions through this module.
 """
 
@@ -24,11 +29,13 @@ from typing import Any, Final, TypeVar
 
 import lance
 import pyarrow as pa
+import pyarrow.compute as pc
+from google.protobuf.message import Message
 
-from shoal.kit.errors import FailedPrecondition, NotFound
+from shoal.kit.errors import FailedPrecondition, NotFound, Unavailable
 from shoal.kit.names import DatasetName, InferenceSetName
 from shoal.kit.settings import StoreSettings
-from shoal.storage.rows import derived_columns
+from shoal.storage import columnar
 
 log = logging.getLogger("shoal.storage.tables")
 T = TypeVar("T")
@@ -37,27 +44,16 @@ T = TypeVar("T")
 # an operator may still set their own.
 os.environ.setdefault("LANCE_MEM_POOL_SIZE", str(2 << 30))
 
-FRAMES_SCHEMA: Final = pa.schema(
-    [
-        pa.field("frame_id", pa.string(), nullable=False),
-        pa.field("frame", pa.binary(), nullable=False),
-        pa.field("label_count", pa.int32(), nullable=False),
-        pa.field("metadata", pa.string(), nullable=False),  # queryable metadata as JSON, for filters
-        pa.field("label_ids", pa.list_(pa.string()), nullable=False),  # for dataset-wide label id uniqueness
-    ]
-)
-CHANGES_SCHEMA: Final = pa.schema(
-    [
-        pa.field("version", pa.int64(), nullable=False),
-        pa.field("frame_id", pa.string(), nullable=False),
-        pa.field("change_type", pa.int8(), nullable=False),
-        pa.field("frame", pa.binary(), nullable=True),
-        pa.field("upload", pa.string(), nullable=False),
-        pa.field("commit_time", pa.timestamp("us", tz="UTC"), nullable=False),
-        # The commit's batches, uploads and counts (JSON), on every row, so a replay can write the version record.
-        pa.field("commit", pa.string(), nullable=False),
-    ]
-)
+# What the change log holds beside each change's frame columns.
+LOG_FIELDS: Final = [
+    pa.field("version", pa.int64(), nullable=False),
+    pa.field("change_type", pa.int8(), nullable=False),
+    pa.field("upload", pa.string(), nullable=False),
+    pa.field("commit_time", pa.timestamp("us", tz="UTC"), nullable=False),
+    # The commit's batches, uploads and counts (JSON), on every row, so a replay can write the version record.
+    pa.field("commit", pa.string(), nullable=False),
+]
+LOG_ONLY: Final = frozenset(f.name for f in LOG_FIELDS)
 VERSIONS_SCHEMA: Final = pa.schema(
     [
         pa.field("version", pa.int64(), nullable=False),
@@ -113,6 +109,9 @@ class _LogHandles:
 
 
 LOG_HANDLES: Final = _LogHandles()
+# Legacy table paths known to hold nothing to migrate.
+_NO_LEGACY: Final[set[str]] = set()
+_DELETE: Final = 3  # shoal.v1.CHANGE_TYPE_DELETE
 
 
 def _missing(err: Exception) -> bool:
@@ -151,16 +150,14 @@ class Change:
 
     frame_id: str
     change_type: int
-    frame: bytes | None
+    frame: Message | None
     upload: str
-    label_count: int = 0
-    metadata: str = "{}"
-    label_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Commit:
-    """Everything one dataset version writes."""
+    """Everything one dataset version writes. `embedding_dimension` and `metadata` shape the columns of a table's
+    first commit and of columns the metadata schema gained since."""
 
     version: int
     changes: list[Change]
@@ -170,6 +167,8 @@ class Commit:
     modified: int = 0
     deleted: int = 0
     commit_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    embedding_dimension: int = 0
+    metadata: Sequence[columnar.MetadataColumn] = ()
 
 
 class TableRoot:
@@ -180,11 +179,14 @@ class TableRoot:
         if parsed.scheme == "file":
             raw = urllib.parse.unquote(parsed.path)
             base = os.path.abspath("." + raw if parsed.netloc == "." else raw)
-            self.base = os.path.join(base, "tables")
+            self.base = os.path.join(base, "datasets")
+            self.legacy_base = os.path.join(base, "tables")
             self.options: dict[str, str] = {}
         else:
             prefix = parsed.path.strip("/")
-            self.base = f"s3://{parsed.netloc}/{prefix + '/' if prefix else ''}tables"
+            root = f"s3://{parsed.netloc}/{prefix + '/' if prefix else ''}"
+            self.base = f"{root}datasets"
+            self.legacy_base = f"{root}tables"
             endpoint = (
                 settings.s3_endpoint
                 if "://" in settings.s3_endpoint
@@ -202,22 +204,35 @@ class TableRoot:
             }
 
     def tables(self, target: DatasetName | InferenceSetName) -> VersionedTables:
+        inference = isinstance(target, InferenceSetName)
+        return VersionedTables(
+            self.path(target, self.base), self.options, inference=inference, legacy=self.path(target, self.legacy_base)
+        )
+
+    @staticmethod
+    def path(target: DatasetName | InferenceSetName, base: str) -> str:
+        """Where the tables of `target` live under `base`: `{project}/{dataset}` for a dataset,
+        `{project}/{dataset}/inference_sets/{inference_set}` for an inference set."""
         if isinstance(target, InferenceSetName):
-            path = f"{self.base}/{target.project}/{target.dataset}/inference_sets/{target.inference_set}"
-            return VersionedTables(path, self.options, inference=True)
-        return VersionedTables(f"{self.base}/{target.project}/{target.dataset}/dataset", self.options)
+            return f"{base}/{target.project}/{target.dataset}/inference_sets/{target.inference_set}"
+        return f"{base}/{target.project}/{target.dataset}/dataset"
 
 
 class VersionedTables:
     """The three tables of one dataset or inference set."""
 
-    def __init__(self, path: str, options: Mapping[str, str], *, inference: bool = False) -> None:
+    def __init__(
+        self, path: str, options: Mapping[str, str], *, inference: bool = False, legacy: str | None = None
+    ) -> None:
         self.path = path
         self.inference = inference
+        self.layout = columnar.layout(inference=inference)
         self.options = dict(options)
         self.frames_uri = f"{path}/frames.lance"
         self.changes_uri = f"{path}/changes.lance"
         self.versions_uri = f"{path}/versions.lance"
+        # Where the release before kept these tables (one serialized frame per row), until they are migrated.
+        self.legacy = legacy
 
     def _open(self, uri: str, version: int | None = None) -> lance.LanceDataset | None:
         try:
@@ -244,9 +259,29 @@ class VersionedTables:
     # versions --------------------------------------------------------------------------------------------------
 
     def versions(self) -> list[VersionRecord]:
-        """Every version, oldest first."""
+        """Every version, oldest first. UNAVAILABLE while tables of the release before wait to be migrated."""
+        found = self.own_versions()
+        if not found and self.legacy_pending():
+            raise Unavailable(
+                f"the tables of {self.path} are being migrated to the columnar layout; retry shortly",
+                reason="TABLES_MIGRATING",
+            )
+        return found
+
+    def own_versions(self) -> list[VersionRecord]:
+        """The versions recorded in this layout's version table (none before the first commit or migration)."""
         rows = self._read_latest(self.versions_uri, lambda ds: ds.to_table().to_pylist()) or []
         return sorted((VersionRecord(**row) for row in rows), key=lambda r: r.version)
+
+    def legacy_pending(self) -> bool:
+        """Whether tables of the release before exist here and have not been migrated (their version table goes
+        last once a migration is done)."""
+        if self.legacy is None or self.legacy in _NO_LEGACY:
+            return False
+        if self._open(f"{self.legacy}/versions.lance") is not None:
+            return True
+        _NO_LEGACY.add(self.legacy)  # nothing writes the old layout any more: never pending again
+        return False
 
     def latest(self) -> VersionRecord | None:
         found = self.versions()
@@ -284,25 +319,40 @@ class VersionedTables:
         found = self._read_latest(self.frames_uri, lambda ds: {int(v["version"]) for v in ds.versions()})
         return found or set()
 
-    def get(self, ids: Sequence[str], version: int | None = None) -> dict[str, bytes]:
-        """Serialized frames by id at `version` (default: latest)."""
-        if not ids:
-            return {}
+    def get(self, ids: Sequence[str], version: int | None = None) -> dict[str, Message]:
+        """Frames by id at `version` (default: latest)."""
+        rows = self.rows(ids, version)
+        return dict(zip(rows.column("frame_id").to_pylist(), self.layout.decode(rows), strict=True))
+
+    def rows(self, ids: Sequence[str], version: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+        """The rows of frames `ids` at `version` (default: latest), all columns or `columns`."""
         if version is None:
             latest = self.latest()
-            if latest is None:
-                return {}
-            version = latest.version
+            version = latest.version if latest else 0
+        ds = self.frames_at(version) if ids else None
+        if ds is None:
+            return self.layout.schema().empty_table()
+        wanted = None if columns is None else [c for c in columns if c in ds.schema.names]
+        # Chunked IN lists keep the filter small for large groups of ids.
+        parts = [
+            ds.to_table(columns=wanted, filter=in_list("frame_id", ids[start : start + 8000]))
+            for start in range(0, len(ids), 8000)
+        ]
+        return pa.concat_tables(parts)
+
+    def schema(self, version: int) -> pa.Schema | None:
+        """The columns of the frames table at `version` (None before the first commit)."""
+        ds = self.frames_at(version)
+        return None if ds is None else ds.schema
+
+    def read(self, version: int, columns: Sequence[str] | None = None, filter_sql: str | None = None) -> pa.Table:
+        """Columns of every frame at `version` (only those the table has), in storage order: the bulk reader's
+        path, with no frame ever decoded."""
         ds = self.frames_at(version)
         if ds is None:
-            return {}
-        out: dict[str, bytes] = {}
-        # Chunked IN lists keep the filter small for large groups of ids.
-        for start in range(0, len(ids), 8000):
-            chunk = ids[start : start + 8000]
-            table = ds.to_table(columns=["frame_id", "frame"], filter=in_list("frame_id", chunk))
-            out.update(zip(table.column("frame_id").to_pylist(), table.column("frame").to_pylist(), strict=True))
-        return out
+            return self.layout.schema().empty_table()
+        wanted = None if columns is None else [c for c in columns if c in ds.schema.names]
+        return ds.to_table(columns=wanted, filter=filter_sql)
 
     def frame_ids(self, version: int) -> list[str]:
         ds = self.frames_at(version)
@@ -315,7 +365,9 @@ class VersionedTables:
         """(frame_id, label_ids) of every frame at `version`."""
         ds = self.frames_at(version)
         if ds is None:
-            return pa.schema([FRAMES_SCHEMA.field("frame_id"), FRAMES_SCHEMA.field("label_ids")]).empty_table()
+            return pa.schema(
+                [pa.field("frame_id", pa.string(), nullable=False), pa.field("label_ids", pa.list_(pa.string()))]
+            ).empty_table()
         return ds.to_table(columns=["frame_id", "label_ids"])
 
     def label_owners(self, label_ids: Sequence[str], version: int) -> dict[str, str]:
@@ -334,9 +386,16 @@ class VersionedTables:
         return found
 
     def scan(
-        self, version: int, *, after: str = "", limit: int = 0, filter_sql: str | None = None, batch_size: int = 1000
-    ) -> Iterator[tuple[str, bytes]]:
-        """Frames at `version` in frame id order, after `after`."""
+        self,
+        version: int,
+        *,
+        after: str = "",
+        limit: int = 0,
+        filter_sql: str | None = None,
+        columns: Sequence[str] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[pa.RecordBatch]:
+        """Rows at `version` in frame id order, after `after`: all columns, or `columns` (those the table has)."""
         ds = self.frames_at(version)
         if ds is None:
             return
@@ -344,14 +403,18 @@ class VersionedTables:
         if filter_sql:
             clauses.append(f"({filter_sql})")
         scanner = ds.scanner(
-            columns=["frame_id", "frame"],
+            columns=None if columns is None else [c for c in columns if c in ds.schema.names],
             filter=" AND ".join(clauses) or None,
             limit=limit or None,
             order_by=["frame_id"],
             batch_size=batch_size,
         )
-        for batch in scanner.to_batches():
-            yield from zip(batch.column("frame_id").to_pylist(), batch.column("frame").to_pylist(), strict=True)
+        yield from scanner.to_batches()
+
+    def frames(self, version: int, *, after: str = "", limit: int = 0) -> Iterator[tuple[str, Message]]:
+        """(frame id, frame) at `version` in frame id order: for readers that need whole frames."""
+        for batch in self.scan(version, after=after, limit=limit):
+            yield from zip(batch.column("frame_id").to_pylist(), self.layout.decode(batch), strict=True)
 
     def history(self, frame_id: str, up_to: int | None = None) -> list[dict[str, Any]]:
         """Every logged change of one frame, oldest first, up to version `up_to` (default: the newest committed one;
@@ -359,10 +422,23 @@ class VersionedTables:
         if up_to is None:
             latest = self.latest()
             up_to = latest.version if latest else 0
-        columns = ["version", "frame_id", "change_type", "frame", "upload", "commit_time"]
         where = f"frame_id = {quote(frame_id)} AND version <= {up_to}"
-        rows = self._read_log(up_to, lambda ds: ds.to_table(columns=columns, filter=where).to_pylist())
-        return sorted(rows or [], key=lambda r: r["version"])
+        table = self._read_log(
+            up_to, lambda ds: ds.to_table(columns=[c for c in ds.schema.names if c != "commit"], filter=where)
+        )
+        if table is None or table.num_rows == 0:
+            return []
+        table = table.sort_by("version")
+        frames = self.layout.decode(table)
+        out = []
+        for row, frame in zip(
+            table.select(["version", "frame_id", "change_type", "upload", "commit_time"]).to_pylist(),
+            frames,
+            strict=True,
+        ):
+            row["frame"] = None if row["change_type"] == _DELETE else frame
+            out.append(row)
+        return out
 
     def _read_log(self, up_to: int, read: Callable[[lance.LanceDataset], T]) -> T | None:
         """`read` on a change-log handle that holds every version up to `up_to` (kept open across calls)."""
@@ -468,16 +544,25 @@ class VersionedTables:
 
     def commit(self, commit: Commit) -> VersionRecord:
         """Write one version: change log, then current state, then the version record."""
-        latest = self.latest()
-        expected = (latest.version if latest else 0) + 1
+        own = self.own_versions()
+        expected = (own[-1].version if own else 0) + 1
         if commit.version != expected:
             raise FailedPrecondition(f"next version is {expected}, not {commit.version}", reason="VERSION_OUT_OF_ORDER")
-        self._append_log(commit)
-        return self._apply(commit)
+        upserts = [c for c in commit.changes if c.frame is not None]
+        rows = self.layout.encode(
+            [c.frame for c in upserts],  # type: ignore[misc]
+            embedding_dimension=commit.embedding_dimension,
+            metadata=commit.metadata,
+        )
+        self._append_log(commit, rows)
+        deletes = [c.frame_id for c in commit.changes if c.frame is None]
+        return self._apply(commit, rows, deletes)
 
-    def _append_log(self, commit: Commit) -> None:
-        if not commit.changes:
-            return
+    def _log_rows(self, commit: Commit, rows: pa.Table) -> pa.Table:
+        """The change log's rows of `commit`: each change's frame columns (null for a delete) and what it was."""
+        at = {frame_id: i for i, frame_id in enumerate(rows.column("frame_id").to_pylist())}
+        positions = pa.array([at.get(c.frame_id) for c in commit.changes], type=pa.int64())
+        frames = rows.take(positions).drop_columns(["frame_id"])
         meta = json.dumps(
             {
                 "batches": commit.batches,
@@ -487,55 +572,77 @@ class VersionedTables:
                 "deleted": commit.deleted,
             }
         )
-        rows = pa.table(
+        n = len(commit.changes)
+        head = pa.table(
             {
-                "version": [commit.version] * len(commit.changes),
-                "frame_id": [c.frame_id for c in commit.changes],
-                "change_type": [c.change_type for c in commit.changes],
-                "frame": [c.frame for c in commit.changes],
-                "upload": [c.upload for c in commit.changes],
-                "commit_time": [commit.commit_time] * len(commit.changes),
-                "commit": [meta] * len(commit.changes),
-            },
-            schema=CHANGES_SCHEMA,
+                "version": pa.array([commit.version] * n, pa.int64()),
+                "frame_id": pa.array([c.frame_id for c in commit.changes], pa.string()),
+                "change_type": pa.array([c.change_type for c in commit.changes], pa.int8()),
+                "upload": pa.array([c.upload for c in commit.changes], pa.string()),
+                "commit_time": pa.array([commit.commit_time] * n, pa.timestamp("us", tz="UTC")),
+                "commit": pa.array([meta] * n, pa.string()),
+            }
         )
+        for name, column in zip(frames.column_names, frames.columns, strict=True):
+            head = head.append_column(pa.field(name, column.type), column)
+        return head
+
+    def _append_log(self, commit: Commit, rows: pa.Table) -> None:
+        if not commit.changes:
+            return
+        log_rows = self._log_rows(commit, rows)
         ds = self._open(self.changes_uri)
         # The log of this version may be there already (a crash after writing it): the same rows, never twice.
         if ds is not None and ds.count_rows(filter=f"version = {commit.version}") > 0:
             return
         if ds is None:
+            schema = pa.schema([pa.field(f.name, f.type) for f in log_rows.schema])  # every column nullable
             created = lance.write_dataset(
-                rows, self.changes_uri, schema=CHANGES_SCHEMA, storage_options=self.options or None
+                log_rows.cast(schema), self.changes_uri, schema=schema, storage_options=self.options or None
             )
             created.create_scalar_index("frame_id", "BTREE")
         else:
-            lance.write_dataset(rows, self.changes_uri, mode="append", storage_options=self.options or None)
+            ds = self._evolve(ds, log_rows.schema, backfill=False)
+            lance.write_dataset(
+                _conform(log_rows, ds.schema), self.changes_uri, mode="append", storage_options=self.options or None
+            )
 
-    def _apply(self, commit: Commit) -> VersionRecord:
-        upserts = [c for c in commit.changes if c.frame is not None]
-        deletes = [c.frame_id for c in commit.changes if c.frame is None]
-        source = pa.table(
-            {
-                "frame_id": [c.frame_id for c in upserts],
-                "frame": [c.frame for c in upserts],
-                "label_count": [c.label_count for c in upserts],
-                "metadata": [c.metadata for c in upserts],
-                "label_ids": [c.label_ids for c in upserts],
-            },
-            schema=FRAMES_SCHEMA,
-        )
+    def _evolve(self, ds: lance.LanceDataset, wanted: pa.Schema, *, backfill: bool) -> lance.LanceDataset:
+        """Add the columns of `wanted` that the table lacks (metadata-schema fields added since it was made). In the
+        current-state table (`backfill`) the rows already there get their values from `user_metadata`; elsewhere
+        the new columns start null."""
+        missing = [f for f in wanted if f.name not in ds.schema.names]
+        if not missing:
+            return ds
+        names = [f.name for f in missing]
+        log.info("adding columns %s to %s", names, ds.uri)
+        if backfill and all(n.startswith(columnar.METADATA_PREFIX) for n in names) and ds.count_rows():
+            fields = [pa.field(f.name, f.type) for f in missing]
+
+            @lance.batch_udf(output_schema=pa.schema(fields))
+            def values(batch: pa.RecordBatch) -> pa.RecordBatch:
+                source = batch.column("user_metadata")
+                return pa.RecordBatch.from_arrays(
+                    [columnar.metadata_values(source, _metadata_column(f)) for f in fields], schema=pa.schema(fields)
+                )
+
+            ds.add_columns(values, read_columns=["user_metadata"])
+        else:
+            ds.add_columns([pa.field(f.name, f.type) for f in missing])
+        return lance.dataset(ds.uri, storage_options=self.options or None)
+
+    def _apply(self, commit: Commit, rows: pa.Table, deletes: Sequence[str]) -> VersionRecord:
         ds = self._open(self.frames_uri)
         if ds is None:
-            ds = lance.write_dataset(
-                source, self.frames_uri, schema=FRAMES_SCHEMA, storage_options=self.options or None
-            )
+            ds = lance.write_dataset(rows, self.frames_uri, schema=rows.schema, storage_options=self.options or None)
             ds.create_scalar_index("frame_id", "BTREE")
             ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
         else:
+            ds = self._evolve(ds, rows.schema, backfill=True)
             builder = ds.merge_insert("frame_id").when_matched_update_all().when_not_matched_insert_all()
             if deletes:
                 builder = builder.when_not_matched_by_source_delete(in_list("frame_id", deletes))
-            builder.execute(source)
+            builder.execute(_conform(rows, ds.schema))
             ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
         counts = ds.to_table(columns=["label_count"])
         record = VersionRecord(
@@ -548,7 +655,7 @@ class VersionedTables:
             frames_modified=commit.modified,
             frames_deleted=commit.deleted,
             frame_count=counts.num_rows,
-            label_count=int(pa.compute.sum(counts.column("label_count")).as_py() or 0),
+            label_count=int(pc.sum(counts.column("label_count")).as_py() or 0),
         )
         self._append_version(record)
         return record
@@ -566,36 +673,60 @@ class VersionedTables:
         ds = self._open(self.changes_uri)
         if ds is None:
             return []
-        latest = self.latest()
-        done = latest.version if latest else 0
-        pending = ds.to_table(filter=f"version > {done}").to_pylist()
-        if not pending:
+        own = self.own_versions()
+        done = own[-1].version if own else 0
+        pending = ds.to_table(filter=f"version > {done}")
+        if pending.num_rows == 0:
             return []
         replayed = []
-        for version in sorted({r["version"] for r in pending}):
+        for version in sorted(set(pending.column("version").to_pylist())):
             if version != done + 1:
                 break
-            rows = [r for r in pending if r["version"] == version]
-            meta = json.loads(rows[0]["commit"])
+            logged = pending.filter(pc.equal(pending.column("version"), version))
+            first = logged.slice(0, 1).to_pylist()[0]
+            meta = json.loads(first["commit"])
             commit = Commit(
                 version=version,
-                changes=[Change(r["frame_id"], r["change_type"], r["frame"], r["upload"]) for r in rows],
+                changes=[],
                 uploads=list(meta.get("uploads", [])),
                 batches=list(meta.get("batches", [])),
                 added=int(meta.get("added", 0)),
                 modified=int(meta.get("modified", 0)),
                 deleted=int(meta.get("deleted", 0)),
-                commit_time=rows[0]["commit_time"],
+                commit_time=first["commit_time"],
             )
-            _fill_derived(commit, inference=self.inference)
+            deleted = pc.equal(logged.column("change_type"), _DELETE)
+            upserts = logged.filter(pc.invert(deleted)).drop_columns([n for n in LOG_ONLY if n in logged.column_names])
+            deletes = logged.filter(deleted).column("frame_id").to_pylist()
             log.warning("replaying version %d of %s from the change log", version, self.path)
-            replayed.append(self._apply(commit))
+            replayed.append(self._apply(commit, upserts, deletes))
             done = version
         return replayed
 
 
-def _fill_derived(commit: Commit, *, inference: bool) -> None:
-    """Label counts and metadata of replayed changes, derived from the frames themselves."""
-    for change in commit.changes:
-        if change.frame is not None:
-            change.label_count, change.metadata, change.label_ids = derived_columns(change.frame, inference=inference)
+def _metadata_column(f: pa.Field) -> columnar.MetadataColumn:
+    """The metadata column a table field is (its kinds from its Arrow type)."""
+    kind = {
+        pa.string(): ("string_value",),
+        pa.int64(): ("int_value",),
+        pa.float64(): ("float_value", "int_value"),
+        pa.bool_(): ("bool_value",),
+    }
+    element = f.type.value_type if pa.types.is_list(f.type) else f.type
+    kinds = kind[element]
+    if pa.types.is_list(f.type):
+        kinds = tuple(k.replace("_value", "_list_value") for k in kinds)
+    return columnar.MetadataColumn(f.name.removeprefix(columnar.METADATA_PREFIX), kinds, f.type)
+
+
+def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`rows` with the columns and types of a table's `schema` (a column it lacks null; an embedding column of a
+    table made before the dimension was known stays a variable-size list)."""
+    columns = []
+    for f in schema:
+        if f.name in rows.column_names:
+            # Rows read back from a table (a replayed log) are put in the form Lance can write again.
+            columns.append(columnar.sound(rows.column(f.name).combine_chunks().cast(f.type)))
+        else:
+            columns.append(columnar.nulls(rows.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=schema)

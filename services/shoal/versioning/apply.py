@@ -22,7 +22,7 @@ from typing import Final, Protocol
 
 from google.protobuf.message import Message
 
-from shoal.storage.rows import derived_from, label_ids_of
+from shoal.storage.rows import label_ids_of
 from shoal.storage.tables import Change
 from shoal.v1 import frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
 
@@ -162,14 +162,14 @@ def _dims(frame: frame_pb2.Frame | frame_pb2.InferenceFrame) -> set[int]:
 
 def apply_batches(
     batches: Iterable[QueuedBatch],
-    current: Mapping[str, bytes],
+    current: Mapping[str, Message],
     *,
     inference: bool,
     embedding_dimension: int,
     owners: LabelOwners | None = None,
     max_frame_bytes: int = 0,
 ) -> Applied:
-    """Apply `batches` in order to the frames in `current` (serialized, by id; absent means not in the dataset);
+    """Apply `batches` in order to the frames in `current` (by id; absent means not in the dataset; never modified);
     `owners` says who holds label ids in that state (default: nobody); a merged frame may be at most
     `max_frame_bytes` serialized (0: no limit). The batches' frames are taken over, not copied: callers must not
     reuse them."""
@@ -182,12 +182,10 @@ def apply_batches(
     uploads: dict[str, str] = {}
     outcomes: dict[str, BatchOutcome] = {}
     dim = embedding_dimension
-    message_type = frame_pb2.InferenceFrame if inference else frame_pb2.Frame
 
     def load(frame_id: str) -> Message | None:
         if frame_id not in state:
-            raw = current.get(frame_id)
-            state[frame_id] = message_type.FromString(raw) if raw is not None else None
+            state[frame_id] = current.get(frame_id)
             original_ids[frame_id] = state_ids[frame_id] = label_ids_of(state[frame_id])
         return state[frame_id]
 
@@ -336,14 +334,12 @@ def apply_batches(
             deleted += 1
             changes.append(Change(frame_id, DELETED, None, uploads[frame_id]))
             continue
-        raw = after.SerializeToString(deterministic=True)
-        if before and raw == current.get(frame_id):
+        if before and after == current.get(frame_id):
             continue  # re-applied or no-op change
-        label_count, metadata, label_ids = derived_from(after, state_ids[frame_id])
         change_type = MODIFIED if before else ADDED
         added += change_type == ADDED
         modified += change_type == MODIFIED
-        changes.append(Change(frame_id, change_type, raw, uploads[frame_id], label_count, metadata, label_ids))
+        changes.append(Change(frame_id, change_type, after, uploads[frame_id]))
     return Applied(changes, outcomes, added, modified, deleted, dim, released, claimed)
 
 

@@ -35,7 +35,7 @@ from shoal.kit.errors import NotFound, ShoalError
 from shoal.kit.names import DatasetName, InferenceSetName, parse_target
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import Settings
-from shoal.storage import queue
+from shoal.storage import columnar, migration, queue
 from shoal.storage.catalog import Catalog
 from shoal.storage.queue import Entry
 from shoal.storage.tables import Commit, TableRoot, VersionRecord
@@ -60,6 +60,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.owned: set[int] = set()
         self._recovered: set[str] = set()
+        self._migrated_for: frozenset[int] = frozenset()  # the partitions whose datasets are migrated
         # Per target: the version that committed each batch (`upload#seq`), as of the newest version seen.
         self._committed: dict[str, dict[str, int]] = {}
         self._seen_version: dict[str, int] = {}
@@ -114,7 +115,9 @@ class Worker:
                     worked = False
                     for partition in sorted(self.owned):
                         worked |= await self.drain(partition)
-                    if not worked and self._dirty:
+                    if not worked and frozenset(self.owned) != self._migrated_for:
+                        await asyncio.to_thread(self.migrate_owned)
+                    elif not worked and self._dirty:
                         await asyncio.to_thread(self.maintain_one)
                     elif not worked:
                         await _sleep_or_stop(stop, 0.05)
@@ -208,6 +211,8 @@ class Worker:
             return None, gone
         tables = self.root.tables(target)
         if target_name not in self._recovered:
+            if tables.legacy_pending():
+                migration.migrate_target(self.store, self.root, target)
             tables.recover()
             self._recovered.add(target_name)
         records = tables.versions()
@@ -276,6 +281,8 @@ class Worker:
             added=applied.added,
             modified=applied.modified,
             deleted=applied.deleted,
+            embedding_dimension=applied.embedding_dimension,
+            metadata=[] if inference else columnar.metadata_columns(dataset.metadata_schema),
         )
         try:
             record = tables.commit(commit)
@@ -309,6 +316,21 @@ class Worker:
         except NotFound:
             return False
         return True
+
+    def migrate_owned(self) -> None:
+        """Migrate the datasets (and inference sets) of the partitions this worker holds that still have tables of
+        the release before; a failure is logged and tried again when the worker is next idle."""
+        owned = frozenset(self.owned)
+        for target in migration.targets(self.store):
+            dataset = target.dataset_name if isinstance(target, InferenceSetName) else target
+            if queue.partition_of(str(dataset), self.settings.ingest_partitions) not in owned:
+                continue
+            try:
+                migration.migrate_target(self.store, self.root, target)
+            except Exception:
+                log.exception("migrating %s failed; trying again later", target)
+                return
+        self._migrated_for = owned
 
     def maintain_one(self) -> None:
         """Compact one recently committed dataset (or inference set) and update its indexes."""
