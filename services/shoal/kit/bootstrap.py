@@ -28,6 +28,8 @@ class Runtime:
     store: ObjectStore
     redis: Redis
     background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+    # What to close when the server stops, after the background jobs (channels to other services).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 Build = Callable[[Runtime], Sequence[Service]]
@@ -52,7 +54,7 @@ def create_server(settings: Settings, build: Build) -> ShoalServer:
         background=runtime.background,
         verifier=ApiKeyVerifier(store, settings.admin_api_key, settings.api_key_cache_seconds, redis),
         checks=(check_redis, check_store),
-        closers=(redis.aclose,),
+        closers=(*runtime.closers, redis.aclose),
     )
 
 

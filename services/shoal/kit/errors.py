@@ -128,3 +128,26 @@ class Internal(ShoalError):
     """A bug or an unexpected failure; the message is generic and the details are in the server log."""
 
     code = Code.INTERNAL
+
+
+_BY_CODE = {
+    kind.code: kind
+    for kind in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        Aborted,
+        PermissionDenied,
+        Unauthenticated,
+        ResourceExhausted,
+        Unavailable,
+        Unimplemented,
+        Internal,
+    )
+}
+
+
+def error_type(code: Code) -> type[ShoalError]:
+    """The domain error that carries `code` (an error that came back from elsewhere is raised again as its kind)."""
+    return _BY_CODE[code]

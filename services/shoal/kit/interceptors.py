@@ -68,6 +68,16 @@ def metadata_value(ctx: grpc.aio.ServicerContext[Any, Any], key: str) -> str:
     return ""
 
 
+def api_key_of(ctx: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The API key a call carries: `x-api-key` metadata, or `authorization: Bearer …`; empty when it has none."""
+    secret = metadata_value(ctx, API_KEY_KEY)
+    if not secret:
+        bearer = metadata_value(ctx, "authorization")
+        if bearer[:7].lower() == "bearer ":
+            secret = bearer[7:].strip()
+    return secret
+
+
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
@@ -454,11 +464,7 @@ class _AuthScope:
         self.token: Any = None
 
     async def __aenter__(self) -> None:
-        secret = metadata_value(self.ctx, API_KEY_KEY)
-        if not secret:
-            bearer = metadata_value(self.ctx, "authorization")
-            if bearer[:7].lower() == "bearer ":
-                secret = bearer[7:].strip()
+        secret = api_key_of(self.ctx)
         if not secret:
             raise Unauthenticated("missing API key: send it as `x-api-key` metadata", reason="API_KEY_MISSING")
         key_id = self.verifier.needs_lookup(secret)

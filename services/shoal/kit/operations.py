@@ -25,20 +25,12 @@ from redis.asyncio import Redis
 
 from shoal.kit import auth
 from shoal.kit.errors import (
-    Aborted,
-    AlreadyExists,
     Code,
-    FailedPrecondition,
     FieldViolation,
-    Internal,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
-    ResourceExhausted,
     ShoalError,
-    Unauthenticated,
-    Unavailable,
-    Unimplemented,
+    error_type,
 )
 from shoal.kit.paging import offset_of, offset_token
 from shoal.kit.server import Service
@@ -357,23 +349,7 @@ def error_of(op: operation_pb2.Operation) -> ShoalError:
     """A failed operation's error as the domain error that carries its code, reason and message."""
     by_number = {number: code for code, number in GRPC_CODES.items()} | {CANCELLED: Code.ABORTED}
     code = by_number.get(op.error.code, Code.INTERNAL)
-    kind = next((k for k in _ERRORS if k.code == code), Internal)
-    return kind(op.error.message, reason=op.error.reason or "UNKNOWN", metadata={"operation": op.name})
-
-
-_ERRORS: Final[tuple[type[ShoalError], ...]] = (
-    InvalidArgument,
-    NotFound,
-    AlreadyExists,
-    FailedPrecondition,
-    Aborted,
-    PermissionDenied,
-    Unauthenticated,
-    ResourceExhausted,
-    Unavailable,
-    Unimplemented,
-    Internal,
-)
+    return error_type(code)(op.error.message, reason=op.error.reason or "UNKNOWN", metadata={"operation": op.name})
 
 
 class OperationsServicer(operation_pb2_grpc.OperationsServiceServicer):

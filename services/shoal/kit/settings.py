@@ -106,6 +106,10 @@ class Settings:
     # The embedding service's compute device: "auto" (CuPy on a GPU when one is usable, else NumPy), "gpu" (fail at
     # start without a usable GPU: a pod scheduled for one must not quietly compute on the CPU) or "cpu".
     embedding_device: str = "auto"
+    # Where this service calls the versioning service (the embedding service saves selections as segments through
+    # it), and how long such a call may take before it fails as UNAVAILABLE.
+    versioning_address: str = f"127.0.0.1:{DEFAULT_GRPC_PORTS['versioning']}"
+    call_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +177,8 @@ class Settings:
             asset_decode_budget_bytes=max(1 << 20, _int(env, "SHOAL_ASSET_DECODE_BUDGET_BYTES", 512 << 20)),
             url_signing_key=env.get("SHOAL_URL_SIGNING_KEY", ""),
             embedding_device=env.get("SHOAL_EMBEDDING_DEVICE", "auto").lower(),
+            versioning_address=env.get("SHOAL_VERSIONING_ADDRESS", "") or cls.versioning_address,
+            call_timeout_seconds=max(0.1, _float(env, "SHOAL_CALL_TIMEOUT_SECONDS", 30.0)),
         )
         if settings.embedding_device not in ("auto", "gpu", "cpu"):
             raise SettingsError(f"SHOAL_EMBEDDING_DEVICE must be auto, gpu or cpu, got {settings.embedding_device!r}")
