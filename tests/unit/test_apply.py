@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from google.protobuf import field_mask_pb2
+from shoal.storage.columnar import digest
+from shoal.storage.tables import Stored
 from shoal.v1 import frame_pb2, ingest_service_pb2, label_pb2
-from shoal.versioning.apply import ADDED, DELETED, MODIFIED, QueuedBatch, apply_batches
+from shoal.versioning.apply import ADDED, DELETED, MODIFIED, QueuedBatch, apply_batches, needs_loading
 
 
 def frame(frame_id: str, boxes: int = 2, weather: str = "sun") -> frame_pb2.Frame:
@@ -173,3 +176,38 @@ def test_replacing_a_frame_keeps_its_own_label_ids() -> None:
     result = apply_batches([batch(0, again)], current, inference=False, embedding_dimension=0, owners=DictOwners(base))
     assert result.outcomes["up#0"].failures == []
     assert [[label.label_id for label in c.frame.labels] for c in result.changes] == [["a-0", "a-1"]]  # type: ignore[union-attr]
+
+
+def test_replacements_and_deletes_need_no_stored_content_and_an_identical_add_is_no_change() -> None:
+    stored = {i: Stored(digest(frame(i)), [f"{i}-0", f"{i}-1"]) for i in ("a", "b", "c")}
+    result = apply_batches(
+        [
+            batch(
+                0,
+                frame("a", boxes=1),  # replaced: its label a-1 is freed
+                frame_pb2.Frame(frame_id="b", change_type=frame_pb2.CHANGE_TYPE_DELETE),
+                frame("c"),  # the same frame again
+            )
+        ],
+        {},
+        stored,
+        inference=False,
+        embedding_dimension=0,
+    )
+    assert [(c.frame_id, c.change_type) for c in result.changes] == [("a", MODIFIED), ("b", DELETED)]
+    assert (result.modified, result.deleted, result.added) == (1, 1, 0)
+    assert sorted(result.released) == ["a-0", "a-1", "b-0", "b-1", "c-0", "c-1"]
+    assert sorted(result.claimed) == [("a-0", "a"), ("c-0", "c"), ("c-1", "c")]
+
+
+def test_a_merge_into_a_frame_the_caller_did_not_load_is_a_bug_not_a_silent_overwrite() -> None:
+    modify = frame_pb2.Frame(frame_id="a", change_type=frame_pb2.CHANGE_TYPE_MODIFY)
+    assert needs_loading([batch(0, modify)]) == {"a"}
+    with pytest.raises(RuntimeError, match="not loaded"):
+        apply_batches(
+            [batch(0, modify)],
+            {},
+            {"a": Stored(digest(frame("a")), ["a-0", "a-1"])},
+            inference=False,
+            embedding_dimension=0,
+        )

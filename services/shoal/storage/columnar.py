@@ -14,7 +14,8 @@ round-trips exactly:
 On top of the message fields the tables carry columns derived at write time, ignored when frames are read back:
 `label_count`, `label_ids`, `area` in each label (its COCO-style area: the `area` attribute a COCO import sets,
 else the polygons' area, else the box's), one typed column `metadata_<field>` per field of the dataset's metadata
-schema, and the frame embedding as `embedding: fixed_size_list<float32, dim>` with `embedding_model_id` beside it.
+schema, and the frame embedding as `embedding: fixed_size_list<float32, dim>` with `embedding_model_id` beside it, and
+`digest`, a hash of the frame's content that tells a no-op change without reading the frame.
 
 Conversion is column by column over all the messages of a batch (one pass per field, not per frame), and a null
 struct is spread with one `take`, so a message type with many oneof members costs only for the members set.
@@ -22,6 +23,7 @@ struct is spread with one `take`, so a message type with many oneof members cost
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -406,6 +408,7 @@ class Layout:
                 *(self._labels_field() if f.name == "labels" else pa.field(f.name, f.arrow) for f in self.plan.fields),
                 pa.field("embedding", _embedding_type(embedding_dimension)),
                 pa.field("embedding_model_id", pa.string()),
+                pa.field("digest", pa.binary(16), nullable=False),
                 pa.field("label_count", pa.int32(), nullable=False),
                 pa.field("label_ids", pa.list_(pa.string()), nullable=False),
                 *(pa.field(c.column, c.arrow) for c in metadata),
@@ -441,6 +444,7 @@ class Layout:
         columns["embedding_model_id"] = _spread(
             pa.array([e.model_id for e in embeddings], type=pa.string()), present, len(frames)
         )
+        columns["digest"] = pa.array([digest(f) for f in frames], type=pa.binary(16))
         labels = columns["labels"]
         columns["label_count"] = pc.list_value_length(labels).cast(pa.int32())
         label_ids = _children(labels.flatten())["label_id"]
@@ -486,6 +490,11 @@ class Layout:
         for name in wanted - {"frame_id", "change_type"}:
             out.extend(["embedding", "embedding_model_id"] if name == "embedding" else [name])
         return out
+
+
+def digest(frame: Message) -> bytes:
+    """A digest of a frame's content: equal frames have equal digests (maps are serialized in key order)."""
+    return hashlib.blake2b(frame.SerializeToString(deterministic=True), digest_size=16).digest()
 
 
 def _embedding_type(dimension: int) -> pa.DataType:

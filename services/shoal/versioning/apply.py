@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 from google.protobuf.message import Message
 
+from shoal.storage.columnar import digest
 from shoal.storage.rows import label_ids_of
-from shoal.storage.tables import Change
+from shoal.storage.tables import Change, Stored
 from shoal.v1 import frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
 
 ADDED: Final = frame_pb2.CHANGE_TYPE_ADD
@@ -163,13 +164,16 @@ def _dims(frame: frame_pb2.Frame | frame_pb2.InferenceFrame) -> set[int]:
 def apply_batches(
     batches: Iterable[QueuedBatch],
     current: Mapping[str, Message],
+    stored: Mapping[str, Stored] | None = None,
     *,
     inference: bool,
     embedding_dimension: int,
     owners: LabelOwners | None = None,
     max_frame_bytes: int = 0,
 ) -> Applied:
-    """Apply `batches` in order to the frames in `current` (by id; absent means not in the dataset; never modified);
+    """Apply `batches` in order to the frames of the dataset: `stored` says which of the frames they touch exist (with
+    their digest and label ids) and `current` holds, decoded, those that a merge needs (MODIFY, label updates; never
+    modified); without `stored`, `current` holds every existing frame they touch.
     `owners` says who holds label ids in that state (default: nobody); a merged frame may be at most
     `max_frame_bytes` serialized (0: no limit). The batches' frames are taken over, not copied: callers must not
     reuse them."""
@@ -178,15 +182,18 @@ def apply_batches(
     # Label ids of each loaded frame, as loaded and as it stands now (kept beside `state`: reading them is costly).
     original_ids: dict[str, list[str]] = {}
     state_ids: dict[str, list[str]] = {}
-    existed = {frame_id: True for frame_id in current}
+    if stored is None:
+        stored = {i: Stored(digest(f), label_ids_of(f)) for i, f in current.items()}
+    existed = {frame_id: True for frame_id in stored}
     uploads: dict[str, str] = {}
     outcomes: dict[str, BatchOutcome] = {}
     dim = embedding_dimension
 
     def load(frame_id: str) -> Message | None:
         if frame_id not in state:
-            state[frame_id] = current.get(frame_id)
-            original_ids[frame_id] = state_ids[frame_id] = label_ids_of(state[frame_id])
+            found = stored.get(frame_id)
+            state[frame_id] = current.get(frame_id, _NOT_LOADED if found is not None else None)
+            original_ids[frame_id] = state_ids[frame_id] = list(found.label_ids) if found is not None else []
         return state[frame_id]
 
     # Who holds a label id: `claims` records every change made by this run (None: freed); ids it does not name are
@@ -252,7 +259,7 @@ def apply_batches(
                 if existing is None:
                     fail(frame_id, "UPDATE_MISSING_FRAME", "label updates need an existing frame", index, kind)
                     continue
-                new = _update_labels(existing, item)  # type: ignore[arg-type]
+                new = _update_labels(_loaded(existing, frame_id), item)  # type: ignore[arg-type]
             elif kind == "inference_frames":
                 new = item
             else:
@@ -270,7 +277,7 @@ def apply_batches(
                     if existing is None:
                         fail(frame_id, "MODIFY_MISSING_FRAME", "MODIFY needs an existing frame; use ADD", index, kind)
                         continue
-                    new = _merge_frame(existing, item)  # type: ignore[arg-type]
+                    new = _merge_frame(_loaded(existing, frame_id), item)  # type: ignore[arg-type]
                 else:
                     item.change_type = frame_pb2.CHANGE_TYPE_UNSPECIFIED  # type: ignore[attr-defined]
                     new = item
@@ -334,13 +341,32 @@ def apply_batches(
             deleted += 1
             changes.append(Change(frame_id, DELETED, None, uploads[frame_id]))
             continue
-        if before and after == current.get(frame_id):
+        if before and digest(after) == stored[frame_id].digest:
             continue  # re-applied or no-op change
         change_type = MODIFIED if before else ADDED
         added += change_type == ADDED
         modified += change_type == MODIFIED
         changes.append(Change(frame_id, change_type, after, uploads[frame_id]))
     return Applied(changes, outcomes, added, modified, deleted, dim, released, claimed)
+
+
+# An existing frame whose content the caller did not load (an ADD replaces it, a DELETE removes it).
+_NOT_LOADED: Final = cast(Message, object())
+
+
+def _loaded(frame: Message, frame_id: str) -> Message:
+    if frame is _NOT_LOADED:
+        raise RuntimeError(
+            f"frame {frame_id!r} is merged but was not loaded: callers load what MODIFY and updates touch"
+        )
+    return frame
+
+
+def needs_loading(batches: Iterable[QueuedBatch]) -> set[str]:
+    """Ids of the frames whose stored content the batches merge into (MODIFY and label updates)."""
+    return {u.frame_id for b in batches for u in b.batch.label_updates} | {
+        f.frame_id for b in batches for f in b.batch.frames if f.change_type == MODIFIED
+    }
 
 
 def _item_label_index(item: Message, label_id: str, fallback: int) -> int:

@@ -40,7 +40,7 @@ from shoal.storage.catalog import Catalog
 from shoal.storage.queue import Entry
 from shoal.storage.tables import Commit, TableRoot, VersionRecord
 from shoal.v1 import dataset_pb2, ingest_service_pb2, upload_pb2
-from shoal.versioning.apply import BatchOutcome, QueuedBatch, apply_batches
+from shoal.versioning.apply import BatchOutcome, QueuedBatch, apply_batches, needs_loading
 from shoal.versioning.labels import LabelIndex
 
 log = logging.getLogger("shoal.versioning.worker")
@@ -251,7 +251,9 @@ class Worker:
             | {u.frame_id for b in batches for u in b.batch.label_updates}
             | {f.frame_id for b in batches for f in b.batch.inference_frames}
         )
-        current = tables.get(ids, base_version)
+        # Only frames that a merge needs are read whole; for the rest the digest and label ids are enough.
+        stored = tables.stored(ids, base_version)
+        current = tables.get(sorted(needs_loading(batches) & stored.keys()), base_version)
         labels = self._labels.get(target_name)
         if labels is None or labels.version != base_version:
             # First commit here, or another worker committed meanwhile: read who holds which label id.
@@ -265,6 +267,7 @@ class Worker:
         applied = apply_batches(
             batches,
             current,
+            stored,
             inference=inference,
             embedding_dimension=0 if inference else dataset.embedding_dimension,
             owners=labels,
