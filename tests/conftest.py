@@ -247,12 +247,13 @@ def start_suite(start: Callable[..., ServerThread], redis_url: str, store: Store
     from shoal.metrics.server import build as build_metrics
     from shoal.versioning.server import build as build_versioning
 
+    versioning = start("versioning", build_versioning, redis_url, store, run_worker=True)
     return {
-        "versioning": start("versioning", build_versioning, redis_url, store, run_worker=True),
+        "versioning": versioning,
         "ingest": start("ingest", build_ingest, redis_url, store),
         "asset": start("asset", build_asset, redis_url, store, asset_http_port=0),
         "metrics": start("metrics", build_metrics, redis_url, store),
-        "embedding": start("embedding", build_embedding, redis_url, store),
+        "embedding": start("embedding", build_embedding, redis_url, store, versioning_address=versioning.target),
     }
 
 

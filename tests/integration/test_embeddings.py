@@ -3,6 +3,8 @@ later version does not change its answers; bad queries are named."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,9 +15,18 @@ import shoal
 from shoal.embedding.server import build as build_embedding
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
-from shoal.v1 import embedding_pb2, embedding_service_pb2, embedding_service_pb2_grpc, operation_pb2_grpc
+from shoal.v1 import (
+    dataset_pb2,
+    embedding_pb2,
+    embedding_service_pb2,
+    embedding_service_pb2_grpc,
+    operation_pb2,
+    operation_pb2_grpc,
+    versioning_service_pb2,
+    versioning_service_pb2_grpc,
+)
 
-from tests.conftest import ADMIN_KEY, ServerThread, unique
+from tests.conftest import ADMIN_KEY, ServerThread, free_port, unique
 from tests.integration.test_metrics import committed, suite
 
 pytestmark = pytest.mark.integration
@@ -26,12 +37,17 @@ def env(
     start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
 ) -> Iterator[tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub]]:
     store = StoreSettings(url=(tmp_path / "store").as_uri())
-    embedding = start_service("embedding", build_embedding, redis_url=redis_db, store=store)
-    with suite(start_service, store, redis_db) as client, grpc.insecure_channel(embedding.target) as channel:
-        # The SDK talks to the embedding service started here (its default address is the standard port).
-        client.embedding = embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
-        client.operations["embedding"] = operation_pb2_grpc.OperationsServiceStub(channel)
-        yield client, client.embedding
+    with suite(start_service, store, redis_db) as client:
+        # It saves selections through the versioning service of this suite.
+        versioning = client.addresses["versioning"]
+        embedding = start_service(
+            "embedding", build_embedding, redis_url=redis_db, store=store, versioning_address=versioning
+        )
+        with grpc.insecure_channel(embedding.target) as channel:
+            # The SDK talks to the embedding service started here (its default address is the standard port).
+            client.embedding = embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
+            client.operations["embedding"] = operation_pb2_grpc.OperationsServiceStub(channel)
+            yield client, client.embedding
 
 
 MD = (("x-api-key", ADMIN_KEY),)
@@ -231,6 +247,90 @@ def test_select_samples_saves_a_segment(
     with pytest.raises(shoal.sdk.errors.OperationError) as err:
         client.wait_operation(op, timeout=60)
     assert err.value.reason == "INVALID_ARGUMENT"
+
+
+def test_selections_are_saved_by_the_versioning_service_for_the_caller(
+    env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub],
+    start_service: Callable[..., ServerThread],
+    tmp_path: Path,
+    redis_db: str,
+) -> None:
+    """The segment of a selection is created through VersioningService.CreateSegment with the caller's own key (the
+    embedding service writes no catalog entry): it reads back through GetSegment, a key of another project is refused
+    before anything runs, and a versioning service that is down or silent fails the selection as UNAVAILABLE within
+    the call deadline, leaving no segment behind."""
+    client, stub = env
+    p, q = unique("p"), unique("q")
+    for project in (p, q):
+        client.create_project(project, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(p, "d", metadata_schema=[{"name": "split", "type": "STRING"}])
+    upload(client, p, vectors(3, n=40))
+    writer = (("x-api-key", client.create_api_key([p], role="WRITER").secret),)
+    outsider = (("x-api-key", client.create_api_key([q], role="WRITER").secret),)
+
+    def select(segment_id: str) -> embedding_service_pb2.SelectSamplesRequest:
+        return embedding_service_pb2.SelectSamplesRequest(
+            parent=f"projects/{p}/datasets/d",
+            criteria=[embedding_pb2.SelectionCriterion(strategy=embedding_pb2.SELECTION_STRATEGY_TYPE_DIVERSITY)],
+            count=5,
+            segment_id=segment_id,
+            request_id=f"r-{segment_id}",
+        )
+
+    with grpc.insecure_channel(client.addresses["versioning"]) as channel:
+        versioning = versioning_service_pb2_grpc.VersioningServiceStub(channel)
+
+        def get_segment(segment_id: str) -> dataset_pb2.Segment:
+            name = f"projects/{p}/datasets/d/segments/{segment_id}"
+            return versioning.GetSegment(versioning_service_pb2.GetSegmentRequest(name=name), metadata=writer)
+
+        reply = embedding_service_pb2.SelectSamplesResponse()
+        client.wait_operation(stub.SelectSamples(select("picked"), metadata=writer), timeout=60).response.Unpack(reply)
+        assert reply.segment == f"projects/{p}/datasets/d/segments/picked"
+        segment = get_segment("picked")
+        assert [e.frame_id for e in segment.elements] == list(reply.frame_ids)
+        assert len(reply.frame_ids) == 5
+        assert all(e.version == 1 for e in segment.elements)
+        # Asked again with the same request id: the same segment, not ALREADY_EXISTS.
+        again = embedding_service_pb2.SelectSamplesResponse()
+        client.wait_operation(stub.SelectSamples(select("picked"), metadata=writer), timeout=60).response.Unpack(again)
+        assert again.segment == reply.segment
+
+        with pytest.raises(grpc.RpcError) as err:
+            stub.SelectSamples(select("theirs"), metadata=outsider)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+        # The versioning service down (nothing listens), then hung (a socket that never answers).
+        silent = socket.create_server(("127.0.0.1", 0))
+        try:
+            for address in (f"127.0.0.1:{free_port()}", f"127.0.0.1:{silent.getsockname()[1]}"):
+                cut_off = start_service(
+                    "embedding",
+                    build_embedding,
+                    redis_url=redis_db,
+                    store=StoreSettings(url=(tmp_path / "store").as_uri()),
+                    versioning_address=address,
+                    call_timeout_seconds=1.0,
+                )
+                with grpc.insecure_channel(cut_off.target) as cut_channel:
+                    started = time.monotonic()
+                    op = embedding_service_pb2_grpc.EmbeddingServiceStub(cut_channel).SelectSamples(
+                        select("unsaved"), metadata=writer
+                    )
+                    operations = operation_pb2_grpc.OperationsServiceStub(cut_channel)
+                    while not op.done:
+                        assert time.monotonic() - started < 30, "the selection hangs on the versioning service"
+                        time.sleep(0.05)
+                        op = operations.GetOperation(operation_pb2.GetOperationRequest(name=op.name), metadata=writer)
+                assert (op.error.code, op.error.reason) == (
+                    grpc.StatusCode.UNAVAILABLE.value[0],
+                    "VERSIONING_UNAVAILABLE",
+                )
+                with pytest.raises(grpc.RpcError) as err:
+                    get_segment("unsaved")
+                assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        finally:
+            silent.close()
 
 
 def test_sdk_search_and_select(env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub]) -> None:

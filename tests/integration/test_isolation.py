@@ -86,12 +86,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisProcess) 
     flush.close()
     redis_url = f"redis://127.0.0.1:{redis_server.port}/{db}"
     store = StoreSettings(url=(tmp_path_factory.mktemp("isolation") / "store").as_uri())
+    versioning = _start("versioning", build_versioning, redis_url, store, run_worker=True)
     servers = {
-        "versioning": _start("versioning", build_versioning, redis_url, store, run_worker=True),
+        "versioning": versioning,
         "ingest": _start("ingest", build_ingest, redis_url, store),
         "asset": _start("asset", build_asset, redis_url, store, asset_http_port=0),
         "metrics": _start("metrics", build_metrics, redis_url, store),
-        "embedding": _start("embedding", build_embedding, redis_url, store),
+        "embedding": _start("embedding", build_embedding, redis_url, store, versioning_address=versioning.target),
     }
     targets = {name: server.target for name, server in servers.items()}
     try:

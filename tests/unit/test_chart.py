@@ -252,6 +252,17 @@ def test_per_service_env_overrides_the_chart_defaults_without_duplicates(tmp_pat
     assert env["SHOAL_EMBEDDING_DEVICE"] == "cpu"
 
 
+def test_the_embedding_service_calls_the_versioning_service_by_its_service_name(tmp_path: Path) -> None:
+    for values in ({}, ci_values("full")):
+        rendered = render(tmp_path, values)
+        workloads = deployments(rendered)
+        host, port = env_of(workloads["embedding"])["SHOAL_VERSIONING_ADDRESS"].rsplit(":", 1)
+        service = rendered.named("Service", host)
+        assert service["spec"]["selector"] == workloads["versioning"]["spec"]["selector"]["matchLabels"]
+        assert {"name": "grpc", "port": int(port)}.items() <= service["spec"]["ports"][0].items()
+        assert all("SHOAL_VERSIONING_ADDRESS" not in env_of(d) for n, d in workloads.items() if n != "embedding")
+
+
 def test_network_policies_admit_exactly_the_suites_pods(tmp_path: Path) -> None:
     rendered = render(tmp_path, ci_values("full"))
     pods = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments(rendered).items()}

@@ -100,6 +100,9 @@ spec:
             {{- $env := dict "SHOAL_PROCESSES" (toString $svc.processes) }}
             {{- if eq $name "embedding" }}
             {{- $_ := set $env "SHOAL_EMBEDDING_DEVICE" (ternary "gpu" "auto" $gpu) }}
+            {{- /* It saves selections as segments through the versioning service's Service. */}}
+            {{- $versioning := get (include "shoal.ports" $root | fromYaml) "versioning" }}
+            {{- $_ := set $env "SHOAL_VERSIONING_ADDRESS" (printf "%s-versioning:%v" (include "shoal.fullname" $root) $versioning.grpc) }}
             {{- end }}
             {{- range $key, $value := merge (deepCopy $svc.env) $env }}
             - name: {{ $key }}

@@ -1,32 +1,44 @@
 """SelectSamples: the inputs of each criterion read from a dataset version (its embeddings and queryable metadata) and
-from inference sets (custom-metric scores, predicted classes), the combined selection, and the result saved as a
-segment of the dataset pinned to that version."""
+from inference sets (custom-metric scores, predicted classes), the combined selection, and the segment of the dataset
+pinned to that version that holds the result. The versioning service saves the segment (it is the only writer of the
+catalog): this module only says what it holds."""
 
 from __future__ import annotations
 
 import hashlib
 import math
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
 from shoal.embedding import selection
 from shoal.embedding.indexes import Index, Indexes
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from shoal.kit.names import parse_inference_set
+from shoal.kit.names import DatasetName, parse_inference_set
 from shoal.storage import filters
-from shoal.storage.segments import Segments
 from shoal.storage.tables import TableRoot
 from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2, frame_pb2
 
 E = embedding_pb2
 
 
+@dataclass
+class Selection:
+    """The frames a selection chose, in the order chosen, and the segment of `dataset` (to be created as
+    `segment_id`) that holds them."""
+
+    dataset: DatasetName
+    segment_id: str
+    segment: dataset_pb2.Segment
+    frame_ids: list[str]
+    scores: list[float]
+
+
 class Sampler:
     def __init__(self, indexes: Indexes) -> None:
         self.indexes = indexes
         self.root: TableRoot = indexes.reads.root
-        self.segments = Segments(indexes.reads.catalog, self.root)
 
     def _inference_frames(self, index: Index, name: str, field: str) -> dict[str, frame_pb2.InferenceFrame]:
         target = parse_inference_set(name if "/" in name else f"{index.dataset}/inferenceSets/{name}", field)
@@ -81,9 +93,7 @@ class Sampler:
         at = {n: i for i, n in enumerate(names)}
         return np.array([-1 if v is None else at[v] for v in labels], np.int64), names
 
-    def select(
-        self, request: embedding_service_pb2.SelectSamplesRequest
-    ) -> embedding_service_pb2.SelectSamplesResponse:
+    def select(self, request: embedding_service_pb2.SelectSamplesRequest) -> Selection:
         ref = self.indexes.reads.resolve(request.parent, "parent")
         index = self.indexes.get(f"{ref.dataset}/versions/{ref.version}/indexes/frame", 0, "parent")
         if not request.criteria:
@@ -169,9 +179,5 @@ class Sampler:
             display_name="selection", description=f"{len(frame_ids)} frames selected at version {ref.version}"
         )
         segment.elements.extend(dataset_pb2.SegmentElement(frame_id=f, version=ref.version) for f in frame_ids)
-        saved = self.segments.create(ref.dataset, segment_id, segment, request.request_id)
-        return embedding_service_pb2.SelectSamplesResponse(
-            segment=saved.name,
-            frame_ids=frame_ids,
-            scores=[float(s) if math.isfinite(s) else 1e308 for s in picked.scores],
-        )
+        scores = [float(s) if math.isfinite(s) else 1e308 for s in picked.scores]
+        return Selection(ref.dataset, segment_id, segment, frame_ids, scores)

@@ -10,12 +10,19 @@ from typing import Any
 from shoal.embedding.compute import Backend
 from shoal.embedding.indexes import Analyses, Indexes, parse_index_name
 from shoal.embedding.samples import Sampler
-from shoal.kit import auth
+from shoal.kit import auth, peers
 from shoal.kit.bootstrap import Runtime
 from shoal.kit.errors import FieldViolation, InvalidArgument
 from shoal.kit.operations import OperationStore, Progress, operations_service
 from shoal.kit.server import Service
-from shoal.v1 import embedding_pb2, embedding_service_pb2, embedding_service_pb2_grpc, operation_pb2
+from shoal.v1 import (
+    embedding_pb2,
+    embedding_service_pb2,
+    embedding_service_pb2_grpc,
+    operation_pb2,
+    versioning_service_pb2,
+    versioning_service_pb2_grpc,
+)
 
 log = logging.getLogger("shoal.embedding.server")
 
@@ -30,6 +37,15 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         self.indexes = Indexes(runtime.store, runtime.settings.store, self.backend)
         self.analyses = Analyses(self.indexes)
         self.sampler = Sampler(self.indexes)
+        # Selections are saved as segments by the versioning service, the only writer of the catalog.
+        settings = runtime.settings
+        self.versioning = peers.Peer(
+            "versioning",
+            settings.versioning_address,
+            timeout_seconds=settings.call_timeout_seconds,
+            max_message_bytes=settings.max_message_bytes,
+        )
+        runtime.closers.append(self.versioning.close)
         self.operations = OperationStore(runtime.redis)
         self.running: set[asyncio.Task[None]] = set()
         log.info(
@@ -104,6 +120,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
     ) -> operation_pb2.Operation:
         ref = await asyncio.to_thread(self.indexes.reads.resolve, request.parent, "parent")
         auth.require(str(ref.dataset.parent), "WRITER")
+        credentials = peers.Credentials.of_call(context)
         # A request id is the caller's within its project: the same id in another project is another request.
         key = "select:" + (request.request_id or "")
         op, created = await self.operations.create(
@@ -116,7 +133,19 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
 
             async def work(progress: Progress) -> embedding_service_pb2.SelectSamplesResponse:
                 progress("selecting")
-                return await asyncio.to_thread(self.sampler.select, request)
+                chosen = await asyncio.to_thread(self.sampler.select, request)
+                progress("saving the segment")
+                create = versioning_service_pb2.CreateSegmentRequest(
+                    parent=str(chosen.dataset),
+                    segment_id=chosen.segment_id,
+                    segment=chosen.segment,
+                    request_id=request.request_id,
+                )
+                stub = versioning_service_pb2_grpc.VersioningServiceStub(self.versioning.channel)
+                saved = await self.versioning.call(stub.CreateSegment, create, credentials)
+                return embedding_service_pb2.SelectSamplesResponse(
+                    segment=saved.name, frame_ids=chosen.frame_ids, scores=chosen.scores
+                )
 
             task = asyncio.create_task(self.operations.run(op, work, key=key if request.request_id else ""))
             self.running.add(task)

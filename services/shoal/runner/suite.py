@@ -91,6 +91,9 @@ class SuiteConfig:
         }
         if name == "asset" and self.asset_http_port:
             env["SHOAL_ASSET_HTTP_PORT"] = str(self.asset_http_port)
+        if name == "embedding":
+            # It saves selections as segments through the versioning service.
+            env["SHOAL_VERSIONING_ADDRESS"] = f"{self.host}:{self.services['versioning'].grpc_port}"
         if self.s3_endpoint:
             env |= {
                 "SHOAL_S3_ENDPOINT": self.s3_endpoint,

@@ -390,7 +390,7 @@ class Catalog:
 
         self._update(_key(name), dataset_pb2.InferenceSet, str(name), stamped)
 
-    # segments (the versioning service pins and flags their elements; see versioning/segments.py)
+    # segments (written by the versioning service only, which pins and flags their elements: storage/segments.py)
 
     @staticmethod
     def _segment_key(dataset: DatasetName, segment_id: str) -> str:
