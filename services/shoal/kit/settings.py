@@ -47,6 +47,35 @@ class StoreSettings:
     def is_s3(self) -> bool:
         return self.url.startswith("s3://")
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StoreSettings:
+        """The object store's settings from SHOAL_STORE_URL and the SHOAL_S3_* variables."""
+        store = cls(
+            url=env.get("SHOAL_STORE_URL", StoreSettings.url),
+            s3_endpoint=env.get("SHOAL_S3_ENDPOINT", ""),
+            s3_access_key=env.get("SHOAL_S3_ACCESS_KEY", ""),
+            s3_secret_key=env.get("SHOAL_S3_SECRET_KEY", ""),
+            s3_region=env.get("SHOAL_S3_REGION", "us-east-1"),
+            s3_secure=_bool(env, "SHOAL_S3_SECURE", default=True),
+            s3_public_endpoint=env.get("SHOAL_S3_PUBLIC_ENDPOINT", ""),
+            s3_timeout_seconds=_float(env, "SHOAL_S3_TIMEOUT_SECONDS", 10.0),
+        )
+        if not (store.is_s3 or store.url.startswith("file://")):
+            raise SettingsError(f"SHOAL_STORE_URL must start with file:// or s3://, got {store.url!r}")
+        if store.is_s3:
+            missing = [
+                name
+                for name, value in (
+                    ("SHOAL_S3_ENDPOINT", store.s3_endpoint),
+                    ("SHOAL_S3_ACCESS_KEY", store.s3_access_key),
+                    ("SHOAL_S3_SECRET_KEY", store.s3_secret_key),
+                )
+                if not value
+            ]
+            if missing:
+                raise SettingsError(f"SHOAL_STORE_URL is an s3:// URL, so set {', '.join(missing)}")
+        return store
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -119,30 +148,7 @@ class Settings:
             raise SettingsError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
         admin_key = env.get("SHOAL_ADMIN_API_KEY", "")
         check_admin_key(admin_key)
-        store = StoreSettings(
-            url=env.get("SHOAL_STORE_URL", StoreSettings.url),
-            s3_endpoint=env.get("SHOAL_S3_ENDPOINT", ""),
-            s3_access_key=env.get("SHOAL_S3_ACCESS_KEY", ""),
-            s3_secret_key=env.get("SHOAL_S3_SECRET_KEY", ""),
-            s3_region=env.get("SHOAL_S3_REGION", "us-east-1"),
-            s3_secure=_bool(env, "SHOAL_S3_SECURE", default=True),
-            s3_public_endpoint=env.get("SHOAL_S3_PUBLIC_ENDPOINT", ""),
-            s3_timeout_seconds=_float(env, "SHOAL_S3_TIMEOUT_SECONDS", 10.0),
-        )
-        if not (store.is_s3 or store.url.startswith("file://")):
-            raise SettingsError(f"SHOAL_STORE_URL must start with file:// or s3://, got {store.url!r}")
-        if store.is_s3:
-            missing = [
-                name
-                for name, value in (
-                    ("SHOAL_S3_ENDPOINT", store.s3_endpoint),
-                    ("SHOAL_S3_ACCESS_KEY", store.s3_access_key),
-                    ("SHOAL_S3_SECRET_KEY", store.s3_secret_key),
-                )
-                if not value
-            ]
-            if missing:
-                raise SettingsError(f"SHOAL_STORE_URL is an s3:// URL, so set {', '.join(missing)}")
+        store = StoreSettings.from_env(env)
         settings = cls(
             service=service,
             admin_api_key=admin_key,

@@ -46,7 +46,7 @@ class Segments:
             for i, element in enumerate(pinned):
                 by_version.setdefault(element.version, []).append(i)
             for version, indexes in by_version.items():
-                present = tables.get([pinned[i].frame_id for i in indexes], version)
+                present = tables.stored([pinned[i].frame_id for i in indexes], version)
                 violations += [
                     FieldViolation(
                         f"{field}[{i}].frame_id", f"frame {pinned[i].frame_id!r} is not in version {version}"
