@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -45,15 +46,46 @@ class Index:
     frame_ids: list[str]
     label_ids: list[str]
     vectors: Any  # [n, d] on the backend's device
-    # Per row, the columns filters read: the frame's `user_metadata`, typed `metadata_*` columns and `labels`, and
-    # `classes` (the frame's label classes, or the crop's label's).
-    attributes: pa.Table
+    # Reads, per row, the columns filters need: the frame's `user_metadata`, typed `metadata_*` columns and `labels`,
+    # and `classes` (the frame's label classes, or the crop's label's). Read on first use: a search without a filter
+    # never needs them.
+    load_attributes: Callable[[], pa.Table]
     create_time: timestamp_pb2.Timestamp
     dataset_born: int = 0  # the dataset's create time (ns): an index answers only for the dataset it was built from
     base_sq_norms: Any = None
-    rows_of_frame: dict[str, list[int]] = field(default_factory=dict)
-    row_of_label: dict[str, int] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)  # computed once per index: uniqueness, projections
+
+    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+        found = self.derived.get(key)
+        if found is None:
+            found = self.derived[key] = make()
+        return found
+
+    @property
+    def attributes(self) -> pa.Table:
+        found: pa.Table = self._once("attributes", self.load_attributes)
+        return found
+
+    @property
+    def rows_of_frame(self) -> dict[str, list[int]]:
+        """The rows of each frame id."""
+
+        def make() -> dict[str, list[int]]:
+            out: dict[str, list[int]] = {}
+            for i, frame_id in enumerate(self.frame_ids):
+                out.setdefault(frame_id, []).append(i)
+            return out
+
+        found: dict[str, list[int]] = self._once("rows_of_frame", make)
+        return found
+
+    @property
+    def row_of_label(self) -> dict[str, int]:
+        """The row of each crop's label id."""
+        found: dict[str, int] = self._once(
+            "row_of_label", lambda: {label: i for i, label in enumerate(self.label_ids) if label}
+        )
+        return found
 
     @property
     def count(self) -> int:
@@ -62,19 +94,20 @@ class Index:
     @property
     def metadata(self) -> list[dict[str, Any]]:
         """Each row's metadata as a dict (computed once)."""
-        found = self.derived.get("metadata")
-        if found is None:
-            found = self.derived["metadata"] = [
+        found: list[dict[str, Any]] = self._once(
+            "metadata",
+            lambda: [
                 {k: _plain(v) for k, v in entries} for entries in self.attributes.column("user_metadata").to_pylist()
-            ]
+            ],
+        )
         return found
 
     @property
     def classes(self) -> list[frozenset[str]]:
         """Each row's label classes (computed once)."""
-        found = self.derived.get("classes")
-        if found is None:
-            found = self.derived["classes"] = [frozenset(c) for c in self.attributes.column("classes").to_pylist()]
+        found: list[frozenset[str]] = self._once(
+            "classes", lambda: [frozenset(c) for c in self.attributes.column("classes").to_pylist()]
+        )
         return found
 
     @property
@@ -163,20 +196,16 @@ class Indexes:
         metric = (
             compute.EUCLIDEAN if dataset.distance_metric == dataset_pb2.DISTANCE_METRIC_EUCLIDEAN else compute.COSINE
         )
-        schema = ref.tables.schema(ref.version)
-        metadata_columns = [n for n in schema.names if n.startswith(columnar.METADATA_PREFIX)] if schema else []
-        table = ref.tables.read(
-            ref.version,
-            [
-                "frame_id",
-                "embedding" if kind == "frame" else "crop_embeddings",
-                "user_metadata",
-                "labels",
-                *metadata_columns,
-            ],
-        )
+        table = ref.tables.read(ref.version, ["frame_id", "embedding" if kind == "frame" else "crop_embeddings"])
         dtype = np.float16 if precision == embedding_pb2.INDEX_PRECISION_FLOAT16 else np.float32
-        array, frame_ids, label_ids, attributes = _rows(table, kind, dataset.embedding_dimension)
+        array, frame_ids, label_ids, rows = _vectors(table, kind, dataset.embedding_dimension)
+        tables, number = ref.tables, ref.version
+
+        def attributes() -> pa.Table:
+            schema = tables.schema(number)
+            typed = [n for n in schema.names if n.startswith(columnar.METADATA_PREFIX)] if schema else []
+            return _attributes(tables.read(number, ["user_metadata", "labels", *typed]), rows, label_ids, kind)
+
         vectors = compute.prepare(self.backend, array, metric, dtype=dtype)
         created = timestamp_pb2.Timestamp()
         created.GetCurrentTime()
@@ -190,16 +219,12 @@ class Indexes:
             frame_ids=frame_ids,
             label_ids=label_ids,
             vectors=vectors,
-            attributes=attributes,
+            load_attributes=attributes,
             create_time=created,
             dataset_born=dataset.create_time.ToNanoseconds(),
         )
         if metric == compute.EUCLIDEAN and len(frame_ids):
             index.base_sq_norms = compute.squared_norms(self.backend, vectors)
-        for i, (f, lb) in enumerate(zip(frame_ids, label_ids, strict=True)):
-            index.rows_of_frame.setdefault(f, []).append(i)
-            if lb:
-                index.row_of_label[lb] = i
         return index
 
     # search ---------------------------------------------------------------------------------------------------------
@@ -301,51 +326,53 @@ def _plain(value: dict[str, Any]) -> Any:
     return None
 
 
-def _rows(table: pa.Table, kind: str, dimension: int) -> tuple[np.ndarray, list[str], list[str], pa.Table]:
-    """(vectors, frame ids, label ids, attributes) of the index rows in a version's columns: one row per frame with
-    an embedding, or one per crop embedding. Column reads only: no frame is decoded."""
-    labels = table.column("labels").combine_chunks()
-    flat_labels = labels.flatten()
-    label_frame = pc.list_parent_indices(labels)
+def _vectors(table: pa.Table, kind: str, dimension: int) -> tuple[np.ndarray, list[str], list[str], pa.Array]:
+    """(vectors, frame ids, label ids, rows of `table`) of the index rows in a version's columns: one row per frame
+    with an embedding, or one per crop embedding. Column reads only: no frame is decoded."""
     if kind == "frame":
         embedding = table.column("embedding").combine_chunks()
         present = embedding.is_valid()
         rows = pa.array(np.flatnonzero(present.to_numpy(zero_copy_only=False)))
-        values = embedding.filter(present).flatten().to_numpy(zero_copy_only=False)
-        array = values.astype(np.float32, copy=False).reshape(len(rows), -1) if len(rows) else None
+        values = (embedding if embedding.null_count == 0 else embedding.filter(present)).flatten()
         label_ids = [""] * len(rows)
-        taken = labels.take(rows)
-        classes = pa.ListArray.from_arrays(taken.offsets, taken.flatten().field("classification"))
     else:
         crops = table.column("crop_embeddings").combine_chunks()
         flat = crops.flatten()
         rows = pc.list_parent_indices(crops)
-        values = flat.field("values")
-        array = (
-            values.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(flat), -1)
-            if len(flat)
-            else None
-        )
+        values = flat.field("values").flatten()
         label_ids = flat.field("label_id").to_pylist()
+    ids = table.column("frame_id")
+    frame_ids = (ids if len(rows) == len(ids) else ids.take(rows)).to_pylist()
+    flat = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    array = flat.reshape(len(rows), -1) if len(rows) else np.zeros((0, dimension or 1), np.float32)
+    return array, frame_ids, label_ids, rows
+
+
+def _attributes(table: pa.Table, rows: pa.Array, label_ids: list[str], kind: str) -> pa.Table:
+    """Per index row, the columns filters read (see `Index.load_attributes`), from a version's columns."""
+    labels = table.column("labels").combine_chunks()
+    if kind == "frame":
+        taken = labels if len(rows) == len(labels) else labels.take(rows)
+        classes = pa.ListArray.from_arrays(taken.offsets, taken.flatten().field("classification"))
+    else:
+        flat_labels = labels.flatten()
         owners = pa.table(
             {
-                "frame": label_frame,
+                "frame": pc.list_parent_indices(labels),
                 "label_id": flat_labels.field("label_id"),
                 "class": flat_labels.field("classification"),
             }
         )
-        wanted = pa.table({"frame": rows, "label_id": flat.field("label_id"), "order": pa.array(np.arange(len(flat)))})
+        wanted = pa.table(
+            {"frame": rows, "label_id": pa.array(label_ids, pa.string()), "order": pa.array(np.arange(len(rows)))}
+        )
         joined = wanted.join(owners, ["frame", "label_id"], join_type="left outer").sort_by("order")
         classes = pa.ListArray.from_arrays(
-            pa.array(np.arange(len(flat) + 1, dtype=np.int32)),
+            pa.array(np.arange(len(rows) + 1, dtype=np.int32)),
             pc.fill_null(joined.column("class"), "").combine_chunks(),
         )
-    frame_ids = table.column("frame_id").take(rows).to_pylist()
-    kept = [c for c in table.column_names if c not in {"frame_id", "embedding", "crop_embeddings"}]
-    attributes = table.select(kept).take(rows).append_column("classes", classes)
-    if array is None:
-        array = np.zeros((0, dimension or 1), np.float32)
-    return array, frame_ids, label_ids, attributes
+    kept = table if len(rows) == table.num_rows else table.take(rows)
+    return kept.append_column("classes", classes)
 
 
 # duplicates, uniqueness, projection ----------------------------------------------------------------------------------
