@@ -214,3 +214,18 @@ def test_rows_with_every_kind_of_absent_geometry_write_and_compact_in_lance(tmp_
     ds.optimize.compact_files(target_rows_per_fragment=10_000)
     back = lance.dataset(tmp_path / "a.lance").to_table().sort_by("frame_id")
     assert columnar.FRAMES.decode(back) == frames
+
+
+def test_frames_without_labels_beside_polygons_read_back_from_lance(tmp_path: Any) -> None:
+    import lance  # noqa: PLC0415
+
+    polygon = frame_pb2.Frame(frame_id="p")
+    ring = polygon.labels.add(label_id="p1", classification="road").polygon_list_2d.polygons.add()
+    for x, y in [(0, 0), (2, 0), (2, 2)]:
+        ring.vertices.add(x=x, y=y)
+    polygon.labels.add(label_id="b1").box_2d.width = 3.0
+    frames = [polygon, frame_pb2.Frame(frame_id="q"), frame_pb2.Frame(frame_id="r")]
+    lance.write_dataset(columnar.FRAMES.encode(frames), tmp_path / "t.lance")
+    back = lance.dataset(tmp_path / "t.lance").to_table()
+    assert columnar.FRAMES.decode(back) == frames
+    assert [label["area"] for label in back.column("labels").to_pylist()[0]] == [2.0, 0.0]

@@ -9,7 +9,9 @@ round-trips exactly:
 - a message is a struct (a message without fields is a bool: true when set), a `Timestamp` is
   `timestamp[ns, UTC]`, a repeated field a list, a map an Arrow map;
 - each oneof also gets a string child named after the oneof that says which member is set (`labels.geometry` is
-  `"box_2d"`, `sensors.data` is `"image"`), so SQL can select by kind without testing every member.
+  `"box_2d"`, `sensors.data` is `"image"`), so SQL can select by kind without testing every member. One member is
+  never null: `polygon_list_2d` (lists of lists) is an empty struct on labels of other kinds, since pylance 14 cannot
+  read back a null struct of that shape; its `geometry` says whether a label is a polygon.
 
 On top of the message fields the tables carry columns derived at write time, ignored when frames are read back:
 `label_count`, `label_ids`, `area` in each label (its COCO-style area: the `area` attribute a COCO import sets,
@@ -70,6 +72,8 @@ class _Field:
     oneof: str | None
     plan: _Plan | None = None  # messages, message lists, and maps with message values
     map_value: _Field | None = None
+    # A oneof member stored on every row (empty where another member is set): see `_always_set`.
+    always: bool = False
 
 
 @dataclass
@@ -125,11 +129,28 @@ def _field(fd: FieldDescriptor) -> _Field:
         sub = _plan(fd.message_type)
         if repeated:
             return _Field(fd.name, _MESSAGE_LIST, pa.list_(sub.arrow), False, None, sub)
-        return _Field(fd.name, _MESSAGE, sub.arrow, presence, oneof, sub)
+        return _Field(
+            fd.name, _MESSAGE, sub.arrow, presence, oneof, sub, always=oneof is not None and _lists_in_lists(sub.arrow)
+        )
     arrow = _SCALARS[fd.type]
     if repeated:
         return _Field(fd.name, _SCALAR_LIST, pa.list_(arrow), False, None)
     return _Field(fd.name, _SCALAR, arrow, presence, oneof)
+
+
+def _lists_in_lists(kind: pa.DataType) -> bool:
+    """Whether a type holds a list whose elements hold a list (a polygon list: polygons of vertices)."""
+    if pa.types.is_struct(kind):
+        return any(_lists_in_lists(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _holds_list(kind.value_type)
+    return False
+
+
+def _holds_list(kind: pa.DataType) -> bool:
+    if pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_map(kind):
+        return True
+    return pa.types.is_struct(kind) and any(_holds_list(kind.field(i).type) for i in range(kind.num_fields))
 
 
 # messages → columns ---------------------------------------------------------------------------------------------
@@ -184,6 +205,13 @@ def _encode(plan: _Plan, messages: Sequence[Message]) -> list[pa.Array]:
             arrays.append(pa.array(stamps, type=pa.int64()).cast(TIMESTAMP))
         elif f.kind == _EMPTY:
             arrays.append(pa.array([True if p else None for p in present or []], type=pa.bool_()))
+        elif f.kind == _MESSAGE and f.always:
+            # pylance 14 cannot read back a null struct holding lists of lists within a list beside an empty list
+            # ("Incorrect number of nulls for StructArray"), so such a oneof member is stored on every row, empty
+            # where it is not the member set; the oneof's own column says which one is.
+            assert f.plan is not None
+            subs = [getattr(m, name) for m in messages]
+            arrays.append(pa.StructArray.from_arrays(_encode(f.plan, subs), fields=f.plan.arrow_fields))
         elif f.kind == _MESSAGE:
             assert f.plan is not None
             assert present is not None
@@ -304,7 +332,11 @@ def _decode(plan: _Plan, columns: Mapping[str, pa.Array], messages: Sequence[Mes
                     getattr(m, name).SetInParent()
         elif f.kind == _MESSAGE:
             assert f.plan is not None
-            valid = array.is_valid().to_numpy(zero_copy_only=False)
+            chosen = columns.get(f.oneof) if f.oneof is not None else None
+            if chosen is not None:  # a oneof member is set where its oneof says so
+                valid = pc.fill_null(pc.equal(chosen, name), False).to_numpy(zero_copy_only=False)
+            else:
+                valid = array.is_valid().to_numpy(zero_copy_only=False)
             if not valid.any():
                 continue
             subs = [getattr(messages[i], name) for i in np.flatnonzero(valid).tolist()]
@@ -522,9 +554,9 @@ def _areas_added(labels: pa.ListArray) -> pa.ListArray:
         width = parts["width"].fill_null(0).to_numpy(zero_copy_only=False)
         height = parts["height"].fill_null(0).to_numpy(zero_copy_only=False)
         area = np.where(valid, width * height, area)
-    polygons = children["polygon_list_2d"]
-    if polygons.null_count < n:
-        area = np.where(polygons.is_valid().to_numpy(zero_copy_only=False), _polygon_areas(polygons), area)
+    is_polygon = pc.fill_null(pc.equal(children["geometry"], "polygon_list_2d"), False).to_numpy(zero_copy_only=False)
+    if is_polygon.any():
+        area = np.where(is_polygon, _polygon_areas(children["polygon_list_2d"]), area)
     attributes = children["attributes"]
     keys = _entries(attributes)
     if len(keys):
