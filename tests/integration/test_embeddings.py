@@ -117,6 +117,17 @@ def test_search_is_exact_and_pinned_to_its_version(
     found = [int(n.frame_id[1:]) for n in by_frame.results[0].neighbors]
     assert found[0] == 3
     assert all(i % 2 == 1 and i % 3 == 0 for i in found)
+    # The same with the class as a label condition of the filter language.
+    by_label = stub.Search(
+        embedding_service_pb2.SearchRequest(
+            index=name,
+            k=3,
+            filter='split = "a" AND labels(classification = "person" AND area >= 25)',
+            queries=[embedding_service_pb2.SearchQuery(frame_id="f003")],
+        ),
+        metadata=MD,
+    )
+    assert [int(n.frame_id[1:]) for n in by_label.results[0].neighbors] == found
     index = stub.GetIndex(embedding_service_pb2.GetIndexRequest(name=name), metadata=MD)
     assert (index.count, index.dimension, index.version) == (200, 16, 1)
     assert index.device == embedding_pb2.COMPUTE_DEVICE_CPU

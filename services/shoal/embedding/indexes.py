@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -90,6 +90,21 @@ class Index:
     @property
     def count(self) -> int:
         return len(self.frame_ids)
+
+    def matching(self, filter_text: str) -> np.ndarray:
+        """Which rows a filter (the language of ListFrames: metadata and label conditions) keeps, evaluated over
+        the rows' columns."""
+        compiled = filters.compile(filter_text, self.attributes.schema)
+        kept: np.ndarray = compiled.mask(self.attributes).to_numpy(zero_copy_only=False)
+        return kept
+
+    def with_classes(self, classes: Sequence[str]) -> np.ndarray:
+        """Which rows have a label of one of `classes` (a crop: its own label)."""
+        lists = self.attributes.column("classes").combine_chunks()
+        hits = pc.is_in(lists.flatten(), value_set=pa.array(list(classes), pa.string())).to_numpy(zero_copy_only=False)
+        out = np.zeros(self.count, bool)
+        out[pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)[hits]] = True
+        return out
 
     @property
     def metadata(self) -> list[dict[str, Any]]:
@@ -309,11 +324,9 @@ class Indexes:
             return None
         mask = np.ones(index.count, bool)
         if filter_text:
-            predicate = filters.parse(filter_text)
-            mask &= np.fromiter((predicate(m) for m in index.metadata), bool, index.count)
+            mask &= index.matching(filter_text)
         if classes:
-            wanted = set(classes)
-            mask &= np.fromiter((bool(c & wanted) for c in index.classes), bool, index.count)
+            mask &= index.with_classes(classes)
         return mask
 
 

@@ -16,7 +16,6 @@ from shoal.embedding import selection
 from shoal.embedding.indexes import Index, Indexes
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.kit.names import DatasetName, parse_inference_set
-from shoal.storage import filters
 from shoal.storage.tables import TableRoot
 from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2, frame_pb2
 
@@ -49,7 +48,7 @@ class Sampler:
         latest = tables.latest()
         if latest is None:
             return {}
-        return {fid: frame_pb2.InferenceFrame.FromString(raw) for fid, raw in tables.scan(latest.version)}
+        return dict(tables.frames(latest.version))  # type: ignore[arg-type]
 
     def _numbers(self, index: Index, c: embedding_pb2.SelectionCriterion, where: str) -> np.ndarray:
         t = c.input.type
@@ -100,8 +99,7 @@ class Sampler:
             raise InvalidArgument.of([FieldViolation("criteria", "give at least one criterion")])
         eligible = np.ones(index.count, bool)
         if request.filter:
-            predicate = filters.parse(request.filter)
-            eligible &= np.fromiter((predicate(m) for m in index.metadata), bool, index.count)
+            eligible &= index.matching(request.filter)
         names = {
             E.SELECTION_STRATEGY_TYPE_DIVERSITY: "DIVERSITY",
             E.SELECTION_STRATEGY_TYPE_WEIGHTS: "WEIGHTS",
