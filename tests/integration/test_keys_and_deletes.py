@@ -139,7 +139,7 @@ def test_deletes_leave_nothing_in_the_store_or_redis(suite: Suite, tmp_path: obj
         )
         d1 = f"projects/{project}/datasets/d1"
         before = [k for k in suite.objects() if f"/{project}/d1" in k or d1 in k]
-        assert any(k.startswith("tables/") for k in before)
+        assert any(k.startswith("datasets/") for k in before)
         assert any(k.startswith("assets/") for k in before)
         assert any(k.startswith("metrics/") for k in before)
         assert any(k.startswith("ingest/") for k in before)
