@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import Message
 from PIL import Image
 
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
@@ -33,10 +34,11 @@ from shoal.kit.objectstore import ObjectStore
 from shoal.kit.parsed import ParsedObjects
 from shoal.kit.settings import StoreSettings
 from shoal.metrics import tasks
+from shoal.metrics.frames import METADATA, PREDICTION_COLUMNS, TRUTH_COLUMNS, Frames, column, entries
 from shoal.storage.assetnames import referenced_asset
 from shoal.storage.catalog import Catalog
 from shoal.storage.reads import Reads
-from shoal.storage.tables import TableRoot
+from shoal.storage.tables import TableRoot, VersionedTables
 from shoal.v1 import common_pb2, evaluation_pb2, metrics_service_pb2
 
 log = logging.getLogger("shoal.metrics.evaluations")
@@ -322,28 +324,19 @@ class Evaluations:
         evaluation.complete_time.CopyFrom(_now())
         self.store.put(self._key(plan, "evaluation.binpb"), evaluation.SerializeToString())
 
-    def load(self, plan: Plan, report: Report) -> tuple[list[tasks.Pair], int]:
-        """Both sides of every frame the inference set covers at `plan`'s versions, in frame-id order; and how many
-        inference frames have no frame at the dataset version."""
-        inference = self.root.tables(plan.inference_set)
-        predictions: list[tuple[str, Message]] = (
-            list(inference.frames(plan.inference_version)) if plan.inference_version else []
+    def load(self, plan: Plan, report: Report) -> tuple[Frames, int]:
+        """Both sides of every frame the inference set covers at `plan`'s versions, as columns (one row per frame,
+        in the image order); and how many inference frames have no frame at the dataset version."""
+        report("reading", 0, 0)
+        frames, missing = read_frames(
+            self.root.tables(plan.inference_set.dataset_name),
+            plan.dataset_version,
+            self.root.tables(plan.inference_set),
+            plan.inference_version,
+            metadata=bool(plan.params.stratify_by),
         )
-        report("reading", 0, len(predictions))
-        truth = self.root.tables(plan.inference_set.dataset_name).get(
-            [fid for fid, _ in predictions], plan.dataset_version
-        )
-        pairs = []
-        missing = 0
-        for i, (frame_id, predicted) in enumerate(predictions):
-            gt = truth.get(frame_id)
-            if gt is None:
-                missing += 1
-                continue
-            pairs.append(tasks.Pair(frame_id, gt, predicted))  # type: ignore[arg-type]
-            if i % 5000 == 0:
-                report("reading", i, len(predictions))
-        return pairs, missing
+        report("reading", len(frames), len(frames))
+        return frames, missing
 
     def mask_loader(self) -> tasks.MaskLoader:
         cache: dict[str, np.ndarray] = {}
@@ -367,14 +360,14 @@ class Evaluations:
 
     def compute(self, plan: Plan, report: Report) -> evaluation_pb2.Evaluation:
         """Read, evaluate (overall and per stratum) and store; the stored Evaluation."""
-        pairs, missing = self.load(plan, report)
+        frames, missing = self.load(plan, report)
         project = self.catalog.get_project(plan.inference_set.dataset_name.parent)
         classes = tasks.Classes.of(project.class_map, list(plan.params.classes))
-        task = plan.params.task or tasks.infer_task(pairs)
-        tasks.check_task(pairs, task)
+        task = plan.params.task or tasks.infer_task(frames)
+        tasks.check_task(frames, task)
         masks = self.mask_loader()
-        report("evaluating", 0, len(pairs))
-        outcome = tasks.evaluate(pairs, task, plan.params, classes, masks)
+        report("evaluating", 0, len(frames))
+        outcome = tasks.evaluate(frames, task, plan.params, classes, masks)
         outcome.result.metrics["frames_without_ground_truth"] = float(missing)
         evaluation = evaluation_pb2.Evaluation(
             name=plan.name,
@@ -385,10 +378,10 @@ class Evaluations:
         )
         evaluation.params.task = task
         if plan.params.stratify_by:
-            for value, subset in strata(pairs, plan.params):
+            for value, subset in strata(frames, plan.params):
                 sub = tasks.evaluate(subset, task, plan.params, classes, masks)
                 evaluation.strata.add(value=value, result=sub.result)
-        report("storing", len(pairs), len(pairs))
+        report("storing", len(frames), len(frames))
         self.store.put(
             self._key(plan, "matches.binpb"),
             metrics_service_pb2.ListFrameMatchesResponse(frames=outcome.matches).SerializeToString(),
@@ -407,26 +400,114 @@ class Evaluations:
         return evaluation
 
 
-def _value_key(value: common_pb2.MetadataValue) -> bytes:
-    return value.SerializeToString(deterministic=True)
+def read_frames(
+    dataset: VersionedTables,
+    dataset_version: int,
+    inference: VersionedTables,
+    inference_version: int,
+    *,
+    metadata: bool = False,
+) -> tuple[Frames, int]:
+    """The columns an evaluation reads of both sides, joined by frame id and in the image order; and how many
+    inference frames have no frame at the dataset version. Nothing is decoded: the ground truth is read whole when
+    the inference set covers a good part of the version, else by frame id."""
+    extra = [METADATA] if metadata else []
+    predictions = (
+        inference.read(inference_version, [*PREDICTION_COLUMNS, *extra])
+        if inference_version
+        else inference.layout.schema().empty_table().select([*PREDICTION_COLUMNS, *extra])
+    )
+    columns = [*TRUTH_COLUMNS, *extra]
+    if predictions.num_rows * 2 >= dataset.version(dataset_version).frame_count:
+        truth = dataset.read(dataset_version, columns)
+    else:
+        truth = dataset.rows(predictions.column("frame_id").to_pylist(), dataset_version, columns)
+    frames, missing = Frames.join(predictions, truth)
+    return tasks.in_image_order(frames), missing
 
 
-def strata(
-    pairs: Sequence[tasks.Pair], params: evaluation_pb2.EvaluationParams
-) -> list[tuple[common_pb2.MetadataValue, list[tasks.Pair]]]:
+#: MetadataValue members holding one scalar (and `null_value`'s type number); floats are compared by their bits, as
+#: their serialization compares them (0.0 and -0.0 apart).
+_SCALARS: Final = ("string_value", "int_value", "float_value", "bool_value", "null_value")
+
+
+def _metadata_values(table: pa.Table, key: str) -> tuple[np.ndarray, pa.Array]:
+    """Rows whose `user_metadata` has `key`, and the value each has there."""
+    found = column(table, METADATA)
+    if found is None:
+        return np.zeros(0, np.int64), pa.array([], pa.struct([]))
+    owner, keys, values = entries(found)
+    hits = pc.equal(keys, key).fill_null(False)
+    return owner[np.asarray(hits.to_numpy(zero_copy_only=False), bool)], values.filter(hits)
+
+
+def _groups(values: pa.Array) -> tuple[np.ndarray, list[common_pb2.MetadataValue]]:
+    """Each value's group and one MetadataValue per group: values in one group serialize alike. Groups are found
+    per member of the oneof with NumPy; only list members are compared one value at a time (by their repr)."""
+    group = np.zeros(len(values), np.int64)
+    found: list[common_pb2.MetadataValue] = []
+    member = np.asarray(pc.struct_field(values, "kind").fill_null("").to_numpy(zero_copy_only=False), dtype=object)
+    for kind in sorted(set(member.tolist())):
+        rows = np.flatnonzero(member == kind)
+        if not kind:
+            keys: np.ndarray = np.zeros(len(rows), np.int64)
+        elif kind in _SCALARS:
+            keys = np.asarray(pc.struct_field(values, kind).take(pa.array(rows)).to_numpy(zero_copy_only=False))
+            if kind == "float_value":
+                keys = keys.view(np.int64)
+        else:
+            items = pc.struct_field(values, [kind, "values"]).take(pa.array(rows)).to_pylist()
+            seen: dict[str, int] = {}
+            keys = np.array([seen.setdefault(repr(v), len(seen)) for v in items], np.int64)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        group[rows] = len(found) + inverse.reshape(-1)
+        found.extend(_metadata_value(values, int(rows[i])) for i in first.tolist())
+    return group, found
+
+
+def _metadata_value(values: pa.Array, row: int) -> common_pb2.MetadataValue:
+    """One MetadataValue of a column of them."""
+    given = values.slice(row, 1).to_pylist()[0]
+    value = common_pb2.MetadataValue()
+    kind = given.get("kind")
+    if kind is None:
+        return value
+    if kind.endswith("_list_value"):
+        getattr(value, kind).SetInParent()
+        getattr(value, kind).values.extend(given[kind]["values"] or [])
+    else:
+        setattr(value, kind, given[kind])
+    return value
+
+
+def strata(frames: Frames, params: evaluation_pb2.EvaluationParams) -> list[tuple[common_pb2.MetadataValue, Frames]]:
     """Frames grouped by the value of `params.stratify_by` (ground truth metadata first, then the inference frame's);
     only the listed values when `stratify_values` is given, in that order, else every value present, sorted."""
     field = params.stratify_by
-    groups: dict[bytes, tuple[common_pb2.MetadataValue, list[tasks.Pair]]] = {}
-    for p in pairs:
-        value = (
-            p.truth.user_metadata.get(field)
-            if field in p.truth.user_metadata
-            else p.prediction.user_metadata.get(field)
-        )
-        if value is None:
-            continue
-        groups.setdefault(_value_key(value), (value, []))[1].append(p)
+    n = len(frames)
+    truth_rows, truth_values = _metadata_values(frames.truth, field)
+    predicted_rows, predicted_values = _metadata_values(frames.predictions, field)
+    source = np.full(n, -1, np.int64)
+    source[predicted_rows] = len(truth_rows) + np.arange(len(predicted_rows))
+    source[truth_rows] = np.arange(len(truth_rows))
+    rows = np.flatnonzero(source >= 0)
+    groups: dict[bytes, tuple[common_pb2.MetadataValue, list[np.ndarray]]] = {}
+    if rows.size:
+        values = pa.concat_arrays([v for v in (truth_values, predicted_values) if len(v)]).take(pa.array(source[rows]))
+        group, found = _groups(values)
+        # First seen first: the order equal sort keys keep.
+        order = np.argsort(np.unique(group, return_index=True)[1], kind="stable")
+        for g in order.tolist():
+            value = found[g]
+            groups.setdefault(_value_key(value), (value, []))[1].append(rows[group == g])
+    chosen = {k: (v, frames.take(np.sort(np.concatenate(parts)))) for k, (v, parts) in groups.items()}
     if params.stratify_values:
-        return [(v, groups[_value_key(v)][1] if _value_key(v) in groups else []) for v in params.stratify_values]
-    return [groups[k] for k in sorted(groups, key=lambda k: str(groups[k][0]))]
+        return [
+            (v, chosen[_value_key(v)][1] if _value_key(v) in chosen else frames.take(np.zeros(0, np.int64)))
+            for v in params.stratify_values
+        ]
+    return [chosen[k] for k in sorted(chosen, key=lambda k: str(chosen[k][0]))]
+
+
+def _value_key(value: common_pb2.MetadataValue) -> bytes:
+    return value.SerializeToString(deterministic=True)

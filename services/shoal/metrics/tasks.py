@@ -1,23 +1,40 @@
 """Evaluation tasks: ground truth and predictions of a set of frames → figures, per-frame matches and label-error
-candidates. Plain Python and NumPy; the labels come from the stored frames, parsed once into columns."""
+candidates. NumPy over the frames' Arrow columns (`shoal.metrics.frames`): each side's labels are flattened once and
+read a field at a time; only masks (asset reads and rasterisation) are handled one label at a time."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from shoal import rigs
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.metrics import coco
 from shoal.metrics.coco import F64, I64, Bool
-from shoal.v1 import common_pb2, evaluation_pb2, frame_pb2, label_pb2, project_pb2
+from shoal.metrics.frames import (
+    Frames,
+    Labels,
+    Pair,
+    Strings,
+    bools,
+    column,
+    elements,
+    entries,
+    floats,
+    frame_keys,
+    images,
+    index_of,
+)
+from shoal.metrics.matching import DEFAULT_MATCH_CONFIDENCE, confusion
+from shoal.v1 import evaluation_pb2, label_pb2, project_pb2
 
 Task: TypeAlias = evaluation_pb2.EvaluationTask
 T = evaluation_pb2
@@ -26,16 +43,8 @@ T = evaluation_pb2
 COCO_PERSON_SIGMAS: Final = rigs.COCO_PERSON_SIGMAS
 #: Sigma of a keypoint that is neither in COCO's rig nor given by its class: the mean of COCO's.
 DEFAULT_SIGMA: Final = 0.072
-#: Defaults of the match thresholds (confusion matrix, per-frame matches, label-error candidates).
-DEFAULT_MATCH_IOU: Final = 0.5
-DEFAULT_MATCH_CONFIDENCE: Final = 0.5
-#: A confident same-class match below this IoU is a loose box.
-LOOSE_IOU: Final = 0.75
-#: Overlap below which a prediction is "not near" any ground truth.
-NEAR_IOU: Final = 0.2
 #: Default IoU thresholds of 3-D cuboid AP.
 CUBOID_IOU_THRESHOLDS: Final = (0.25, 0.5, 0.7)
-BACKGROUND: Final = "background"
 NONE: Final = "(none)"
 
 _GEOMETRY_TASK: Final = {
@@ -52,15 +61,8 @@ _GEOMETRY_TASK: Final = {
 MaskLoader = Callable[[str], np.ndarray]
 #: A frame id that is an integer (COCO's image ids, imported as frame ids, are).
 _INTEGER: Final = re.compile(r"-?[0-9]+")
-
-
-@dataclass
-class Pair:
-    """One frame to evaluate: its ground truth at the pinned version and the model's predictions."""
-
-    frame_id: str
-    truth: frame_pb2.Frame
-    prediction: frame_pb2.InferenceFrame
+_INTEGER_SQL: Final = "^-?[0-9]+$"
+NOT_LABELED: Final = label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
 
 
 @dataclass
@@ -101,28 +103,36 @@ class Outcome:
     candidates: list[evaluation_pb2.LabelErrorCandidate] = field(default_factory=list)
 
 
-def infer_task(pairs: Sequence[Pair]) -> Task:
-    """The task the predictions' geometry calls for (the most common one)."""
-    seen: Counter[Task] = Counter()
-    for p in pairs:
-        for label in p.prediction.labels:
-            kind = label.WhichOneof("geometry")
-            if kind in _GEOMETRY_TASK:
-                seen[_GEOMETRY_TASK[kind]] += 1
-    if not seen:
+def as_frames(frames: Frames | Sequence[Pair]) -> Frames:
+    """Frames as columns; frames held as messages go through the tables' layout first."""
+    return frames if isinstance(frames, Frames) else Frames.of(frames)
+
+
+def infer_task(frames: Frames | Sequence[Pair]) -> Task:
+    """The task the predictions' geometry calls for (the most common one; between equally common ones, the one
+    seen first)."""
+    kinds = list(_GEOMETRY_TASK)
+    found = index_of(Labels.of(as_frames(frames).predictions).field("geometry"), kinds)
+    found = found[found >= 0]
+    if not found.size:
         raise FailedPrecondition(
             "the inference set has no labels whose geometry can be evaluated; name params.task",
             reason="NOTHING_TO_EVALUATE",
         )
-    return seen.most_common(1)[0][0]
+    task_of = np.array([_GEOMETRY_TASK[k] for k in kinds], np.int64)[found]
+    values, first, counts = np.unique(task_of, return_index=True, return_counts=True)
+    most = counts == counts.max()
+    winner = int(values[most][np.argmin(first[most])])
+    return next(t for t in _GEOMETRY_TASK.values() if t == winner)
 
 
-def check_task(pairs: Sequence[Pair], task: Task) -> None:
+def check_task(frames: Frames | Sequence[Pair], task: Task) -> None:
     """Refuse a task that none of the predictions can be evaluated for."""
-    kinds = {k for k, t in _GEOMETRY_TASK.items() if t == task}
-    if pairs and not any(lb.WhichOneof("geometry") in kinds for p in pairs for lb in p.prediction.labels):
+    frames = as_frames(frames)
+    kinds = sorted(k for k, t in _GEOMETRY_TASK.items() if t == task)
+    if len(frames) and not Labels.of(frames.predictions).kind(*kinds).any():
         raise FailedPrecondition(
-            f"no prediction has a geometry the task can evaluate ({', '.join(sorted(kinds))})",
+            f"no prediction has a geometry the task can evaluate ({', '.join(kinds)})",
             reason="NOTHING_TO_EVALUATE",
         )
 
@@ -161,29 +171,47 @@ def image_key(frame_id: str) -> tuple[int, int, str]:
     return (1, 0, frame_id)
 
 
-def in_image_order(pairs: Sequence[Pair]) -> list[Pair]:
-    """`pairs` in the image order. It decides how detections of equal score rank against each other across frames,
+def image_order(frame_ids: pa.Array) -> I64:
+    """Positions of `frame_ids` in the image order (`image_key`), computed on the column."""
+    ids = frame_ids.cast(pa.string())
+    integer = pc.match_substring_regex(ids, _INTEGER_SQL).fill_null(False)
+    try:
+        value = pc.if_else(integer, ids, pa.scalar("0")).cast(pa.int64())
+    except (pa.ArrowInvalid, OverflowError):  # integers beyond int64: Python's own
+        keys = frame_ids.to_pylist()
+        return np.array(sorted(range(len(keys)), key=lambda i: image_key(keys[i])), np.int64)
+    rank = pa.table({"kind": pc.invert(integer), "value": value, "id": ids})
+    order = pc.sort_indices(rank, sort_keys=[("kind", "ascending"), ("value", "ascending"), ("id", "ascending")])
+    return np.asarray(order.to_numpy(zero_copy_only=False), np.int64)
+
+
+def in_image_order(frames: Frames | Sequence[Pair]) -> Frames:
+    """`frames` in the image order. It decides how detections of equal score rank against each other across frames,
     so it must be pycocotools' for the figures to be its own."""
-    return sorted(pairs, key=lambda p: image_key(p.frame_id))
+    frames = as_frames(frames)
+    order = image_order(frames.predictions.column("frame_id").combine_chunks())
+    if np.array_equal(order, np.arange(len(order))):
+        return frames
+    return frames.take(order)
 
 
 def evaluate(
-    pairs: Sequence[Pair],
+    frames: Frames | Sequence[Pair],
     task: Task,
     params: evaluation_pb2.EvaluationParams,
     classes: Classes,
     masks: MaskLoader,
 ) -> Outcome:
-    """Figures of one task over `pairs`, taken in the image order (see `image_key`)."""
-    pairs = in_image_order(pairs)
+    """Figures of one task over `frames`, taken in the image order (see `image_key`)."""
+    frames = in_image_order(frames)
     if task == T.EVALUATION_TASK_CLASSIFICATION_2D:
-        outcome = classification(pairs, params, classes)
+        outcome = classification(frames, params, classes)
     elif task == T.EVALUATION_TASK_SEMANTIC_SEGMENTATION_2D:
-        outcome = semantic_segmentation(pairs, classes, masks)
+        outcome = semantic_segmentation(frames, classes, masks)
     else:
-        outcome = instances(pairs, task, params, classes, masks)
-    outcome.result.frame_count = len(pairs)
-    outcome.result.custom_metrics.update(custom_metrics(pairs))
+        outcome = instances(frames, task, params, classes, masks)
+    outcome.result.frame_count = len(frames)
+    outcome.result.custom_metrics.update(custom_metrics(frames))
     return outcome
 
 
@@ -192,234 +220,264 @@ def evaluate(
 
 @dataclass
 class Side:
-    """Ground truth or predictions of one geometry, as columns."""
+    """Ground truth or predictions of one geometry, one row per instance, as arrays."""
 
-    frame: list[int] = field(default_factory=list)
-    category: list[int] = field(default_factory=list)
-    label_id: list[str] = field(default_factory=list)
-    crowd: list[bool] = field(default_factory=list)
-    ignore: list[bool] = field(default_factory=list)
-    score: list[float] = field(default_factory=list)
-    area: list[float] = field(default_factory=list)
-    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    frame: I64
+    category: I64
+    label_id: Strings
+    crowd: Bool
+    ignore: Bool
+    score: F64
+    area: F64
+    boxes: F64  # [n, 4]: left, top, width, height
     masks: list[coco.Mask] = field(default_factory=list)
-    points: list[np.ndarray] = field(default_factory=list)  # [K, 3]: x, y, labeled
-    cuboids: list[tuple[float, ...]] = field(default_factory=list)  # x, y, z, l, w, h, yaw
+    points: F64 = field(default_factory=lambda: np.zeros((0, 0, 3)))  # [n, K, 3]: x, y, labeled
+    cuboids: F64 = field(default_factory=lambda: np.zeros((0, 7)))  # [n, 7]: x, y, z, l, w, h, yaw
+
+    @staticmethod
+    def of(labels: Labels, rows: I64, category: I64, *, area: F64, boxes: F64, crowd: Bool | None = None) -> Side:
+        """The labels `rows` of `labels`, with what every geometry has: frame, class, id, score."""
+        n = len(rows)
+        return Side(
+            frame=labels.frame[rows],
+            category=category,
+            label_id=labels.strings(rows, "label_id"),
+            crowd=np.zeros(n, bool) if crowd is None else crowd,
+            ignore=np.zeros(n, bool),
+            score=labels.scores(rows),
+            area=area,
+            boxes=boxes.reshape(n, 4),
+        )
+
+    def __len__(self) -> int:
+        return int(self.frame.shape[0])
 
     def instances(self) -> coco.Instances:
         return coco.Instances.make(
             self.frame, self.category, self.area, crowd=self.crowd, ignore=self.ignore, score=self.score
         )
 
-
-def _image_size(frame: frame_pb2.Frame, sensor_id: str) -> tuple[int, int]:
-    for s in frame.sensors:
-        if s.WhichOneof("data") == "image" and (not sensor_id or s.sensor_id == sensor_id):
-            return int(s.image.height), int(s.image.width)
-    return 0, 0
-
-
-def coco_area(label: label_pb2.Label) -> float | None:
-    """The `area` attribute a label carries (the COCO importer sets it to the area pycocotools evaluates the
-    annotation with), or None."""
-    if "area" not in label.attributes:
-        return None
-    value = label.attributes["area"]
-    kind = value.WhichOneof("kind")
-    if kind == "float_value":
-        return float(value.float_value)
-    if kind == "int_value":
-        return float(value.int_value)
-    return None
+    def take(self, rows: I64 | Bool) -> Side:
+        index = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, np.int64)
+        return Side(
+            frame=self.frame[index],
+            category=self.category[index],
+            label_id=self.label_id[index],
+            crowd=self.crowd[index],
+            ignore=self.ignore[index],
+            score=self.score[index],
+            area=self.area[index],
+            boxes=self.boxes[index],
+            masks=[self.masks[i] for i in index.tolist()] if self.masks else [],
+            points=self.points[index] if len(self.points) else self.points,
+            cuboids=self.cuboids[index] if len(self.cuboids) else self.cuboids,
+        )
 
 
-def _yaw(q: common_pb2.Quaternion) -> float:
-    w = q.w if (q.x or q.y or q.z or q.w) else 1.0
-    return math.atan2(2.0 * (w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-
-
-def _collect(
-    pairs: Sequence[Pair],
-    task: Task,
-    classes: Classes,
-    masks: MaskLoader,
-    truth: bool,
-) -> Side:
+def _collect(frames: Frames, task: Task, classes: Classes, masks: MaskLoader, truth: bool) -> Side:
+    labels = Labels.of(frames.truth if truth else frames.predictions)
+    category = labels.class_index(classes.names)
     if task == T.EVALUATION_TASK_KEYPOINTS_2D:
-        return _collect_keypoints(pairs, classes, truth)
-    side = Side()
-    index = classes.index
-    for f, pair in enumerate(pairs):
-        labels: Iterable[label_pb2.Label] = pair.truth.labels if truth else pair.prediction.labels
-        for label in labels:
-            kind = label.WhichOneof("geometry")
-            if task == T.EVALUATION_TASK_DETECTION_2D and kind == "box_2d":
-                b = label.box_2d
-                if label.classification not in index:
-                    continue
-                side.boxes.append((b.left, b.top, b.width, b.height))
-                # Ground truth is ranged by its COCO area where it has one (a segmentation's area, for real COCO
-                # data); detections always by w·h, as pycocotools' loadRes sets it for box results.
-                given = coco_area(label) if truth else None
-                side.area.append(b.width * b.height if given is None else given)
-                _common(side, f, index[label.classification], label, b.iscrowd)
-            elif task == T.EVALUATION_TASK_INSTANCE_SEGMENTATION_2D and kind == "polygon_list_2d":
-                if label.classification not in index:
-                    continue
-                h, w = _image_size(pair.truth, label.sensor_id)
-                polys = [
-                    np.array([(v.x, v.y) for v in poly.vertices], np.float64).ravel()
-                    for poly in label.polygon_list_2d.polygons
-                ]
-                if not h:
-                    h = int(max((p[1::2].max() for p in polys if p.size), default=0)) + 1
-                    w = int(max((p[0::2].max() for p in polys if p.size), default=0)) + 1
-                m = coco.Mask.crop(coco.polygon_mask(polys, h, w))
-                _add_mask(side, m, f, index[label.classification], label)
-            elif task == T.EVALUATION_TASK_INSTANCE_SEGMENTATION_2D and kind == "instance_segmentation_2d":
-                pixels = masks(label.instance_segmentation_2d.mask_url)
-                for inst in label.instance_segmentation_2d.instances:
-                    if inst.classification not in index:
-                        continue
-                    m = coco.Mask.crop(pixels == inst.id)
-                    sub = label_pb2.Label()
-                    sub.CopyFrom(label)
-                    sub.label_id = f"{label.label_id}#{inst.id}"
-                    _add_mask(side, m, f, index[inst.classification], sub)
-            elif task == T.EVALUATION_TASK_CUBOID_3D and kind == "cuboid_3d":
-                if label.classification not in index:
-                    continue
-                c = label.cuboid_3d
-                box3 = (
-                    c.position.x,
-                    c.position.y,
-                    c.position.z,
-                    c.dimensions.x,
-                    c.dimensions.y,
-                    c.dimensions.z,
-                    _yaw(c.rotation),
-                )
-                side.cuboids.append(box3)
-                side.area.append(box3[3] * box3[4])
-                _common(side, f, index[label.classification], label, False)
+        return _collect_keypoints(labels, category, classes, truth)
+    if task == T.EVALUATION_TASK_DETECTION_2D:
+        return _collect_boxes(labels, category, truth)
+    if task == T.EVALUATION_TASK_INSTANCE_SEGMENTATION_2D:
+        return _collect_masks(frames, labels, category, classes.names, masks)
+    if task == T.EVALUATION_TASK_CUBOID_3D:
+        return _collect_cuboids(labels, category)
+    rows = np.zeros(0, np.int64)
+    return Side.of(labels, rows, rows, area=np.zeros(0), boxes=np.zeros((0, 4)))
+
+
+def _box(labels: Labels, rows: I64, *path: str) -> F64:
+    return np.stack([labels.floats(rows, *path, part) for part in ("left", "top", "width", "height")], axis=1)
+
+
+def _collect_boxes(labels: Labels, category: I64, truth: bool) -> Side:
+    rows = np.flatnonzero(labels.kind("box_2d") & (category >= 0))
+    boxes = _box(labels, rows, "box_2d")
+    area = boxes[:, 2] * boxes[:, 3]
+    if truth:
+        # Ground truth is ranged by its COCO area where it has one (a segmentation's area, for real COCO data): the
+        # tables' derived `area` column, which is that attribute, else the box's w·h. Detections always by w·h, as
+        # pycocotools' loadRes sets it for box results.
+        stored = labels.floats(rows, "area", fill=np.nan)
+        area = np.where(np.isnan(stored), area, stored)
+    crowd = bools(labels.field("box_2d", "iscrowd").take(pa.array(rows, pa.int64())))
+    return Side.of(labels, rows, category[rows], area=area, boxes=boxes, crowd=crowd)
+
+
+def _collect_cuboids(labels: Labels, category: I64) -> Side:
+    rows = np.flatnonzero(labels.kind("cuboid_3d") & (category >= 0))
+
+    def part(*path: str) -> F64:
+        return labels.floats(rows, "cuboid_3d", *path)
+
+    qx, qy, qz, qw = (part("rotation", c) for c in "xyzw")
+    w = np.where((qx != 0) | (qy != 0) | (qz != 0) | (qw != 0), qw, 1.0)  # an unset rotation is the identity
+    # Yaw by math.atan2, as it always was computed: NumPy's arctan2 may differ from it in the last bit.
+    sin, cos = 2.0 * (w * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz)
+    yaw = np.fromiter(map(math.atan2, sin.tolist(), cos.tolist()), np.float64, count=len(rows))
+    cuboids = np.stack([*(part("position", c) for c in "xyz"), *(part("dimensions", c) for c in "xyz"), yaw], axis=1)
+    side = Side.of(labels, rows, category[rows], area=cuboids[:, 3] * cuboids[:, 4], boxes=np.zeros((len(rows), 4)))
+    side.cuboids = cuboids.reshape(-1, 7)
     return side
 
 
-def _collect_keypoints(pairs: Sequence[Pair], classes: Classes, truth: bool) -> Side:
-    """Keypoint labels as columns: points are placed by name into their class's rig order (one flat pass over the
-    keypoints, then one array assignment), boxes and areas computed for all labels at once."""
-    side = Side()
-    index = classes.index
+def _image_sizes(frames: Frames, labels: Labels, rows: I64) -> tuple[I64, I64]:
+    """(height, width) of the image each of the labels `rows` is on: the ground-truth frame's first image sensor
+    with the label's sensor id (any image sensor for a label without one); 0 where there is none."""
+    img_frame, img_sensor, width, height = images(frames.truth)
+    frame = labels.frame[rows]
+    sensor = labels.field("sensor_id").take(pa.array(rows, pa.int64())).fill_null("")
+    exact = index_of(frame_keys(frame, sensor), frame_keys(img_frame, img_sensor))
+    any_image = index_of(pa.array(frame, pa.int64()), pa.array(img_frame, pa.int64()))
+    at = np.where(bools(pc.equal(sensor, "")), any_image, exact)
+    found = at >= 0
+    h, w = np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+    h[found], w[found] = height[at[found]], width[at[found]]
+    return h, w
+
+
+def _collect_masks(frames: Frames, labels: Labels, category: I64, names: list[str], masks: MaskLoader) -> Side:
+    """Polygon and instance-mask labels as masks, in label order (an instance mask's instances in their order).
+    Each mask is rasterised or read on its own; everything around it is read as columns."""
+    polygons = np.flatnonzero(labels.kind("polygon_list_2d") & (category >= 0))
+    mask_labels = np.flatnonzero(labels.kind("instance_segmentation_2d"))
+    order: list[tuple[int, int]] = []  # (label row, instance position) of each mask
+    found: list[coco.Mask] = []
+    classes: list[int] = []
+    suffix: list[str] = []
+    if polygons.size:
+        heights, widths = _image_sizes(frames, labels, polygons)
+        owner, shapes = labels.children(polygons, "polygon_list_2d", "polygons")
+        vertex_owner, vertices = elements(pc.struct_field(shapes, "vertices"))
+        xy = np.empty(2 * len(vertices))
+        xy[0::2] = floats(pc.struct_field(vertices, "x"))
+        xy[1::2] = floats(pc.struct_field(vertices, "y"))
+        shape_ends = 2 * np.r_[0, np.cumsum(np.bincount(vertex_owner, minlength=len(shapes)))]
+        label_ends = np.r_[0, np.cumsum(np.bincount(owner, minlength=len(polygons)))]
+        for i, row in enumerate(polygons.tolist()):
+            polys = [xy[shape_ends[s] : shape_ends[s + 1]] for s in range(label_ends[i], label_ends[i + 1])]
+            h, w = int(heights[i]), int(widths[i])
+            if not h:
+                h = int(max((p[1::2].max() for p in polys if p.size), default=0)) + 1
+                w = int(max((p[0::2].max() for p in polys if p.size), default=0)) + 1
+            order.append((row, 0))
+            found.append(coco.Mask.crop(coco.polygon_mask(polys, h, w)))
+            classes.append(int(category[row]))
+            suffix.append("")
+    if mask_labels.size:
+        urls = labels.strings(mask_labels, "instance_segmentation_2d", "mask_url").tolist()
+        owner, mapped = labels.children(mask_labels, "instance_segmentation_2d", "instances")
+        ids = pc.struct_field(mapped, "id").fill_null(0).to_pylist()
+        mapped_class = index_of(pc.struct_field(mapped, "classification"), names)
+        ends = np.r_[0, np.cumsum(np.bincount(owner, minlength=len(mask_labels)))].tolist()
+        for i, row in enumerate(mask_labels.tolist()):
+            pixels = masks(urls[i])  # read even when none of its instances is evaluated: an unreadable mask fails
+            for j in range(ends[i], ends[i + 1]):
+                if mapped_class[j] < 0:
+                    continue
+                order.append((row, j - ends[i]))
+                found.append(coco.Mask.crop(pixels == ids[j]))
+                classes.append(int(mapped_class[j]))
+                suffix.append(f"#{ids[j]}")
+    at = np.array(order, np.int64).reshape(-1, 2)
+    sort = np.lexsort((at[:, 1], at[:, 0]))
+    rows = at[sort, 0]
+    ordered = [found[i] for i in sort.tolist()]
+    label_ids = labels.strings(rows, "label_id")
+    label_ids = np.array([a + suffix[i] for a, i in zip(label_ids.tolist(), sort.tolist(), strict=True)], dtype=object)
+    # COCO's area of an imported annotation, else the mask's as pycocotools computes it.
+    given = labels.attribute_area(rows)
+    area = np.where(np.isnan(given), np.array([m.area for m in ordered], np.float64), given)
+    boxes = np.array([(m.left, m.top, m.pixels.shape[1], m.pixels.shape[0]) for m in ordered], np.float64)
+    side = Side.of(labels, rows, np.array(classes, np.int64)[sort], area=area, boxes=boxes)
+    side.label_id = label_ids.reshape(len(rows))
+    side.masks = ordered
+    return side
+
+
+def _collect_keypoints(labels: Labels, category: I64, classes: Classes, truth: bool) -> Side:
+    """Keypoint labels as columns: points are placed by name into their class's rig order (one pass over the
+    keypoints of each class, then one array assignment), boxes and areas computed for all labels at once."""
+    rows = np.flatnonzero(labels.kind("keypoints_2d") & (category >= 0))
+    kinds = category[rows]
     where = {name: {k.name: i for i, k in enumerate(classes.entries[name].keypoints)} for name in classes.names}
     width = max((len(w) for w in where.values()), default=0)
-    rows: list[int] = []
-    cols: list[int] = []
-    values: list[tuple[float, float, bool]] = []
-    given: list[tuple[float, float, float, float]] = []
-    areas: list[float | None] = []
-    not_labeled = label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
-    for f, pair in enumerate(pairs):
-        labels: Iterable[label_pb2.Label] = pair.truth.labels if truth else pair.prediction.labels
-        for label in labels:
-            if label.WhichOneof("geometry") != "keypoints_2d" or label.classification not in index:
-                continue
-            rig = where[label.classification]
-            row = len(given)
-            for kp in label.keypoints_2d.keypoints:
-                i = rig.get(kp.name)
-                if i is not None:
-                    rows.append(row)
-                    cols.append(i)
-                    values.append((kp.x, kp.y, kp.visibility != not_labeled))
-            b = label.keypoints_2d.box
-            given.append((b.left, b.top, b.width, b.height))
-            areas.append(coco_area(label))
-            _common(side, f, index[label.classification], label, False)
-    n = len(given)
+    n = len(rows)
     pts = np.full((n, width, 3), np.inf)
     pts[:, :, 2] = 0
-    if rows:
-        pts[np.array(rows), np.array(cols)] = np.array(values, np.float64)
+    owner, points = labels.children(rows, "keypoints_2d", "keypoints")
+    if len(points):
+        names = pc.struct_field(points, "name")
+        column_of = np.full(len(points), -1, np.int64)
+        point_class = kinds[owner]
+        for k, name in enumerate(classes.names):
+            mine = point_class == k
+            if mine.any() and where[name]:
+                at = index_of(names.filter(pa.array(mine)), list(where[name]))
+                column_of[mine] = np.where(at >= 0, np.array(list(where[name].values()), np.int64)[at], -1)
+        use = column_of >= 0
+        labeled_point = pc.not_equal(pc.struct_field(points, "visibility").fill_null(0), NOT_LABELED)
+        values = np.stack(
+            [
+                floats(pc.struct_field(points, "x")),
+                floats(pc.struct_field(points, "y")),
+                np.asarray(labeled_point.to_numpy(zero_copy_only=False), np.float64),
+            ],
+            axis=1,
+        )
+        pts[owner[use], column_of[use]] = values[use]
     labeled: Bool = pts[:, :, 2] > 0
     finite: Bool = np.isfinite(pts[:, :, 0])
-    use = labeled if truth else finite
+    use_point = labeled if truth else finite
     with np.errstate(invalid="ignore"):
-        x0 = np.where(use, pts[:, :, 0], np.inf).min(axis=1, initial=np.inf)
-        y0 = np.where(use, pts[:, :, 1], np.inf).min(axis=1, initial=np.inf)
-        x1 = np.where(use, pts[:, :, 0], -np.inf).max(axis=1, initial=-np.inf)
-        y1 = np.where(use, pts[:, :, 1], -np.inf).max(axis=1, initial=-np.inf)
+        x0 = np.where(use_point, pts[:, :, 0], np.inf).min(axis=1, initial=np.inf)
+        y0 = np.where(use_point, pts[:, :, 1], np.inf).min(axis=1, initial=np.inf)
+        x1 = np.where(use_point, pts[:, :, 0], -np.inf).max(axis=1, initial=-np.inf)
+        y1 = np.where(use_point, pts[:, :, 1], -np.inf).max(axis=1, initial=-np.inf)
     extent = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
-    box = np.array(given, np.float64).reshape(n, 4)
+    box = _box(labels, rows, "keypoints_2d", "box").reshape(n, 4)
     has_box = (box[:, 2] > 0) & (box[:, 3] > 0)
-    any_use: Bool = np.asarray(use.any(axis=1))
+    any_use: Bool = np.asarray(use_point.any(axis=1))
     box = np.where(has_box[:, None], box, np.where(any_use[:, None], extent, 0.0))
-    side.boxes = [(float(a), float(b), float(c), float(d)) for a, b, c, d in box.tolist()]
-    side.points = list(pts)
-    if truth:
-        side.area = (box[:, 2] * box[:, 3]).tolist()
-        side.ignore = [not a for a in np.asarray(labeled.any(axis=1)).tolist()]
-    else:  # as pycocotools' loadRes: the extent of the predicted points
-        side.area = np.where(finite.any(axis=1), extent[:, 2] * extent[:, 3], 0.0).tolist()
+    # Ground truth by its box; detections as pycocotools' loadRes: the extent of the predicted points.
+    area = box[:, 2] * box[:, 3] if truth else np.where(finite.any(axis=1), extent[:, 2] * extent[:, 3], 0.0)
     # An imported COCO annotation's own area wins: ground truth's (ranges and OKS), a detection's as loadRes set it.
-    side.area = [a if a is not None else computed for a, computed in zip(areas, side.area, strict=True)]
+    given = labels.attribute_area(rows)
+    side = Side.of(labels, rows, kinds, area=np.where(np.isnan(given), area, given), boxes=box)
+    side.points = pts
+    if truth:
+        side.ignore = ~np.asarray(labeled.any(axis=1))
     return side
-
-
-def _common(
-    side: Side, frame: int, category: int, label: label_pb2.Label, crowd: bool, *, ignore: bool = False
-) -> None:
-    side.frame.append(frame)
-    side.category.append(category)
-    side.label_id.append(label.label_id)
-    side.crowd.append(bool(crowd))
-    side.ignore.append(ignore)
-    side.score.append(float(label.confidence) if label.HasField("confidence") else 1.0)
-
-
-def _add_mask(side: Side, m: coco.Mask, frame: int, category: int, label: label_pb2.Label) -> None:
-    side.masks.append(m)
-    given = coco_area(label)  # COCO's area of an imported annotation, else the mask's as pycocotools computes it
-    side.area.append(float(m.area) if given is None else given)
-    side.boxes.append((float(m.left), float(m.top), float(m.pixels.shape[1]), float(m.pixels.shape[0])))
-    _common(side, frame, category, label, False)
-
-
-def _box_array(side: Side) -> F64:
-    return np.array(side.boxes, np.float64).reshape(-1, 4)
 
 
 def _overlap(
     task: Task, params: evaluation_pb2.EvaluationParams, gt: Side, dt: Side, classes: Classes, *, bev: bool = False
 ) -> coco.PairOverlap:
-    crowd = np.array(gt.crowd, bool)
     if task == T.EVALUATION_TASK_DETECTION_2D:
-        return coco.box_overlap(_box_array(dt), _box_array(gt), crowd)
+        return coco.box_overlap(dt.boxes, gt.boxes, gt.crowd)
     if task == T.EVALUATION_TASK_INSTANCE_SEGMENTATION_2D:
-        return coco.mask_overlap(dt.masks, gt.masks, crowd)
+        return coco.mask_overlap(dt.masks, gt.masks, gt.crowd)
     if task == T.EVALUATION_TASK_KEYPOINTS_2D:
         sigmas = _sigmas(params, classes)
         width = sigmas.shape[1]
-        gp = np.array(gt.points, np.float64).reshape(-1, width, 3)
-        dp = np.array(dt.points, np.float64).reshape(-1, width, 3)
+        gp = gt.points.reshape(-1, width, 3)
+        dp = dt.points.reshape(-1, width, 3)
         rig_size = np.array([len(classes.entries[n].keypoints) for n in classes.names], np.int64)
-        valid = (
-            np.arange(width)[None, :] < rig_size[np.array(dt.category, np.int64)][:, None]
-            if dt.category
-            else np.zeros((0, width), bool)
-        )
+        valid = np.arange(width)[None, :] < rig_size[dt.category][:, None] if len(dt) else np.zeros((0, width), bool)
         return coco.keypoint_overlap(
             dp[:, :, :2],
             gp[:, :, :2],
             gt_visible=gp[:, :, 2] > 0,
-            gt_boxes=_box_array(gt),
-            gt_area=np.array(gt.area, np.float64),
-            sigmas=sigmas[np.array(gt.category, np.int64)] if gt.category else np.zeros((0, width)),
+            gt_boxes=gt.boxes,
+            gt_area=gt.area,
+            sigmas=sigmas[gt.category] if len(gt) else np.zeros((0, width)),
             dt_valid=valid,
         )
     if task == T.EVALUATION_TASK_CUBOID_3D:
-        return cuboid_overlap(
-            np.array(dt.cuboids, np.float64).reshape(-1, 7), np.array(gt.cuboids, np.float64).reshape(-1, 7), bev=bev
-        )
+        return cuboid_overlap(dt.cuboids.reshape(-1, 7), gt.cuboids.reshape(-1, 7), bev=bev)
     raise InvalidArgument.of([FieldViolation("params.task", "is not an instance task")])
 
 
@@ -474,13 +532,13 @@ def cuboid_overlap(dt: F64, gt: F64, *, bev: bool) -> coco.PairOverlap:
 
 
 def instances(
-    pairs: Sequence[Pair], task: Task, params: evaluation_pb2.EvaluationParams, classes: Classes, masks: MaskLoader
+    frames: Frames, task: Task, params: evaluation_pb2.EvaluationParams, classes: Classes, masks: MaskLoader
 ) -> Outcome:
-    gt = _collect(pairs, task, classes, masks, truth=True)
-    dt = _collect(pairs, task, classes, masks, truth=False)
+    gt = _collect(frames, task, classes, masks, truth=True)
+    dt = _collect(frames, task, classes, masks, truth=False)
     conf = params.confidence_threshold
     if conf > 0:
-        dt = _filter(dt, np.array(dt.score) >= conf)
+        dt = dt.take(dt.score >= conf)
     p = coco_params(params, task)
     gi, di = gt.instances(), dt.instances()
     result = evaluation_pb2.EvaluationResult()
@@ -511,7 +569,12 @@ def instances(
         T.EVALUATION_TASK_CUBOID_3D,
     ):
         matched = confusion(
-            pairs, gt, dt, params=params, classes=classes, overlap=_overlap(task, params, gt, dt, classes, bev=True)
+            frames.frame_ids(),
+            gt,
+            dt,
+            params=params,
+            classes=classes,
+            overlap=_overlap(task, params, gt, dt, classes, bev=True),
         )
         result.confusion_matrix.CopyFrom(matched.matrix)
         outcome.matches = matched.frames
@@ -588,311 +651,42 @@ def _curves(result: evaluation_pb2.EvaluationResult, r: coco.CocoResult, classes
             result.pr_curves.add(class_name="", iou_threshold=t, recall=recall_points, precision=mean.tolist())
 
 
-def _filter(side: Side, keep: Bool) -> Side:
-    out = Side()
-    for name in (
-        "frame",
-        "category",
-        "label_id",
-        "crowd",
-        "ignore",
-        "score",
-        "area",
-        "boxes",
-        "masks",
-        "points",
-        "cuboids",
-    ):
-        values = getattr(side, name)
-        if values:
-            setattr(out, name, [v for v, k in zip(values, keep, strict=True) if k])
-    return out
-
-
-# confusion matrix, per-frame matches and label-error candidates ---------------------------------------------------
-
-
-@dataclass
-class Confusion:
-    matrix: evaluation_pb2.ConfusionMatrix
-    frames: list[evaluation_pb2.FrameMatches]
-    candidates: list[evaluation_pb2.LabelErrorCandidate]
-
-
-def confusion(
-    pairs: Sequence[Pair],
-    gt: Side,
-    dt: Side,
-    *,
-    params: evaluation_pb2.EvaluationParams,
-    classes: Classes,
-    overlap: coco.PairOverlap,
-) -> Confusion:
-    """Class-agnostic greedy matching at one IoU and confidence threshold (a same-class partner preferred), the
-    confusion matrix it gives (with a background row and column), per-frame matches, and label-error candidates."""
-    iou_thr = params.match_iou_threshold or DEFAULT_MATCH_IOU
-    conf_thr = params.match_confidence_threshold or DEFAULT_MATCH_CONFIDENCE
-    n_k = len(classes.names)
-    g_cat, d_cat = np.array(gt.category, np.int64), np.array(dt.category, np.int64)
-    g_frame, d_frame = np.array(gt.frame, np.int64), np.array(dt.frame, np.int64)
-    score = np.array(dt.score, np.float64)
-    crowd = np.array(gt.crowd, bool)
-    confident = score >= conf_thr
-
-    # Every (prediction, ground truth) pair in a frame, with its overlap.
-    g_order = np.argsort(g_frame, kind="stable")
-    lo = np.searchsorted(g_frame[g_order], d_frame, side="left")
-    hi = np.searchsorted(g_frame[g_order], d_frame, side="right")
-    counts = hi - lo
-    pd = np.repeat(np.arange(d_frame.shape[0]), counts)
-    pg = g_order[np.repeat(lo, counts) + (np.arange(pd.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts))]
-    piou = np.asarray(overlap(pd, pg), np.float64) if pd.size else np.zeros(0)
-    same = d_cat[pd] == g_cat[pg]
-
-    # Matching: confident predictions only; value = IoU, plus 1 for a same-class partner, 0 below the threshold.
-    def agnostic(d: I64, g: I64) -> F64:
-        rows = dt_rows[d]
-        iou = np.asarray(overlap(rows, g), np.float64)
-        return np.where(iou >= iou_thr, iou + (d_cat[rows] == g_cat[g]), 0.0)
-
-    dt_rows = np.flatnonzero(confident)
-    gi = coco.Instances.make(g_frame, np.zeros_like(g_frame), np.zeros(len(g_frame)), crowd=crowd)
-    di = coco.Instances.make(
-        d_frame[dt_rows], np.zeros(dt_rows.shape[0], np.int64), np.zeros(dt_rows.shape[0]), score=score[dt_rows]
-    )
-    m = coco.match(
-        gi,
-        di,
-        1,
-        agnostic,
-        coco.CocoParams(iou_thresholds=np.array([iou_thr]), area_ranges=(("all", 0.0, np.inf),), max_dets=(10**9,)),
-    )
-    partner = np.full(len(dt.frame), -1, np.int64)
-    partner[dt_rows[m.dt_index]] = m.matched_gt[0, 0]
-    taken_by = np.full(len(gt.frame), -1, np.int64)
-    has = partner >= 0
-    taken_by[partner[has]] = np.flatnonzero(has)
-
-    labels = [*classes.names, BACKGROUND if BACKGROUND not in classes.names else f"({BACKGROUND})"]
-    counts_m = np.zeros((n_k + 1, n_k + 1), np.int64)
-    per_frame: dict[int, list[evaluation_pb2.Match]] = defaultdict(list)
-    with_partner = np.flatnonzero(partner >= 0)
-    partner_iou = np.zeros(len(dt.frame))
-    if with_partner.size:
-        partner_iou[with_partner] = overlap(with_partner, partner[with_partner])
-    for d in np.flatnonzero(confident):
-        g = int(partner[d])
-        if g >= 0 and crowd[g]:
-            continue  # a prediction inside a crowd region counts neither way
-        if g >= 0:
-            counts_m[g_cat[g], d_cat[d]] += 1
-            kind = (
-                evaluation_pb2.MATCH_KIND_TRUE_POSITIVE
-                if g_cat[g] == d_cat[d]
-                else evaluation_pb2.MATCH_KIND_CLASS_MISMATCH
-            )
-            per_frame[int(d_frame[d])].append(
-                evaluation_pb2.Match(
-                    kind=kind,
-                    ground_truth_label_id=gt.label_id[g],
-                    prediction_label_id=dt.label_id[d],
-                    ground_truth_class=classes.names[g_cat[g]],
-                    prediction_class=classes.names[d_cat[d]],
-                    iou=float(partner_iou[d]),
-                    confidence=score[d],
-                )
-            )
-        else:
-            counts_m[n_k, d_cat[d]] += 1
-            per_frame[int(d_frame[d])].append(
-                evaluation_pb2.Match(
-                    kind=evaluation_pb2.MATCH_KIND_FALSE_POSITIVE,
-                    prediction_label_id=dt.label_id[d],
-                    prediction_class=classes.names[d_cat[d]],
-                    confidence=score[d],
-                )
-            )
-    for g in np.flatnonzero((taken_by < 0) & ~crowd).tolist():
-        counts_m[g_cat[g], n_k] += 1
-        per_frame[int(g_frame[g])].append(
-            evaluation_pb2.Match(
-                kind=evaluation_pb2.MATCH_KIND_FALSE_NEGATIVE,
-                ground_truth_label_id=gt.label_id[g],
-                ground_truth_class=classes.names[g_cat[g]],
-            )
-        )
-    matrix = evaluation_pb2.ConfusionMatrix(labels=labels)
-    matrix.counts.rows = n_k + 1
-    matrix.counts.columns = n_k + 1
-    matrix.counts.values.extend(counts_m.astype(np.float64).ravel().tolist())
-    frames = [evaluation_pb2.FrameMatches(frame_id=pairs[f].frame_id, matches=per_frame[f]) for f in sorted(per_frame)]
-    cands = label_errors(
-        pairs,
-        gt,
-        dt,
-        classes=classes,
-        pd=pd,
-        pg=pg,
-        piou=piou,
-        same=same,
-        confident=confident,
-        crowd=crowd,
-        iou_thr=iou_thr,
-    )
-    return Confusion(matrix, frames, cands)
-
-
-def label_errors(
-    pairs: Sequence[Pair],
-    gt: Side,
-    dt: Side,
-    *,
-    classes: Classes,
-    pd: I64,
-    pg: I64,
-    piou: F64,
-    same: Bool,
-    confident: Bool,
-    crowd: Bool,
-    iou_thr: float,
-) -> list[evaluation_pb2.LabelErrorCandidate]:
-    """Rank labels by how likely they are wrong, judging the ground truth by a confident model.
-
-    Each ground-truth label is looked at once, in this order: its best same-class confident prediction overlaps it
-    but loosely (LOOSE_BOX, score confidence × (1 − IoU)); else a confident prediction of another class covers it
-    (WRONG_CLASS, confidence × IoU); else no prediction comes near it (UNMATCHED_GROUND_TRUTH, 0.3 × (1 − best IoU
-    with any prediction)). Then each confident prediction that no ground truth comes near and that no candidate
-    above used is a MISSING_LABEL, scored by its confidence."""
-    r = evaluation_pb2
-    score = np.array(dt.score, np.float64)
-    n_g = len(gt.frame)
-    out: list[r.LabelErrorCandidate] = []
-    used = np.zeros(len(dt.frame), bool)
-    names = classes.names
-    g_cat, d_cat = np.array(gt.category, np.int64), np.array(dt.category, np.int64)
-
-    def best(mask: Bool) -> tuple[I64, F64]:
-        """Per ground truth, the pair (index into pairs) with the highest IoU among `mask`, or -1."""
-        idx = np.full(n_g, -1, np.int64)
-        val = np.full(n_g, -1.0)
-        sel = np.flatnonzero(mask)
-        if sel.size:
-            order = sel[np.lexsort((piou[sel], pg[sel]))]
-            last = np.r_[pg[order][1:] != pg[order][:-1], True]
-            idx[pg[order][last]] = order[last]
-            val[pg[order][last]] = piou[order][last]
-        return idx, val
-
-    conf_pair = confident[pd] if pd.size else np.zeros(0, bool)
-    same_idx, same_iou = best(conf_pair & same)
-    other_idx, other_iou = best(conf_pair & ~same & (piou >= iou_thr))
-    _, any_iou = best(np.ones(pd.shape[0], bool))
-    for g in range(n_g):
-        if crowd[g]:
-            continue
-        frame_id = pairs[gt.frame[g]].frame_id
-        if same_idx[g] >= 0 and NEAR_IOU <= same_iou[g] < LOOSE_IOU:
-            d = int(pd[same_idx[g]])
-            used[d] = True
-            out.append(
-                r.LabelErrorCandidate(
-                    frame_id=frame_id,
-                    ground_truth_label_id=gt.label_id[g],
-                    prediction_label_id=dt.label_id[d],
-                    reason=r.LABEL_ERROR_REASON_LOOSE_BOX,
-                    score=float(score[d] * (1 - same_iou[g])),
-                    description=(
-                        f"{names[g_cat[g]]} matched by a {score[d]:.2f}-confident prediction at IoU {same_iou[g]:.2f}"
-                    ),
-                )
-            )
-        elif same_iou[g] < NEAR_IOU and other_idx[g] >= 0:
-            d = int(pd[other_idx[g]])
-            used[d] = True
-            out.append(
-                r.LabelErrorCandidate(
-                    frame_id=frame_id,
-                    ground_truth_label_id=gt.label_id[g],
-                    prediction_label_id=dt.label_id[d],
-                    reason=r.LABEL_ERROR_REASON_WRONG_CLASS,
-                    score=float(score[d] * other_iou[g]),
-                    description=(
-                        f"labeled {names[g_cat[g]]}, predicted {names[d_cat[d]]} with confidence {score[d]:.2f} "
-                        f"at IoU {other_iou[g]:.2f}"
-                    ),
-                )
-            )
-        elif any_iou[g] < NEAR_IOU:
-            out.append(
-                r.LabelErrorCandidate(
-                    frame_id=frame_id,
-                    ground_truth_label_id=gt.label_id[g],
-                    reason=r.LABEL_ERROR_REASON_UNMATCHED_GROUND_TRUTH,
-                    score=float(0.3 * (1 - max(any_iou[g], 0.0))),
-                    description=f"{names[g_cat[g]]} with no prediction near it (best IoU {max(any_iou[g], 0.0):.2f})",
-                )
-            )
-    # Predictions: the best overlap with any ground truth.
-    d_best = np.zeros(len(dt.frame))
-    if pd.size:
-        np.maximum.at(d_best, pd, piou)
-    for d in np.flatnonzero(confident & ~used & (d_best < NEAR_IOU)).tolist():
-        out.append(
-            r.LabelErrorCandidate(
-                frame_id=pairs[dt.frame[d]].frame_id,
-                prediction_label_id=dt.label_id[d],
-                reason=r.LABEL_ERROR_REASON_MISSING_LABEL,
-                score=float(score[d]),
-                description=f"{names[d_cat[d]]} predicted with confidence {score[d]:.2f} where nothing is labeled",
-            )
-        )
-    out.sort(key=lambda c: (-c.score, c.frame_id, c.ground_truth_label_id, c.prediction_label_id))
-    return out
-
-
 # classification --------------------------------------------------------------------------------------------------
 
 
-def classification(pairs: Sequence[Pair], params: evaluation_pb2.EvaluationParams, classes: Classes) -> Outcome:
-    index = classes.index
+def classification(frames: Frames, params: evaluation_pb2.EvaluationParams, classes: Classes) -> Outcome:
+    """Top-1 classification: a frame's first ground-truth class against its most confident predicted class (the
+    first of equally confident ones), over the frames that have a ground-truth class."""
     n_k = len(classes.names)
-    truth, top1, ranked, frames, pred_ids, conf = [], [], [], [], [], []
-    for f, pair in enumerate(pairs):
-        g = next(
-            (
-                lb
-                for lb in pair.truth.labels
-                if lb.WhichOneof("geometry") == "classification_2d" and lb.classification in index
-            ),
-            None,
-        )
-        if g is None:
-            continue
-        preds = sorted(
-            (
-                lb
-                for lb in pair.prediction.labels
-                if lb.WhichOneof("geometry") == "classification_2d" and lb.classification in index
-            ),
-            key=lambda lb: -(lb.confidence if lb.HasField("confidence") else 1.0),
-        )
-        truth.append(index[g.classification])
-        top1.append(index[preds[0].classification] if preds else n_k)
-        ranked.append([index[lb.classification] for lb in preds])
-        frames.append(f)
-        pred_ids.append((g.label_id, preds[0].label_id if preds else ""))
-        conf.append(preds[0].confidence if preds and preds[0].HasField("confidence") else 1.0)
-    y, p = np.array(truth, np.int64), np.array(top1, np.int64)
+    truth, predicted = Labels.of(frames.truth), Labels.of(frames.predictions)
+    g_class = truth.class_index(classes.names)
+    g_rows = np.flatnonzero(truth.kind("classification_2d") & (g_class >= 0))
+    rated, first = np.unique(truth.frame[g_rows], return_index=True)  # frames with ground truth, in frame order
+    g_rows = g_rows[first]
+    y = g_class[g_rows]
+    d_class = predicted.class_index(classes.names)
+    d_rows = np.flatnonzero(predicted.kind("classification_2d") & (d_class >= 0))
+    d_conf = predicted.scores(d_rows)
+    d_frame = predicted.frame[d_rows]
+    # Each frame's predictions, most confident first (stable): a frame's top prediction is the first of its group.
+    ranked = np.lexsort((np.arange(len(d_rows)), -d_conf, d_frame))
+    d_rows, d_conf, d_frame = d_rows[ranked], d_conf[ranked], d_frame[ranked]
+    lo = np.searchsorted(d_frame, rated, side="left")
+    hi = np.searchsorted(d_frame, rated, side="right")
+    has = hi > lo
+    top = np.where(has, lo, 0)
+    p = np.where(has, d_class[d_rows[top]] if len(d_rows) else n_k, n_k)
+    conf = np.where(has, d_conf[top] if len(d_rows) else 1.0, 1.0)
     cm = np.zeros((n_k + 1, n_k + 1), np.int64)
     np.add.at(cm, (y, p), 1)
     result = evaluation_pb2.EvaluationResult()
     n = y.shape[0]
     result.metrics["accuracy"] = float((y == p).mean()) if n else 0.0
     tp = np.diag(cm)[:n_k].astype(np.float64)
-    predicted = cm[:, :n_k].sum(axis=0).astype(np.float64)
+    predicted_count = cm[:, :n_k].sum(axis=0).astype(np.float64)
     actual = cm[:n_k, :].sum(axis=1).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        precision = np.where(predicted_count > 0, tp / predicted_count, 0.0)
         recall = np.where(actual > 0, tp / actual, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     present = actual > 0
@@ -900,11 +694,14 @@ def classification(pairs: Sequence[Pair], params: evaluation_pb2.EvaluationParam
     result.metrics["macro_recall"] = float(recall[present].mean()) if present.any() else 0.0
     result.metrics["macro_f1"] = float(f1[present].mean()) if present.any() else 0.0
     result.metrics["weighted_f1"] = float((f1 * actual).sum() / actual.sum()) if actual.sum() else 0.0
-    if params.top_k > 1 and any(len(r) > 1 for r in ranked):
+    if params.top_k > 1 and n and (hi - lo).max() > 1:
         k = int(params.top_k)
-        result.metrics[f"top_{k}_accuracy"] = (
-            float(np.mean([t in r[:k] for t, r in zip(truth, ranked, strict=True)])) if n else 0.0
-        )
+        # A frame's true class among its first k predictions.
+        owner = np.searchsorted(rated, d_frame)
+        rank = np.arange(len(d_rows)) - lo[np.minimum(owner, n - 1)]
+        mine = (owner < n) & (rated[np.minimum(owner, n - 1)] == d_frame)
+        hit = mine & (rank < k) & (d_class[d_rows] == y[np.minimum(owner, n - 1)])
+        result.metrics[f"top_{k}_accuracy"] = float(np.mean(np.bincount(owner[hit], minlength=n) > 0))
     for k, name in enumerate(classes.names):
         c = result.per_class.add(class_name=name, class_id=classes.ids[k], support=int(actual[k]))
         c.metrics["precision"] = float(precision[k])
@@ -919,33 +716,39 @@ def classification(pairs: Sequence[Pair], params: evaluation_pb2.EvaluationParam
     result.confusion_matrix.counts.values.extend(sub.astype(np.float64).ravel().tolist())
     outcome = Outcome(result)
     conf_thr = params.match_confidence_threshold or DEFAULT_MATCH_CONFIDENCE
-    for i, f in enumerate(frames):
-        kind = evaluation_pb2.MATCH_KIND_TRUE_POSITIVE if y[i] == p[i] else evaluation_pb2.MATCH_KIND_CLASS_MISMATCH
-        pred_class = classes.names[p[i]] if p[i] < n_k else ""
+    frame_ids = frames.frame_ids()
+    names = [*classes.names, ""]
+    truth_ids = truth.strings(g_rows, "label_id").tolist()
+    top_ids = np.where(has, predicted.strings(d_rows[top], "label_id") if len(d_rows) else "", "").tolist()
+    for f, t, q, c, truth_id, top_id in zip(
+        rated.tolist(), y.tolist(), p.tolist(), conf.tolist(), truth_ids, top_ids, strict=True
+    ):
+        kind = evaluation_pb2.MATCH_KIND_TRUE_POSITIVE if t == q else evaluation_pb2.MATCH_KIND_CLASS_MISMATCH
+        pred_class = names[q]
         outcome.matches.append(
             evaluation_pb2.FrameMatches(
-                frame_id=pairs[f].frame_id,
+                frame_id=frame_ids[f],
                 matches=[
                     evaluation_pb2.Match(
                         kind=kind if pred_class else evaluation_pb2.MATCH_KIND_FALSE_NEGATIVE,
-                        ground_truth_label_id=pred_ids[i][0],
-                        prediction_label_id=pred_ids[i][1],
-                        ground_truth_class=classes.names[y[i]],
+                        ground_truth_label_id=truth_id,
+                        prediction_label_id=top_id,
+                        ground_truth_class=names[t],
                         prediction_class=pred_class,
-                        confidence=conf[i],
+                        confidence=c,
                     )
                 ],
             )
         )
-        if pred_class and y[i] != p[i] and conf[i] >= conf_thr:
+        if pred_class and t != q and c >= conf_thr:
             outcome.candidates.append(
                 evaluation_pb2.LabelErrorCandidate(
-                    frame_id=pairs[f].frame_id,
-                    ground_truth_label_id=pred_ids[i][0],
-                    prediction_label_id=pred_ids[i][1],
+                    frame_id=frame_ids[f],
+                    ground_truth_label_id=truth_id,
+                    prediction_label_id=top_id,
                     reason=evaluation_pb2.LABEL_ERROR_REASON_WRONG_CLASS,
-                    score=float(conf[i]),
-                    description=f"labeled {classes.names[y[i]]}, predicted {pred_class} with confidence {conf[i]:.2f}",
+                    score=float(c),
+                    description=f"labeled {names[t]}, predicted {pred_class} with confidence {c:.2f}",
                 )
             )
     outcome.candidates.sort(key=lambda c: (-c.score, c.frame_id))
@@ -955,7 +758,14 @@ def classification(pairs: Sequence[Pair], params: evaluation_pb2.EvaluationParam
 # semantic segmentation -------------------------------------------------------------------------------------------
 
 
-def semantic_segmentation(pairs: Sequence[Pair], classes: Classes, masks: MaskLoader) -> Outcome:
+def _first(labels: Labels, geometry: str) -> tuple[I64, I64]:
+    """The frames that have a label of `geometry`, and the first such label of each."""
+    rows = np.flatnonzero(labels.kind(geometry))
+    frames, first = np.unique(labels.frame[rows], return_index=True)
+    return frames, rows[first]
+
+
+def semantic_segmentation(frames: Frames, classes: Classes, masks: MaskLoader) -> Outcome:
     """Per-class IoU, mIoU and pixel accuracy from class-id masks; pixels whose ground truth is a class not evaluated
     (ignored in evaluation, or not in the class map) count nowhere."""
     lut = np.full(256, -1, np.int64)
@@ -964,17 +774,21 @@ def semantic_segmentation(pairs: Sequence[Pair], classes: Classes, masks: MaskLo
             lut[cid] = k
     n_k = len(classes.names)
     cm = np.zeros((n_k + 1, n_k + 1), np.int64)  # last column: predicted pixels of classes not evaluated
-    for pair in pairs:
-        g = next((lb for lb in pair.truth.labels if lb.WhichOneof("geometry") == "semantic_segmentation_2d"), None)
-        d = next((lb for lb in pair.prediction.labels if lb.WhichOneof("geometry") == "semantic_segmentation_2d"), None)
-        if g is None or d is None:
-            continue
-        gm, dm = masks(g.semantic_segmentation_2d.mask_url), masks(d.semantic_segmentation_2d.mask_url)
+    truth, predicted = Labels.of(frames.truth), Labels.of(frames.predictions)
+    g_frames, g_rows = _first(truth, "semantic_segmentation_2d")
+    d_frames, d_rows = _first(predicted, "semantic_segmentation_2d")
+    both, gi, di = np.intersect1d(g_frames, d_frames, return_indices=True)
+    g_urls = truth.strings(g_rows[gi], "semantic_segmentation_2d", "mask_url").tolist()
+    d_urls = predicted.strings(d_rows[di], "semantic_segmentation_2d", "mask_url").tolist()
+    d_ids = predicted.strings(d_rows[di], "label_id").tolist()
+    frame_ids = frames.frame_ids()
+    for f, g_url, d_url, d_id in zip(both.tolist(), g_urls, d_urls, d_ids, strict=True):
+        gm, dm = masks(g_url), masks(d_url)
         if gm.shape != dm.shape:
             raise InvalidArgument.of(
                 [
                     FieldViolation(
-                        f"frames[{pair.frame_id}].labels[{d.label_id}].semantic_segmentation_2d.mask_url",
+                        f"frames[{frame_ids[f]}].labels[{d_id}].semantic_segmentation_2d.mask_url",
                         f"prediction mask is {dm.shape[1]}×{dm.shape[0]}, ground truth {gm.shape[1]}×{gm.shape[0]}",
                     )
                 ],
@@ -1013,26 +827,33 @@ def semantic_segmentation(pairs: Sequence[Pair], classes: Classes, masks: MaskLo
 # custom metrics --------------------------------------------------------------------------------------------------
 
 
-def custom_metrics(pairs: Sequence[Pair]) -> Mapping[str, float]:
-    """Objectives averaged over the frames that carry them; confusion matrices summed and reported by accuracy."""
-    sums: dict[str, float] = defaultdict(float)
-    counts: Counter[str] = Counter()
-    matrices: dict[str, np.ndarray] = {}
-    for pair in pairs:
-        for name, metric in pair.prediction.custom_metrics.items():
-            if metric.WhichOneof("value") == "objective":
-                if math.isfinite(metric.objective):
-                    sums[name] += metric.objective
-                    counts[name] += 1
-            elif metric.WhichOneof("value") == "confusion_matrix":
-                mat = metric.confusion_matrix
-                arr = np.array(mat.values, np.float64).reshape(mat.rows, mat.columns)
-                if name in matrices and matrices[name].shape == arr.shape:
-                    matrices[name] += arr
-                elif name not in matrices:
-                    matrices[name] = arr
-    out = {name: sums[name] / counts[name] for name in counts}
-    for name, arr in matrices.items():
-        total = arr.sum()
-        out[f"{name}.accuracy"] = float(np.trace(arr) / total) if total else 0.0
+def custom_metrics(frames: Frames | Sequence[Pair]) -> Mapping[str, float]:
+    """Objectives averaged over the frames that carry them; confusion matrices summed (those of the shape a name
+    first had) and reported by accuracy. Sums run in frame order, one frame after another, as they always did."""
+    metrics = column(as_frames(frames).predictions, "custom_metrics")
+    if metrics is None or not len(metrics):
+        return {}
+    _, keys, values = entries(metrics)
+    names = np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
+    member = np.asarray(pc.struct_field(values, "value").fill_null("").to_numpy(zero_copy_only=False), dtype=object)
+    objective = floats(pc.struct_field(values, "objective"), np.nan)
+    out: dict[str, float] = {}
+    counted = (member == "objective") & np.isfinite(objective)
+    for name in dict.fromkeys(names[counted].tolist()):
+        mine = objective[counted & (names == name)]
+        out[name] = float(np.cumsum(np.r_[0.0, mine])[-1]) / len(mine)
+    matrices = np.flatnonzero(member == "confusion_matrix")
+    if matrices.size:
+        at = pa.array(matrices, pa.int64())
+        rows = floats(pc.struct_field(values, ["confusion_matrix", "rows"]).take(at)).astype(np.int64)
+        cols = floats(pc.struct_field(values, ["confusion_matrix", "columns"]).take(at)).astype(np.int64)
+        cells = pc.struct_field(values, ["confusion_matrix", "values"]).take(at)
+        for name in dict.fromkeys(names[matrices].tolist()):
+            mine = np.flatnonzero(names[matrices] == name)
+            shape = (rows[mine[0]], cols[mine[0]])
+            mine = mine[(rows[mine] == shape[0]) & (cols[mine] == shape[1])]
+            stack = floats(pc.list_flatten(cells.take(pa.array(mine, pa.int64())))).reshape(len(mine), *shape)
+            total = np.cumsum(stack, axis=0)[-1]
+            count = total.sum()
+            out[f"{name}.accuracy"] = float(np.trace(total) / count) if count else 0.0
     return out
