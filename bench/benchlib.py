@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,28 +57,54 @@ def coco_reference(
     return time.perf_counter() - start, [float(v) for v in e.stats]
 
 
-def stored_pairs(truth: list[bytes], predictions: list[bytes]) -> list[Any]:
-    """Serialized frames and inference frames parsed as the metrics service reads them."""
-    from shoal.metrics import tasks
+@dataclass
+class StoredSet:
+    """A dataset version and an inference set (version 1 of each) in Lance tables, written as the versioning service
+    writes them."""
+
+    dataset: Any  # shoal.storage.tables.VersionedTables
+    inference: Any
+
+
+@contextlib.contextmanager
+def stored_tables(truth: Sequence[Any], predictions: Sequence[Any]) -> Iterator[StoredSet]:
+    """Frames and inference frames committed to tables in a temporary directory, removed afterwards."""
+    from shoal.storage.tables import Change, Commit, VersionedTables
     from shoal.v1 import frame_pb2
 
-    return [
-        tasks.Pair(f"{i:06d}", frame_pb2.Frame.FromString(t), frame_pb2.InferenceFrame.FromString(p))
-        for i, (t, p) in enumerate(zip(truth, predictions, strict=True))
-    ]
+    root = tempfile.mkdtemp(prefix="shoal-bench-tables-")
+    try:
+        stored = StoredSet(
+            VersionedTables(f"{root}/dataset", {}), VersionedTables(f"{root}/inference", {}, inference=True)
+        )
+        for tables, frames in ((stored.dataset, truth), (stored.inference, predictions)):
+            changes = [Change(f.frame_id, frame_pb2.CHANGE_TYPE_ADD, f, "bench") for f in frames]
+            tables.commit(Commit(version=1, changes=changes, uploads=["bench"], batches=["bench/0"], added=len(frames)))
+        yield stored
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def coco_from_stored(pairs: list[Any], class_map: Any, task: int) -> list[float]:
-    """The COCO summary of one task from parsed frames: labels gathered into columns, matched, accumulated."""
-    import numpy as np
+def read_stored(stored: StoredSet) -> Any:
+    """Both sides of every frame as the metrics service reads them: the columns of one version of each table, joined
+    by frame id (shoal.metrics.frames.Frames)."""
+    from shoal.metrics import evaluations
+
+    frames, missing = evaluations.read_frames(stored.dataset, 1, stored.inference, 1)
+    assert not missing
+    return frames
+
+
+def coco_from_frames(frames: Any, class_map: Any, task: int) -> list[float]:
+    """The COCO summary of one task from the frames' columns: labels gathered into arrays, matched, accumulated."""
     from shoal.metrics import coco, tasks
     from shoal.v1 import evaluation_pb2
 
     keypoints = task == evaluation_pb2.EVALUATION_TASK_KEYPOINTS_2D
     classes = tasks.Classes.of(class_map, [])
     params = evaluation_pb2.EvaluationParams(task=task)
-    gt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=True)
-    dt_side = tasks._collect(pairs, task, classes, lambda u: np.zeros(0), truth=False)
+    gt_side = tasks._collect(frames, task, classes, _no_masks, truth=True)
+    dt_side = tasks._collect(frames, task, classes, _no_masks, truth=False)
     r = coco.evaluate(
         gt_side.instances(),
         dt_side.instances(),
@@ -88,6 +114,10 @@ def coco_from_stored(pairs: list[Any], class_map: Any, task: int) -> list[float]
     )
     _, arr = coco.summarize(r, keypoints=keypoints)
     return [float(v) for v in arr]
+
+
+def _no_masks(url: str) -> Any:
+    raise AssertionError(f"no masks in a benchmark set: {url}")
 
 
 @dataclass

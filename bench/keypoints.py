@@ -7,8 +7,9 @@ predicts 90 % of the people with noise proportional to each point's sigma and it
 mirrored, and adds false positives.
 
 Evaluation: each tool starts from the same in-memory COCO dictionaries (iouType "keypoints") and does its whole job;
-Shoal is timed again from the frames as the service stores them (serialized protobuf frames parsed, keypoints gathered
-by name, evaluated). The ten numbers must equal pycocotools'.
+Shoal is timed again from the set as the service stores it, a dataset version and an inference set in Lance tables
+(written before the clock starts): the columns of both read and joined by frame id, keypoints placed by name,
+evaluated. The ten numbers must equal pycocotools'.
 
 Checks: there is no reference tool for keypoint quality rules; Shoal's checks are timed from stored frames (what a
 check does after reading the version) and scored on the planted swaps: how many are found and at what ranks. Then
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import shoal
-from benchlib import coco_from_stored, coco_reference, emit, local_suite, machine, stored_pairs
+from benchlib import StoredSet, coco_from_frames, coco_reference, emit, local_suite, machine, read_stored, stored_tables
 from shoal import rigs
 from shoal.demo_pose import IMAGE_SIZE, pose_set
 from shoal.metrics import cocojson, keypoints
@@ -118,9 +119,11 @@ def _skeleton() -> list[list[int]]:
     return [[index[a], index[b]] for a, b in rigs.COCO_PERSON_SKELETON]
 
 
-def stored_frames(gt: dict[str, Any], dets: list[dict[str, Any]]) -> tuple[list[bytes], list[bytes]]:
-    """One serialized Frame and InferenceFrame per image, as the service stores them; points listed in reverse rig
-    order, since the service matches them by name."""
+def stored_frames(
+    gt: dict[str, Any], dets: list[dict[str, Any]]
+) -> tuple[list[frame_pb2.Frame], list[frame_pb2.InferenceFrame]]:
+    """One Frame and InferenceFrame per image, as the service takes them; points listed in reverse rig order, since
+    the service matches them by name."""
     frames = {
         im["id"]: frame_pb2.Frame(
             frame_id=f"{im['id']:06d}",
@@ -170,7 +173,7 @@ def stored_frames(gt: dict[str, Any], dets: list[dict[str, Any]]) -> tuple[list[
             )
         )
     order = sorted(frames)
-    return [frames[i].SerializeToString() for i in order], [preds[i].SerializeToString() for i in order]
+    return [frames[i] for i in order], [preds[i] for i in order]
 
 
 def run_shoal(gt: dict[str, Any], dets: list[dict[str, Any]]) -> tuple[float, list[float]]:
@@ -183,18 +186,18 @@ def class_map() -> project_pb2.ClassMap:
     return project_pb2.ClassMap(entries=[ClassMapEntry.coco_person(class_id=1).to_proto()])
 
 
-def run_shoal_stored(truth: list[bytes], predictions: list[bytes]) -> tuple[float, list[float]]:
+def run_shoal_stored(stored: StoredSet) -> tuple[float, list[float]]:
     start = time.perf_counter()
-    stats = coco_from_stored(stored_pairs(truth, predictions), class_map(), evaluation_pb2.EVALUATION_TASK_KEYPOINTS_2D)
+    stats = coco_from_frames(read_stored(stored), class_map(), evaluation_pb2.EVALUATION_TASK_KEYPOINTS_2D)
     return time.perf_counter() - start, stats
 
 
-def run_checks(truth: list[bytes]) -> tuple[float, list[keypoints.Candidate]]:
-    """What a keypoint check does once the version's frames are read: parse, gather by class, run every rule, rank."""
+def run_checks(truth: list[frame_pb2.Frame]) -> tuple[float, list[keypoints.Candidate]]:
+    """What a keypoint check does once the version's frames are read: gather by class, run every rule, rank."""
     start = time.perf_counter()
     columns = {"person": keypoints.Columns(keypoints.Rig.of(class_map().entries[0]))}
-    for blob in truth:
-        keypoints.gather(frame_pb2.Frame.FromString(blob), columns)
+    for frame in truth:
+        keypoints.gather(frame, columns)
     ranked = keypoints.check_columns(columns["person"])
     return time.perf_counter() - start, ranked
 
@@ -210,8 +213,7 @@ def service_case(people: int) -> dict[str, Any]:
         client.create_project("pose", shoal.LabelClassMap([ClassMapEntry.coco_person(class_id=1)]))
         client.create_dataset("pose", "people")
         t = time.perf_counter()
-        frames = (frame_pb2.Frame.FromString(b) for b in truth)
-        report = client.upload("projects/pose/datasets/people", frames, total=len(truth))
+        report = client.upload("projects/pose/datasets/people", iter(truth), total=len(truth))
         client.wait_for_upload(report.name, timeout=3600, poll_seconds=0.2)
         out["upload_seconds"] = round(time.perf_counter() - t, 2)
         cases = (("swap_rule", ["swapped_keypoints"]), ("swap_rule_stored", ["swapped_keypoints"]), ("every_rule", []))
@@ -245,12 +247,13 @@ def main() -> None:
 
     record("pycocotools", coco_reference("pycocotools", gt, dets, "keypoints"))
     ranked: list[keypoints.Candidate] = []
-    for _ in range(args.repeat):
-        record("faster_coco_eval", coco_reference("faster", gt, dets, "keypoints"))
-        record("shoal", run_shoal(gt, dets))
-        record("shoal_from_stored_frames", run_shoal_stored(truth, predictions))
-        seconds_checks, ranked = run_checks(truth)
-        timings.setdefault("shoal_keypoint_checks_from_stored_frames", []).append(seconds_checks)
+    with stored_tables(truth, predictions) as stored:
+        for _ in range(args.repeat):
+            record("faster_coco_eval", coco_reference("faster", gt, dets, "keypoints"))
+            record("shoal", run_shoal(gt, dets))
+            record("shoal_from_stored_frames", run_shoal_stored(stored))
+            seconds_checks, ranked = run_checks(truth)
+            timings.setdefault("shoal_keypoint_checks_from_stored_frames", []).append(seconds_checks)
 
     swap_ranks = [
         r for r, c in enumerate(ranked) if c.rule == keypoints.SWAPPED and c.label_id in planted
