@@ -24,7 +24,7 @@ from shoal.v1 import metrics_service_pb2
 
 #: Changes when the rules change, so stored results of older rules are not served.
 RULES_VERSION: Final = "keypoint-rules-2"
-#: Progress is reported every this many frames read.
+#: Frames are read (and progress reported) this many at a time.
 PROGRESS_EVERY: Final = 5000
 
 
@@ -116,10 +116,13 @@ class KeypointChecks:
     @staticmethod
     def _compute(plan: CheckPlan, progress: Callable[..., None]) -> metrics_service_pb2.CheckKeypointsResponse:
         columns = {cls: keypoints.Columns(rig) for cls, rig in plan.rigs.items()}
-        for scanned, (_, frame) in enumerate(plan.tables.frames(plan.version), 1):
-            keypoints.gather(frame, columns)  # type: ignore[arg-type]
-            if scanned % PROGRESS_EVERY == 0:
-                progress("reading frames", scanned, 0, "frames")
+        scanned = 0
+        # The columns keypoints are gathered from, in frame-id order (the order instances are sampled in), a batch of
+        # PROGRESS_EVERY frames at a time.
+        for batch in plan.tables.scan(plan.version, columns=keypoints.GATHER_COLUMNS, batch_size=PROGRESS_EVERY):
+            keypoints.gather(batch, columns)
+            scanned += batch.num_rows
+            progress("reading frames", scanned, 0, "frames")
         found: list[keypoints.Candidate] = []
         labels = sum(len(c) for c in columns.values())
         progress("checking", 0, labels, "labels")

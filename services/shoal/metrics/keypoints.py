@@ -26,9 +26,12 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shoal import rigs
-from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, project_pb2
+from shoal.metrics.frames import Labels, bools, floats, frame_keys, images, index_of
+from shoal.v1 import evaluation_pb2, label_pb2, project_pb2
 
 R = evaluation_pb2
 SWAPPED: Final = R.LABEL_ERROR_REASON_SWAPPED_KEYPOINTS
@@ -37,6 +40,8 @@ OUTSIDE_BOX: Final = R.LABEL_ERROR_REASON_KEYPOINT_OUTSIDE_BOX
 MISSING: Final = R.LABEL_ERROR_REASON_MISSING_KEYPOINTS
 BONE_LENGTH: Final = R.LABEL_ERROR_REASON_BONE_LENGTH_OUTLIER
 DUPLICATE: Final = R.LABEL_ERROR_REASON_DUPLICATE_KEYPOINTS
+_NO_BOX: Final = (np.nan, np.nan, np.nan, np.nan)
+_NO_IMAGE: Final = (np.nan, np.nan)
 RULES: Final = (SWAPPED, OUTSIDE_IMAGE, OUTSIDE_BOX, MISSING, BONE_LENGTH, DUPLICATE)
 
 #: A pair is reported when it points against the others by more than this cosine.
@@ -115,32 +120,67 @@ class Candidate:
 
 
 NOT_LABELED: Final = label_pb2.KEYPOINT_VISIBILITY_NOT_LABELED
-_NO_BOX: Final = (np.nan, np.nan, np.nan, np.nan)
-_NO_IMAGE: Final = (np.nan, np.nan)
+#: The columns `gather` reads of a dataset version.
+GATHER_COLUMNS: Final = ("frame_id", "labels", "sensors")
 
 
-def gather(frame: frame_pb2.Frame, columns: Mapping[str, Columns]) -> None:
-    """Add every keypoint label of a frame whose class has columns to them."""
-    sizes: dict[str, tuple[float, float]] | None = None
-    for label in frame.labels:
-        into = columns.get(label.classification)
-        if into is None or label.WhichOneof("geometry") != "keypoints_2d":
+def gather(frames: pa.Table | pa.RecordBatch, columns: Mapping[str, Columns]) -> None:
+    """Add every keypoint label of some frames (rows of a dataset table, `GATHER_COLUMNS` at least) whose class has
+    columns to them: one pass over the labels column, then one over the keypoints of each class."""
+    table = pa.Table.from_batches([frames]) if isinstance(frames, pa.RecordBatch) else frames
+    labels = Labels.of(table)
+    wanted = list(columns)
+    category = labels.class_index(wanted)
+    rows = np.flatnonzero(labels.kind("keypoints_2d") & (category >= 0))
+    if not rows.size:
+        return
+    frame = labels.frame[rows]
+    category = category[rows]
+    frame_ids = np.asarray(table.column("frame_id").combine_chunks().to_numpy(zero_copy_only=False), dtype=object)
+    label_ids = labels.strings(rows, "label_id")
+    box = np.stack([labels.floats(rows, "keypoints_2d", "box", c) for c in ("left", "top", "width", "height")], 1)
+    box[box[:, 2] == 0] = np.nan  # no box, or one without a width
+    image = _image_sizes(table, frame, labels.field("sensor_id").take(pa.array(rows, pa.int64())))
+    owner, points = labels.children(rows, "keypoints_2d", "keypoints")
+    labeled = bools(pc.not_equal(pc.struct_field(points, "visibility").fill_null(0), NOT_LABELED))
+    names = pc.struct_field(points, "name")
+    x, y = floats(pc.struct_field(points, "x")), floats(pc.struct_field(points, "y"))
+    point_class = category[owner]
+    for k, name in enumerate(wanted):
+        mine = np.flatnonzero(category == k)
+        if not mine.size:
             continue
-        if sizes is None:
-            sizes = _image_sizes(frame)
-        into.add_label(frame.frame_id, label, sizes.get(label.sensor_id))
+        into = columns[name]
+        position = np.full(len(rows), -1, np.int64)
+        position[mine] = np.arange(len(mine))
+        chosen = np.flatnonzero((point_class == k) & labeled)
+        at = index_of(names.take(pa.array(chosen, pa.int64())), list(into.index))
+        keep = at >= 0
+        chosen = chosen[keep]
+        into.extend(
+            frame_ids[frame[mine]].tolist(),
+            label_ids[mine].tolist(),
+            boxes=box[mine],
+            images=image[mine],
+            rows=position[owner[chosen]],
+            cols=np.array(list(into.index.values()), np.int64)[at[keep]],
+            xs=x[chosen],
+            ys=y[chosen],
+        )
 
 
-def _image_sizes(frame: frame_pb2.Frame) -> dict[str, tuple[float, float]]:
-    return {
-        s.sensor_id: (float(s.image.width), float(s.image.height))
-        for s in frame.sensors
-        if s.WhichOneof("data") == "image" and s.image.width and s.image.height
-    }
-
-
-def _box(kp: label_pb2.Keypoints2D) -> tuple[float, float, float, float] | None:
-    return (kp.box.left, kp.box.top, kp.box.width, kp.box.height) if kp.HasField("box") and kp.box.width else None
+def _image_sizes(table: pa.Table, frame: np.ndarray, sensor: pa.Array) -> np.ndarray:
+    """(width, height) of the image sensor each label names in its frame, NaN where the frame has none with a size
+    (a sensor id given twice: the last one)."""
+    img_frame, img_sensor, width, height = images(table)
+    sized = np.flatnonzero((width != 0) & (height != 0))[::-1]  # reversed: the first found is the last given
+    keys = frame_keys(img_frame[sized], img_sensor.take(pa.array(sized, pa.int64())))
+    at = index_of(frame_keys(frame, sensor), keys)
+    found = at >= 0
+    out = np.full((len(frame), 2), np.nan)
+    out[found, 0] = width[sized[at[found]]]
+    out[found, 1] = height[sized[at[found]]]
+    return out
 
 
 class _Ref(NamedTuple):
@@ -148,58 +188,88 @@ class _Ref(NamedTuple):
     label_id: str
 
 
+class _Refs:
+    """The (frame id, label id) of each gathered instance, by position."""
+
+    def __init__(self, frame_ids: Sequence[str], label_ids: Sequence[str]) -> None:
+        self.frame_ids, self.label_ids = frame_ids, label_ids
+
+    def __len__(self) -> int:
+        return len(self.label_ids)
+
+    def __getitem__(self, i: int) -> _Ref:
+        return _Ref(self.frame_ids[i], self.label_ids[i])
+
+
 class Columns:
-    """The keypoint labels of one class as flat columns (instance, rig keypoint, x, y), gathered label by label
-    while frames are read, so that no per-instance objects are built."""
+    """The keypoint labels of one class as flat columns (instance, rig keypoint, x, y), gathered a batch of frames at
+    a time while a version is read, so that no per-instance objects are built."""
 
     def __init__(self, rig: Rig) -> None:
         self.rig = rig
         self.index = {n: i for i, n in enumerate(rig.keypoints)}
-        self.refs: list[_Ref] = []
-        self.boxes: list[tuple[float, float, float, float]] = []
-        self.images: list[tuple[float, float]] = []
-        self.rows: list[int] = []
-        self.cols: list[int] = []
-        self.xs: list[float] = []
-        self.ys: list[float] = []
+        self.frame_ids: list[str] = []
+        self.label_ids: list[str] = []
+        self._boxes: list[np.ndarray] = []
+        self._images: list[np.ndarray] = []
+        self._points: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def __len__(self) -> int:
-        return len(self.refs)
+        return len(self.label_ids)
 
-    def add_label(self, frame_id: str, label: label_pb2.Label, image: tuple[float, float] | None) -> None:
-        row, index = len(self.refs), self.index
-        rows, cols, xs, ys = self.rows, self.cols, self.xs, self.ys
-        for k in label.keypoints_2d.keypoints:
-            if k.visibility != NOT_LABELED:
-                j = index.get(k.name)
-                if j is not None:
-                    rows.append(row)
-                    cols.append(j)
-                    xs.append(k.x)
-                    ys.append(k.y)
-        self._close(frame_id, label.label_id, _box(label.keypoints_2d), image)
+    @property
+    def refs(self) -> _Refs:
+        return _Refs(self.frame_ids, self.label_ids)
+
+    def extend(
+        self,
+        frame_ids: Sequence[str],
+        label_ids: Sequence[str],
+        *,
+        boxes: np.ndarray,
+        images: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        xs: np.ndarray,
+        ys: np.ndarray,
+    ) -> None:
+        """Instances given as columns: boxes [n, 4] and image sizes [n, 2] (NaN where unknown), and their labeled
+        points: instance (0 for the first of these), rig keypoint, x, y."""
+        base = len(self)
+        self.frame_ids.extend(frame_ids)
+        self.label_ids.extend(label_ids)
+        self._boxes.append(np.asarray(boxes, np.float64).reshape(-1, 4))
+        self._images.append(np.asarray(images, np.float64).reshape(-1, 2))
+        self._points.append(
+            (
+                np.asarray(rows, np.int64) + base,
+                np.asarray(cols, np.int64),
+                np.asarray(xs, np.float64),
+                np.asarray(ys, np.float64),
+            )
+        )
 
     def add(self, inst: Instance) -> None:
-        row, index = len(self.refs), self.index
-        for name, (x, y) in inst.points.items():
-            j = index.get(name)
-            if j is not None:
-                self.rows.append(row)
-                self.cols.append(j)
-                self.xs.append(x)
-                self.ys.append(y)
-        self._close(inst.frame_id, inst.label_id, inst.box, inst.image)
+        found = [(self.index[name], x, y) for name, (x, y) in inst.points.items() if name in self.index]
+        cols, xs, ys = (list(c) for c in zip(*found, strict=True)) if found else ([], [], [])
+        self.extend(
+            [inst.frame_id],
+            [inst.label_id],
+            boxes=np.array([inst.box or _NO_BOX]),
+            images=np.array([inst.image or _NO_IMAGE]),
+            rows=np.zeros(len(cols), np.int64),
+            cols=np.array(cols, np.int64),
+            xs=np.array(xs, np.float64),
+            ys=np.array(ys, np.float64),
+        )
 
-    def _close(
-        self,
-        frame_id: str,
-        label_id: str,
-        box: tuple[float, float, float, float] | None,
-        image: tuple[float, float] | None,
-    ) -> None:
-        self.refs.append(_Ref(frame_id, label_id))
-        self.boxes.append(box or _NO_BOX)
-        self.images.append(image or _NO_IMAGE)
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes, image sizes, and the points' instances, rig keypoints, x and y, of every instance gathered."""
+        n = len(self)
+        boxes = np.concatenate(self._boxes) if self._boxes else np.zeros((0, 4))
+        images = np.concatenate(self._images) if self._images else np.zeros((0, 2))
+        points = [np.concatenate(p) if p else np.zeros(0) for p in zip(*self._points, strict=True)] or [np.zeros(0)] * 4
+        return boxes.reshape(n, 4), images.reshape(n, 2), *points  # type: ignore[return-value]
 
 
 class _Arrays:
@@ -210,14 +280,14 @@ class _Arrays:
         self.instances = columns.refs
         self.index = columns.index
         n, k = len(columns), len(rig.keypoints)
+        boxes, images, rows, cols, xs, ys = columns.arrays()
         self.xy = np.full((n, k, 2), np.nan)
-        if columns.rows:
-            rows, cols = np.array(columns.rows), np.array(columns.cols)
-            self.xy[rows, cols, 0] = np.array(columns.xs, np.float64)
-            self.xy[rows, cols, 1] = np.array(columns.ys, np.float64)
+        if rows.size:
+            self.xy[rows.astype(np.int64), cols.astype(np.int64), 0] = xs
+            self.xy[rows.astype(np.int64), cols.astype(np.int64), 1] = ys
         self.labeled = ~np.isnan(self.xy[:, :, 0])
-        self.box = boxes = np.array(columns.boxes, np.float64).reshape(n, 4)
-        self.image = np.array(columns.images, np.float64).reshape(n, 2)
+        self.box = boxes
+        self.image = images
         # The instance's size: its box diagonal, else the diagonal of its labeled points' extent.
         with np.errstate(invalid="ignore"), _quiet():
             extent = np.nanmax(self.xy, axis=1) - np.nanmin(self.xy, axis=1)
