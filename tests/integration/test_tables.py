@@ -149,3 +149,40 @@ def test_log_compaction_cleans_superseded_log_versions(tmp_path: Path) -> None:
     assert log_files() < before
     assert [r["version"] for r in t.history("f3")] == [3]
     assert len(t.get([f"f{v}" for v in range(1, 12)], 1)) == 1  # time travel untouched
+
+
+def test_rows_encoded_by_ingest_commit_exactly_what_the_worker_would_encode(tmp_path: Path) -> None:
+    from shoal.storage import batchrows
+    from shoal.v1 import dataset_pb2, ingest_service_pb2
+
+    batch = ingest_service_pb2.FrameBatch(seq=0)
+    for i in range(6):
+        frame = batch.frames.add(frame_id=f"f{i}", change_type=frame_pb2.CHANGE_TYPE_ADD)
+        frame.user_metadata["weather"].string_value = "rain" if i % 2 else "sun"
+        frame.labels.add(label_id=f"l{i}", classification="car").box_2d.width = float(i)
+        frame.embedding.values.extend([0.5, float(i)])
+    batch.frames.add(frame_id="f1", change_type=frame_pb2.CHANGE_TYPE_MODIFY)  # a patch: not encoded by ingest
+    body = batch.SerializeToString(deterministic=True)
+    # Encoded before the metadata schema had `weather`, and before the dimension was known.
+    raw = batchrows.encode(batch, body, inference=False, embedding_dimension=0, metadata=[])
+    rows = batchrows.decode(raw, body)
+    assert rows is not None
+    assert rows.column(batchrows.ITEM).to_pylist() == [0, 1, 2, 3, 4, 5]
+    assert batchrows.decode(raw, body + b"x") is None  # rows of another batch are never used
+    weather = columnar.metadata_columns(
+        dataset_pb2.MetadataSchema(
+            fields=[dataset_pb2.MetadataField(name="weather", type=dataset_pb2.FIELD_TYPE_STRING)]
+        )
+    )
+    frames = list(batch.frames)[:6]
+    made = TableRoot(StoreSettings(url=(tmp_path / "a").as_uri())).tables(DatasetName("p", "d"))
+    plain = TableRoot(StoreSettings(url=(tmp_path / "b").as_uri())).tables(DatasetName("p", "d"))
+    for tables, with_rows in ((made, True), (plain, False)):
+        changes = [
+            Change(f.frame_id, frame_pb2.CHANGE_TYPE_ADD, f, "u", row=(rows, i) if with_rows else None)
+            for i, f in enumerate(frames)
+        ]
+        tables.commit(Commit(1, changes, ["u"], ["u#0"], added=6, embedding_dimension=2, metadata=weather))
+    assert made.read(1).sort_by("frame_id").equals(plain.read(1).sort_by("frame_id"))
+    assert made.read(1, ["metadata_weather"]).column(0).to_pylist().count("rain") == 3
+    assert made.get(["f3"], 1)["f3"] == frames[3]

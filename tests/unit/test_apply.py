@@ -211,3 +211,18 @@ def test_a_merge_into_a_frame_the_caller_did_not_load_is_a_bug_not_a_silent_over
             inference=False,
             embedding_dimension=0,
         )
+
+
+def test_origins_name_the_items_committed_as_they_came() -> None:
+    modify = frame_pb2.Frame(frame_id="b", change_type=frame_pb2.CHANGE_TYPE_MODIFY)
+    modify.user_metadata["weather"].string_value = "rain"
+    thief = frame("c")
+    thief.labels[0].label_id = "a-0"  # a's label: this item fails
+    result = apply_batches(
+        [batch(0, frame("a"), frame("b")), batch(1, modify, thief, frame("d"))],
+        {},
+        inference=False,
+        embedding_dimension=0,
+    )
+    # b was added whole, then merged: its final state is no item; c failed; a and d are items as they came.
+    assert result.origins == {"a": ("up#0", 0), "d": ("up#1", 2)}

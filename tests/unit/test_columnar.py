@@ -217,7 +217,7 @@ def test_rows_with_every_kind_of_absent_geometry_write_and_compact_in_lance(tmp_
 
 
 def test_frames_without_labels_beside_polygons_read_back_from_lance(tmp_path: Any) -> None:
-    import lance  # noqa: PLC0415
+    import lance
 
     polygon = frame_pb2.Frame(frame_id="p")
     ring = polygon.labels.add(label_id="p1", classification="road").polygon_list_2d.polygons.add()

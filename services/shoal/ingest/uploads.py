@@ -17,6 +17,7 @@ closed, so it ends as its queued batches end, and FAILED when nothing of it was 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -36,10 +37,10 @@ from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id, parse_target, parse_upload
 from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
 from shoal.kit.settings import Settings
-from shoal.storage import queue
+from shoal.storage import batchrows, columnar, queue
 from shoal.storage.assetnames import AssetName, referenced_asset
 from shoal.storage.catalog import Catalog
-from shoal.v1 import asset_pb2, ingest_service_pb2, upload_pb2
+from shoal.v1 import asset_pb2, dataset_pb2, ingest_service_pb2, upload_pb2
 
 ASSET_CACHE_SECONDS: Final = 60.0
 
@@ -235,7 +236,9 @@ class Uploads:
             key = queue.batch_object(name, batch.seq)
             body = raw if result.accepted is batch else result.accepted.SerializeToString(deterministic=True)
             stored = await self._write_once(key, body, name, batch.seq, resent=resent)
-            if stored is not body:
+            if stored is body:
+                await self._io(self._write_rows, session, result.accepted, body, name, batch.seq)
+            else:
                 # The same batch, stored when it was first sent (validated then against what that stream had seen):
                 # the stored frames are what was acknowledged and what the claim check delivers.
                 accepted = _size(ingest_service_pb2.FrameBatch.FromString(stored))
@@ -272,6 +275,29 @@ class Uploads:
         pipeline_metrics.INGEST_FRAMES.labels(outcome="accepted").inc(accepted)
         pipeline_metrics.INGEST_FRAMES.labels(outcome="rejected").inc(result.rejected)
         return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=accepted, rejected=result.errors)
+
+    def _write_rows(
+        self, session: Session, accepted: ingest_service_pb2.FrameBatch, body: bytes, name: str, seq: int
+    ) -> None:
+        """The accepted frames as table rows beside the batch object, for the worker (see `storage.batchrows`)."""
+        rules = session.validator.target
+        schema = dataset_pb2.MetadataSchema(
+            fields=[
+                dataset_pb2.MetadataField(name=k, type=t, element_type=e)  # type: ignore[arg-type]
+                for k, (t, e) in rules.schema.items()
+            ]
+        )
+        rows = batchrows.encode(
+            accepted,
+            body,
+            inference=rules.inference,
+            embedding_dimension=session.validator.memory.embedding_dimension or rules.embedding_dimension,
+            metadata=[] if rules.inference else columnar.metadata_columns(schema),
+        )
+        if rows is None:
+            return
+        with contextlib.suppress(WriteConflict):  # written by an earlier try of this batch: the same rows
+            self.store.put_if(queue.rows_object(name, seq), rows, "application/vnd.apache.arrow.stream", etag=None)
 
     async def _claim_seq(self, name: str, seq: int, digest: str) -> bool:
         """Record in the store what `seq` carries, create-only. True when it was recorded before with the same digest

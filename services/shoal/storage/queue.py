@@ -243,6 +243,12 @@ def batch_object(upload: str, seq: int) -> str:
     return f"{objects_prefix(upload)}batches/{seq:010d}.pb"
 
 
+def rows_object(upload: str, seq: int) -> str:
+    """The batch's whole frames as table rows (Arrow IPC, `shoal.storage.batchrows`), written by ingest beside the
+    batch object so the worker need not encode them; optional: without it the worker encodes."""
+    return f"{objects_prefix(upload)}rows/{seq:010d}.arrow"
+
+
 def seq_object(upload: str, seq: int) -> str:
     """The create-only record of what a seq carried (the digest of the batch as received), written before anything
     else of the batch: a seq sent again with other content is refused against it, even when Redis lost its record."""

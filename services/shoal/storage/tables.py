@@ -152,6 +152,8 @@ class Change:
     change_type: int
     frame: Message | None
     upload: str
+    # The frame's row already encoded (a table and a row of it: see `storage.batchrows`); None: encode the frame.
+    row: tuple[pa.Table, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -517,14 +519,26 @@ class VersionedTables:
         the files compaction replaced) are deleted once `log_grace` old."""
         done = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
-            ds = self._open(uri)
-            if ds is None:
+            for attempt in range(3):
+                ds = self._open(uri)
+                if ds is None:
+                    break
+                small = [f for f in ds.get_fragments() if f.metadata.physical_rows < small_rows]
+                if len(small) <= max_fragments:
+                    break
+                try:
+                    metrics = ds.optimize.compact_files(
+                        target_rows_per_fragment=small_rows, materialize_deletions=False
+                    )
+                except OSError as err:
+                    # Another compaction of the same files committed first: look again at what is left.
+                    if "Retryable commit conflict" not in str(err) or attempt == 2:
+                        raise
+                    continue
+                done[name] = int(getattr(metrics, "fragments_removed", 0))
+                break
+            if name not in done:
                 continue
-            small = [f for f in ds.get_fragments() if f.metadata.physical_rows < small_rows]
-            if len(small) <= max_fragments:
-                continue
-            metrics = ds.optimize.compact_files(target_rows_per_fragment=small_rows, materialize_deletions=False)
-            done[name] = int(getattr(metrics, "fragments_removed", 0))
             ds = lance.dataset(uri, storage_options=self.options or None)
             if ds.describe_indices():
                 ds.optimize.optimize_indices()
@@ -575,15 +589,32 @@ class VersionedTables:
         expected = (own[-1].version if own else 0) + 1
         if commit.version != expected:
             raise FailedPrecondition(f"next version is {expected}, not {commit.version}", reason="VERSION_OUT_OF_ORDER")
-        upserts = [c for c in commit.changes if c.frame is not None]
-        rows = self.layout.encode(
-            [c.frame for c in upserts],  # type: ignore[misc]
-            embedding_dimension=commit.embedding_dimension,
-            metadata=commit.metadata,
-        )
+        rows = self._rows_of(commit)
         self._append_log(commit, rows)
         deletes = [c.frame_id for c in commit.changes if c.frame is None]
         return self._apply(commit, rows, deletes)
+
+    def _rows_of(self, commit: Commit) -> pa.Table:
+        """The rows of the frames `commit` upserts: those encoded already taken as they are, the rest encoded."""
+        schema = self.layout.schema(commit.embedding_dimension, commit.metadata)
+        upserts = [c for c in commit.changes if c.frame is not None]
+        fresh = [c.frame for c in upserts if c.row is None]
+        parts = []
+        if fresh or not upserts:
+            encoded = self.layout.encode(
+                fresh,  # type: ignore[arg-type]
+                embedding_dimension=commit.embedding_dimension,
+                metadata=commit.metadata,
+            )
+            parts.append(encoded)
+        taken: dict[int, tuple[pa.Table, list[int]]] = {}
+        for c in upserts:
+            if c.row is not None:
+                table, row = c.row
+                taken.setdefault(id(table), (table, []))[1].append(row)
+        for table, picked in taken.values():
+            parts.append(_aligned(table.take(pa.array(picked, pa.int64())), schema, commit.metadata))
+        return parts[0] if len(parts) == 1 else pa.concat_tables([_aligned(p, schema, commit.metadata) for p in parts])
 
     def _log_rows(self, commit: Commit, rows: pa.Table) -> pa.Table:
         """The change log's rows of `commit`: each change's frame columns (null for a delete) and what it was."""
@@ -744,6 +775,23 @@ def _metadata_column(f: pa.Field) -> columnar.MetadataColumn:
     if pa.types.is_list(f.type):
         kinds = tuple(k.replace("_value", "_list_value") for k in kinds)
     return columnar.MetadataColumn(f.name.removeprefix(columnar.METADATA_PREFIX), kinds, f.type)
+
+
+def _aligned(rows: pa.Table, schema: pa.Schema, metadata: Sequence[columnar.MetadataColumn]) -> pa.Table:
+    """Rows encoded elsewhere (by ingest) in the columns of `schema`: a metadata column the schema gained since is
+    computed from `user_metadata`, types cast (a vector list to the fixed size), extra columns dropped."""
+    if rows.schema.equals(schema):
+        return rows
+    by_column = {m.column: m for m in metadata}
+    columns = []
+    for f in schema:
+        if f.name in rows.column_names:
+            columns.append(rows.column(f.name).cast(f.type))
+        elif f.name in by_column:
+            columns.append(columnar.metadata_values(rows.column("user_metadata").combine_chunks(), by_column[f.name]))
+        else:
+            columns.append(columnar.nulls(rows.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -66,6 +66,9 @@ class Applied:
     # Label ids the changed frames gave up, and (label id, frame id) of those they hold now.
     released: list[str] = field(default_factory=list)
     claimed: list[tuple[str, str]] = field(default_factory=list)
+    # Frames whose final state is an item of a batch taken whole (an ADD, an inference frame): frame id → (batch
+    # key, the item's index in its group), so rows encoded from that item can be used as they are.
+    origins: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 class LabelOwners(Protocol):
@@ -186,6 +189,7 @@ def apply_batches(
         stored = {i: Stored(digest(f), label_ids_of(f)) for i, f in current.items()}
     existed = {frame_id: True for frame_id in stored}
     uploads: dict[str, str] = {}
+    origins: dict[str, tuple[str, int]] = {}
     outcomes: dict[str, BatchOutcome] = {}
     dim = embedding_dimension
 
@@ -324,6 +328,10 @@ def apply_batches(
             move(frame_id, new_ids)
             state[frame_id] = new
             uploads[frame_id] = queued.upload
+            if new is item:
+                origins[frame_id] = (queued.key, index)
+            else:
+                origins.pop(frame_id, None)
             outcome.committed += 1
 
     changes: list[Change] = []
@@ -347,7 +355,18 @@ def apply_batches(
         added += change_type == ADDED
         modified += change_type == MODIFIED
         changes.append(Change(frame_id, change_type, after, uploads[frame_id]))
-    return Applied(changes, outcomes, added, modified, deleted, dim, released, claimed)
+    kept = {c.frame_id for c in changes if c.frame is not None}
+    return Applied(
+        changes,
+        outcomes,
+        added,
+        modified,
+        deleted,
+        dim,
+        released,
+        claimed,
+        origins={frame_id: origin for frame_id, origin in origins.items() if frame_id in kept},
+    )
 
 
 # An existing frame whose content the caller did not load (an ADD replaces it, a DELETE removes it).

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Final, cast
 
+import pyarrow as pa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -35,7 +36,7 @@ from shoal.kit.errors import NotFound, ShoalError
 from shoal.kit.names import DatasetName, InferenceSetName, parse_target
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.settings import Settings
-from shoal.storage import columnar, migration, queue
+from shoal.storage import batchrows, columnar, migration, queue
 from shoal.storage.catalog import Catalog
 from shoal.storage.queue import Entry
 from shoal.storage.tables import Commit, TableRoot, VersionRecord
@@ -229,9 +230,12 @@ class Worker:
         if not fresh:
             return None, outcomes
         batches = []
+        # (batch key, item index) → the item's row, as ingest encoded it
+        encoded: dict[tuple[str, int], tuple[pa.Table, int]] = {}
         for entry in fresh:
             try:
-                batch = ingest_service_pb2.FrameBatch.FromString(self.store.get(entry.key))
+                body = self.store.get(entry.key)
+                batch = ingest_service_pb2.FrameBatch.FromString(body)
             except NotFound:
                 # The claim check points at nothing: the batch is reported failed rather than blocking the partition.
                 log.error("batch object %s is missing; failing the batch", entry.key)
@@ -244,6 +248,11 @@ class Worker:
                 outcomes[entry.batch_key] = BatchOutcome(committed=0, failures=[lost])
                 continue
             batches.append(QueuedBatch(entry.upload, entry.seq, batch))
+            rows = batchrows.decode(self.store.get_or_none(queue.rows_object(entry.upload, entry.seq)), body)
+            if rows is not None:
+                key = batches[-1].key
+                for row, item in enumerate(rows.column(batchrows.ITEM).to_pylist()):
+                    encoded[(key, item)] = (rows, row)
         if not batches:
             return None, outcomes
         ids = sorted(
@@ -276,6 +285,10 @@ class Worker:
         for queued in batches:
             outcome = applied.outcomes.get(queued.key, BatchOutcome())
             self.store.put(queue.outcome_object(queued.upload, queued.seq), _outcome_json(outcome), "application/json")
+        for change in applied.changes:
+            origin = applied.origins.get(change.frame_id)
+            if origin is not None:
+                change.row = encoded.get(origin)  # an item committed as it came: its row is made already
         commit = Commit(
             version=base_version + 1,
             changes=applied.changes,
