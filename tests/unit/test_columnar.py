@@ -229,3 +229,23 @@ def test_frames_without_labels_beside_polygons_read_back_from_lance(tmp_path: An
     back = lance.dataset(tmp_path / "t.lance").to_table()
     assert columnar.FRAMES.decode(back) == frames
     assert [label["area"] for label in back.column("labels").to_pylist()[0]] == [2.0, 0.0]
+
+
+def test_testing_the_polygon_list_against_null_asks_whether_a_label_is_a_polygon() -> None:
+    from shoal.storage import filters  # noqa: PLC0415
+
+    box = frame_pb2.Frame(frame_id="box")
+    box.labels.add(label_id="b").box_2d.width = 1.0
+    polygon = frame_pb2.Frame(frame_id="polygon")
+    polygon.labels.add(label_id="p").polygon_list_2d.polygons.add().vertices.add(x=1.0, y=1.0)
+    table = columnar.FRAMES.encode([box, polygon, frame_pb2.Frame(frame_id="none")])
+    assert filters.compile("labels.polygon_list_2d != null", table.schema).mask(table).to_pylist() == [
+        False,
+        True,
+        False,
+    ]
+    assert filters.compile("labels.polygon_list_2d = null", table.schema).mask(table).to_pylist() == [
+        True,
+        False,
+        False,
+    ]

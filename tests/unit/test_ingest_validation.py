@@ -151,3 +151,18 @@ def test_first_embedding_fixes_the_dimension_when_the_dataset_has_none() -> None
 def test_upload_states(counts: dict[str, int], closed: bool, state: int) -> None:
     fields = {"frames_rejected": 0, "frames_failed": 0, "frames_committed": 0} | counts
     assert upload_state(fields, closed) == state
+
+
+def test_dates_outside_what_the_tables_store_are_refused_by_field() -> None:
+    late = good_frame("late")
+    late.date_captured.FromSeconds(10_000_000_000)  # the year 2286
+    early = good_frame("early")
+    early.sensors[0].date_captured.FromSeconds(-10_000_000_000)  # 1653
+    fine = good_frame("fine")
+    fine.date_captured.FromSeconds(1_700_000_000)
+    result = BatchValidator(RULES).validate(ingest_service_pb2.FrameBatch(frames=[late, early, fine]))
+    assert [(e.frame_id, e.field, e.reason) for e in result.errors] == [
+        ("late", "frames[0].date_captured", "TIME_OUT_OF_RANGE"),
+        ("early", "frames[1].sensors[0].date_captured", "TIME_OUT_OF_RANGE"),
+    ]
+    assert [f.frame_id for f in result.accepted.frames] == ["fine"]

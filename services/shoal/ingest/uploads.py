@@ -237,7 +237,10 @@ class Uploads:
             body = raw if result.accepted is batch else result.accepted.SerializeToString(deterministic=True)
             stored = await self._write_once(key, body, name, batch.seq, resent=resent)
             if stored is body:
-                await self._io(self._write_rows, session, result.accepted, body, name, batch.seq)
+                try:
+                    await self._io(self._write_rows, session, result.accepted, body, name, batch.seq)
+                except Exception:  # the rows only save the worker work: without them it encodes the frames itself
+                    log.exception("rows of %s#%d were not stored", name, batch.seq)
             else:
                 # The same batch, stored when it was first sent (validated then against what that stream had seen):
                 # the stored frames are what was acknowledged and what the claim check delivers.

@@ -15,6 +15,7 @@ from itertools import accumulate
 from typing import Final
 
 import numpy as np
+from google.protobuf import timestamp_pb2
 
 from shoal import validation as rules
 from shoal.v1 import asset_pb2, common_pb2, dataset_pb2, frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
@@ -52,6 +53,15 @@ _RECHECK_KINDS: Final = frozenset({"float_value", "float_list_value", "null_valu
 _SCENE_LEVEL: Final = frozenset({"cuboid_3d", "classification_3d"})
 # Label geometries whose class lives elsewhere (mask pixel values, instance mapping).
 _CLASSLESS: Final = frozenset({"semantic_segmentation_2d", "instance_segmentation_2d"})
+
+
+# Dates are stored as nanoseconds since 1970 in 64 bits (Arrow's timestamp[ns]): 1677-09-21 to 2262-04-11.
+_TIME_RANGE: Final = (-9_223_372_036, 9_223_372_035)
+
+
+def _check_time(stamp: timestamp_pb2.Timestamp, where: str, check: _Frame) -> None:
+    if not (_TIME_RANGE[0] <= stamp.seconds <= _TIME_RANGE[1]) or not 0 <= stamp.nanos < 1_000_000_000:
+        check.add(where, "TIME_OUT_OF_RANGE", "dates must lie between 1677-09-22 and 2262-04-11")
 
 
 @dataclass(frozen=True)
@@ -285,6 +295,8 @@ class BatchValidator:
             if frame.labels or frame.sensors or frame.user_metadata or frame.HasField("embedding"):
                 check.add("change_type", "DELETE_WITH_DATA", "a DELETE carries only the frame id")
             return
+        if frame.HasField("date_captured"):
+            _check_time(frame.date_captured, "date_captured", check)
         frames: dict[str, None] = {}
         for i, cf in enumerate(frame.coordinate_frames):
             self._coordinate_frame(cf, f"coordinate_frames[{i}]", frames, check)
@@ -306,6 +318,8 @@ class BatchValidator:
                     f"coordinate frame {sensor_cf!r} is not declared in this frame",
                 )
             self._sensor_data(sensor, i, check)
+            if sensor.HasField("date_captured"):
+                _check_time(sensor.date_captured, f"sensors[{i}].date_captured", check)
             if sensor.WhichOneof("data") == "image" and sensor.image.width and sensor.image.height:
                 images[sensor_id] = (sensor.image.width, sensor.image.height)
         if frame.user_metadata:

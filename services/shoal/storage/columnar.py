@@ -138,6 +138,21 @@ def _field(fd: FieldDescriptor) -> _Field:
     return _Field(fd.name, _SCALAR, arrow, presence, oneof)
 
 
+def always_stored(struct: pa.StructType, path: Sequence[str]) -> str | None:
+    """The oneof naming the member at `path` of `struct` when that member is stored on every row (see
+    `_lists_in_lists`), else None."""
+    if len(path) != 1 or struct.get_field_index(path[0]) < 0:
+        return None
+    member = struct.field(path[0]).type
+    if not (pa.types.is_struct(member) and _lists_in_lists(member)):
+        return None
+    for i in range(struct.num_fields):
+        f = struct.field(i)
+        if pa.types.is_string(f.type) and f.name in _ONEOF_NAMES:
+            return str(f.name)
+    return None
+
+
 def _lists_in_lists(kind: pa.DataType) -> bool:
     """Whether a type holds a list whose elements hold a list (a polygon list: polygons of vertices)."""
     if pa.types.is_struct(kind):
@@ -275,7 +290,8 @@ def sound(array: pa.Array, gone: pa.Array | None = None) -> pa.Array:
             own = None
         return pa.StructArray.from_arrays(children, fields=list(kind), mask=own)
     if isinstance(array, pa.MapArray):
-        return pa.MapArray.from_arrays(array.offsets, array.keys, sound(array.items), type=kind)
+        mask = array.is_null() if array.null_count else None
+        return pa.MapArray.from_arrays(array.offsets, array.keys, sound(array.items), type=kind, mask=mask)
     if isinstance(array, pa.ListArray):
         mask = array.is_null() if array.null_count else None
         return pa.ListArray.from_arrays(array.offsets, sound(array.values), type=kind, mask=mask)
@@ -626,6 +642,8 @@ def metadata_values(user_metadata: pa.Array, column: MetadataColumn) -> pa.Array
 
 FRAMES: Final = Layout(frame_pb2.Frame)
 INFERENCES: Final = Layout(frame_pb2.InferenceFrame)
+# Every oneof's name (the string children that say which member is set).
+_ONEOF_NAMES: Final = frozenset(o for plan in _PLANS.values() for o in plan.oneofs)
 
 
 def layout(*, inference: bool) -> Layout:

@@ -59,6 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shoal.kit.errors import FieldViolation, InvalidArgument
+from shoal.storage import columnar
 
 Literal = str | int | float | bool | None
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -774,6 +775,11 @@ class _Binder:
                 raise _error(self.text, pos, f"name a key: {where}.<key>")
         shape = _shape(t)
         pos = node.positions[-1]
+        oneof = columnar.always_stored(label_type, path)
+        if oneof is not None and node.value is None and node.op in {"=", "!="}:
+            # Stored on every label (empty unless it is the member set): set means its oneof names it.
+            chosen = _shape(label_type.field(oneof).type)
+            return _Test(_Source((oneof,), chosen, None), "!=" if node.op == "=" else "=", path[0])  # type: ignore[arg-type]
         if shape is None or (shape == "struct" and (node.value is not None or node.op not in {"=", "!="})):
             if shape == "struct":
                 fields = ", ".join(t.field(i).name for i in range(t.num_fields))

@@ -29,7 +29,7 @@ from shoal.kit.names import DatasetName, InferenceSetName
 from shoal.kit.objectstore import ObjectStore
 from shoal.storage import columnar
 from shoal.storage.catalog import Catalog
-from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables
+from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables, _missing
 from shoal.v1 import frame_pb2
 
 log = logging.getLogger("shoal.storage.migration")
@@ -42,10 +42,14 @@ class Migrated:
 
 
 def _open(uri: str, options: dict[str, str]) -> lance.LanceDataset | None:
+    """The table at `uri`, or None when there is none; any other failure (a store that times out) is raised: a
+    migration that took an unreadable log for an empty one would write empty versions and delete the old tables."""
     try:
         return lance.dataset(uri, storage_options=options or None)
-    except (ValueError, FileNotFoundError, OSError):
-        return None
+    except (ValueError, FileNotFoundError, OSError) as err:
+        if _missing(err):
+            return None
+        raise
 
 
 def migrate_tables(
@@ -98,7 +102,18 @@ def migrate_tables(
         )
         tables.commit(commit)
         written += 1
-    by_version = {r.version: r.table_version for r in tables.own_versions()}
+    # The old tables go only when the new ones hold their newest version with the same counts.
+    migrated = tables.own_versions()
+    last = max(versions) if versions else 0
+    if not migrated or migrated[-1].version != last:
+        raise RuntimeError(f"migrating {tables.legacy} stopped at {migrated[-1].version if migrated else 0} of {last}")
+    record = records.get(last)
+    if record is not None and (migrated[-1].frame_count, migrated[-1].label_count) != (
+        record["frame_count"],
+        record["label_count"],
+    ):
+        raise RuntimeError(f"migrating {tables.legacy}: version {last} does not hold what the old tables hold")
+    by_version = {r.version: r.table_version for r in migrated}
     tagged = _open(tables.frames_uri, tables.options)
     existing = set(tagged.tags.list()) if tagged is not None else set()
     for checkpoint_id, version in checkpoints.items():

@@ -271,7 +271,7 @@ class VersionedTables:
     def versions(self) -> list[VersionRecord]:
         """Every version, oldest first. UNAVAILABLE while tables of the release before wait to be migrated."""
         found = self.own_versions()
-        if not found and self.legacy_pending():
+        if self.legacy_pending():
             raise Unavailable(
                 f"the tables of {self.path} are being migrated to the columnar layout; retry shortly",
                 reason="TABLES_MIGRATING",
@@ -363,6 +363,15 @@ class VersionedTables:
         ]
         return pa.concat_tables(parts)
 
+    def embedding_dimension(self, version: int) -> int:
+        """The frame embedding's dimension the table holds at `version` (0: not fixed: no table yet, or a table made
+        before any embedding)."""
+        schema = self.schema(version) if version else None
+        if schema is None or "embedding" not in schema.names:
+            return 0
+        kind = schema.field("embedding").type
+        return int(kind.list_size) if pa.types.is_fixed_size_list(kind) else 0
+
     def schema(self, version: int) -> pa.Schema | None:
         """The columns of the frames table at `version` (None before the first commit)."""
         ds = self.frames_at(version)
@@ -445,6 +454,8 @@ class VersionedTables:
         if up_to is None:
             latest = self.latest()
             up_to = latest.version if latest else 0
+        elif self.legacy_pending():
+            self.versions()  # UNAVAILABLE while the log is still being migrated
         where = f"frame_id = {quote(frame_id)} AND version <= {up_to}"
 
         def read(ds: lance.LanceDataset) -> pa.Table:
@@ -672,10 +683,16 @@ class VersionedTables:
         missing = [f for f in wanted if f.name not in ds.schema.names]
         if not missing:
             return ds
-        names = [f.name for f in missing]
-        log.info("adding columns %s to %s", names, ds.uri)
-        if backfill and all(n.startswith(columnar.METADATA_PREFIX) for n in names) and ds.count_rows():
-            fields = [pa.field(f.name, f.type) for f in missing]
+        log.info("adding columns %s to %s", [f.name for f in missing], ds.uri)
+        typed = [f for f in missing if f.name.startswith(columnar.METADATA_PREFIX)]
+        others = [pa.field(f.name, f.type) for f in missing if f not in typed]
+        if others or not (backfill and ds.count_rows()):
+            ds.add_columns(others if backfill and ds.count_rows() else [pa.field(f.name, f.type) for f in missing])
+            ds = lance.dataset(ds.uri, storage_options=self.options or None)
+            if not (backfill and typed and ds.count_rows()):
+                return ds
+        if typed:
+            fields = [pa.field(f.name, f.type) for f in typed]
 
             @lance.batch_udf(output_schema=pa.schema(fields))
             def values(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -685,13 +702,12 @@ class VersionedTables:
                 )
 
             ds.add_columns(values, read_columns=["user_metadata"])
-        else:
-            ds.add_columns([pa.field(f.name, f.type) for f in missing])
         return lance.dataset(ds.uri, storage_options=self.options or None)
 
     def _apply(self, commit: Commit, rows: pa.Table, deletes: Sequence[str]) -> VersionRecord:
         ds = self._open(self.frames_uri)
         if ds is None:
+            rows = _settled(rows, self.layout.schema())
             ds = lance.write_dataset(rows, self.frames_uri, schema=rows.schema, storage_options=self.options or None)
             ds.create_scalar_index("frame_id", "BTREE")
             ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
@@ -775,6 +791,16 @@ def _metadata_column(f: pa.Field) -> columnar.MetadataColumn:
     if pa.types.is_list(f.type):
         kinds = tuple(k.replace("_value", "_list_value") for k in kinds)
     return columnar.MetadataColumn(f.name.removeprefix(columnar.METADATA_PREFIX), kinds, f.type)
+
+
+def _settled(rows: pa.Table, layout: pa.Schema) -> pa.Table:
+    """Rows that start a table: in the form Lance writes (rows replayed from the log were read back), with the
+    nullability of the layout's columns (the log's columns are all nullable)."""
+    fields = [
+        pa.field(f.name, f.type, nullable=layout.field(f.name).nullable if f.name in layout.names else True)
+        for f in rows.schema
+    ]
+    return pa.Table.from_arrays([columnar.sound(c.combine_chunks()) for c in rows.columns], schema=pa.schema(fields))
 
 
 def _aligned(rows: pa.Table, schema: pa.Schema, metadata: Sequence[columnar.MetadataColumn]) -> pa.Table:

@@ -214,8 +214,16 @@ class Worker:
         if target_name not in self._recovered:
             if tables.legacy_pending():
                 migration.migrate_target(self.store, self.root, target)
-            tables.recover()
-            self._recovered.add(target_name)
+            replayed = tables.recover()
+            if replayed:
+                # Versions committed before a crash cut the catalog's figures short: bring them up to date.
+                dataset_name = target.dataset_name if isinstance(target, InferenceSetName) else target
+                with contextlib.suppress(NotFound):
+                    owner = self.catalog.get_dataset(dataset_name)
+                    for record in replayed:
+                        self._after_commit(target, owner, record, tables.embedding_dimension(record.version))
+            if not tables.legacy_pending():
+                self._recovered.add(target_name)
         records = tables.versions()
         latest = records[-1] if records else None
         base_version = latest.version if latest else 0
@@ -232,6 +240,7 @@ class Worker:
         batches = []
         # (batch key, item index) → the item's row, as ingest encoded it
         encoded: dict[tuple[str, int], tuple[pa.Table, int]] = {}
+        rows_objects: list[str] = []
         for entry in fresh:
             try:
                 body = self.store.get(entry.key)
@@ -248,8 +257,10 @@ class Worker:
                 outcomes[entry.batch_key] = BatchOutcome(committed=0, failures=[lost])
                 continue
             batches.append(QueuedBatch(entry.upload, entry.seq, batch))
-            rows = batchrows.decode(self.store.get_or_none(queue.rows_object(entry.upload, entry.seq)), body)
+            rows_key = queue.rows_object(entry.upload, entry.seq)
+            rows = batchrows.decode(self.store.get_or_none(rows_key), body)
             if rows is not None:
+                rows_objects.append(rows_key)
                 key = batches[-1].key
                 for row, item in enumerate(rows.column(batchrows.ITEM).to_pylist()):
                     encoded[(key, item)] = (rows, row)
@@ -278,7 +289,10 @@ class Worker:
             current,
             stored,
             inference=inference,
-            embedding_dimension=0 if inference else dataset.embedding_dimension,
+            # An inference set keeps the dimension its table was made with; a dataset the one its catalog entry fixed
+            # (or its table, if the catalog lags behind a crash).
+            embedding_dimension=(0 if inference else dataset.embedding_dimension)
+            or tables.embedding_dimension(base_version),
             owners=labels,
             max_frame_bytes=self.settings.ingest_max_frame_bytes,
         )
@@ -306,6 +320,9 @@ class Worker:
             self._labels.pop(target_name, None)  # the table may or may not have moved: read it again next time
             raise
         labels.advance(record.version, applied.released, applied.claimed)
+        for key in rows_objects:  # committed: the rows are in the table now (a redelivery encodes again)
+            with contextlib.suppress(ShoalError, OSError):
+                self.store.delete(key)
         committed.update(dict.fromkeys(commit.batches, record.version))
         self._seen_version[target_name] = record.version
         for key in commit.batches:
