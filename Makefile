@@ -108,6 +108,7 @@ bench: setup ## benchmarks, JSON into bench/results/
 	$(PY) bench/coco_eval.py --out bench/results/coco_eval.json
 	$(PY) bench/keypoints.py --out bench/results/keypoints.json
 	$(PY) bench/embeddings.py --out bench/results/embeddings.json
+	$(PY) bench/index_build.py --out bench/results/index_build.json
 
 clean: ## remove what the build made
 	rm -rf build .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -520,14 +520,20 @@ class VersionedTables:
         return out
 
     def maintain(
-        self, max_fragments: int = 8, small_rows: int = 65_536, log_grace: timedelta = LOG_GRACE
+        self,
+        max_fragments: int = 8,
+        small_rows: int = 65_536,
+        log_grace: timedelta = LOG_GRACE,
+        frame_fragments: int | None = None,
     ) -> dict[str, int]:
         """Keep small commits from fragmenting the tables: once more than `max_fragments` fragments have fewer than
         `small_rows` rows, merge them (larger fragments, and their deletion files, are left alone, so compaction
         never rewrites bulk data) and merge the index segments. Compaction writes a new table version with the same
         rows; committed versions keep reading the files they read before, so time travel is untouched. The change
         log and the version table are only ever read at their newest version, so their superseded versions (and
-        the files compaction replaced) are deleted once `log_grace` old."""
+        the files compaction replaced) are deleted once `log_grace` old. The frames table may hold up to
+        `frame_fragments` small fragments (default `max_fragments`): the files its compaction replaces stay for time
+        travel, so compacting it often costs disk."""
         done = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
             for attempt in range(3):
@@ -535,7 +541,7 @@ class VersionedTables:
                 if ds is None:
                     break
                 small = [f for f in ds.get_fragments() if f.metadata.physical_rows < small_rows]
-                if len(small) <= max_fragments:
+                if len(small) <= (frame_fragments or max_fragments if name == "frames" else max_fragments):
                     break
                 try:
                     metrics = ds.optimize.compact_files(
