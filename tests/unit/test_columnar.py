@@ -13,7 +13,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shoal.storage import columnar
+from shoal.storage import columnar, filters
 from shoal.v1 import dataset_pb2, frame_pb2
 
 _INTS = {
@@ -232,7 +232,6 @@ def test_frames_without_labels_beside_polygons_read_back_from_lance(tmp_path: An
 
 
 def test_testing_the_polygon_list_against_null_asks_whether_a_label_is_a_polygon() -> None:
-    from shoal.storage import filters  # noqa: PLC0415
 
     box = frame_pb2.Frame(frame_id="box")
     box.labels.add(label_id="b").box_2d.width = 1.0
