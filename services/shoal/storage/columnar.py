@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -335,9 +336,19 @@ def _decode(plan: _Plan, columns: Mapping[str, pa.Array], messages: Sequence[Mes
             continue
         name = f.name
         if f.kind == _SCALAR:
-            for m, v in zip(messages, array.to_pylist(), strict=True):
-                if v is not None:
-                    setattr(m, name, v)
+            values = array.to_pylist()
+            if f.presence:
+                for m, v in zip(messages, values, strict=True):
+                    if v is not None:
+                        setattr(m, name, v)
+            elif pa.types.is_floating(f.arrow):
+                for m, v in zip(messages, values, strict=True):
+                    if v or (v is not None and math.copysign(1.0, v) < 0):  # -0.0 is a value of its own
+                        setattr(m, name, v)
+            else:
+                for m, v in zip(messages, values, strict=True):
+                    if v:  # a default is what an unset field holds already
+                        setattr(m, name, v)
         elif f.kind == _TIME:
             for m, v in zip(messages, array.cast(pa.int64()).to_pylist(), strict=True):
                 if v is not None:
