@@ -417,3 +417,84 @@ def test_lightly_csv_imports_and_exports_identical(
     with pytest.raises(shoal.kit.errors.InvalidArgument):
         client.import_lightly_embeddings(p, "d", str(bad))
     assert len(client.list_versions(p, "d")) == 2
+
+
+def test_selection_inputs_read_scores_predictions_and_metadata_from_columns(
+    env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub],
+) -> None:
+    client, _ = env
+    p = unique("p")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(p, "d", metadata_schema=[{"name": "split", "type": "STRING"}])
+    ds = shoal.LabeledDataset()
+    for i, v in enumerate(vectors(11, n=30)):
+        f = shoal.LabeledFrame(frame_id=f"f{i:03d}")
+        f.add_image(sensor_id="cam", image_url=f"s3://b/{i}.jpg", width=64, height=48)
+        f.add_user_metadata("split", "a" if i % 2 else "b")
+        if i % 3:
+            f.add_user_metadata("sharpness", i)
+        f.add_frame_embedding(embedding=v.tolist())
+        ds.add_frame(f)
+    committed(client, client.create_or_update_dataset(p, "d", dataset=ds))
+    inferences = shoal.Inferences()
+    for i in range(0, 30, 2):  # half the frames have predictions
+        guess = shoal.InferencesFrame(frame_id=f"f{i:03d}")
+        for j, name in enumerate(["person", "car", "car"] if i % 4 else ["person", "car"]):
+            guess.add_inference_2d_bbox(
+                sensor_id="cam",
+                label_id=f"p{i}-{j}",
+                classification=name,
+                top=1,
+                left=1,
+                width=5,
+                height=5,
+                confidence=0.5,
+            )
+        guess.add_custom_metric("loss", i / 10)
+        inferences.add_frame(guess)
+    committed(client, client.create_or_update_inferences(p, "d", "m1", inferences=inferences))
+
+    # Scores: the custom metric where there is one; frames without one never pass a threshold.
+    picked = client.select(
+        p,
+        "d",
+        [
+            {
+                "strategy": "THRESHOLD",
+                "input": "SCORES",
+                "inference_set": "m1",
+                "key": "loss",
+                "threshold": 2.0,
+                "operation": "GREATER_EQUAL",
+            }
+        ],
+        count=30,
+    )
+    assert sorted(picked.frame_ids) == [f"f{i:03d}" for i in range(0, 30, 2) if i / 10 >= 2.0]
+    # Metadata: the numeric key's values (a key outside the schema: read from the map).
+    picked = client.select(
+        p,
+        "d",
+        [
+            {
+                "strategy": "THRESHOLD",
+                "input": "METADATA",
+                "key": "sharpness",
+                "threshold": 20,
+                "operation": "GREATER_EQUAL",
+            }
+        ],
+        count=30,
+    )
+    assert sorted(picked.frame_ids) == [f"f{i:03d}" for i in range(30) if i % 3 and (i if i % 2 else i + 0.5) >= 20]
+    # Predictions: each frame's most common predicted class (ties: the first predicted); balance asks for cars only.
+    picked = client.select(
+        p,
+        "d",
+        [{"strategy": "BALANCE", "input": "PREDICTIONS", "inference_set": "m1", "target": {"car": 1.0}}],
+        count=5,
+    )
+    assert len(picked.frame_ids) == 5
+    cars = [f for f in picked.frame_ids if int(f[1:]) % 4 == 2]  # the frames whose predictions are mostly cars
+    assert picked.frame_ids[0] in cars
+    assert len(cars) >= 4

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shoal.embedding import selection
 from shoal.embedding.indexes import Index, Indexes
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.kit.names import DatasetName, parse_inference_set
+from shoal.storage import columnar
 from shoal.storage.tables import TableRoot
-from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2, frame_pb2
+from shoal.v1 import dataset_pb2, embedding_pb2, embedding_service_pb2
 
 E = embedding_pb2
 
@@ -39,37 +41,42 @@ class Sampler:
         self.indexes = indexes
         self.root: TableRoot = indexes.reads.root
 
-    def _inference_frames(self, index: Index, name: str, field: str) -> dict[str, frame_pb2.InferenceFrame]:
+    def _inference_rows(self, index: Index, name: str, field: str, columns: list[str]) -> pa.Table:
+        """Columns of the newest version of an inference set of the index's dataset, one row per index row (null
+        where the set has no frame for it)."""
         target = parse_inference_set(name if "/" in name else f"{index.dataset}/inferenceSets/{name}", field)
         if target.dataset_name != index.dataset:
             raise InvalidArgument.of([FieldViolation(field, f"is not an inference set of {index.dataset}")])
         self.indexes.reads.catalog.get_inference_set(target)
         tables = self.root.tables(target)
         latest = tables.latest()
-        if latest is None:
-            return {}
-        return dict(tables.frames(latest.version))  # type: ignore[arg-type]
+        rows = tables.read(latest.version if latest else 0, ["frame_id", *columns])
+        if rows.num_rows == 0:
+            rows = columnar.INFERENCES.schema().empty_table().select(["frame_id", *columns])
+        at = pc.index_in(pa.array(index.frame_ids, pa.string()), value_set=rows.column("frame_id").combine_chunks())
+        return rows.take(at)
 
     def _numbers(self, index: Index, c: embedding_pb2.SelectionCriterion, where: str) -> np.ndarray:
         t = c.input.type
+        number = columnar.MetadataColumn(c.input.key, ("float_value", "int_value"), pa.float64())
         if t == E.SELECTION_INPUT_TYPE_METADATA:
-            out = np.full(index.count, np.nan)
-            for i, m in enumerate(index.metadata):
-                v = m.get(c.input.key)
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                    out[i] = float(v)
-            return out
+            values = columnar.metadata_values(index.attributes.column("user_metadata").combine_chunks(), number)
+            return _floats(values)
         if t == E.SELECTION_INPUT_TYPE_SCORES:
-            frames = self._inference_frames(index, c.input.inference_set, f"{where}.input.inference_set")
+            rows = self._inference_rows(
+                index, c.input.inference_set, f"{where}.input.inference_set", ["custom_metrics"]
+            )
+            metrics = rows.column("custom_metrics").combine_chunks()
             out = np.full(index.count, np.nan)
-            for i, fid in enumerate(index.frame_ids):
-                f = frames.get(fid)
-                if (
-                    f is not None
-                    and c.input.key in f.custom_metrics
-                    and f.custom_metrics[c.input.key].WhichOneof("value") == "objective"
-                ):
-                    out[i] = f.custom_metrics[c.input.key].objective
+            pairs = pa.StructArray.from_arrays([metrics.keys, metrics.items], names=["key", "value"])
+            lists = pa.ListArray.from_arrays(metrics.offsets, pairs, mask=metrics.is_null())
+            entries = lists.flatten()
+            if len(entries):
+                owners = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+                metric = entries.field("value")
+                hit = pc.and_(pc.equal(entries.field("key"), c.input.key), pc.equal(metric.field("value"), "objective"))
+                hits = pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+                out[owners[hits]] = _floats(metric.field("objective").filter(pa.array(hits)))
             return out
         raise InvalidArgument.of([FieldViolation(f"{where}.input.type", "needs SCORES or METADATA (a numeric value)")])
 
@@ -80,12 +87,8 @@ class Sampler:
         if c.input.type == E.SELECTION_INPUT_TYPE_METADATA:
             labels = [None if m.get(c.input.key) is None else str(m.get(c.input.key)) for m in index.metadata]
         elif c.input.type == E.SELECTION_INPUT_TYPE_PREDICTIONS:
-            frames = self._inference_frames(index, c.input.inference_set, f"{where}.input.inference_set")
-            labels = []
-            for fid in index.frame_ids:
-                f = frames.get(fid)
-                seen = Counter(lb.classification for lb in f.labels) if f is not None else Counter()
-                labels.append(seen.most_common(1)[0][0] if seen else None)
+            rows = self._inference_rows(index, c.input.inference_set, f"{where}.input.inference_set", ["labels"])
+            labels = _most_common_class(rows.column("labels").combine_chunks(), index.count)
         else:
             raise InvalidArgument.of([FieldViolation(f"{where}.input.type", "BALANCE needs PREDICTIONS or METADATA")])
         names = sorted({v for v in labels if v is not None} | set(c.target))
@@ -179,3 +182,38 @@ class Sampler:
         segment.elements.extend(dataset_pb2.SegmentElement(frame_id=f, version=ref.version) for f in frame_ids)
         scores = [float(s) if math.isfinite(s) else 1e308 for s in picked.scores]
         return Selection(ref.dataset, segment_id, segment, frame_ids, scores)
+
+
+def _floats(values: pa.Array) -> np.ndarray:
+    """Finite floats of `values`; NaN where null or not finite."""
+    out: np.ndarray = pc.fill_null(values.cast(pa.float64()), math.nan).to_numpy(zero_copy_only=False)
+    out = out.astype(np.float64)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _most_common_class(labels: pa.Array, n: int) -> list[str | None]:
+    """Per row, the class most labels carry (ties: the one whose first label comes first), None without labels."""
+    flat = labels.flatten()
+    if len(flat) == 0:
+        return [None] * n
+    counted = (
+        pa.table(
+            {
+                "row": pc.list_parent_indices(labels),
+                "class": flat.field("classification"),
+                "at": pa.array(np.arange(len(flat))),
+            }
+        )
+        .group_by(["row", "class"], use_threads=False)
+        .aggregate([("at", "min"), ("at", "count")])
+        .sort_by([("row", "ascending"), ("at_count", "descending"), ("at_min", "ascending")])
+    )
+    rows = counted.column("row").to_numpy()
+    first = np.concatenate([[True], rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, bool)
+    out: list[str | None] = [None] * n
+    for row, name in zip(
+        rows[first].tolist(), counted.column("class").filter(pa.array(first)).to_pylist(), strict=True
+    ):
+        out[row] = name
+    return out
