@@ -156,6 +156,11 @@ def main() -> None:
         compacted = tables.maintain(max_fragments=1, log_grace=timedelta(0))
         compaction_seconds = time.perf_counter() - t
         after_compaction = du(Path(tables.path))
+        compacted_histories = []
+        for i in rng.sample(changed, 50):
+            t = time.perf_counter()
+            tables.history(f"f{i:07d}", up_to=latest_version)
+            compacted_histories.append(time.perf_counter() - t)
         client.close()
         result = {
             "benchmark": "versioning",
@@ -188,6 +193,7 @@ def main() -> None:
                 "max": round(max(histories) * 1000, 3),
             },
             "frame_history_rpc_ms": {"median": round(statistics.median(rpc_histories) * 1000, 3)},
+            "frame_history_after_compaction_ms": {"median": round(statistics.median(compacted_histories) * 1000, 3)},
             "read_old_version": {
                 "frames": read,
                 "seconds": round(read_seconds, 3),
