@@ -14,12 +14,14 @@ import lance
 import pytest
 from shoal.kit.errors import Unavailable
 from shoal.kit.names import DatasetName, InferenceSetName
-from shoal.kit.objectstore import LocalObjectStore
+from shoal.kit.objectstore import LocalObjectStore, ObjectStore, open_store
 from shoal.kit.settings import StoreSettings
 from shoal.storage import migration
 from shoal.storage.reads import Reads
 from shoal.storage.tables import TableRoot
 from shoal.v1 import frame_pb2
+
+from tests.conftest import S3Server, unique
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +55,22 @@ def _read_all(reads: Reads, ref: str) -> dict[str, frame_pb2.Frame]:
 
 
 def test_old_store_migrates_with_every_version_intact(old_store: Path, expected: dict[str, Any]) -> None:
-    store = LocalObjectStore(old_store)
-    settings = StoreSettings(url=old_store.as_uri())
+    _migrates_intact(LocalObjectStore(old_store), StoreSettings(url=old_store.as_uri()), expected)
+    assert not (old_store / "tables").exists()
+
+
+def test_an_old_store_in_s3_migrates_with_every_version_intact(
+    old_store: Path, expected: dict[str, Any], s3_server: S3Server
+) -> None:
+    settings = s3_server.store_settings(unique("old"))
+    store = open_store(settings)
+    for path in sorted(p for p in old_store.rglob("*") if p.is_file()):
+        store.put(path.relative_to(old_store).as_posix(), path.read_bytes())
+    _migrates_intact(store, settings, expected)
+    assert list(store.iter_all("tables/")) == []
+
+
+def _migrates_intact(store: ObjectStore, settings: StoreSettings, expected: dict[str, Any]) -> None:
     root = TableRoot(settings)
     drive = DatasetName("fleet", "drive")
     reads = Reads(store, settings)
@@ -69,7 +85,6 @@ def test_old_store_migrates_with_every_version_intact(old_store: Path, expected:
         "projects/fleet/datasets/parking": 1,
         "projects/fleet/datasets/drive/inferenceSets/model-a": 2,
     }
-    assert not (old_store / "tables" / "fleet" / "drive").exists()
     assert migration.migrate_store(store, root) == []  # nothing left: a second run is a no-op
 
     for name, dataset in expected["datasets"].items():
@@ -102,7 +117,7 @@ def test_old_store_migrates_with_every_version_intact(old_store: Path, expected:
             )
             # The checkpoint keeps its table version through retention, as a tag of the new table.
             tables = root.tables(DatasetName("fleet", name))
-            tags = lance.dataset(tables.frames_uri).tags.list()
+            tags = lance.dataset(tables.frames_uri, storage_options=tables.options or None).tags.list()
             assert tags[checkpoint_id]["version"] == tables.version(checkpoint["version"]).table_version
         for frame_id, revisions in dataset["history"].items():
             got, _ = reads.history(f"{ref}/frames/{frame_id}", 100, "")
