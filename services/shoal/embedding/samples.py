@@ -68,15 +68,11 @@ class Sampler:
             )
             metrics = rows.column("custom_metrics").combine_chunks()
             out = np.full(index.count, np.nan)
-            pairs = pa.StructArray.from_arrays([metrics.keys, metrics.items], names=["key", "value"])
-            lists = pa.ListArray.from_arrays(metrics.offsets, pairs, mask=metrics.is_null())
-            entries = lists.flatten()
-            if len(entries):
-                owners = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
-                metric = entries.field("value")
-                hit = pc.and_(pc.equal(entries.field("key"), c.input.key), pc.equal(metric.field("value"), "objective"))
+            owners, keys, metric = columnar.map_entries(metrics)
+            if len(keys):
+                hit = pc.and_(pc.equal(keys, c.input.key), pc.equal(pc.struct_field(metric, ["value"]), "objective"))
                 hits = pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
-                out[owners[hits]] = _floats(metric.field("objective").filter(pa.array(hits)))
+                out[owners[hits]] = _floats(pc.struct_field(metric, ["objective"]).filter(pa.array(hits)))
             return out
         raise InvalidArgument.of([FieldViolation(f"{where}.input.type", "needs SCORES or METADATA (a numeric value)")])
 

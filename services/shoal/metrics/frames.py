@@ -93,12 +93,7 @@ class Frames:
 
 def entries(values: pa.Array) -> tuple[I64, pa.Array, pa.Array]:
     """The entries of a map array: the row each belongs to, keys and values."""
-    offsets = values.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
-    if len(offsets) == 0:
-        offsets = np.zeros(1, np.int64)
-    start, stop = int(offsets[0]), int(offsets[-1])
-    owner = np.repeat(np.arange(len(values), dtype=np.int64), np.diff(offsets))
-    return owner, values.keys.slice(start, stop - start), values.items.slice(start, stop - start)
+    return columnar.map_entries(values)
 
 
 def elements(values: pa.Array) -> tuple[I64, pa.Array]:

@@ -308,12 +308,13 @@ def _children(array: pa.Array) -> dict[str, pa.Array]:
     return {struct.field(i).name: child for i, child in enumerate(array.flatten())}
 
 
-def _entries(array: pa.Array) -> pa.Array:
-    """The flattened elements of a list or map array (a map's as a struct of key and value), slices respected."""
-    if isinstance(array, pa.MapArray):
-        pairs = pa.StructArray.from_arrays([array.keys, array.items], names=["key", "value"])
-        return pa.ListArray.from_arrays(array.offsets, pairs).flatten()
-    return array.flatten()
+def map_entries(array: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """(the row each entry belongs to, keys, values) of a map array: slices respected, null rows hold none."""
+    kind = array.type
+    lists = array.view(pa.list_(pa.field("entries", pa.struct([kind.key_field, kind.item_field]), nullable=False)))
+    flat = pc.list_flatten(lists)
+    owners: np.ndarray = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    return owners, pc.struct_field(flat, [0]), pc.struct_field(flat, [1])
 
 
 def _lengths(array: pa.Array) -> np.ndarray:
@@ -393,15 +394,12 @@ def _decode(plan: _Plan, columns: Mapping[str, pa.Array], messages: Sequence[Mes
 
 
 def _decode_map(f: _Field, array: pa.Array, messages: Sequence[Message]) -> None:
-    lengths = _lengths(array)
-    entries = _children(_entries(array))
-    keys = entries["key"].to_pylist()
+    owners, found, items = map_entries(array)
+    keys = found.to_pylist()
     if not keys:
         return
-    items = entries["value"]
     value = f.map_value
     assert value is not None
-    owners = np.repeat(np.arange(len(messages)), lengths)
     if value.plan is None:
         for i, k, v in zip(owners.tolist(), keys, items.to_pylist(), strict=True):
             getattr(messages[i], f.name)[k] = v
@@ -585,13 +583,12 @@ def _areas_added(labels: pa.ListArray) -> pa.ListArray:
     if is_polygon.any():
         area = np.where(is_polygon, _polygon_areas(children["polygon_list_2d"]), area)
     attributes = children["attributes"]
-    keys = _entries(attributes)
+    owners, keys, items = map_entries(attributes)
     if len(keys):
-        key_names = _children(keys)["key"]
-        hits = pc.equal(key_names, "area").to_numpy(zero_copy_only=False)
+        hits = pc.equal(keys, "area").to_numpy(zero_copy_only=False)
         if hits.any():
-            owners = np.repeat(np.arange(n), _lengths(attributes))[hits]
-            value = _children(_children(keys)["value"].filter(pa.array(hits)))
+            owners = owners[hits]
+            value = _children(items.filter(pa.array(hits)))
             given = pc.coalesce(value["float_value"], value["int_value"].cast(pa.float64())).to_numpy(
                 zero_copy_only=False
             )
@@ -633,13 +630,12 @@ def metadata_values(user_metadata: pa.Array, column: MetadataColumn) -> pa.Array
     """The typed values of one metadata key, one per row of a `user_metadata` map column (null where absent or
     a typed null)."""
     n = len(user_metadata)
-    entries = _entries(user_metadata)
-    if len(entries) == 0:
+    owners, keys, items = map_entries(user_metadata)
+    if len(keys) == 0:
         return nulls(n, column.arrow)
-    parts = _children(entries)
-    hits = pc.equal(parts["key"], column.name).to_numpy(zero_copy_only=False)
-    owners = np.repeat(np.arange(n), _lengths(user_metadata))[hits]
-    members = _children(parts["value"].filter(pa.array(hits)))
+    hits = pc.equal(keys, column.name).to_numpy(zero_copy_only=False)
+    owners = owners[hits]
+    members = _children(items.filter(pa.array(hits)))
     found = [members[kind] for kind in column.kinds]
     if column.kinds[0].endswith("_list_value"):
         found = [_children(v)["values"] if len(v) else pa.array([], v.type.field("values").type) for v in found]

@@ -517,12 +517,9 @@ class _Source:
         if self.key is None:
             return _Values(level.n, array, shape=self.shape)
         # A map read as its list of entries: all keys compared at once, the matching entry of each row kept.
-        entries_type = pa.list_(pa.field("entries", pa.struct([array.type.key_field, array.type.item_field]), False))
-        entries = array.view(entries_type)
-        flat = pc.list_flatten(entries)
-        at = np.flatnonzero(_numpy(pc.equal(pc.struct_field(flat, [0]), pa.scalar(self.key))))
-        rows = np.asarray(pc.list_parent_indices(entries))[at]
-        return _Values(level.n, pc.struct_field(flat, [1]), rows, self.shape, at)
+        owners, keys, items = columnar.map_entries(array)
+        at = np.flatnonzero(_numpy(pc.equal(keys, pa.scalar(self.key))))
+        return _Values(level.n, items, owners[at], self.shape, at)
 
 
 # compiled conditions -----------------------------------------------------------------------------------------------
