@@ -186,3 +186,22 @@ def test_rows_encoded_by_ingest_commit_exactly_what_the_worker_would_encode(tmp_
     assert made.read(1).sort_by("frame_id").equals(plain.read(1).sort_by("frame_id"))
     assert made.read(1, ["metadata_weather"]).column(0).to_pylist().count("rain") == 3
     assert made.get(["f3"], 1)["f3"] == frames[3]
+
+
+def test_a_metadata_field_added_later_is_back_filled_for_the_frames_already_there(tmp_path: Path) -> None:
+    from shoal.v1 import dataset_pb2
+
+    t = tables(tmp_path)
+    t.commit(Commit(1, [change("a", "sun"), change("b", "rain")], ["u"], ["u#0"], added=2))
+    assert "metadata_weather" not in t.read(1).column_names
+    weather = columnar.metadata_columns(
+        dataset_pb2.MetadataSchema(
+            fields=[dataset_pb2.MetadataField(name="weather", type=dataset_pb2.FIELD_TYPE_STRING)]
+        )
+    )
+    t.commit(Commit(2, [change("c", "fog")], ["u"], ["u#1"], added=1, metadata=weather))
+    got = t.read(2, ["frame_id", "metadata_weather"]).sort_by("frame_id")
+    assert got.column("metadata_weather").to_pylist() == ["sun", "rain", "fog"]
+    assert "metadata_weather" not in t.read(1).column_names  # version 1 reads as it was
+    logged = t.history("c")[0]["frame"]
+    assert logged.user_metadata["weather"].string_value == "fog"

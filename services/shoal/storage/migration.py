@@ -22,14 +22,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import lance
 import pyarrow.compute as pc
 
 from shoal.kit.names import DatasetName, InferenceSetName
 from shoal.kit.objectstore import ObjectStore
 from shoal.storage import columnar
 from shoal.storage.catalog import Catalog
-from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables, _missing
+from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables
 from shoal.v1 import frame_pb2
 
 log = logging.getLogger("shoal.storage.migration")
@@ -39,17 +38,6 @@ log = logging.getLogger("shoal.storage.migration")
 class Migrated:
     target: str
     versions: int
-
-
-def _open(uri: str, options: dict[str, str]) -> lance.LanceDataset | None:
-    """The table at `uri`, or None when there is none; any other failure (a store that times out) is raised: a
-    migration that took an unreadable log for an empty one would write empty versions and delete the old tables."""
-    try:
-        return lance.dataset(uri, storage_options=options or None)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        if _missing(err):
-            return None
-        raise
 
 
 def migrate_tables(
@@ -63,11 +51,12 @@ def migrate_tables(
     """Replay the legacy tables of `tables` into its columnar ones; tag `checkpoints` (id → dataset version); then
     `remove` the legacy tables. Returns how many versions were written now."""
     assert tables.legacy is not None
-    legacy_versions = _open(f"{tables.legacy}/versions.lance", tables.options)
+    # A missing table reads as None, a failing store raises: an unreadable log never passes for an empty one.
+    legacy_versions = tables.open_table(f"{tables.legacy}/versions.lance")
     if legacy_versions is None:
         return 0
     records = {r["version"]: r for r in legacy_versions.to_table().to_pylist()}
-    changes = _open(f"{tables.legacy}/changes.lance", tables.options)
+    changes = tables.open_table(f"{tables.legacy}/changes.lance")
     logged = changes.to_table() if changes is not None else None
     versions = set(records)
     if logged is not None:
@@ -114,7 +103,7 @@ def migrate_tables(
     ):
         raise RuntimeError(f"migrating {tables.legacy}: version {last} does not hold what the old tables hold")
     by_version = {r.version: r.table_version for r in migrated}
-    tagged = _open(tables.frames_uri, tables.options)
+    tagged = tables.open_table(tables.frames_uri)
     existing = set(tagged.tags.list()) if tagged is not None else set()
     for checkpoint_id, version in checkpoints.items():
         if checkpoint_id not in existing and version in by_version:

@@ -244,7 +244,8 @@ class VersionedTables:
         # Where the release before kept these tables (one serialized frame per row), until they are migrated.
         self.legacy = legacy
 
-    def _open(self, uri: str, version: int | None = None) -> lance.LanceDataset | None:
+    def open_table(self, uri: str, version: int | None = None) -> lance.LanceDataset | None:
+        """The Lance table at `uri` (at table `version`), or None when there is none; other failures are raised."""
         try:
             return lance.dataset(uri, version=version, storage_options=self.options or None)
         except (ValueError, FileNotFoundError, OSError) as err:
@@ -256,7 +257,7 @@ class VersionedTables:
         """`read` on the newest version of a table (None when there is none), tried again on a fresh open when a file
         vanished under it (compaction and clean-up between the open and the read)."""
         for attempt in range(3):
-            ds = self._open(uri)
+            ds = self.open_table(uri)
             if ds is None:
                 return None
             try:
@@ -288,7 +289,7 @@ class VersionedTables:
         last once a migration is done)."""
         if self.legacy is None or self.legacy in _NO_LEGACY:
             return False
-        if self._open(f"{self.legacy}/versions.lance") is not None:
+        if self.open_table(f"{self.legacy}/versions.lance") is not None:
             return True
         _NO_LEGACY.add(self.legacy)  # nothing writes the old layout any more: never pending again
         return False
@@ -315,7 +316,7 @@ class VersionedTables:
         if version == 0:
             return None
         record = self.version(version)
-        ds = self._open(self.frames_uri, record.table_version)
+        ds = self.open_table(self.frames_uri, record.table_version)
         if ds is None:
             raise NotFound(
                 f"version {version} was dropped by the retention policy",
@@ -363,10 +364,11 @@ class VersionedTables:
         ]
         return pa.concat_tables(parts)
 
-    def embedding_dimension(self, version: int) -> int:
-        """The frame embedding's dimension the table holds at `version` (0: not fixed: no table yet, or a table made
-        before any embedding)."""
-        schema = self.schema(version) if version else None
+    def embedding_dimension(self, record: VersionRecord | None) -> int:
+        """The frame embedding's dimension the table holds at the version of `record` (0: not fixed: no table yet,
+        or a table made before any embedding)."""
+        ds = self.open_table(self.frames_uri, record.table_version) if record is not None else None
+        schema = ds.schema if ds is not None else None
         if schema is None or "embedding" not in schema.names:
             return 0
         kind = schema.field("embedding").type
@@ -490,7 +492,7 @@ class VersionedTables:
                 if not _missing(err):
                     raise
                 LOG_HANDLES.drop(self.changes_uri)  # its files were compacted away: open the newest
-        ds = self._open(self.changes_uri)
+        ds = self.open_table(self.changes_uri)
         if ds is None:
             return None
         LOG_HANDLES.put(self.changes_uri, ds, up_to)
@@ -515,7 +517,7 @@ class VersionedTables:
     def fragment_counts(self) -> dict[str, int]:
         out = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
-            ds = self._open(uri)
+            ds = self.open_table(uri)
             out[name] = len(ds.get_fragments()) if ds is not None else 0
         return out
 
@@ -537,7 +539,7 @@ class VersionedTables:
         done = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
             for attempt in range(3):
-                ds = self._open(uri)
+                ds = self.open_table(uri)
                 if ds is None:
                     break
                 small = [f for f in ds.get_fragments() if f.metadata.physical_rows < small_rows]
@@ -568,7 +570,7 @@ class VersionedTables:
         """Drop frames-table versions older than `older_than`, except the newest, checkpointed ones (tags) and the
         dataset versions in `keep` (pinned by inference sets and segments; kept by tags of their own). Returns the
         dataset versions that are no longer readable."""
-        ds = self._open(self.frames_uri)
+        ds = self.open_table(self.frames_uri)
         if ds is None:
             return []
         records = self.versions()
@@ -589,12 +591,12 @@ class VersionedTables:
     # tags: checkpoints keep their table versions through retention -------------------------------------------
 
     def tag(self, name: str, table_version: int) -> None:
-        ds = self._open(self.frames_uri)
+        ds = self.open_table(self.frames_uri)
         if ds is not None:
             ds.tags.create(name, table_version)
 
     def untag(self, name: str) -> None:
-        ds = self._open(self.frames_uri)
+        ds = self.open_table(self.frames_uri)
         if ds is not None and name in ds.tags.list():
             ds.tags.delete(name)
 
@@ -666,7 +668,7 @@ class VersionedTables:
         if not commit.changes:
             return
         log_rows = self._log_rows(commit, rows)
-        ds = self._open(self.changes_uri)
+        ds = self.open_table(self.changes_uri)
         # The log of this version may be there already (a crash after writing it): the same rows, never twice.
         if ds is not None and ds.count_rows(filter=f"version = {commit.version}") > 0:
             return
@@ -677,52 +679,54 @@ class VersionedTables:
             )
             created.create_scalar_index("frame_id", "BTREE")
         else:
-            ds = self._evolve(ds, log_rows.schema, backfill=False)
+            ds = self._evolve(ds, log_rows.schema, ())
             lance.write_dataset(
-                _conform(log_rows, ds.schema), self.changes_uri, mode="append", storage_options=self.options or None
+                _aligned(log_rows, ds.schema, commit.metadata),
+                self.changes_uri,
+                mode="append",
+                storage_options=self.options or None,
             )
 
-    def _evolve(self, ds: lance.LanceDataset, wanted: pa.Schema, *, backfill: bool) -> lance.LanceDataset:
-        """Add the columns of `wanted` that the table lacks (metadata-schema fields added since it was made). In the
-        current-state table (`backfill`) the rows already there get their values from `user_metadata`; elsewhere
-        the new columns start null."""
+    def _evolve(
+        self, ds: lance.LanceDataset, wanted: pa.Schema, backfill: Sequence[columnar.MetadataColumn]
+    ) -> lance.LanceDataset:
+        """Add the columns of `wanted` that the table lacks (metadata-schema fields added since it was made). Those
+        of `backfill` take, in the rows already there, their values from `user_metadata`; the others start null."""
         missing = [f for f in wanted if f.name not in ds.schema.names]
         if not missing:
             return ds
         log.info("adding columns %s to %s", [f.name for f in missing], ds.uri)
-        typed = [f for f in missing if f.name.startswith(columnar.METADATA_PREFIX)]
-        others = [pa.field(f.name, f.type) for f in missing if f not in typed]
-        if others or not (backfill and ds.count_rows()):
-            ds.add_columns(others if backfill and ds.count_rows() else [pa.field(f.name, f.type) for f in missing])
-            ds = lance.dataset(ds.uri, storage_options=self.options or None)
-            if not (backfill and typed and ds.count_rows()):
-                return ds
-        if typed:
-            fields = [pa.field(f.name, f.type) for f in typed]
+        typed = {m.column: m for m in backfill}
+        filled = [typed[f.name] for f in missing if f.name in typed] if ds.count_rows() else []
+        plain = [pa.field(f.name, f.type) for f in missing if f.name not in {m.column for m in filled}]
+        if plain:
+            ds.add_columns(plain)
+        if filled:
+            schema = pa.schema([pa.field(m.column, m.arrow) for m in filled])
 
-            @lance.batch_udf(output_schema=pa.schema(fields))
+            @lance.batch_udf(output_schema=schema)
             def values(batch: pa.RecordBatch) -> pa.RecordBatch:
                 source = batch.column("user_metadata")
-                return pa.RecordBatch.from_arrays(
-                    [columnar.metadata_values(source, _metadata_column(f)) for f in fields], schema=pa.schema(fields)
-                )
+                return pa.RecordBatch.from_arrays([columnar.metadata_values(source, m) for m in filled], schema=schema)
 
-            ds.add_columns(values, read_columns=["user_metadata"])
+            lance.dataset(ds.uri, storage_options=self.options or None).add_columns(
+                values, read_columns=["user_metadata"]
+            )
         return lance.dataset(ds.uri, storage_options=self.options or None)
 
     def _apply(self, commit: Commit, rows: pa.Table, deletes: Sequence[str]) -> VersionRecord:
-        ds = self._open(self.frames_uri)
+        ds = self.open_table(self.frames_uri)
         if ds is None:
-            rows = _settled(rows, self.layout.schema())
+            rows = _nullable_as(rows, self.layout.schema())
             ds = lance.write_dataset(rows, self.frames_uri, schema=rows.schema, storage_options=self.options or None)
             ds.create_scalar_index("frame_id", "BTREE")
             ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
         else:
-            ds = self._evolve(ds, rows.schema, backfill=True)
+            ds = self._evolve(ds, rows.schema, commit.metadata)
             builder = ds.merge_insert("frame_id").when_matched_update_all().when_not_matched_insert_all()
             if deletes:
                 builder = builder.when_not_matched_by_source_delete(in_list("frame_id", deletes))
-            builder.execute(_conform(rows, ds.schema))
+            builder.execute(_aligned(rows, ds.schema, commit.metadata))
             ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
         counts = ds.to_table(columns=["label_count"])
         record = VersionRecord(
@@ -742,7 +746,7 @@ class VersionedTables:
 
     def _append_version(self, record: VersionRecord) -> None:
         row = pa.Table.from_pylist([record.__dict__], schema=VERSIONS_SCHEMA)
-        ds = self._open(self.versions_uri)
+        ds = self.open_table(self.versions_uri)
         if ds is None:
             lance.write_dataset(row, self.versions_uri, schema=VERSIONS_SCHEMA, storage_options=self.options or None)
         else:
@@ -750,7 +754,7 @@ class VersionedTables:
 
     def recover(self) -> list[VersionRecord]:
         """Replay logged versions that have no version record (a crash between the log and the commit)."""
-        ds = self._open(self.changes_uri)
+        ds = self.open_table(self.changes_uri)
         if ds is None:
             return []
         own = self.own_versions()
@@ -758,6 +762,12 @@ class VersionedTables:
         pending = ds.to_table(filter=f"version > {done}")
         if pending.num_rows == 0:
             return []
+        # Rows read back from Lance are put in the form it can write again; their metadata columns are those the
+        # replayed commits had.
+        pending = pa.Table.from_arrays(
+            [columnar.sound(c.combine_chunks()) for c in pending.columns], schema=pending.schema
+        )
+        metadata = [_metadata_column(f) for f in pending.schema if f.name.startswith(columnar.METADATA_PREFIX)]
         replayed = []
         for version in sorted(set(pending.column("version").to_pylist())):
             if version != done + 1:
@@ -774,6 +784,7 @@ class VersionedTables:
                 modified=int(meta.get("modified", 0)),
                 deleted=int(meta.get("deleted", 0)),
                 commit_time=first["commit_time"],
+                metadata=metadata,
             )
             deleted = pc.equal(logged.column("change_type"), _DELETE)
             upserts = logged.filter(pc.invert(deleted)).drop_columns([n for n in LOG_ONLY if n in logged.column_names])
@@ -799,19 +810,20 @@ def _metadata_column(f: pa.Field) -> columnar.MetadataColumn:
     return columnar.MetadataColumn(f.name.removeprefix(columnar.METADATA_PREFIX), kinds, f.type)
 
 
-def _settled(rows: pa.Table, layout: pa.Schema) -> pa.Table:
-    """Rows that start a table: in the form Lance writes (rows replayed from the log were read back), with the
-    nullability of the layout's columns (the log's columns are all nullable)."""
+def _nullable_as(rows: pa.Table, layout: pa.Schema) -> pa.Table:
+    """Rows that start a table, with the nullability of the layout's columns (a replayed log's are all nullable)."""
     fields = [
         pa.field(f.name, f.type, nullable=layout.field(f.name).nullable if f.name in layout.names else True)
         for f in rows.schema
     ]
-    return pa.Table.from_arrays([columnar.sound(c.combine_chunks()) for c in rows.columns], schema=pa.schema(fields))
+    return rows.cast(pa.schema(fields))
 
 
 def _aligned(rows: pa.Table, schema: pa.Schema, metadata: Sequence[columnar.MetadataColumn]) -> pa.Table:
-    """Rows encoded elsewhere (by ingest) in the columns of `schema`: a metadata column the schema gained since is
-    computed from `user_metadata`, types cast (a vector list to the fixed size), extra columns dropped."""
+    """`rows` in the columns of a table's `schema`: a metadata column of `metadata` they lack (rows encoded by
+    ingest before the schema gained it) computed from `user_metadata`, any other column they lack null; types cast
+    (a vector list to a fixed size, or back for a table made before the dimension was known); extra columns
+    dropped."""
     if rows.schema.equals(schema):
         return rows
     by_column = {m.column: m for m in metadata}
@@ -821,19 +833,6 @@ def _aligned(rows: pa.Table, schema: pa.Schema, metadata: Sequence[columnar.Meta
             columns.append(rows.column(f.name).cast(f.type))
         elif f.name in by_column:
             columns.append(columnar.metadata_values(rows.column("user_metadata").combine_chunks(), by_column[f.name]))
-        else:
-            columns.append(columnar.nulls(rows.num_rows, f.type))
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
-    """`rows` with the columns and types of a table's `schema` (a column it lacks null; an embedding column of a
-    table made before the dimension was known stays a variable-size list)."""
-    columns = []
-    for f in schema:
-        if f.name in rows.column_names:
-            # Rows read back from a table (a replayed log) are put in the form Lance can write again.
-            columns.append(columnar.sound(rows.column(f.name).combine_chunks().cast(f.type)))
         else:
             columns.append(columnar.nulls(rows.num_rows, f.type))
     return pa.Table.from_arrays(columns, schema=schema)

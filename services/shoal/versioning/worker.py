@@ -224,7 +224,7 @@ class Worker:
                 with contextlib.suppress(NotFound):
                     owner = self.catalog.get_dataset(dataset_name)
                     for record in replayed:
-                        self._after_commit(target, owner, record, tables.embedding_dimension(record.version))
+                        self._after_commit(target, owner, record, tables.embedding_dimension(record))
             if not tables.legacy_pending():
                 self._recovered.add(target_name)
         records = tables.versions()
@@ -294,8 +294,7 @@ class Worker:
             inference=inference,
             # An inference set keeps the dimension its table was made with; a dataset the one its catalog entry fixed
             # (or its table, if the catalog lags behind a crash).
-            embedding_dimension=(0 if inference else dataset.embedding_dimension)
-            or tables.embedding_dimension(base_version),
+            embedding_dimension=(0 if inference else dataset.embedding_dimension) or tables.embedding_dimension(latest),
             owners=labels,
             max_frame_bytes=self.settings.ingest_max_frame_bytes,
         )
