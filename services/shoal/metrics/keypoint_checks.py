@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from shoal.kit.errors import FieldViolation, InvalidArgument
+from shoal.kit.names import DatasetName
 from shoal.kit.objectstore import ObjectStore
 from shoal.kit.parsed import ParsedObjects
 from shoal.kit.settings import StoreSettings
@@ -32,12 +33,13 @@ PROGRESS_EVERY: Final = 5000
 class CheckPlan:
     """One check, resolved: the concrete version, its tables, the rigs and rules, and where its result is stored."""
 
+    dataset: DatasetName
     version: int
     tables: VersionedTables
     rigs: dict[str, keypoints.Rig]
     rules: list[int]
     key: str  # object-store key of the stored result
-    digest: str  # identifies the check: the same version, class map, classes and rules give the same digest
+    digest: str  # identifies the check: the same dataset, version, class map, classes and rules, the same digest
 
 
 class KeypointChecks:
@@ -72,6 +74,7 @@ class KeypointChecks:
             b"\0".join(
                 [
                     RULES_VERSION.encode(),
+                    str(ref.dataset).encode(),
                     str(ref.version).encode(),
                     project.class_map.SerializeToString(deterministic=True),
                     ",".join(chosen).encode(),
@@ -80,6 +83,7 @@ class KeypointChecks:
             )
         ).hexdigest()
         return CheckPlan(
+            ref.dataset,
             ref.version,
             ref.tables,
             {c: rigged[c] for c in chosen},

@@ -109,7 +109,7 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
         if result is None:
             # Wait on the operation, not the work: when this call's deadline cancels the wait, the check goes on.
-            op = await self.operations.wait((await self._start_check(plan, request.dataset_version)).name)
+            op = await self.operations.wait((await self._start_check(plan)).name)
             if op.HasField("error"):
                 raise error_of(op)
             result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
@@ -124,19 +124,19 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         plan = await asyncio.to_thread(
             self.keypoint_checks.plan, request.dataset_version, request.classes, request.rules
         )
-        return await self._start_check(plan, request.dataset_version)
+        return await self._start_check(plan)
 
-    async def _start_check(self, plan: CheckPlan, version: str) -> operation_pb2.Operation:
+    async def _start_check(self, plan: CheckPlan) -> operation_pb2.Operation:
         """The check's operation: done at once when stored, else the running one for the same check, else a new
         one run in this process."""
-        project, dataset = _project(version), "/".join(version.split("/")[:4])
+        project, dataset = str(plan.dataset.parent), str(plan.dataset)
         result = await asyncio.to_thread(self.keypoint_checks.stored, plan)
         if result is not None:
             op, _ = await self.operations.create(
                 operation_pb2.OperationProgress(stage="stored"), project=project, dataset=dataset
             )
             return await self.operations.finish(op.name, summary(result))
-        key = f"keypoint-check:{dataset}:{plan.digest}"  # the digest names the version, not the dataset
+        key = f"keypoint-check:{plan.digest}"
         op, created = await self.operations.create(
             operation_pb2.OperationProgress(stage="queued"), key=key, project=project, dataset=dataset
         )
