@@ -196,7 +196,8 @@ class Worker:
         self, target_name: str, entries: Sequence[Entry]
     ) -> tuple[VersionRecord | None, dict[str, BatchOutcome]]:
         target = parse_target(target_name)
-        if not self._exists(target):
+        dataset = self._owner(target)
+        if dataset is None:
             # Deleted (with force) while these batches were queued: they fail, and nothing recreates its tables.
             gone = {
                 e.batch_key: BatchOutcome(
@@ -217,14 +218,9 @@ class Worker:
         if target_name not in self._recovered:
             if tables.legacy_pending():
                 migration.migrate_target(self.store, self.root, target)
-            replayed = tables.recover()
-            if replayed:
-                # Versions committed before a crash cut the catalog's figures short: bring them up to date.
-                dataset_name = target.dataset_name if isinstance(target, InferenceSetName) else target
-                with contextlib.suppress(NotFound):
-                    owner = self.catalog.get_dataset(dataset_name)
-                    for record in replayed:
-                        self._after_commit(target, owner, record, tables.embedding_dimension(record))
+            # Versions committed before a crash cut the catalog's figures short: bring them up to date.
+            for record in tables.recover():
+                self._after_commit(target, dataset, record, tables.embedding_dimension(record))
             if not tables.legacy_pending():
                 self._recovered.add(target_name)
         records = tables.versions()
@@ -282,11 +278,6 @@ class Worker:
             # First commit here, or another worker committed meanwhile: read who holds which label id.
             labels = self._labels[target_name] = LabelIndex(tables, base_version)
         inference = isinstance(target, InferenceSetName)
-        dataset_name = target.dataset_name if isinstance(target, InferenceSetName) else target
-        try:
-            dataset = self.catalog.get_dataset(dataset_name)
-        except NotFound:
-            dataset = dataset_pb2.Dataset()  # deleted meanwhile: apply anyway, nothing to fix in the catalog
         applied = apply_batches(
             batches,
             current,
@@ -342,15 +333,18 @@ class Worker:
         outcomes.update(applied.outcomes)
         return record, outcomes
 
-    def _exists(self, target: DatasetName | InferenceSetName) -> bool:
+    def _owner(self, target: DatasetName | InferenceSetName) -> dataset_pb2.Dataset | None:
+        """The dataset `target` is or belongs to, None when `target` is gone."""
         try:
-            if isinstance(target, InferenceSetName):
-                self.catalog.get_inference_set(target)
-            else:
-                self.catalog.get_dataset(target)
+            if isinstance(target, DatasetName):
+                return self.catalog.get_dataset(target)
+            self.catalog.get_inference_set(target)
         except NotFound:
-            return False
-        return True
+            return None
+        try:
+            return self.catalog.get_dataset(target.dataset_name)
+        except NotFound:
+            return dataset_pb2.Dataset()  # deleted meanwhile: apply anyway, nothing to fix in the catalog
 
     def migrate_owned(self) -> None:
         """Migrate the datasets (and inference sets) of the partitions this worker holds that still have tables of
