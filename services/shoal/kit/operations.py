@@ -157,7 +157,7 @@ class OperationStore:
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in await self.redis.zrange(index, 0, -1)]
         ancestors = [PROJECT_INDEX_PREFIX + s for s in _scopes(scope) if s != scope]
         ancestors.append(PROJECT_INDEX_PREFIX + "/".join(scope.split("/")[:2]))
-        found = [await self.find(name) for name in names]
+        found = [_parsed(raw) for raw in await self.redis.mget([self._key(n) for n in names])] if names else []
         async with self.redis.pipeline(transaction=False) as pipe:
             for name, op in zip(names, found, strict=True):
                 pipe.delete(self._key(name), OWNER_PREFIX + name)
@@ -186,10 +186,7 @@ class OperationStore:
         await self.redis.set(self._key(op.name), op.SerializeToString(), ex=KEEP_SECONDS, xx=existing)
 
     async def find(self, name: str) -> operation_pb2.Operation | None:
-        raw = await self.redis.get(self._key(name))
-        return (
-            None if raw is None else operation_pb2.Operation.FromString(raw if isinstance(raw, bytes) else raw.encode())
-        )
+        return _parsed(await self.redis.get(self._key(name)))
 
     @staticmethod
     def _stale(op: operation_pb2.Operation) -> bool:
@@ -221,22 +218,24 @@ class OperationStore:
             op.metadata.CopyFrom(_pack(progress))
         await self._save(op)
 
-    async def finish(self, name: str, response: Message) -> operation_pb2.Operation:
-        found = await self.find(name)
-        fresh = found is None and await self.owner(name) is not None  # Redis lost the record, not a delete
-        op = found or operation_pb2.Operation(name=name, create_time=_now())
-        op.done = True
-        op.update_time.CopyFrom(_now())
-        op.response.CopyFrom(_pack(response))
-        await self._save(op, existing=not fresh)
-        return op
-
-    async def fail(self, name: str, err: BaseException) -> operation_pb2.Operation:
+    async def _closing(self, name: str) -> tuple[operation_pb2.Operation, bool]:
+        """The operation to mark done, and whether its record exists (a record Redis lost is written afresh while
+        its owner is known; a deleted one is not brought back)."""
         found = await self.find(name)
         fresh = found is None and await self.owner(name) is not None
         op = found or operation_pb2.Operation(name=name, create_time=_now())
         op.done = True
         op.update_time.CopyFrom(_now())
+        return op, not fresh
+
+    async def finish(self, name: str, response: Message) -> operation_pb2.Operation:
+        op, existing = await self._closing(name)
+        op.response.CopyFrom(_pack(response))
+        await self._save(op, existing=existing)
+        return op
+
+    async def fail(self, name: str, err: BaseException) -> operation_pb2.Operation:
+        op, existing = await self._closing(name)
         if isinstance(err, OperationCancelledError):
             op.error.CopyFrom(operation_pb2.OperationError(code=CANCELLED, message=err.message, reason="CANCELLED"))
         elif isinstance(err, ShoalError):
@@ -245,7 +244,7 @@ class OperationStore:
             )
         else:
             op.error.CopyFrom(operation_pb2.OperationError(code=13, message="internal error", reason="INTERNAL"))
-        await self._save(op, existing=not fresh)
+        await self._save(op, existing=existing)
         return op
 
     async def wait(self, name: str, poll_seconds: float = 0.2) -> operation_pb2.Operation:
@@ -428,3 +427,10 @@ def operations_service(redis: Redis) -> Service:
         operation_pb2_grpc.add_OperationsServiceServicer_to_server,
         "shoal.v1.OperationsService",
     )
+
+
+def _parsed(raw: bytes | str | None) -> operation_pb2.Operation | None:
+    """An operation record as Redis holds it."""
+    if raw is None:
+        return None
+    return operation_pb2.Operation.FromString(raw if isinstance(raw, bytes) else raw.encode())
