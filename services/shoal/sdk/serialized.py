@@ -1152,10 +1152,9 @@ def import_frames(
         _reject_kind(read_result.inference_rows, read_result, "an inference row: import it into an inference set")
         read_result.inference_frames = []
         target = f"projects/{project_id}/datasets/{dataset_id}"
-        framed = {item.frame_id for item in read_result.frames if isinstance(item, frame_pb2.Frame)}
-        later = [i for i in read_result.frames if isinstance(i, label_pb2.LabelUpdate) and i.frame_id in framed]
-        held = {id(update) for update in later}
-        first: list[Any] = [item for item in read_result.frames if id(item) not in held]
+        # A label update follows its MODIFY frame: frames go first, their label updates in an upload after them.
+        first: list[Any] = [i for i in read_result.frames if isinstance(i, frame_pb2.Frame)]
+        later = [i for i in read_result.frames if isinstance(i, label_pb2.LabelUpdate)]
         report = client.upload(target, first) if first else None
         label_report = client.upload(target, later) if later else None
         return ImportResult(read_result, report, label_report)
