@@ -29,7 +29,6 @@ from shoal.runner.suite import (
 )
 
 EXIT_UNHEALTHY = 3
-ROLE_NAMES: Final = {1: "reader", 2: "writer", 3: "admin"}
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -416,7 +415,7 @@ def cmd_assets_list(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     with _client(args) as client:
         made = client.create_api_key(
-            [p if p.startswith("projects/") else f"projects/{p}" for p in args.project],
+            args.project,
             role=args.role,
             display_name=args.name,
             expires_in=timedelta(days=args.expires_days) if args.expires_days else None,
@@ -429,12 +428,21 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _role_name(number: int) -> str:
+    from shoal.v1 import project_pb2  # noqa: PLC0415
+
+    try:
+        return project_pb2.ApiKeyRole.Name(number).removeprefix("API_KEY_ROLE_").lower()
+    except ValueError:
+        return "?"
+
+
 def cmd_keys_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         keys = client.list_api_keys()
     for key in keys:
         expires = key.expire_time.ToDatetime().isoformat(timespec="seconds") if key.HasField("expire_time") else "never"
-        role = ROLE_NAMES.get(key.role, "?")
+        role = _role_name(key.role)
         print(f"{key.name:<26}{key.key_prefix:<16}{role:<8}{expires:<21}{' '.join(key.projects)}  {key.display_name}")
     return 0
 

@@ -604,13 +604,13 @@ class Client:
         >>> made = client.create_api_key(["roads"], role="WRITER", expires_in=timedelta(days=30))
         >>> shoal.Client(api_key=made.secret)
         """
-        roles = {"READER": 1, "WRITER": 2, "ADMIN": 3}
-        if role.upper() not in roles:
-            raise ValueError(f"role must be one of {', '.join(roles)}, got {role!r}")
+        name = f"API_KEY_ROLE_{role.upper()}"
+        if name not in {"API_KEY_ROLE_READER", "API_KEY_ROLE_WRITER", "API_KEY_ROLE_ADMIN"}:
+            raise ValueError(f"role must be one of READER, WRITER, ADMIN, got {role!r}")
         key = project_pb2.ApiKey(
             display_name=display_name,
             projects=[p if p.startswith("projects/") else f"projects/{p}" for p in projects],
-            role=roles[role.upper()],  # type: ignore[arg-type]
+            role=name,
         )
         if expires_in is not None:
             key.expire_time.FromDatetime(datetime.now(UTC) + expires_in)
