@@ -313,6 +313,14 @@ class Client:
     def dataset_exists(self, project_id: str, dataset_id: str) -> bool:
         return self._exists(lambda: self.get_dataset(project_id, dataset_id))
 
+    def inference_set_exists(self, project_id: str, dataset_id: str, inference_set_id: str) -> bool:
+        name = f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inference_set_id}"
+        return self._exists(
+            lambda: self._call(
+                self.versioning.GetInferenceSet, versioning_service_pb2.GetInferenceSetRequest(name=name)
+            )
+        )
+
     def _exists(self, get: Any) -> bool:
         try:
             get()

@@ -25,7 +25,7 @@ from shoal.sdk.classmap import ClassMapEntry, LabelClassMap
 from shoal.sdk.errors import UploadError
 from shoal.sdk.frames import Inferences, InferencesFrame, LabeledDataset, LabeledFrame
 from shoal.sdk.uploads import UploadReport
-from shoal.v1 import dataset_pb2, frame_pb2, label_pb2, project_pb2, upload_pb2, versioning_service_pb2
+from shoal.v1 import dataset_pb2, frame_pb2, label_pb2, project_pb2, upload_pb2
 
 if TYPE_CHECKING:
     from shoal.sdk.client import Client
@@ -218,7 +218,7 @@ def upload_coco(
         )
     )
     name = f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inference_set}"
-    if detections is not None and not replace and _inference_set_exists(client, project_id, dataset_id, name):
+    if detections is not None and not replace and client.inference_set_exists(project_id, dataset_id, inference_set):
         raise UploadError(f"{name} exists: replace it to pin it to this import, or name another inference set")
     client.create_project(project_id, class_map, exist_ok=True)
     report = client.create_or_update_dataset(project_id, dataset_id, dataset=dataset)
@@ -243,22 +243,10 @@ def upload_coco(
         done.inference_set = client.create_inferences_set(
             project_id, dataset_id, inference_set, model_id=model_id, dataset_version=version
         )
-    done.inferences = client.create_or_update_inferences(
-        project_id, dataset_id, inference_set, inferences=detections, model_id=model_id
-    )
+    done.inferences = client.upload(name, detections.items)  # COCO results carry no masks to upload first
     if wait_until_finish:
         client.wait_for_upload(done.inferences.name, timeout)
     return done
-
-
-def _inference_set_exists(client: Client, project_id: str, dataset_id: str, name: str) -> bool:
-    if not (client.project_exists(project_id) and client.dataset_exists(project_id, dataset_id)):
-        return False
-    return client._exists(
-        lambda: client._call(
-            client.versioning.GetInferenceSet, versioning_service_pb2.GetInferenceSetRequest(name=name)
-        )
-    )
 
 
 def export_coco(
