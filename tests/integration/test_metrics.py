@@ -245,6 +245,26 @@ def test_detection_uses_the_pinned_version_and_matches_pycocotools(client: shoal
     fns = client.frame_matches(evaluation.name, kind="false_negative")
     assert all(any(m.kind == evaluation_pb2.MATCH_KIND_FALSE_NEGATIVE for m in f.matches) for f in fns)
     counts = np.array(cm.counts.values).reshape(4, 4)
+    # A confusion-matrix cell lists the frames whose matches it counted, and no others.
+    for row, column in zip(*np.nonzero(counts), strict=True):
+        names = [*cm.labels[:-1], ""]
+        in_cell = client.frame_matches(evaluation.name, cell=(int(row), int(column)))
+        counted = [
+            m
+            for f in in_cell
+            for m in f.matches
+            if (m.ground_truth_class, m.prediction_class) == (names[row], names[column])
+        ]
+        assert len(counted) == counts[row, column]
+        assert {f.frame_id for f in in_cell} == {
+            f.frame_id
+            for f in matches
+            if any((m.ground_truth_class, m.prediction_class) == (names[row], names[column]) for m in f.matches)
+        }
+    with pytest.raises(grpc.RpcError) as bad_cell:
+        client.frame_matches(evaluation.name, cell=(9, 0))
+    assert bad_cell.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in unpack(bad_cell.value).violations] == ["cell.row"]
     assert counts[:3, :].sum() + counts[3, :].sum() == kinds.count(
         evaluation_pb2.MATCH_KIND_TRUE_POSITIVE
     ) + kinds.count(evaluation_pb2.MATCH_KIND_CLASS_MISMATCH) + kinds.count(

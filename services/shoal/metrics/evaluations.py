@@ -270,13 +270,43 @@ class Evaluations:
         return out, _token(start + size) if start + size < len(keys) else ""
 
     def frame_matches(
-        self, name: str, kind: int, page_size: int, page_token: str
+        self,
+        name: str,
+        kind: int,
+        page_size: int,
+        page_token: str,
+        cell: metrics_service_pb2.ConfusionCell | None = None,
     ) -> metrics_service_pb2.ListFrameMatchesResponse:
-        self._require_done(name)
+        """Frames with their matches; with `kind`, those with a match of that kind; with `cell`, those with a match
+        counted in that cell of the confusion matrix (the last label is background: a match without a partner)."""
+        evaluation = self.get(name)
+        if evaluation.state != evaluation_pb2.EVALUATION_STATE_SUCCEEDED:
+            raise FailedPrecondition(f"{name} has not finished", reason="EVALUATION_NOT_DONE", metadata={"name": name})
         stored = self.matches.get(self._key(name, "matches.binpb")) or metrics_service_pb2.ListFrameMatchesResponse()
         frames = list(stored.frames)
         if kind:
             frames = [f for f in frames if any(m.kind == kind for m in f.matches)]
+        if cell is not None:
+            labels = list(evaluation.result.confusion_matrix.labels)
+            bad = [
+                FieldViolation(f"cell.{axis}", f"must be below {len(labels)}, the confusion matrix's size")
+                for axis, index in (("row", cell.row), ("column", cell.column))
+                if index >= len(labels)
+            ]
+            if bad:
+                raise InvalidArgument.of(bad, reason="INVALID_CELL")
+            names = [*labels[:-1], ""]  # background: no partner on that side
+            truth, prediction = names[cell.row], names[cell.column]
+            frames = [
+                f
+                for f in frames
+                if any(
+                    m.ground_truth_class == truth
+                    and m.prediction_class == prediction
+                    and m.kind != evaluation_pb2.MATCH_KIND_UNSPECIFIED
+                    for m in f.matches
+                )
+            ]
         size, start = _page_size(page_size), _offset(page_token)
         return metrics_service_pb2.ListFrameMatchesResponse(
             frames=frames[start : start + size],

@@ -88,7 +88,12 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
     ) -> metrics_service_pb2.ListFrameMatchesResponse:
         auth.require(_project(request.parent))
         return await asyncio.to_thread(
-            self.evaluations.frame_matches, request.parent, request.kind, request.page_size, request.page_token
+            self.evaluations.frame_matches,
+            request.parent,
+            request.kind,
+            request.page_size,
+            request.page_token,
+            request.cell if request.HasField("cell") else None,
         )
 
     async def ListLabelErrorCandidates(

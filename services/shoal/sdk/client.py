@@ -1122,19 +1122,25 @@ class Client:
         )
 
     def frame_matches(
-        self, evaluation_name: str, *, kind: str = "", limit: int | None = None
+        self,
+        evaluation_name: str,
+        *,
+        kind: str = "",
+        cell: tuple[int, int] | None = None,
+        limit: int | None = None,
     ) -> list[evaluation_pb2.FrameMatches]:
         """Per-frame matches (true/false positives, false negatives, class mismatches) of an evaluation; `kind`
         keeps frames with at least one match of that kind (true_positive, false_positive, false_negative,
-        class_mismatch)."""
+        class_mismatch); `cell` (row, column of the confusion matrix) those with a match counted in that cell."""
         wanted = f"MATCH_KIND_{kind.upper()}" if kind else "MATCH_KIND_UNSPECIFIED"
         if wanted not in set(evaluation_pb2.MatchKind.keys()):
             raise ValueError(f"unknown match kind {kind!r}")
+        where = metrics_service_pb2.ConfusionCell(row=cell[0], column=cell[1]) if cell is not None else None
         return self._pages(
             lambda size, token: self._call(
                 self.metrics.ListFrameMatches,
                 metrics_service_pb2.ListFrameMatchesRequest(
-                    parent=evaluation_name, kind=wanted, page_size=size, page_token=token
+                    parent=evaluation_name, kind=wanted, page_size=size, page_token=token, cell=where
                 ),
             ),
             "frames",

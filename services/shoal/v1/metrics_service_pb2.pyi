@@ -83,16 +83,26 @@ class ListEvaluationsResponse(_message.Message):
     def __init__(self, evaluations: _Optional[_Iterable[_Union[_evaluation_pb2.Evaluation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListFrameMatchesRequest(_message.Message):
-    __slots__ = ("parent", "kind", "page_size", "page_token")
+    __slots__ = ("parent", "kind", "page_size", "page_token", "cell")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CELL_FIELD_NUMBER: _ClassVar[int]
     parent: str
     kind: _evaluation_pb2.MatchKind
     page_size: int
     page_token: str
-    def __init__(self, parent: _Optional[str] = ..., kind: _Optional[_Union[_evaluation_pb2.MatchKind, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    cell: ConfusionCell
+    def __init__(self, parent: _Optional[str] = ..., kind: _Optional[_Union[_evaluation_pb2.MatchKind, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., cell: _Optional[_Union[ConfusionCell, _Mapping]] = ...) -> None: ...
+
+class ConfusionCell(_message.Message):
+    __slots__ = ("row", "column")
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    row: int
+    column: int
+    def __init__(self, row: _Optional[int] = ..., column: _Optional[int] = ...) -> None: ...
 
 class ListFrameMatchesResponse(_message.Message):
     __slots__ = ("frames", "next_page_token")
