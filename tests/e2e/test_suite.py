@@ -73,8 +73,8 @@ class Suite:
 
 @pytest.fixture
 def suite(tmp_path: Path) -> Iterator[Suite]:
-    base = _free_range(5)
-    metrics_base = _free_range(5)
+    base = _free_range(7)  # five gRPC ports, the asset service's HTTP port, the console
+    metrics_base = _free_range(7)  # five gRPC ports, the asset service's HTTP port, the console
     redis_port = _free_range(1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
     s = Suite(
@@ -89,7 +89,7 @@ def suite(tmp_path: Path) -> Iterator[Suite]:
 def test_up_status_down(suite: Suite) -> None:
     result = suite.up()
     assert result.returncode == 0, result.stderr + result.stdout
-    assert result.stdout.count("SERVING") == 5
+    assert result.stdout.count("SERVING") == 6  # five services and the console
     key = (suite.state / "admin_api_key").read_text().strip()
     assert len(key) >= 32
     assert oct((suite.state / "admin_api_key").stat().st_mode & 0o777) == "0o600"
@@ -116,7 +116,8 @@ def test_up_status_down(suite: Suite) -> None:
 
     status = suite.shoal("status")
     assert status.returncode == 0, status.stdout
-    assert status.stdout.count("SERVING") == 5
+    assert status.stdout.count("SERVING") == 6
+    assert f"console     http://127.0.0.1:{config.console_port}" in status.stdout
 
     again = suite.up()
     assert again.returncode == 1
@@ -127,7 +128,7 @@ def test_up_status_down(suite: Suite) -> None:
         "supervisor.log",
     }
     pids = json.loads((suite.state / "pids.json").read_text())
-    assert set(pids) == {*config.services, "redis"}
+    assert set(pids) == {*config.services, "console", "redis"}
     supervisor_pid = int((suite.state / "supervisor.pid").read_text())
 
     down = suite.shoal("down")
@@ -188,14 +189,14 @@ def test_up_against_external_redis_and_s3(suite: Suite, redis_server: RedisProce
     assert result.returncode == 0, result.stderr + result.stdout
     assert "(embedded)" not in result.stdout
     assert not (suite.state / "logs" / "redis.log").exists()
-    assert json.loads((suite.state / "pids.json").read_text()).keys() == set(suite.config.services)
+    assert json.loads((suite.state / "pids.json").read_text()).keys() == {*suite.config.services, "console"}
     assert suite.shoal("down").returncode == 0
 
 
 def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     result = suite.shoal("demo", *suite.args)
     assert result.returncode == 0, result.stderr + result.stdout
-    assert result.stdout.count("SERVING") == 5
+    assert result.stdout.count("SERVING") == 6  # five services and the console
     assert "UNAUTHENTICATED" in result.stdout
     assert "shoal.v1.EmbeddingService, shoal.v1.OperationsService" in result.stdout
     assert 'grpc_code="UNAUTHENTICATED"' in result.stdout

@@ -37,7 +37,16 @@ def ci_values(name: str) -> dict[str, Any]:
 
 
 def deployments(rendered: Rendered) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in rendered.of_kind("Deployment")}
+    """The five services' Deployments by service name (the console's is `console_deployment`)."""
+    every = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in rendered.of_kind("Deployment")}
+    return {name: d for name, d in every.items() if name in SERVICES}
+
+
+def console_deployment(rendered: Rendered) -> dict[str, Any] | None:
+    found = [
+        d for d in rendered.of_kind("Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == "console"
+    ]
+    return found[0] if found else None
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -397,6 +406,49 @@ def test_a_broken_template_fails_the_check(template: str, old: str, new: str, fi
     with pytest.raises(ChartCheckError, match=re.escape(finding)):
         chartcheck.check(CHART / "ci" / "default.yaml", tmp_path / "out", chart)
     assert chartcheck.main(["--chart", str(chart), "--out", str(tmp_path / "out")]) == 1
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.stem)
+def test_the_console_is_hardened_probed_and_wired_to_the_services_only(values_file: Path, tmp_path: Path) -> None:
+    rendered = render(tmp_path, chartcheck.load_values(values_file))
+    deployment = console_deployment(rendered)
+    assert deployment is not None
+    pod = deployment["spec"]["template"]["spec"]
+    c = container(deployment)
+    assert c["command"] == ["shoal-console"]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    sc = c["securityContext"]
+    assert (sc["runAsNonRoot"], sc["readOnlyRootFilesystem"], sc["allowPrivilegeEscalation"]) == (True, True, False)
+    assert pod["automountServiceAccountToken"] is False
+    # It holds no credentials: every variable is a literal, and it reaches each service through its Service.
+    env = env_of(deployment)
+    assert all(not isinstance(v, tuple) for v in env.values())
+    services = {s["metadata"]["name"]: s for s in rendered.of_kind("Service")}
+    for name, service_deployment in deployments(rendered).items():
+        host, port = env[f"SHOAL_{name.upper()}_ADDRESS"].rsplit(":", 1)
+        assert host == service_deployment["metadata"]["name"]
+        assert host in services
+        assert int(port) == DEFAULT_GRPC_PORTS[name]
+    service = services[deployment["metadata"]["name"]]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "http")]
+
+
+def test_the_console_has_its_own_ingress_host(tmp_path: Path) -> None:
+    rendered = render(tmp_path, ci_values("full"))
+    (ingress,) = [i for i in rendered.of_kind("Ingress") if i["metadata"]["name"].endswith("-console")]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "console.datasets.example.com"
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/"
+    assert path["backend"]["service"]["port"] == {"name": "http"}
+    assert "backend-protocol" not in str(ingress["metadata"].get("annotations", {}))
+    grpc_hosts = {r["host"] for i in rendered.of_kind("Ingress") if i is not ingress for r in i["spec"]["rules"]}
+    assert rule["host"] not in grpc_hosts
+    assert console_deployment(render(tmp_path, {"console": {"enabled": False}})) is None
 
 
 def test_chart_ports_match_the_services_defaults(tmp_path: Path) -> None:

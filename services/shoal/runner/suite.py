@@ -50,6 +50,8 @@ class SuiteConfig:
     ingest_processes: int = field(default_factory=lambda: 2 * (os.cpu_count() or 1))
     # The asset service's HTTP endpoint for signed URLs (a local store has none of its own): after the gRPC ports.
     asset_http_port: int = 0
+    # The console (HTTP): after the asset service's HTTP port. 0: no console.
+    console_port: int = 0
     # The longest a crashed service waits before the supervisor starts it again (the wait doubles from 0.5 s with
     # each quick crash in a row). Short: on one machine nothing else restarts it.
     restart_max_backoff_seconds: float = 3.0
@@ -59,7 +61,13 @@ class SuiteConfig:
         cls, state_dir: str, base_port: int = 50051, metrics_base_port: int = 9461, **kw: Any
     ) -> SuiteConfig:
         ports = {name: ServicePorts(base_port + i, metrics_base_port + i) for i, name in enumerate(SERVICES)}
-        return cls(state_dir=state_dir, services=ports, asset_http_port=base_port + len(SERVICES), **kw)
+        return cls(
+            state_dir=state_dir,
+            services=ports,
+            asset_http_port=base_port + len(SERVICES),
+            console_port=base_port + len(SERVICES) + 1,
+            **kw,
+        )
 
     @property
     def state(self) -> Path:
@@ -101,6 +109,21 @@ class SuiteConfig:
                 "SHOAL_S3_SECRET_KEY": self.s3_secret_key,
                 "SHOAL_S3_SECURE": "true" if self.s3_secure else "false",
             }
+        return env
+
+    @property
+    def console_url(self) -> str:
+        return f"http://{self.host}:{self.console_port}" if self.console_port else ""
+
+    def console_env(self) -> dict[str, str]:
+        """The environment of the console process: where it listens and where each service is."""
+        env = {
+            "SHOAL_HOST": self.host,
+            "SHOAL_CONSOLE_PORT": str(self.console_port),
+            "SHOAL_LOG_LEVEL": self.log_level,
+        }
+        for name, ports in self.services.items():
+            env[f"SHOAL_{name.upper()}_ADDRESS"] = f"{self.host}:{ports.grpc_port}"
         return env
 
     def save(self) -> None:

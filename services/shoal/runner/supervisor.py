@@ -147,6 +147,11 @@ class Supervisor:
             child = Child(name, argv, self._env(self.config.service_env(name, key)), logs_dir / f"{name}.log")
             child.start(self.clock())
             self.children.append(child)
+        if self.config.console_port:
+            argv = [sys.executable, "-m", "shoal.console"]
+            child = Child("console", argv, self._env(self.config.console_env()), logs_dir / "console.log")
+            child.start(self.clock())
+            self.children.append(child)
         self._write_pids()
 
     def _wait_for_redis(self, timeout: float = 20.0) -> None:

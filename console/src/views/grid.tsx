@@ -1,0 +1,232 @@
+// The frame grid: pages of 200 frames from ListFrames (or, with an inference set, ListInferenceFrames: ground truth
+// and predictions together), drawn with their labels. Only the rows in view are in the page and only the pages
+// around them are held, so memory stays flat however far one scrolls.
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { versioning } from "../api";
+import type { Frame } from "../gen/shoal/v1/frame_pb";
+import type { Label } from "../gen/shoal/v1/label_pb";
+import type { DatasetRoute } from "../main";
+import { LabeledImage } from "../labels";
+import { href, navigate, withQuery } from "../router";
+import { explain, isAuthError } from "../api";
+import { useAsync } from "../util";
+import { useColours, VersionPicker, versionRef } from "./common";
+
+export const PAGE = 200;
+const TILE_W = 188;
+const TILE_H = 168;
+const IMAGE: [number, number] = [180, 135];
+const KEEP_PAGES = 2; // pages held on either side of those in view
+
+type Item = { frame: Frame; predictions?: Label[] };
+
+class Pager {
+  tokens: string[] = [""];
+  counts: number[] = [];
+  pages = new Map<number, Item[]>();
+  loading = new Set<number>();
+  done = false;
+  error = "";
+  constructor(
+    private fetch: (token: string) => Promise<{ items: Item[]; next: string }>,
+    private changed: () => void,
+  ) {}
+  get known(): number {
+    return this.counts.reduce((a, b) => a + b, 0) + (this.done ? 0 : PAGE);
+  }
+  item(i: number): Item | undefined {
+    let page = 0;
+    let start = 0;
+    while (page < this.counts.length && i >= start + this.counts[page]) start += this.counts[page++];
+    return this.pages.get(page)?.[i - start];
+  }
+  pageOf(i: number): number {
+    let page = 0;
+    let start = 0;
+    while (page < this.counts.length && i >= start + this.counts[page]) start += this.counts[page++];
+    return page;
+  }
+  /** Loads what rows [first, last) need and drops pages far from them. */
+  want(first: number, last: number): void {
+    const a = this.pageOf(first);
+    const b = this.pageOf(Math.max(first, last - 1));
+    for (const p of this.pages.keys()) if (p < a - KEEP_PAGES || p > b + KEEP_PAGES) this.pages.delete(p);
+    for (let p = a; p <= b + 1; p++) this.load(p);
+  }
+  private load(p: number): void {
+    if (this.pages.has(p) || this.loading.has(p) || p >= this.tokens.length || this.error) return;
+    if (p > 0 && this.done && p >= this.counts.length) return;
+    this.loading.add(p);
+    this.fetch(this.tokens[p]).then(
+      ({ items, next }) => {
+        this.loading.delete(p);
+        this.pages.set(p, items);
+        this.counts[p] = items.length;
+        if (next) this.tokens[p + 1] = next;
+        else if (p + 1 >= this.tokens.length) this.done = true;
+        this.changed();
+      },
+      (err) => {
+        this.loading.delete(p);
+        if (isAuthError(err)) navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+        this.error = explain(err);
+        this.changed();
+      },
+    );
+  }
+}
+
+export function Grid({ ds }: { ds: DatasetRoute }) {
+  const version = ds.query.get("version") ?? "";
+  const filter = ds.query.get("filter") ?? "";
+  const inference = ds.query.get("inference") ?? "";
+  const show = ds.query.get("show") ?? "both";
+  const colours = useColours(ds);
+  const sets = useAsync(() => versioning.listInferenceSets({ parent: ds.name, pageSize: 1000 }), [ds.name]);
+  const [, redraw] = useState(0);
+  const pager = useRef<Pager | null>(null);
+  const scroller = useRef<HTMLDivElement>(null);
+  const [view, setView] = useState({ top: 0, width: 1200, height: 800 });
+  const [draft, setDraft] = useState(filter);
+  useEffect(() => setDraft(filter), [filter]);
+
+  const identity = `${ds.name}|${version}|${filter}|${inference}`;
+  if (!pager.current || (pager.current as unknown as { id: string }).id !== identity) {
+    const fetch = inference
+      ? (token: string) =>
+          versioning.listInferenceFrames({ parent: `${ds.name}/inferenceSets/${inference}`, pageSize: PAGE, pageToken: token }).then((r) => ({
+            items: r.frames.map((p) => ({ frame: p.groundTruth ?? p.inference!, predictions: p.inference?.labels ?? [] }) as Item),
+            next: r.nextPageToken,
+          }))
+      : (token: string) =>
+          versioning.listFrames({ parent: versionRef(ds), pageSize: PAGE, pageToken: token, filter }).then((r) => ({
+            items: r.frames.map((frame) => ({ frame })),
+            next: r.nextPageToken,
+          }));
+    const p = new Pager(fetch as (t: string) => Promise<{ items: Item[]; next: string }>, () => redraw((n) => n + 1));
+    (p as unknown as { id: string }).id = identity;
+    pager.current = p;
+    if (scroller.current) scroller.current.scrollTop = 0;
+  }
+  const p = pager.current;
+
+  useLayoutEffect(() => {
+    const el = scroller.current!;
+    const measure = () => setView({ top: el.scrollTop, width: el.clientWidth, height: el.clientHeight });
+    measure();
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    el.addEventListener("scroll", measure, { passive: true });
+    return () => {
+      ro.disconnect();
+      el.removeEventListener("scroll", measure);
+    };
+  }, []);
+
+  const side = inference && show === "side";
+  const tileW = side ? TILE_W * 2 : TILE_W;
+  const cols = Math.max(1, Math.floor(view.width / tileW));
+  const firstRow = Math.max(0, Math.floor(view.top / TILE_H) - 2);
+  const lastRow = Math.ceil((view.top + view.height) / TILE_H) + 2;
+  const total = p.known;
+  const first = firstRow * cols;
+  const last = Math.min(total, lastRow * cols);
+  useEffect(() => p.want(first, Math.max(last, first + 1)), [p, first, last, p.counts.length]);
+
+  const tiles = [];
+  for (let i = first; i < last; i++) {
+    const item = p.item(i);
+    const x = (i % cols) * tileW;
+    const y = Math.floor(i / cols) * TILE_H;
+    const style = { transform: `translate(${x}px, ${y}px)`, width: `${tileW - 8}px` };
+    if (!item) {
+      tiles.push(<div class="tile placeholder" style={style} key={i} />);
+      continue;
+    }
+    const f = item.frame;
+    const truth = show === "predictions" ? [] : f.labels;
+    const preds = show === "truth" ? [] : (item.predictions ?? []);
+    const link = withQuery({ version }, href("projects", ds.project, "datasets", ds.dataset, "frames", f.frameId));
+    tiles.push(
+      <a class="tile" style={style} key={f.frameId} href={link} data-frame={f.frameId} title={f.frameId}>
+        <div class="tile-images">
+          {side ? (
+            <>
+              <LabeledImage frame={f} truth={f.labels} colours={colours} fit={IMAGE} />
+              <LabeledImage frame={f} truth={[]} predictions={item.predictions ?? []} colours={colours} fit={IMAGE} />
+            </>
+          ) : (
+            <LabeledImage frame={f} truth={truth} predictions={preds} colours={colours} fit={IMAGE} />
+          )}
+        </div>
+        <span class="caption">{f.frameId}</span>
+      </a>,
+    );
+  }
+  const loaded = p.counts.reduce((a, b) => a + b, 0);
+  return (
+    <section class="grid-view">
+      <div class="toolbar">
+        <VersionPicker ds={ds} />
+        <form
+          class="filter"
+          onSubmit={(e) => {
+            e.preventDefault();
+            navigate(withQuery({ filter: draft.trim() }));
+          }}
+        >
+          <input
+            name="filter"
+            placeholder={'Filter, e.g. labels.classification = "car" AND count(labels) > 2'}
+            value={draft}
+            onInput={(e) => setDraft((e.target as HTMLInputElement).value)}
+            disabled={!!inference}
+            title={inference ? "Filters apply to the dataset's frames; pick no inference set to filter" : "The API's filter language"}
+          />
+          <button type="submit" disabled={!!inference}>
+            Filter
+          </button>
+        </form>
+        <label class="picker">
+          Predictions
+          <select name="inference" value={inference} onChange={(e) => navigate(withQuery({ inference: (e.target as HTMLSelectElement).value }))}>
+            <option value="">none</option>
+            {(sets.data?.inferenceSets ?? []).map((s) => {
+              const id = s.name.split("/").pop()!;
+              return (
+                <option key={s.name} value={id}>
+                  {id} (v{String(s.datasetVersion)})
+                </option>
+              );
+            })}
+          </select>
+        </label>
+        {inference && (
+          <label class="picker">
+            Show
+            <select name="show" value={show} onChange={(e) => navigate(withQuery({ show: (e.target as HTMLSelectElement).value }))}>
+              <option value="both">both, overlaid</option>
+              <option value="side">side by side</option>
+              <option value="truth">ground truth</option>
+              <option value="predictions">predictions</option>
+            </select>
+          </label>
+        )}
+        <span class="muted count" data-loaded={loaded}>
+          {p.done ? `${loaded.toLocaleString("en")} frames` : `${loaded.toLocaleString("en")}+ frames`}
+        </span>
+      </div>
+      {p.error && (
+        <p class="error" role="alert">
+          {p.error}
+        </p>
+      )}
+      {!p.error && p.done && loaded === 0 && <p class="muted">No frames match.</p>}
+      <div class="grid-scroll" ref={scroller}>
+        <div class="grid-space" style={{ height: `${Math.ceil(total / cols) * TILE_H}px` }}>
+          {tiles}
+        </div>
+      </div>
+    </section>
+  );
+}
