@@ -127,6 +127,7 @@ class Suite:
     state: Path
     addresses: dict[str, str]
     api_key: str
+    console: str = ""
 
     def client(self, **kwargs: Any) -> Any:
         import shoal
@@ -156,6 +157,7 @@ def local_suite(name: str) -> Iterator[Suite]:
             state,
             {s: f"127.0.0.1:{base + i}" for i, s in enumerate(services)},
             env["SHOAL_ADMIN_API_KEY"],
+            f"http://127.0.0.1:{base + len(services) + 1}",
         )
     finally:
         subprocess.run([*cli, "down", "--state-dir", str(state)], env=env, check=False, capture_output=True)

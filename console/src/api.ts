@@ -27,7 +27,8 @@ const withKey: Interceptor = (next) => async (req) => {
   return next(req);
 };
 
-const transport = createConnectTransport({ baseUrl: window.location.origin, interceptors: [withKey] });
+// Binary messages: the console passes them through to the services untouched (JSON would be parsed and re-encoded).
+const transport = createConnectTransport({ baseUrl: window.location.origin, interceptors: [withKey], useBinaryFormat: true });
 
 export const versioning: Client<typeof VersioningService> = createClient(VersioningService, transport);
 export const ingest: Client<typeof IngestService> = createClient(IngestService, transport);

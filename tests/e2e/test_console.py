@@ -332,6 +332,18 @@ def test_connect_protocol_unary_stream_and_errors(console: Console) -> None:
     assert (status, json.loads(body)["code"]) == (403, "permission_denied")
     assert b"shapes-0001" not in body
 
+    # Binary Connect (what the web app sends): the message passes through as bytes, both ways.
+    from shoal.v1 import dataset_pb2, versioning_service_pb2
+
+    ask = versioning_service_pb2.GetDatasetRequest(name="projects/shapes/datasets/drawn").SerializeToString()
+    status, kind, body = _post(
+        console, "/shoal.v1.VersioningService/GetDataset", ask, "application/proto", console.writer
+    )
+    assert (status, kind) == (200, "application/proto")
+    assert dataset_pb2.Dataset.FromString(body).name == "projects/shapes/datasets/drawn"
+    status, _, body = _post(console, "/shoal.v1.VersioningService/GetDataset", b"\xff\xff", "application/proto")
+    assert (status, json.loads(body)["code"]) == (400, "invalid_argument")
+
     # A server stream: enveloped messages, then the end of the stream.
     request = json.dumps({"parent": "projects/shapes/datasets/drawn", "batchSize": 25}).encode()
     status, kind, body = _post(

@@ -101,7 +101,7 @@ async function loadPoints(index: string): Promise<Points> {
   const ys: number[] = [];
   let token = "";
   do {
-    const r = await embeddings.projectEmbeddings({ index, method: ProjectionMethod.UNSPECIFIED, pageSize: 10_000, pageToken: token });
+    const r = await embeddings.projectEmbeddings({ index, method: ProjectionMethod.UNSPECIFIED, pageSize: MAX_POINTS, pageToken: token });
     for (const p of r.points) {
       ids.push(p.frameId);
       xs.push(p.x);
@@ -109,6 +109,7 @@ async function loadPoints(index: string): Promise<Points> {
     }
     token = r.nextPageToken;
   } while (token && ids.length < MAX_POINTS);
+  performance.mark("shoal:points-loaded");
   // Into the scatter's [-1, 1] square, keeping the aspect.
   const min = (a: number[]) => a.reduce((m, v) => Math.min(m, v), Infinity);
   const max = (a: number[]) => a.reduce((m, v) => Math.max(m, v), -Infinity);
@@ -169,7 +170,9 @@ function Scatter({ ds, index, version, colours, colourBy }: { ds: DatasetRoute; 
     sp.subscribe("deselect", () => setSelected([]));
     sp.subscribe("pointOver", (i) => setHover(i));
     sp.subscribe("pointOut", () => setHover(null));
+    performance.mark("shoal:scatter-draw");
     sp.draw({ x: points.data.x, y: points.data.y }).then(() => {
+      performance.mark("shoal:scatter-drawn");
       canvas.current?.setAttribute("data-drawn", String(points.data!.ids.length));
     });
     return () => sp.destroy();

@@ -128,32 +128,54 @@ class Gateway:
 
     async def _unary(self, method: connect.Method, request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        if content_type != "application/json":
-            raise connect.ConnectError("unimplemented", 415, "send the request as application/json")
-        message = connect.parse_json(method, await request.body())
-        stub = self.channel(method.service).unary_unary(
-            method.path, request_serializer=_serialize, response_deserializer=method.response.FromString
-        )
+        body = await request.body()
+        if content_type == "application/proto":
+            # Binary Connect: the bytes are the request message; they travel on as they are, and so does the answer.
+            stub = self.channel(method.service).unary_unary(
+                method.path, request_serializer=_raw, response_deserializer=_raw
+            )
+            message: Any = connect.check_binary(method, body)
+        elif content_type == "application/json":
+            stub = self.channel(method.service).unary_unary(
+                method.path, request_serializer=_serialize, response_deserializer=method.response.FromString
+            )
+            message = connect.parse_json(method, body)
+        else:
+            raise connect.ConnectError(
+                "unimplemented", 415, "send the request as application/json or application/proto"
+            )
         try:
             response = await stub(
                 message, timeout=connect.timeout_of(request.headers), metadata=connect.metadata_of(request.headers)
             )
         except grpc.aio.AioRpcError as err:
             raise connect.ConnectError.of_rpc(err) from None
+        if content_type == "application/proto":
+            return Response(response, media_type="application/proto", headers={"Cache-Control": "no-store"})
         return JSONResponse(connect.to_json(response), headers={"Cache-Control": "no-store"})
 
     async def _stream(self, method: connect.Method, request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        if content_type != "application/connect+json":
-            raise connect.ConnectError("unimplemented", 415, "send a stream request as application/connect+json")
-        message = connect.parse_json(method, connect.unenvelope(await request.body()))
-        stub = self.channel(method.service).unary_stream(
-            method.path, request_serializer=_serialize, response_deserializer=method.response.FromString
-        )
+        binary = content_type == "application/connect+proto"
+        if not binary and content_type != "application/connect+json":
+            raise connect.ConnectError(
+                "unimplemented", 415, "send a stream request as application/connect+json or application/connect+proto"
+            )
+        payload = connect.unenvelope(await request.body())
+        if binary:
+            stub = self.channel(method.service).unary_stream(
+                method.path, request_serializer=_raw, response_deserializer=_raw
+            )
+            message: Any = connect.check_binary(method, payload)
+        else:
+            stub = self.channel(method.service).unary_stream(
+                method.path, request_serializer=_serialize, response_deserializer=method.response.FromString
+            )
+            message = connect.parse_json(method, payload)
         call = stub(message, timeout=connect.timeout_of(request.headers), metadata=connect.metadata_of(request.headers))
         return StreamingResponse(
-            connect.stream_json(call.__aiter__()),
-            media_type="application/connect+json",
+            connect.stream(call.__aiter__(), binary),
+            media_type=content_type,
             headers={"Cache-Control": "no-store"},
         )
 
@@ -164,6 +186,10 @@ class Gateway:
         except grpc.aio.AioRpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _raw(data: Any) -> bytes:
+    return bytes(data)
 
 
 def _serialize(message: Any) -> bytes:

@@ -1,11 +1,13 @@
-"""Connect's protocol (JSON) in front of the gRPC services: how the browser calls the shoal.v1 contract.
+"""Connect's protocol in front of the gRPC services: how the browser calls the shoal.v1 contract.
 
 A browser cannot speak gRPC, so the console takes Connect calls — `POST /shoal.v1.<Service>/<Method>` with the
-request as protobuf JSON (unary), or as enveloped JSON messages for server streams — and makes the same call over
-gRPC to the service that owns the method, with the caller's API key (`Authorization: Bearer …`) as `x-api-key`
-metadata. Nothing is decided here: the service checks the key and the project, and its answer (a message, or a
-status with ErrorInfo and BadRequest details) goes back as Connect's JSON. The methods are read off the generated
-descriptors, so a method added to the contract is reachable without touching this module.
+request as a binary protobuf message or as protobuf JSON (unary), or enveloped for server streams — and makes the
+same call over gRPC to the service that owns the method, with the caller's API key (`Authorization: Bearer …`) as
+`x-api-key` metadata. Nothing is decided here: the service checks the key and the project, and its answer (a
+message, or a status with ErrorInfo and BadRequest details) goes back in Connect's form. Binary messages pass
+through as bytes (the web app sends them: a 100,000-point projection is never turned into JSON); errors are always
+JSON. The methods are read off the generated descriptors, so a method added to the contract is reachable without
+touching this module.
 
 Client streams (UploadFrames, UploadAsset) are not offered: browsers cannot send a request body while reading the
 response, and the console never uploads.
@@ -22,7 +24,7 @@ from typing import Any, Final
 
 import grpc
 from google.protobuf import json_format
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 
 from shoal.kit.interceptors import API_KEY_KEY, REQUEST_ID_KEY
@@ -211,12 +213,22 @@ def end_stream(error: ConnectError | None) -> bytes:
     return envelope(json.dumps({"error": error.body()} if error else {}).encode(), _END_STREAM)
 
 
-async def stream_json(call: AsyncIterable[Message]) -> AsyncIterator[bytes]:
-    """The enveloped responses of a server stream, then its end: an error there is the stream's outcome."""
+def check_binary(method: Method, body: bytes) -> bytes:
+    """A binary request, checked to be the method's request message before it travels on as it came."""
+    try:
+        method.request.FromString(body)
+    except DecodeError as err:
+        raise bad_request(f"the request is not a valid {method.request.DESCRIPTOR.full_name}: {err}") from err
+    return body
+
+
+async def stream(call: AsyncIterable[Any], binary: bool) -> AsyncIterator[bytes]:
+    """The enveloped responses of a server stream (messages as they came, or as JSON), then its end: an error there
+    is the stream's outcome."""
     error: ConnectError | None = None
     try:
         async for message in call:
-            yield envelope(json.dumps(to_json(message)).encode())
+            yield envelope(bytes(message) if binary else json.dumps(to_json(message)).encode())
     except grpc.aio.AioRpcError as err:
         error = ConnectError.of_rpc(err)
     yield end_stream(error)

@@ -391,9 +391,11 @@ def _attributes(table: pa.Table, rows: pa.Array, label_ids: list[str], kind: str
 # duplicates, uniqueness, projection ----------------------------------------------------------------------------------
 
 MAX_PAGE: Final = 1000
+# Projected points are three small fields: a scatter of 100,000 takes one page.
+MAX_PROJECTION_PAGE: Final = 100_000
 
 
-def _page(size: int, token: str) -> tuple[int, int]:
+def _page(size: int, token: str, cap: int = MAX_PAGE) -> tuple[int, int]:
     if size < 0:
         raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
     try:
@@ -402,7 +404,7 @@ def _page(size: int, token: str) -> tuple[int, int]:
         raise InvalidArgument.of(
             [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
         ) from None
-    return start, min(size or 100, MAX_PAGE)
+    return start, min(size or 100, cap)
 
 
 def _next(start: int, size: int, total: int) -> str:
@@ -477,10 +479,12 @@ class Analyses:
                 points = compute.pca_2d(self.indexes.backend, index.vectors)
             index.derived[key] = np.asarray(points, np.float64)
         points = index.derived[key]
-        start, size = _page(request.page_size, request.page_token)
+        start, size = _page(request.page_size, request.page_token, MAX_PROJECTION_PAGE)
+        end = min(start + size, index.count)
         reply = embedding_service_pb2.ProjectEmbeddingsResponse(next_page_token=_next(start, size, index.count))
-        for r in range(start, min(start + size, index.count)):
-            reply.points.add(
-                frame_id=index.frame_ids[r], label_id=index.label_ids[r], x=float(points[r, 0]), y=float(points[r, 1])
-            )
+        xs, ys = points[start:end, 0].tolist(), points[start:end, 1].tolist()
+        reply.points.extend(
+            embedding_service_pb2.ProjectedPoint(frame_id=f, label_id=lb, x=x, y=y)
+            for f, lb, x, y in zip(index.frame_ids[start:end], index.label_ids[start:end], xs, ys, strict=True)
+        )
         return reply
