@@ -101,7 +101,8 @@ export function Grid({ ds }: { ds: DatasetRoute }) {
             next: r.nextPageToken,
           }))
       : (token: string) =>
-          versioning.listFrames({ parent: versionRef(ds), pageSize: PAGE, pageToken: token, filter }).then((r) => ({
+          // Only what a tile draws: the table reads just these columns.
+          versioning.listFrames({ parent: versionRef(ds), pageSize: PAGE, pageToken: token, filter, readMask: { paths: ["frame_id", "sensors", "labels"] } }).then((r) => ({
             items: r.frames.map((frame) => ({ frame })),
             next: r.nextPageToken,
           }));

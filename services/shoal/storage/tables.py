@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -109,6 +110,89 @@ class _LogHandles:
 
 
 LOG_HANDLES: Final = _LogHandles()
+
+
+class _FrameOrder:
+    """A table version's frame ids in order, with the address of each row: a page of a version in frame id order is
+    then a slice and a take, whatever the page's depth (ordering a scan costs a sort of every row after the page's
+    start, each page). Computed once per table version read, kept for the few versions read last (about 24 bytes a
+    frame)."""
+
+    def __init__(self, limit: int = 4) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._orders: OrderedDict[tuple[str, int], tuple[pa.Array, pa.Array]] = OrderedDict()
+
+    def of(self, ds: lance.LanceDataset) -> tuple[pa.Array, pa.Array]:
+        key = (ds.uri, ds.version)
+        with self._lock:
+            found = self._orders.get(key)
+            if found is not None:
+                self._orders.move_to_end(key)
+                return found
+        table = ds.to_table(columns=["frame_id"], with_row_address=True)
+        order = pc.sort_indices(table.column("frame_id"))
+        found = (
+            table.column("frame_id").take(order).combine_chunks(),
+            table.column("_rowaddr").take(order).combine_chunks(),
+        )
+        with self._lock:
+            self._orders[key] = found
+            while len(self._orders) > self.limit:
+                self._orders.popitem(last=False)
+        return found
+
+
+def _after(ids: pa.Array, frame_id: str) -> int:
+    """Position of the first id greater than `frame_id` in sorted `ids`."""
+    lo, hi = 0, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ids[mid].as_py() <= frame_id:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+FRAME_ORDER: Final = _FrameOrder()
+
+
+class _TableHandles:
+    """Open handles of table versions, which never change once written: a read reuses the handle's caches (the
+    manifest, page tables, the index) instead of paying a fresh open each call. A handle is kept `ttl` seconds at
+    most, so a version another replica's retention dropped stops reading here within that time (this process's own
+    retention drops them at once)."""
+
+    def __init__(self, limit: int = 32, ttl: float = 30.0) -> None:
+        self.limit, self.ttl = limit, ttl
+        self._lock = threading.Lock()
+        self._handles: OrderedDict[tuple[str, int, float], tuple[lance.LanceDataset, float]] = OrderedDict()
+
+    def get(self, key: tuple[str, int, float]) -> lance.LanceDataset | None:
+        with self._lock:
+            found = self._handles.get(key)
+            if found is None:
+                return None
+            if time.monotonic() - found[1] > self.ttl:
+                del self._handles[key]
+                return None
+            self._handles.move_to_end(key)
+            return found[0]
+
+    def put(self, key: tuple[str, int, float], ds: lance.LanceDataset) -> None:
+        with self._lock:
+            self._handles[key] = (ds, time.monotonic())
+            while len(self._handles) > self.limit:
+                self._handles.popitem(last=False)
+
+    def drop(self, uri: str) -> None:
+        with self._lock:
+            for key in [k for k in self._handles if k[0] == uri]:
+                del self._handles[key]
+
+
+TABLE_HANDLES: Final = _TableHandles()
 # Legacy table paths known to hold nothing to migrate.
 _NO_LEGACY: Final[set[str]] = set()
 _DELETE: Final = 3  # shoal.v1.CHANGE_TYPE_DELETE
@@ -316,7 +400,13 @@ class VersionedTables:
         if version == 0:
             return None
         record = self.version(version)
-        ds = self.open_table(self.frames_uri, record.table_version)
+        # Keyed by the commit time too: a dataset deleted and made again under its name starts its versions anew.
+        key = (self.frames_uri, record.table_version, record.commit_time.timestamp())
+        ds = TABLE_HANDLES.get(key)
+        if ds is None:
+            ds = self.open_table(self.frames_uri, record.table_version)
+            if ds is not None:
+                TABLE_HANDLES.put(key, ds)
         if ds is None:
             raise NotFound(
                 f"version {version} was dropped by the retention policy",
@@ -429,9 +519,24 @@ class VersionedTables:
         columns: Sequence[str] | None = None,
         batch_size: int = 1000,
     ) -> Iterator[pa.RecordBatch]:
-        """Rows at `version` in frame id order, after `after`: all columns, or `columns` (those the table has)."""
+        """Rows at `version` in frame id order, after `after`: all columns, or `columns` (those the table has).
+
+        A page (`limit`) reads only its rows, through the version's frame order: a take of the next `limit` rows, or
+        (filtered) range reads by the frame-id index over growing spans of the order until `limit` rows match."""
         ds = self.frames_at(version)
         if ds is None:
+            return
+        if limit > 0:
+            try:
+                page = list(self._page(ds, after, limit, filter_sql, columns))
+            except (ValueError, OSError) as err:
+                if not _missing(err):
+                    raise
+                # Its files went with a compaction or the retention policy since the handle was opened.
+                TABLE_HANDLES.drop(self.frames_uri)
+                ds = self.frames_at(version)
+                page = list(self._page(ds, after, limit, filter_sql, columns)) if ds is not None else []
+            yield from page
             return
         clauses = [f"frame_id > {quote(after)}"] if after else []
         if filter_sql:
@@ -444,6 +549,35 @@ class VersionedTables:
             batch_size=batch_size,
         )
         yield from scanner.to_batches()
+
+    def _page(
+        self,
+        ds: lance.LanceDataset,
+        after: str,
+        limit: int,
+        filter_sql: str | None,
+        columns: Sequence[str] | None,
+    ) -> Iterator[pa.RecordBatch]:
+        ids, addresses = FRAME_ORDER.of(ds)
+        wanted = None if columns is None else [c for c in columns if c in ds.schema.names]
+        start = _after(ids, after) if after else 0
+        if not filter_sql:
+            end = min(len(ids), start + limit)
+            if start < end:
+                rows = ds._take_rows(addresses[start:end].to_pylist(), columns=wanted)
+                yield from rows.to_batches()
+            return
+        found, span = 0, max(256, 4 * limit)
+        while start < len(ids) and found < limit:
+            end = min(len(ids), start + span)
+            bounds = f"frame_id <= {quote(ids[end - 1].as_py())}"
+            if start > 0:
+                bounds = f"frame_id > {quote(ids[start - 1].as_py())} AND {bounds}"
+            table = ds.to_table(columns=wanted, filter=f"{bounds} AND ({filter_sql})").sort_by("frame_id")
+            table = table.slice(0, limit - found)
+            found += table.num_rows
+            yield from table.to_batches()
+            start, span = end, span * 4
 
     def frames(self, version: int, *, after: str = "", limit: int = 0) -> Iterator[tuple[str, Message]]:
         """(frame id, frame) at `version` in frame id order: for readers that need whole frames."""
@@ -585,6 +719,7 @@ class VersionedTables:
                 ds.tags.delete(tag)
         ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
         ds.cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
+        TABLE_HANDLES.drop(self.frames_uri)  # a dropped version no longer reads here (other replicas: within a TTL)
         readable = self.readable_table_versions()
         return [r.version for r in records if r.table_version not in readable]
 
