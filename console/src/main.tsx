@@ -12,6 +12,7 @@ import { Uploads } from "./views/uploads";
 import { Evaluations, EvaluationView } from "./views/evaluations";
 import { Embeddings } from "./views/embeddings";
 import { Segments, SegmentView } from "./views/segments";
+import { Pose } from "./views/pose";
 import "./style.css";
 
 export type DatasetRoute = { project: string; dataset: string; name: string; query: URLSearchParams };
@@ -23,6 +24,7 @@ const TABS: [string, string][] = [
   ["evaluations", "Evaluations"],
   ["embeddings", "Embeddings"],
   ["segments", "Segments"],
+  ["pose", "Pose"],
 ];
 
 function Shell({ route, children }: { route: Route; children: ComponentChildren }) {
@@ -240,6 +242,7 @@ function App() {
     else if (tab === "embeddings") body = <Embeddings key={key} ds={ds} />;
     else if (tab === "segments" && item) body = <SegmentView key={key + item} ds={ds} segment={item} />;
     else if (tab === "segments") body = <Segments key={key} ds={ds} />;
+    else if (tab === "pose") body = <Pose key={key} ds={ds} />;
   }
   return <Shell route={route}>{body ?? <p class="error">Nothing lives at this address.</p>}</Shell>;
 }

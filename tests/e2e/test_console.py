@@ -224,6 +224,26 @@ def test_lasso_saves_a_segment_read_back_by_the_sdk(page: Any, console: Console)
     shot(page, "segment")
 
 
+def test_keypoint_checks_review_queue_files_a_segment(page: Any, console: Console) -> None:
+    sign_in(page, console, console.admin, "/projects/pose/datasets/people/pose?version=1")
+    page.wait_for_selector(".review-item svg circle")
+    with console.client() as client:
+        found = client.check_keypoints("pose", "people", version=1)
+    first = found[0]
+    assert first.frame_id in page.inner_text(".review-item")
+    # The candidate's skeleton is drawn with the rig: 17 points, the edges between them.
+    assert len(page.query_selector_all(".review-item svg circle")) == 17
+    assert len(page.query_selector_all(".review-item svg line")) >= 10
+    shot(page, "pose-review")
+    page.keyboard.press("a")
+    page.wait_for_selector(".verdict:has-text('not reviewed')")
+    page.click("text=File 1 accepted into a segment")
+    segment = page.wait_for_selector(".saved a").inner_text()
+    with console.client() as client:
+        saved = client.get_segment("pose", "people", segment)
+    assert [(e.frame_id, e.label_id) for e in saved.elements] == [(first.frame_id, first.ground_truth_label_id)]
+
+
 def test_a_wrong_key_reveals_nothing(page: Any, console: Console) -> None:
     sign_in(page, console, "not-a-key-" + "x" * 30, DATASET + "/frames")
     message = page.inner_text("[role=alert]")
@@ -262,6 +282,15 @@ def test_every_view_renders(page: Any, console: Console) -> None:
     page.goto(console.url + DATASET + "/frames?inference=shape-detector-v1&show=side")
     page.wait_for_selector(".grid-space .tile-images .labeled + .labeled svg")
     shot(page, "grid-side-by-side")
+    # A frame with one inference set's predictions: drawn dashed over the ground truth, and listed.
+    page.goto(console.url + DATASET + "/frames/shapes-0003?inference=shape-detector-v1")
+    page.wait_for_selector(".sensors g.pred rect")
+    with console.client() as client:
+        (pair,) = client.get_inference_frames("shapes", "drawn", "shape-detector-v1", frame_ids=["shapes-0003"])
+    predicted = {r.get_attribute("data-label") for r in page.query_selector_all(".sensors g.pred rect")}
+    assert predicted == {lb.label_id for lb in pair.inference.labels if lb.HasField("box_2d")}
+    assert len(page.query_selector_all("table.labels")) == 2
+    shot(page, "frame-predictions")
     page.goto(console.url + "/projects/pose/datasets/people/frames")
     page.wait_for_selector(".grid-space a.tile svg circle")
     shot(page, "pose")

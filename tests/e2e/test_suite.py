@@ -238,3 +238,36 @@ def test_demo_runs_the_suite_and_stops_it(suite: Suite) -> None:
     assert re.search(r"swap candidates now: 1 \(pose-\d{4}\); version 1 still has 3", result.stdout)
     assert result.stdout.rstrip().endswith("shoal stopped")
     assert suite.shoal("status").returncode == 3
+
+
+def test_demo_from_a_terminal_leaves_the_suite_and_console_up(suite: Suite) -> None:
+    """Run from a terminal (a pseudo-terminal here, through util-linux's `script`), the demo ends with the suite
+    still up and prints the console's URL, a key for the demo projects and how to stop it."""
+    import shlex
+    import shutil
+
+    if shutil.which("script") is None:
+        pytest.fail("util-linux's `script` is missing: it gives the demo a terminal")
+    env = {k: v for k, v in suite.env.items() if k != "CI"}
+    command = shlex.join([sys.executable, "-m", "shoal.cli", "demo", *suite.args, "--state-dir", str(suite.state)])
+    result = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    out = result.stdout.replace("\r", "")
+    assert result.returncode == 0, out + result.stderr
+    assert "== shoal down" not in out
+    assert suite.shoal("status").returncode == 0
+    config = suite.config
+    assert f"console:  {config.console_url}/projects/shapes/datasets/drawn/frames" in out
+    assert f"stop it:  shoal down --state-dir {suite.state}" in out
+    key = re.search(r"API key:  (\S+)", out)
+    assert key, out
+    addresses = {name: f"127.0.0.1:{ports.grpc_port}" for name, ports in config.services.items()}
+    import shoal
+
+    with shoal.Client(api_key=key.group(1), addresses=addresses, show_progress=False) as client:
+        assert [p.name for p in client.list_projects()] == ["projects/pose", "projects/shapes"]
+    with urllib.request.urlopen(f"{config.console_url}/readyz", timeout=5) as r:
+        assert r.read() == b"ready"
+    assert suite.shoal("down").returncode == 0

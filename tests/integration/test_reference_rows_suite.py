@@ -92,6 +92,12 @@ def test_both_shapes_and_the_predictions_are_stored_as_the_client_was_given_them
     for frame in predictions:
         assert_same(frame.frame_id, wanted[frame.frame_id], actual_inference(frame))
     assert sum(len(f.labels) for f in predictions) == 180
+    # A few frames by id: the same predictions, each beside its ground truth.
+    some = [*sorted(wanted)[3:7], "not-a-frame"]
+    pairs = list(client.get_inference_frames(project, "split", "model-a", frame_ids=some))
+    assert [p.inference.frame_id for p in pairs] == some[:4]
+    assert [p.inference for p in pairs] == [f for f in predictions if f.frame_id in some]
+    assert all(p.ground_truth.frame_id == p.inference.frame_id for p in pairs)
 
 
 def test_a_modify_and_a_delete_make_the_next_version(client: shoal.Client) -> None:

@@ -1,13 +1,13 @@
 // Evaluations: headline and per-class figures, PR curves, a confusion matrix whose cells open their frames, and the
 // label-error candidates as a keyboard review queue whose accepted items are filed into a segment.
-import { useEffect, useState } from "preact/hooks";
-import { explain, metrics, versioning } from "../api";
-import { LabelErrorReason, EvaluationState, type ConfusionMatrix, type PrecisionRecallCurve } from "../gen/shoal/v1/evaluation_pb";
+import { metrics, versioning } from "../api";
+import { EvaluationState, type ConfusionMatrix, type PrecisionRecallCurve } from "../gen/shoal/v1/evaluation_pb";
 import type { DatasetRoute } from "../main";
 import { LabeledImage, type Palette } from "../labels";
 import { href, withQuery } from "../router";
 import { fmt, Loading, time, useAsync } from "../util";
 import { useColours } from "./common";
+import { ReviewQueue } from "./review";
 
 const HEADLINE = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100"];
 
@@ -124,7 +124,7 @@ export function EvaluationView({ ds, inferenceSet, evaluation }: { ds: DatasetRo
               {row !== null && column !== null && r.confusionMatrix && (
                 <CellFrames ds={ds} name={name} version={String(e.datasetVersion)} row={Number(row)} column={Number(column)} matrix={r.confusionMatrix} colours={colours} />
               )}
-              <Review ds={ds} name={name} version={e.datasetVersion} inferenceSet={inferenceSet} colours={colours} />
+              <Candidates ds={ds} name={name} version={e.datasetVersion} inferenceSet={inferenceSet} colours={colours} />
             </>
           );
         }}
@@ -242,107 +242,25 @@ function CellFrames(props: { ds: DatasetRoute; name: string; version: string; ro
   );
 }
 
-function Review({ ds, name, version, inferenceSet, colours }: { ds: DatasetRoute; name: string; version: bigint; inferenceSet: string; colours: Palette }) {
+function Candidates(props: { ds: DatasetRoute; name: string; version: bigint; inferenceSet: string; colours: Palette }) {
+  const { ds, name, version, inferenceSet, colours } = props;
   const state = useAsync(() => metrics.listLabelErrorCandidates({ parent: name, pageSize: 500 }), [name]);
-  const [at, setAt] = useState(0);
-  const [verdicts, setVerdicts] = useState<Record<number, "accepted" | "rejected">>({});
-  const [filed, setFiled] = useState("");
-  const candidates = state.data?.candidates ?? [];
-  const current = candidates[at];
-  const frame = useAsync(
-    () => (current ? versioning.getFrame({ name: `${ds.name}/versions/${version}/frames/${current.frameId}` }) : Promise.resolve(null)),
-    [current?.frameId, version],
-  );
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if ((e.target as HTMLElement).closest("input, textarea, select")) return;
-      if (!candidates.length) return;
-      const next = () => setAt((i) => Math.min(candidates.length - 1, i + 1));
-      if (e.key === "a") {
-        setVerdicts((v) => ({ ...v, [at]: "accepted" }));
-        next();
-      } else if (e.key === "r") {
-        setVerdicts((v) => ({ ...v, [at]: "rejected" }));
-        next();
-      } else if (e.key === "j" || e.key === "ArrowRight") next();
-      else if (e.key === "k" || e.key === "ArrowLeft") setAt((i) => Math.max(0, i - 1));
-      else return;
-      e.preventDefault();
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [candidates.length, at]);
-  const accepted = candidates.filter((_, i) => verdicts[i] === "accepted");
-  async function file() {
-    const id = `review-${inferenceSet}-${Date.now().toString(36)}`;
-    try {
-      const s = await versioning.createSegment({
-        parent: ds.name,
-        segmentId: id,
-        segment: {
-          displayName: `Label errors found reviewing ${inferenceSet}`,
-          version,
-          frameIds: [...new Set(accepted.map((c) => c.frameId))],
-          source: name,
-          elements: accepted.map((c) => ({ frameId: c.frameId, labelId: c.groundTruthLabelId, version })),
-        },
-      });
-      setFiled(s.name);
-    } catch (err) {
-      setFiled("error: " + explain(err));
-    }
-  }
   return (
     <div class="review">
       <h2>Label-error candidates</h2>
-      <p class="muted">Keys: a accept · r reject · j / → next · k / ← previous.</p>
       <Loading state={state}>
-        {() =>
-          current ? (
-            <div class="review-item">
-              <div class="review-image">
-                {frame.data && (
-                  <LabeledImage
-                    frame={frame.data}
-                    truth={frame.data.labels.filter((l) => l.labelId === current.groundTruthLabelId || !current.groundTruthLabelId)}
-                    colours={colours}
-                    names={true}
-                  />
-                )}
-              </div>
-              <div>
-                <p>
-                  <strong>
-                    {at + 1} / {candidates.length}
-                  </strong>{" "}
-                  {LabelErrorReason[current.reason]?.toLowerCase().replace(/_/g, " ")} · score {current.score.toFixed(2)}
-                </p>
-                <p>{current.description}</p>
-                <p>
-                  frame <a href={withQuery({ version: String(version) }, href("projects", ds.project, "datasets", ds.dataset, "frames", current.frameId))}>{current.frameId}</a>
-                  {current.groundTruthLabelId && <> · label {current.groundTruthLabelId}</>}
-                </p>
-                <p class={"verdict " + (verdicts[at] ?? "")}>{verdicts[at] ?? "not reviewed"}</p>
-                <div class="buttons">
-                  <button onClick={() => { setVerdicts((v) => ({ ...v, [at]: "accepted" })); setAt((i) => Math.min(candidates.length - 1, i + 1)); }}>Accept (a)</button>
-                  <button onClick={() => { setVerdicts((v) => ({ ...v, [at]: "rejected" })); setAt((i) => Math.min(candidates.length - 1, i + 1)); }}>Reject (r)</button>
-                  <button disabled={!accepted.length} onClick={file}>
-                    File {accepted.length} accepted into a segment
-                  </button>
-                </div>
-                {filed && (
-                  <p class={filed.startsWith("error") ? "error" : ""}>
-                    {filed.startsWith("error") ? filed : <a href={href("projects", ds.project, "datasets", ds.dataset, "segments", filed.split("/").pop()!)}>{filed.split("/").pop()}</a>}
-                  </p>
-                )}
-              </div>
-            </div>
-          ) : (
-            <p class="muted">No candidates.</p>
-          )
-        }
+        {(r) => (
+          <ReviewQueue
+            ds={ds}
+            version={version}
+            candidates={r.candidates}
+            colours={colours}
+            source={name}
+            segmentName={`Label errors found reviewing ${inferenceSet}`}
+            segmentPrefix={`review-${inferenceSet}`}
+          />
+        )}
       </Loading>
     </div>
   );
 }
-

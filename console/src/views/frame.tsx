@@ -15,15 +15,41 @@ export function FrameView({ ds, frameId }: { ds: DatasetRoute; frameId: string }
   const frame = useAsync(() => versioning.getFrame({ name: `${versionRef(ds)}/frames/${frameId}` }), [ds.name, version, frameId]);
   const history = useAsync(() => versioning.listFrameHistory({ name: `${ds.name}/frames/${frameId}`, pageSize: 1000 }), [ds.name, frameId]);
   const current = frame.data;
+  const inference = ds.query.get("inference") ?? "";
+  const sets = useAsync(() => versioning.listInferenceSets({ parent: ds.name, pageSize: 1000 }), [ds.name]);
+  const predicted = useAsync(
+    () =>
+      inference
+        ? versioning
+            .listInferenceFrames({ parent: `${ds.name}/inferenceSets/${inference}`, frameIds: [frameId] })
+            .then((r) => r.frames[0]?.inference?.labels ?? [])
+        : Promise.resolve([] as Label[]),
+    [ds.name, inference, frameId],
+  );
+  const predictions = predicted.data ?? [];
   return (
     <section class="frame-view">
       <div class="toolbar">
         <h1>{frameId}</h1>
         <VersionPicker ds={ds} />
+        <label class="picker">
+          Predictions
+          <select name="inference" value={inference} onChange={(e) => navigate(withQuery({ inference: (e.target as HTMLSelectElement).value }))}>
+            <option value="">none</option>
+            {(sets.data?.inferenceSets ?? []).map((x) => {
+              const id = x.name.split("/").pop()!;
+              return (
+                <option key={x.name} value={id}>
+                  {id} (on v{String(x.datasetVersion)})
+                </option>
+              );
+            })}
+          </select>
+        </label>
       </div>
       <div class="frame-layout">
         <div>
-          <Loading state={frame}>{(f) => <Sensors frame={f} colours={colours} />}</Loading>
+          <Loading state={frame}>{(f) => <Sensors frame={f} predictions={predictions} colours={colours} />}</Loading>
         </div>
         <aside>
           <h2>History</h2>
@@ -51,17 +77,18 @@ export function FrameView({ ds, frameId }: { ds: DatasetRoute; frameId: string }
         </aside>
       </div>
       {current && <LabelTable labels={current.labels} colours={colours} />}
+      {inference && <LabelTable labels={predictions} colours={colours} title={`Predictions of ${inference}`} />}
     </section>
   );
 }
 
-function Sensors({ frame, colours }: { frame: Frame; colours: Palette }) {
+function Sensors({ frame, predictions, colours }: { frame: Frame; predictions: Label[]; colours: Palette }) {
   return (
     <div class="sensors">
       {frame.sensors.map((s) => (
         <figure key={s.sensorId}>
           {s.data.case === "image" ? (
-            <LabeledImage frame={frame} truth={frame.labels} colours={colours} names={true} sensorId={s.sensorId} />
+            <LabeledImage frame={frame} truth={frame.labels} predictions={predictions} colours={colours} names={true} sensorId={s.sensorId} />
           ) : (
             <div class="sensor-other">
               {s.data.case} <Original url={(s.data.value as { url?: string; pointcloudUrl?: string }).url ?? ""} />

@@ -642,15 +642,23 @@ class Client:
         self._call(self.versioning.DeleteApiKey, versioning_service_pb2.DeleteApiKeyRequest(name=name))
 
     def get_inference_frames(
-        self, project_id: str, dataset_id: str, inferences_id: str, *, page_size: int = 500
+        self,
+        project_id: str,
+        dataset_id: str,
+        inferences_id: str,
+        *,
+        frame_ids: Sequence[str] = (),
+        page_size: int = 500,
     ) -> Iterator[versioning_service_pb2.InferenceFramePair]:
-        """An inference set's predictions, each beside the ground truth of the version the set is pinned to."""
+        """An inference set's predictions, each beside the ground truth of the version the set is pinned to: every
+        frame, or only `frame_ids` (up to 1,000)."""
         token = ""
         while True:
             request = versioning_service_pb2.ListInferenceFramesRequest(
                 parent=f"projects/{project_id}/datasets/{dataset_id}/inferenceSets/{inferences_id}",
                 page_size=page_size,
                 page_token=token,
+                frame_ids=frame_ids,
             )
             reply = self._call(self.versioning.ListInferenceFrames, request)
             yield from reply.frames

@@ -27,6 +27,8 @@ from shoal.storage.tables import TableRoot, VersionedTables, VersionRecord
 from shoal.v1 import dataset_pb2, frame_pb2, versioning_service_pb2
 
 MAX_PAGE: Final = 1000
+# Frame ids one ListInferenceFrames call may name.
+MAX_FRAME_IDS: Final = 1000
 DEFAULT_PAGE: Final = 100
 # The most frame bytes in one response: a quarter of the 64 MiB message limit, so a page of frames at ingest's size
 # limit still leaves room.
@@ -341,9 +343,14 @@ class Reads:
     # inference sets --------------------------------------------------------------------------------------------
 
     def list_inference_frames(
-        self, name: InferenceSetName, page_size: int, page_token: str
+        self, name: InferenceSetName, page_size: int, page_token: str, frame_ids: Sequence[str] = ()
     ) -> versioning_service_pb2.ListInferenceFramesResponse:
-        """The newest predictions, each beside its frame's ground truth at the version the set is pinned to."""
+        """The newest predictions, each beside its frame's ground truth at the version the set is pinned to: every
+        frame, paged, or only `frame_ids` (one page)."""
+        if len(frame_ids) > MAX_FRAME_IDS:
+            raise InvalidArgument.of(
+                [FieldViolation("frame_ids", f"at most {MAX_FRAME_IDS} ids in one call, got {len(frame_ids)}")]
+            )
         inference_set = self.catalog.get_inference_set(name)
         tables = self.root.tables(name)
         latest = tables.latest()
@@ -355,7 +362,12 @@ class Reads:
         if version == 0:
             return reply
         size = _page_size(page_size)
-        rows = list(tables.frames(version, after=str(token.get("after", "")), limit=size + 1))
+        if frame_ids:
+            found = tables.get(sorted(set(frame_ids)), version)
+            rows = sorted(found.items())
+            size = len(rows)
+        else:
+            rows = list(tables.frames(version, after=str(token.get("after", "")), limit=size + 1))
         page = rows[:size]
         truth = (
             self.root.tables(name.dataset_name).get([frame_id for frame_id, _ in page], inference_set.dataset_version)

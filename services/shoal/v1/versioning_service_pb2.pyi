@@ -156,14 +156,16 @@ class ListInferenceSetsResponse(_message.Message):
     def __init__(self, inference_sets: _Optional[_Iterable[_Union[_dataset_pb2.InferenceSet, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListInferenceFramesRequest(_message.Message):
-    __slots__ = ("parent", "page_size", "page_token")
+    __slots__ = ("parent", "page_size", "page_token", "frame_ids")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
     parent: str
     page_size: int
     page_token: str
-    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class InferenceFramePair(_message.Message):
     __slots__ = ("inference", "ground_truth")

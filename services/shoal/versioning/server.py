@@ -179,7 +179,9 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
     ) -> versioning_service_pb2.ListInferenceFramesResponse:
         name = parse_inference_set(request.parent, "parent")
         auth.require(str(ProjectName(name.project)))
-        return await asyncio.to_thread(self.reads.list_inference_frames, name, request.page_size, request.page_token)
+        return await asyncio.to_thread(
+            self.reads.list_inference_frames, name, request.page_size, request.page_token, list(request.frame_ids)
+        )
 
     async def DeleteInferenceSet(
         self, request: versioning_service_pb2.DeleteInferenceSetRequest, context: Ctx
