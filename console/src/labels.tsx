@@ -1,7 +1,7 @@
 // One label renderer for every view: boxes, polygons, keypoints with the rig's colours and edges, line segments and
 // whole-image classes, coloured from the class map. Ground truth is drawn solid, predictions dashed.
 import { useEffect, useState } from "preact/hooks";
-import { previewUrl } from "./api";
+import { assetName, assets, previewUrl } from "./api";
 import type { ClassMap, ClassMapEntry } from "./gen/shoal/v1/project_pb";
 import type { Color } from "./gen/shoal/v1/common_pb";
 import type { Frame } from "./gen/shoal/v1/frame_pb";
@@ -10,6 +10,8 @@ import type { Label } from "./gen/shoal/v1/label_pb";
 export type Palette = {
   colour: (className: string) => string;
   entry: (className: string) => ClassMapEntry | undefined;
+  /** The colour of a class id of the class map (mask pixels hold class ids). */
+  colourOfId: (classId: number) => string | undefined;
 };
 
 function css(c?: Color): string | undefined {
@@ -24,9 +26,15 @@ function hashed(name: string): string {
 
 export function palette(classMap?: ClassMap): Palette {
   const byName = new Map((classMap?.entries ?? []).map((e) => [e.name, e]));
+  const byId = new Map((classMap?.entries ?? []).map((e) => [e.classId, e]));
+  const colour = (name: string) => css(byName.get(name)?.color) ?? hashed(name);
   return {
-    colour: (name) => css(byName.get(name)?.color) ?? hashed(name),
+    colour,
     entry: (name) => byName.get(name),
+    colourOfId: (id) => {
+      const e = byId.get(id);
+      return e ? colour(e.name) : undefined;
+    },
   };
 }
 
@@ -60,10 +68,12 @@ type Props = {
   sensorId?: string;
   /** The box to fit the image in (width, height), keeping its aspect; without it the image takes the width. */
   fit?: [number, number];
+  /** Draw segmentation masks too (read from the asset service: one stream per mask, so not in grids). */
+  masks?: boolean;
 };
 
 /** The frame's image with its labels drawn over it, scaled to the box it is given. */
-export function LabeledImage({ frame, truth, predictions = [], colours, names = false, sensorId = "", fit }: Props) {
+export function LabeledImage({ frame, truth, predictions = [], colours, names = false, sensorId = "", fit, masks = false }: Props) {
   const image = imageOf(frame, sensorId);
   const src = usePreview(image?.url, image?.previewUrl);
   const [natural, setNatural] = useState<[number, number] | null>(null);
@@ -80,6 +90,11 @@ export function LabeledImage({ frame, truth, predictions = [], colours, names = 
       )}
       {w > 0 && h > 0 && (
         <svg viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" aria-hidden="true">
+          {masks &&
+            truth
+              .filter(mine)
+              .filter((l) => l.geometry.case === "semanticSegmentation2d" || l.geometry.case === "instanceSegmentation2d")
+              .map((l) => <Mask key={"m" + l.labelId} label={l} colours={colours} width={w} height={h} />)}
           {truth.filter(mine).map((l) => (
             <Shape key={"t" + l.labelId} label={l} colours={colours} dashed={false} names={names} scale={Math.max(w, h) / 700} />
           ))}
@@ -179,4 +194,73 @@ export function Chips({ labels, colours }: { labels: Label[]; colours: Palette }
       ))}
     </span>
   );
+}
+
+// Masks: PNGs of class ids (semantic) or instance ids (instance), read through ReadAsset, coloured from the class
+// map into an overlay. 8-bit masks only: the browser reduces 16-bit PNGs to 8 bits when it decodes them.
+const overlays = new Map<string, Promise<string>>();
+const OVERLAYS = 64;
+
+function rgb(colour: string): [number, number, number] {
+  const c = document.createElement("canvas").getContext("2d")!;
+  c.fillStyle = colour;
+  const hex = String(c.fillStyle);
+  if (hex.startsWith("#")) return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)) as [number, number, number];
+  const m = hex.match(/\d+/g) ?? ["0", "0", "0"];
+  return [Number(m[0]), Number(m[1]), Number(m[2])];
+}
+
+async function overlay(name: string, colourOf: (id: number) => string | undefined): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  for await (const part of assets.readAsset({ name })) chunks.push(part.chunk);
+  const bitmap = await createImageBitmap(new Blob(chunks as BlobPart[], { type: "image/png" }));
+  const canvas = document.createElement("canvas");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const ctx = canvas.getContext("2d")!;
+  ctx.drawImage(bitmap, 0, 0);
+  const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const table = new Map<number, [number, number, number] | null>();
+  for (let i = 0; i < pixels.data.length; i += 4) {
+    const id = pixels.data[i];
+    if (!table.has(id)) {
+      const c = id === 0 ? undefined : colourOf(id);
+      table.set(id, c ? rgb(c) : null);
+    }
+    const c = table.get(id);
+    if (c) [pixels.data[i], pixels.data[i + 1], pixels.data[i + 2], pixels.data[i + 3]] = [c[0], c[1], c[2], 255];
+    else pixels.data[i + 3] = 0;
+  }
+  ctx.putImageData(pixels, 0, 0);
+  const blob = await new Promise<Blob>((resolve) => canvas.toBlob((b) => resolve(b!), "image/png"));
+  return URL.createObjectURL(blob);
+}
+
+function Mask({ label, colours, width, height }: { label: Label; colours: Palette; width: number; height: number }) {
+  const [src, setSrc] = useState("");
+  const g = label.geometry;
+  const url = g.case === "semanticSegmentation2d" || g.case === "instanceSegmentation2d" ? g.value.maskUrl : "";
+  useEffect(() => {
+    const name = assetName(url);
+    if (!name) return;
+    let live = true;
+    const key = `${name}#${label.labelId}`;
+    let made = overlays.get(key);
+    if (!made) {
+      const instances = g.case === "instanceSegmentation2d" ? new Map(g.value.instances.map((i) => [i.id, i.classification])) : null;
+      const colourOf = (id: number) => (instances ? (instances.has(id) ? colours.colour(instances.get(id)!) : undefined) : colours.colourOfId(id));
+      made = overlay(name, colourOf);
+      overlays.set(key, made);
+      if (overlays.size > OVERLAYS) {
+        const oldest = overlays.keys().next().value as string;
+        overlays.get(oldest)?.then((u) => URL.revokeObjectURL(u));
+        overlays.delete(oldest);
+      }
+    }
+    made.then((u) => live && setSrc(u), () => overlays.delete(key));
+    return () => {
+      live = false;
+    };
+  }, [url, label.labelId]);
+  return src ? <image href={src} x={0} y={0} width={width} height={height} opacity={0.45} preserveAspectRatio="none" data-mask={label.labelId} /> : null;
 }

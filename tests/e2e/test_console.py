@@ -291,6 +291,29 @@ def test_every_view_renders(page: Any, console: Console) -> None:
     assert predicted == {lb.label_id for lb in pair.inference.labels if lb.HasField("box_2d")}
     assert len(page.query_selector_all("table.labels")) == 2
     shot(page, "frame-predictions")
+    # A semantic-segmentation mask, read through ReadAsset and coloured from the class map.
+    with console.client() as client:
+        masked = next(
+            f
+            for f in client.get_frames("shapes", "drawn")
+            if any(lb.HasField("semantic_segmentation_2d") for lb in f.labels)
+        )
+    page.goto(console.url + DATASET + f"/frames/{masked.frame_id}")
+    mask = page.wait_for_selector(".sensors image[data-mask]")
+    assert mask.get_attribute("href").startswith("blob:")
+    colours = page.evaluate(
+        """async (src) => {
+            const img = await createImageBitmap(await (await fetch(src)).blob());
+            const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
+            const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+            const d = g.getImageData(0, 0, c.width, c.height).data, seen = new Set();
+            for (let i = 0; i < d.length; i += 4) if (d[i + 3]) seen.add(`${d[i]},${d[i + 1]},${d[i + 2]}`);
+            return [...seen];
+        }""",
+        mask.get_attribute("href"),
+    )
+    assert colours, "the mask overlay is empty"
+    shot(page, "frame-mask")
     page.goto(console.url + "/projects/pose/datasets/people/frames")
     page.wait_for_selector(".grid-space a.tile svg circle")
     shot(page, "pose")

@@ -10,7 +10,7 @@ import pytest
 from shoal.kit.errors import FailedPrecondition, NotFound
 from shoal.kit.names import DatasetName
 from shoal.kit.settings import StoreSettings
-from shoal.storage import columnar
+from shoal.storage import columnar, filters
 from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables
 from shoal.v1 import frame_pb2
 from shoal.versioning import labels as labels_module
@@ -227,12 +227,11 @@ def test_pages_follow_frame_id_order_at_any_depth_filtered_or_not(tmp_path: Path
     gone = set(shuffled[:50])
     t.commit(Commit(5, [Change(i, frame_pb2.CHANGE_TYPE_DELETE, None, "u") for i in gone], ["u"], ["u#5"], deleted=50))
 
-    def pages(version: int, size: int, sql: str | None = None) -> list[str]:
+    def pages(version: int, size: int, text: str = "") -> list[str]:
+        where = filters.compile(text, t.schema(version)) if text else None  # type: ignore[arg-type]
         out, after = [], ""
         while True:
-            page = [
-                x for b in t.scan(version, after=after, limit=size, filter_sql=sql) for x in b["frame_id"].to_pylist()
-            ]
+            page = [x for b in t.scan(version, after=after, limit=size, where=where) for x in b["frame_id"].to_pylist()]
             assert page == sorted(page)
             assert len(page) <= size
             out += page
@@ -243,7 +242,8 @@ def test_pages_follow_frame_id_order_at_any_depth_filtered_or_not(tmp_path: Path
     live = sorted(set(ids) - gone)
     assert pages(5, 97) == live
     rain = [i for i in live if int(i[1:]) % 3 == 0]
-    assert pages(5, 40, "label_count > 0") == rain
-    assert pages(5, 1000, "label_count > 5") == []
+    assert pages(5, 40, 'labels.classification = "car"') == rain
+    assert pages(5, 7, "count(labels) = 0")[:7] == [i for i in live if int(i[1:]) % 3][:7]
+    assert pages(5, 1000, "count(labels) > 5") == []
     assert pages(4, 250) == ids  # before the deletes
     assert pages(2, 64) == sorted(shuffled[:600])

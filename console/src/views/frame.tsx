@@ -88,7 +88,7 @@ function Sensors({ frame, predictions, colours }: { frame: Frame; predictions: L
       {frame.sensors.map((s) => (
         <figure key={s.sensorId}>
           {s.data.case === "image" ? (
-            <LabeledImage frame={frame} truth={frame.labels} predictions={predictions} colours={colours} names={true} sensorId={s.sensorId} />
+            <LabeledImage frame={frame} truth={frame.labels} predictions={predictions} colours={colours} names={true} sensorId={s.sensorId} masks={true} />
           ) : (
             <div class="sensor-other">
               {s.data.case} <Original url={(s.data.value as { url?: string; pointcloudUrl?: string }).url ?? ""} />

@@ -195,12 +195,18 @@ class Reads:
         if schema is None:
             return
         compiled = filters.compile(filter_text, schema) if filter_text else None
+        if want:
+            # A page: only its rows are read (the filter, when there is one, is judged on candidate rows in order).
+            for batch in resolved.tables.scan(
+                resolved.version, after=after, limit=want, where=compiled, columns=columns
+            ):
+                yield from resolved.tables.layout.decode(batch)  # type: ignore[misc]
+            return
         if compiled is not None and columns is not None:
             columns = sorted(set(columns) | set(compiled.columns))
         scan = resolved.tables.scan(
             resolved.version,
             after=after,
-            limit=want if compiled is None or not compiled.residual else 0,
             filter_sql=compiled.sql if compiled is not None else None,
             columns=columns,
         )

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import lance
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from google.protobuf.message import Message
@@ -518,24 +519,27 @@ class VersionedTables:
         filter_sql: str | None = None,
         columns: Sequence[str] | None = None,
         batch_size: int = 1000,
+        where: Any = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Rows at `version` in frame id order, after `after`: all columns, or `columns` (those the table has).
+        """Rows at `version` in frame id order, after `after`: all columns, or `columns` (those the table has);
+        `filter_sql` selects rows in the scan.
 
-        A page (`limit`) reads only its rows, through the version's frame order: a take of the next `limit` rows, or
-        (filtered) range reads by the frame-id index over growing spans of the order until `limit` rows match."""
+        A page (`limit`) reads only its rows, through the version's frame order: a take of the next `limit` rows.
+        Filtered by `where` (a storage.filters.CompiledFilter), spans of the order that grow fourfold are judged on
+        the filter's own columns, and only the rows that match are read whole."""
         ds = self.frames_at(version)
         if ds is None:
             return
-        if limit > 0:
+        if limit > 0 and not filter_sql:
             try:
-                page = list(self._page(ds, after, limit, filter_sql, columns))
+                page = list(self._page(ds, after, limit, where, columns))
             except (ValueError, OSError) as err:
                 if not _missing(err):
                     raise
                 # Its files went with a compaction or the retention policy since the handle was opened.
                 TABLE_HANDLES.drop(self.frames_uri)
                 ds = self.frames_at(version)
-                page = list(self._page(ds, after, limit, filter_sql, columns)) if ds is not None else []
+                page = list(self._page(ds, after, limit, where, columns)) if ds is not None else []
             yield from page
             return
         clauses = [f"frame_id > {quote(after)}"] if after else []
@@ -555,29 +559,29 @@ class VersionedTables:
         ds: lance.LanceDataset,
         after: str,
         limit: int,
-        filter_sql: str | None,
+        where: Any,
         columns: Sequence[str] | None,
     ) -> Iterator[pa.RecordBatch]:
         ids, addresses = FRAME_ORDER.of(ds)
-        wanted = None if columns is None else [c for c in columns if c in ds.schema.names]
+        names = set(ds.schema.names)
+        wanted = None if columns is None else [c for c in columns if c in names]
         start = _after(ids, after) if after else 0
-        if not filter_sql:
+        if where is None:
             end = min(len(ids), start + limit)
             if start < end:
-                rows = ds._take_rows(addresses[start:end].to_pylist(), columns=wanted)
-                yield from rows.to_batches()
+                yield from ds._take_rows(addresses[start:end].to_pylist(), columns=wanted).to_batches()
             return
-        found, span = 0, max(256, 4 * limit)
+        judged = [c for c in where.columns if c in names] or ["frame_id"]
+        found, span = 0, max(256, 2 * limit)
         while start < len(ids) and found < limit:
             end = min(len(ids), start + span)
-            bounds = f"frame_id <= {quote(ids[end - 1].as_py())}"
-            if start > 0:
-                bounds = f"frame_id > {quote(ids[start - 1].as_py())} AND {bounds}"
-            table = ds.to_table(columns=wanted, filter=f"{bounds} AND ({filter_sql})").sort_by("frame_id")
-            table = table.slice(0, limit - found)
-            found += table.num_rows
-            yield from table.to_batches()
-            start, span = end, span * 4
+            candidates = addresses[start:end].to_pylist()
+            keep = np.flatnonzero(where.mask(ds._take_rows(candidates, columns=judged)).to_numpy(zero_copy_only=False))
+            keep = keep[: limit - found]
+            if keep.size:
+                yield from ds._take_rows([candidates[i] for i in keep.tolist()], columns=wanted).to_batches()
+                found += int(keep.size)
+            start, span = end, min(span * 4, 1 << 16)
 
     def frames(self, version: int, *, after: str = "", limit: int = 0) -> Iterator[tuple[str, Message]]:
         """(frame id, frame) at `version` in frame id order: for readers that need whole frames."""
