@@ -129,6 +129,7 @@ bench: setup ## benchmarks, JSON into bench/results/
 	$(PY) bench/keypoints.py --out bench/results/keypoints.json
 	$(PY) bench/embeddings.py --out bench/results/embeddings.json
 	$(PY) bench/index_build.py --out bench/results/index_build.json
+	$(PY) bench/console.py --out bench/results/console.json
 
 clean: ## remove what the build made
 	rm -rf build .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """The embedding service's arithmetic, written once over an array module `xp`: CuPy when a GPU is present, NumPy
-otherwise, chosen once at start-up. Exact k-nearest-neighbour search (chunked, so a set larger than device memory
-still works) and k-center greedy selection.
+otherwise, chosen once at start-up. Exact k-nearest-neighbour search (faiss' exhaustive kernels on the CPU when faiss
+is installed; chunked, so a set larger than device memory still works) and k-center greedy selection.
 
 Search keeps, per query, the k best scores seen so far; each chunk of the base is scored with one matrix product and
 only the scores that beat the query's current k-th best are merged, so after the first chunk almost nothing is sorted.
@@ -86,7 +86,11 @@ def knn(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours of each query among `base` rows (only `allowed` ones when given). Returns
     (distances [q, k], row indices [q, k]) on the host, nearest first; cosine distance is 1 − cosine similarity,
-    euclidean distance is the L2 distance. Rows are padded with -1 / inf when fewer than k are allowed."""
+    euclidean distance is the L2 distance. Rows are padded with -1 / inf when fewer than k are allowed.
+
+    On the CPU, float32 bases are searched by faiss' exhaustive kernels (the BLAS product and its per-query heaps,
+    the same code as faiss' IndexFlat) when faiss is installed; masks select the rows first. Elsewhere (CuPy, float16
+    bases) the chunked search below runs."""
     xp = backend.xp
     n = int(base.shape[0])
     q = xp.asarray(queries, dtype=xp.float32)
@@ -94,6 +98,9 @@ def knn(
     if metric == COSINE:
         norms = xp.linalg.norm(q, axis=1, keepdims=True)
         q = q / xp.where(norms > 0, norms, 1)
+    engine = faiss_module() if xp is np and base.dtype == np.float32 else None
+    if engine is not None:
+        return _faiss_knn(engine, base, q, k, metric, allowed)
     # Larger is better: cosine similarity, or −(squared distance) up to the query's own norm, which is constant.
     if metric == EUCLIDEAN and base_sq_norms is None:
         base_sq_norms = squared_norms(backend, base)
@@ -143,6 +150,61 @@ def knn(
         qn = backend.to_host((q * q).sum(axis=1)).astype(np.float64)
         dist = np.sqrt(np.maximum(qn[:, None] - vals, 0.0))
     dist[idx < 0] = np.inf
+    return dist, idx
+
+
+_FAISS: list[ModuleType | None] = []
+
+
+def faiss_module() -> ModuleType | None:
+    """faiss when it is installed (and SHOAL_EXACT_ENGINE is not "numpy"), else None."""
+    if not _FAISS:
+        found: ModuleType | None = None
+        if os.environ.get("SHOAL_EXACT_ENGINE", "auto").lower() != "numpy":
+            try:
+                import faiss  # noqa: PLC0415
+
+                found = faiss
+            except ImportError:
+                log.info("faiss is not installed: exact search runs on NumPy")
+        _FAISS.append(found)
+    return _FAISS[0]
+
+
+def exact_engine(backend: Backend) -> str:
+    """What answers exact searches on this backend: "faiss", "numpy" or "cupy"."""
+    if backend.xp is not np:
+        return "cupy"
+    return "faiss" if faiss_module() is not None else "numpy"
+
+
+def _faiss_knn(
+    faiss: ModuleType, base: np.ndarray, q: np.ndarray, k: int, metric: str, allowed: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    rows = None
+    if allowed is not None:
+        rows = np.flatnonzero(np.asarray(allowed))
+        base = base[rows]
+    kk = min(k, int(base.shape[0]))
+    nq = int(q.shape[0])
+    dist = np.full((nq, k), np.inf)
+    idx = np.full((nq, k), -1, np.int64)
+    if kk == 0:
+        return dist, idx
+    q = np.ascontiguousarray(q, np.float32)
+    base = np.ascontiguousarray(base)
+    if metric == COSINE:
+        sims, found = faiss.knn(q, base, kk, metric=faiss.METRIC_INNER_PRODUCT)
+        got = 1.0 - sims.astype(np.float64)
+    else:
+        squared, found = faiss.knn(q, base, kk, metric=faiss.METRIC_L2)
+        got = np.sqrt(np.maximum(squared.astype(np.float64), 0.0))
+    found = found.astype(np.int64)
+    missing = found < 0
+    if rows is not None:
+        found = np.where(missing, -1, rows[np.maximum(found, 0)])
+    got[missing] = np.inf
+    dist[:, :kk], idx[:, :kk] = got, found
     return dist, idx
 
 
