@@ -77,10 +77,20 @@ export function isAuthError(err: unknown): boolean {
 const previews = new Map<string, Promise<string>>();
 const PREVIEW_CACHE = 2000;
 
+/** An asset's resource name from its `shoal://` URI or one of its URLs (the store key `assets/{p}/{d}/blobs/{sha}`
+ * is in the path of every URL the asset service signs), as the SDK reads it. */
 export function assetName(url: string): string | null {
   if (url.startsWith("shoal://")) return url.slice("shoal://".length);
-  const m = /projects\/[^/]+\/datasets\/[^/]+\/assets\/[0-9a-f]{64}/.exec(decodeURIComponent(url));
-  return m ? m[0] : null;
+  const named = /projects\/[^/]+\/datasets\/[^/]+\/assets\/[0-9a-f]{64}/.exec(url);
+  if (named) return named[0];
+  let path = url;
+  try {
+    path = decodeURIComponent(new URL(url).pathname);
+  } catch {
+    return null;
+  }
+  const m = /(?:^|\/)assets\/([a-z][a-z0-9-]*)\/([a-z][a-z0-9-]*)\/blobs\/([0-9a-f]{64})/.exec(path);
+  return m ? `projects/${m[1]}/datasets/${m[2]}/assets/${m[3]}` : null;
 }
 
 export function previewUrl(url: string, preview = ""): Promise<string> {

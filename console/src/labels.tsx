@@ -257,7 +257,13 @@ function Mask({ label, colours, width, height }: { label: Label; colours: Palett
         overlays.delete(oldest);
       }
     }
-    made.then((u) => live && setSrc(u), () => overlays.delete(key));
+    made.then(
+      (u) => live && setSrc(u),
+      (err) => {
+        console.warn(`mask ${name} could not be drawn: ${err}`);
+        overlays.delete(key);
+      },
+    );
     return () => {
       live = false;
     };

@@ -303,7 +303,8 @@ def test_every_view_renders(page: Any, console: Console) -> None:
     assert mask.get_attribute("href").startswith("blob:")
     colours = page.evaluate(
         """async (src) => {
-            const img = await createImageBitmap(await (await fetch(src)).blob());
+            const el = new Image(); el.src = src; await el.decode();
+            const img = await createImageBitmap(el);
             const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
             const g = c.getContext('2d'); g.drawImage(img, 0, 0);
             const d = g.getImageData(0, 0, c.width, c.height).data, seen = new Set();

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shoal.v1 import dataset_pb2 as shoal_dot_v1_dot_dataset__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoal/v1/embedding.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16shoal/v1/dataset.proto\"\xe4\x02\n\x0e\x45mbeddingIndex\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.shoal.v1.EmbeddingKind\x12\r\n\x05\x63ount\x18\x04 \x01(\x03\x12\x11\n\tdimension\x18\x05 \x01(\r\x12(\n\x06metric\x18\x06 \x01(\x0e\x32\x18.shoal.v1.DistanceMetric\x12+\n\tprecision\x18\x07 \x01(\x0e\x32\x18.shoal.v1.IndexPrecision\x12\'\n\x06\x64\x65vice\x18\x08 \x01(\x0e\x32\x17.shoal.v1.ComputeDevice\x12\x14\n\x0cmemory_bytes\x18\t \x01(\x03\x12#\n\x05state\x18\n \x01(\x0e\x32\x14.shoal.v1.IndexState\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x08Neighbor\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\t\x12\x10\n\x08label_id\x18\x02 \x01(\t\x12\x10\n\x08\x64istance\x18\x03 \x01(\x01\x12\r\n\x05score\x18\x04 \x01(\x01\"`\n\x0eSelectionInput\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.shoal.v1.SelectionInputType\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x15\n\rinference_set\x18\x03 \x01(\t\"\xf5\x02\n\x12SelectionCriterion\x12\'\n\x05input\x18\x01 \x01(\x0b\x32\x18.shoal.v1.SelectionInput\x12\x31\n\x08strategy\x18\x02 \x01(\x0e\x32\x1f.shoal.v1.SelectionStrategyType\x12\x10\n\x08strength\x18\x03 \x01(\x01\x12\x18\n\x10minimum_distance\x18\x04 \x01(\x01\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12/\n\toperation\x18\x06 \x01(\x0e\x32\x1c.shoal.v1.ThresholdOperation\x12\x38\n\x06target\x18\x07 \x03(\x0b\x32(.shoal.v1.SelectionCriterion.TargetEntry\x12\x17\n\x0fquery_frame_ids\x18\x08 \x03(\t\x12\x11\n\tneighbors\x18\t \x01(\r\x1a-\n\x0bTargetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*b\n\rEmbeddingKind\x12\x1e\n\x1a\x45MBEDDING_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45MBEDDING_KIND_FRAME\x10\x01\x12\x17\n\x13\x45MBEDDING_KIND_CROP\x10\x02*k\n\x0eIndexPrecision\x12\x1f\n\x1bINDEX_PRECISION_UNSPECIFIED\x10\x00\x12\x1b\n\x17INDEX_PRECISION_FLOAT32\x10\x01\x12\x1b\n\x17INDEX_PRECISION_FLOAT16\x10\x02*_\n\rComputeDevice\x12\x1e\n\x1a\x43OMPUTE_DEVICE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OMPUTE_DEVICE_CPU\x10\x01\x12\x16\n\x12\x43OMPUTE_DEVICE_GPU\x10\x02*r\n\nIndexState\x12\x1b\n\x17INDEX_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14INDEX_STATE_BUILDING\x10\x01\x12\x15\n\x11INDEX_STATE_READY\x10\x02\x12\x16\n\x12INDEX_STATE_FAILED\x10\x03*\xea\x01\n\x12SelectionInputType\x12$\n SELECTION_INPUT_TYPE_UNSPECIFIED\x10\x00\x12#\n\x1fSELECTION_INPUT_TYPE_EMBEDDINGS\x10\x01\x12\x1f\n\x1bSELECTION_INPUT_TYPE_SCORES\x10\x02\x12!\n\x1dSELECTION_INPUT_TYPE_METADATA\x10\x03\x12$\n SELECTION_INPUT_TYPE_PREDICTIONS\x10\x04\x12\x1f\n\x1bSELECTION_INPUT_TYPE_RANDOM\x10\x05*\xcc\x02\n\x15SelectionStrategyType\x12\'\n#SELECTION_STRATEGY_TYPE_UNSPECIFIED\x10\x00\x12%\n!SELECTION_STRATEGY_TYPE_DIVERSITY\x10\x01\x12#\n\x1fSELECTION_STRATEGY_TYPE_WEIGHTS\x10\x02\x12%\n!SELECTION_STRATEGY_TYPE_THRESHOLD\x10\x03\x12#\n\x1fSELECTION_STRATEGY_TYPE_BALANCE\x10\x04\x12&\n\"SELECTION_STRATEGY_TYPE_SIMILARITY\x10\x05\x12&\n\"SELECTION_STRATEGY_TYPE_TYPICALITY\x10\x06\x12\"\n\x1eSELECTION_STRATEGY_TYPE_RANDOM\x10\x07*\xc9\x01\n\x12ThresholdOperation\x12#\n\x1fTHRESHOLD_OPERATION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTHRESHOLD_OPERATION_GREATER\x10\x01\x12%\n!THRESHOLD_OPERATION_GREATER_EQUAL\x10\x02\x12\x1f\n\x1bTHRESHOLD_OPERATION_SMALLER\x10\x03\x12%\n!THRESHOLD_OPERATION_SMALLER_EQUAL\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoal/v1/embedding.proto\x12\x08shoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16shoal/v1/dataset.proto\"\x95\x03\n\x0e\x45mbeddingIndex\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.shoal.v1.EmbeddingKind\x12\r\n\x05\x63ount\x18\x04 \x01(\x03\x12\x11\n\tdimension\x18\x05 \x01(\r\x12(\n\x06metric\x18\x06 \x01(\x0e\x32\x18.shoal.v1.DistanceMetric\x12+\n\tprecision\x18\x07 \x01(\x0e\x32\x18.shoal.v1.IndexPrecision\x12\'\n\x06\x64\x65vice\x18\x08 \x01(\x0e\x32\x17.shoal.v1.ComputeDevice\x12\x14\n\x0cmemory_bytes\x18\t \x01(\x03\x12#\n\x05state\x18\n \x01(\x0e\x32\x14.shoal.v1.IndexState\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61pproximate\x18\x0c \x01(\x0b\x32\x1a.shoal.v1.ApproximateIndex\"\x9c\x01\n\x10\x41pproximateIndex\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\r\n\x05lists\x18\x02 \x01(\r\x12\x0e\n\x06probes\x18\x03 \x01(\r\x12\x14\n\x0crecall_at_10\x18\x04 \x01(\x01\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x08Neighbor\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\t\x12\x10\n\x08label_id\x18\x02 \x01(\t\x12\x10\n\x08\x64istance\x18\x03 \x01(\x01\x12\r\n\x05score\x18\x04 \x01(\x01\"`\n\x0eSelectionInput\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.shoal.v1.SelectionInputType\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x15\n\rinference_set\x18\x03 \x01(\t\"\xf5\x02\n\x12SelectionCriterion\x12\'\n\x05input\x18\x01 \x01(\x0b\x32\x18.shoal.v1.SelectionInput\x12\x31\n\x08strategy\x18\x02 \x01(\x0e\x32\x1f.shoal.v1.SelectionStrategyType\x12\x10\n\x08strength\x18\x03 \x01(\x01\x12\x18\n\x10minimum_distance\x18\x04 \x01(\x01\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12/\n\toperation\x18\x06 \x01(\x0e\x32\x1c.shoal.v1.ThresholdOperation\x12\x38\n\x06target\x18\x07 \x03(\x0b\x32(.shoal.v1.SelectionCriterion.TargetEntry\x12\x17\n\x0fquery_frame_ids\x18\x08 \x03(\t\x12\x11\n\tneighbors\x18\t \x01(\r\x1a-\n\x0bTargetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*b\n\rEmbeddingKind\x12\x1e\n\x1a\x45MBEDDING_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45MBEDDING_KIND_FRAME\x10\x01\x12\x17\n\x13\x45MBEDDING_KIND_CROP\x10\x02*k\n\x0eIndexPrecision\x12\x1f\n\x1bINDEX_PRECISION_UNSPECIFIED\x10\x00\x12\x1b\n\x17INDEX_PRECISION_FLOAT32\x10\x01\x12\x1b\n\x17INDEX_PRECISION_FLOAT16\x10\x02*_\n\rComputeDevice\x12\x1e\n\x1a\x43OMPUTE_DEVICE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OMPUTE_DEVICE_CPU\x10\x01\x12\x16\n\x12\x43OMPUTE_DEVICE_GPU\x10\x02*r\n\nIndexState\x12\x1b\n\x17INDEX_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14INDEX_STATE_BUILDING\x10\x01\x12\x15\n\x11INDEX_STATE_READY\x10\x02\x12\x16\n\x12INDEX_STATE_FAILED\x10\x03*\xea\x01\n\x12SelectionInputType\x12$\n SELECTION_INPUT_TYPE_UNSPECIFIED\x10\x00\x12#\n\x1fSELECTION_INPUT_TYPE_EMBEDDINGS\x10\x01\x12\x1f\n\x1bSELECTION_INPUT_TYPE_SCORES\x10\x02\x12!\n\x1dSELECTION_INPUT_TYPE_METADATA\x10\x03\x12$\n SELECTION_INPUT_TYPE_PREDICTIONS\x10\x04\x12\x1f\n\x1bSELECTION_INPUT_TYPE_RANDOM\x10\x05*\xcc\x02\n\x15SelectionStrategyType\x12\'\n#SELECTION_STRATEGY_TYPE_UNSPECIFIED\x10\x00\x12%\n!SELECTION_STRATEGY_TYPE_DIVERSITY\x10\x01\x12#\n\x1fSELECTION_STRATEGY_TYPE_WEIGHTS\x10\x02\x12%\n!SELECTION_STRATEGY_TYPE_THRESHOLD\x10\x03\x12#\n\x1fSELECTION_STRATEGY_TYPE_BALANCE\x10\x04\x12&\n\"SELECTION_STRATEGY_TYPE_SIMILARITY\x10\x05\x12&\n\"SELECTION_STRATEGY_TYPE_TYPICALITY\x10\x06\x12\"\n\x1eSELECTION_STRATEGY_TYPE_RANDOM\x10\x07*\xc9\x01\n\x12ThresholdOperation\x12#\n\x1fTHRESHOLD_OPERATION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTHRESHOLD_OPERATION_GREATER\x10\x01\x12%\n!THRESHOLD_OPERATION_GREATER_EQUAL\x10\x02\x12\x1f\n\x1bTHRESHOLD_OPERATION_SMALLER\x10\x03\x12%\n!THRESHOLD_OPERATION_SMALLER_EQUAL\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SELECTIONCRITERION_TARGETENTRY']._loaded_options = None
   _globals['_SELECTIONCRITERION_TARGETENTRY']._serialized_options = b'8\001'
-  _globals['_EMBEDDINGKIND']._serialized_start=1009
-  _globals['_EMBEDDINGKIND']._serialized_end=1107
-  _globals['_INDEXPRECISION']._serialized_start=1109
-  _globals['_INDEXPRECISION']._serialized_end=1216
-  _globals['_COMPUTEDEVICE']._serialized_start=1218
-  _globals['_COMPUTEDEVICE']._serialized_end=1313
-  _globals['_INDEXSTATE']._serialized_start=1315
-  _globals['_INDEXSTATE']._serialized_end=1429
-  _globals['_SELECTIONINPUTTYPE']._serialized_start=1432
-  _globals['_SELECTIONINPUTTYPE']._serialized_end=1666
-  _globals['_SELECTIONSTRATEGYTYPE']._serialized_start=1669
-  _globals['_SELECTIONSTRATEGYTYPE']._serialized_end=2001
-  _globals['_THRESHOLDOPERATION']._serialized_start=2004
-  _globals['_THRESHOLDOPERATION']._serialized_end=2205
+  _globals['_EMBEDDINGKIND']._serialized_start=1217
+  _globals['_EMBEDDINGKIND']._serialized_end=1315
+  _globals['_INDEXPRECISION']._serialized_start=1317
+  _globals['_INDEXPRECISION']._serialized_end=1424
+  _globals['_COMPUTEDEVICE']._serialized_start=1426
+  _globals['_COMPUTEDEVICE']._serialized_end=1521
+  _globals['_INDEXSTATE']._serialized_start=1523
+  _globals['_INDEXSTATE']._serialized_end=1637
+  _globals['_SELECTIONINPUTTYPE']._serialized_start=1640
+  _globals['_SELECTIONINPUTTYPE']._serialized_end=1874
+  _globals['_SELECTIONSTRATEGYTYPE']._serialized_start=1877
+  _globals['_SELECTIONSTRATEGYTYPE']._serialized_end=2209
+  _globals['_THRESHOLDOPERATION']._serialized_start=2212
+  _globals['_THRESHOLDOPERATION']._serialized_end=2413
   _globals['_EMBEDDINGINDEX']._serialized_start=96
-  _globals['_EMBEDDINGINDEX']._serialized_end=452
-  _globals['_NEIGHBOR']._serialized_start=454
-  _globals['_NEIGHBOR']._serialized_end=533
-  _globals['_SELECTIONINPUT']._serialized_start=535
-  _globals['_SELECTIONINPUT']._serialized_end=631
-  _globals['_SELECTIONCRITERION']._serialized_start=634
-  _globals['_SELECTIONCRITERION']._serialized_end=1007
-  _globals['_SELECTIONCRITERION_TARGETENTRY']._serialized_start=962
-  _globals['_SELECTIONCRITERION_TARGETENTRY']._serialized_end=1007
+  _globals['_EMBEDDINGINDEX']._serialized_end=501
+  _globals['_APPROXIMATEINDEX']._serialized_start=504
+  _globals['_APPROXIMATEINDEX']._serialized_end=660
+  _globals['_NEIGHBOR']._serialized_start=662
+  _globals['_NEIGHBOR']._serialized_end=741
+  _globals['_SELECTIONINPUT']._serialized_start=743
+  _globals['_SELECTIONINPUT']._serialized_end=839
+  _globals['_SELECTIONCRITERION']._serialized_start=842
+  _globals['_SELECTIONCRITERION']._serialized_end=1215
+  _globals['_SELECTIONCRITERION_TARGETENTRY']._serialized_start=1170
+  _globals['_SELECTIONCRITERION_TARGETENTRY']._serialized_end=1215
 # @@protoc_insertion_point(module_scope)

@@ -97,7 +97,7 @@ THRESHOLD_OPERATION_SMALLER: ThresholdOperation
 THRESHOLD_OPERATION_SMALLER_EQUAL: ThresholdOperation
 
 class EmbeddingIndex(_message.Message):
-    __slots__ = ("name", "version", "kind", "count", "dimension", "metric", "precision", "device", "memory_bytes", "state", "create_time")
+    __slots__ = ("name", "version", "kind", "count", "dimension", "metric", "precision", "device", "memory_bytes", "state", "create_time", "approximate")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class EmbeddingIndex(_message.Message):
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    APPROXIMATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     kind: EmbeddingKind
@@ -120,7 +121,24 @@ class EmbeddingIndex(_message.Message):
     memory_bytes: int
     state: IndexState
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[_Union[EmbeddingKind, str]] = ..., count: _Optional[int] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[_dataset_pb2.DistanceMetric, str]] = ..., precision: _Optional[_Union[IndexPrecision, str]] = ..., device: _Optional[_Union[ComputeDevice, str]] = ..., memory_bytes: _Optional[int] = ..., state: _Optional[_Union[IndexState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    approximate: ApproximateIndex
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[_Union[EmbeddingKind, str]] = ..., count: _Optional[int] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[_dataset_pb2.DistanceMetric, str]] = ..., precision: _Optional[_Union[IndexPrecision, str]] = ..., device: _Optional[_Union[ComputeDevice, str]] = ..., memory_bytes: _Optional[int] = ..., state: _Optional[_Union[IndexState, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., approximate: _Optional[_Union[ApproximateIndex, _Mapping]] = ...) -> None: ...
+
+class ApproximateIndex(_message.Message):
+    __slots__ = ("engine", "lists", "probes", "recall_at_10", "size_bytes", "create_time")
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    LISTS_FIELD_NUMBER: _ClassVar[int]
+    PROBES_FIELD_NUMBER: _ClassVar[int]
+    RECALL_AT_10_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    engine: str
+    lists: int
+    probes: int
+    recall_at_10: float
+    size_bytes: int
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, engine: _Optional[str] = ..., lists: _Optional[int] = ..., probes: _Optional[int] = ..., recall_at_10: _Optional[float] = ..., size_bytes: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Neighbor(_message.Message):
     __slots__ = ("frame_id", "label_id", "distance", "score")

@@ -9,11 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ApproximateMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    APPROXIMATE_MODE_UNSPECIFIED: _ClassVar[ApproximateMode]
+    APPROXIMATE_MODE_ALWAYS: _ClassVar[ApproximateMode]
+    APPROXIMATE_MODE_NEVER: _ClassVar[ApproximateMode]
+
 class ProjectionMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROJECTION_METHOD_UNSPECIFIED: _ClassVar[ProjectionMethod]
     PROJECTION_METHOD_PCA: _ClassVar[ProjectionMethod]
     PROJECTION_METHOD_UMAP: _ClassVar[ProjectionMethod]
+APPROXIMATE_MODE_UNSPECIFIED: ApproximateMode
+APPROXIMATE_MODE_ALWAYS: ApproximateMode
+APPROXIMATE_MODE_NEVER: ApproximateMode
 PROJECTION_METHOD_UNSPECIFIED: ProjectionMethod
 PROJECTION_METHOD_PCA: ProjectionMethod
 PROJECTION_METHOD_UMAP: ProjectionMethod
@@ -35,16 +44,18 @@ class Backend(_message.Message):
     def __init__(self, device: _Optional[_Union[_embedding_pb2.ComputeDevice, str]] = ..., device_name: _Optional[str] = ..., device_memory_bytes: _Optional[int] = ..., library_version: _Optional[str] = ...) -> None: ...
 
 class BuildIndexRequest(_message.Message):
-    __slots__ = ("parent", "kind", "precision", "request_id")
+    __slots__ = ("parent", "kind", "precision", "request_id", "approximate")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROXIMATE_FIELD_NUMBER: _ClassVar[int]
     parent: str
     kind: _embedding_pb2.EmbeddingKind
     precision: _embedding_pb2.IndexPrecision
     request_id: str
-    def __init__(self, parent: _Optional[str] = ..., kind: _Optional[_Union[_embedding_pb2.EmbeddingKind, str]] = ..., precision: _Optional[_Union[_embedding_pb2.IndexPrecision, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    approximate: ApproximateMode
+    def __init__(self, parent: _Optional[str] = ..., kind: _Optional[_Union[_embedding_pb2.EmbeddingKind, str]] = ..., precision: _Optional[_Union[_embedding_pb2.IndexPrecision, str]] = ..., request_id: _Optional[str] = ..., approximate: _Optional[_Union[ApproximateMode, str]] = ...) -> None: ...
 
 class GetIndexRequest(_message.Message):
     __slots__ = ("name",)
@@ -69,18 +80,20 @@ class QueryVector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("index", "queries", "k", "filter", "classes")
+    __slots__ = ("index", "queries", "k", "filter", "classes", "exact")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
     index: str
     queries: _containers.RepeatedCompositeFieldContainer[SearchQuery]
     k: int
     filter: str
     classes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, index: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[SearchQuery, _Mapping]]] = ..., k: _Optional[int] = ..., filter: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ...) -> None: ...
+    exact: bool
+    def __init__(self, index: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[SearchQuery, _Mapping]]] = ..., k: _Optional[int] = ..., filter: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., exact: _Optional[bool] = ...) -> None: ...
 
 class SearchResult(_message.Message):
     __slots__ = ("neighbors",)
@@ -89,10 +102,12 @@ class SearchResult(_message.Message):
     def __init__(self, neighbors: _Optional[_Iterable[_Union[_embedding_pb2.Neighbor, _Mapping]]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "engine")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[SearchResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ...) -> None: ...
+    engine: str
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., engine: _Optional[str] = ...) -> None: ...
 
 class SelectSamplesRequest(_message.Message):
     __slots__ = ("parent", "criteria", "count", "proportion", "filter", "segment_id", "seed", "request_id")
