@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -498,3 +499,78 @@ def test_selection_inputs_read_scores_predictions_and_metadata_from_columns(
     cars = [f for f in picked.frame_ids if int(f[1:]) % 4 == 2]  # the frames whose predictions are mostly cars
     assert picked.frame_ids[0] in cars
     assert len(cars) >= 4
+
+
+def test_an_approximate_index_is_stored_beside_the_version_and_read_back_after_a_restart(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
+) -> None:
+    """BuildIndex makes an IVF-Flat index and stores it; searches report which index answered (exact on request, and
+    under a filter); a restarted embedding service reads the stored index back instead of building it; NEVER drops
+    it from memory and the store."""
+    from shoal.embedding import approximate
+
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    rng = np.random.default_rng(4)
+    centres = rng.standard_normal((12, 16)).astype(np.float32) * 3
+    x = centres[rng.integers(0, 12, 600)] + rng.standard_normal((600, 16)).astype(np.float32)
+    with suite(start_service, store, redis_db) as client:
+        versioning = client.addresses["versioning"]
+        p = unique("ann")
+        client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+        client.create_dataset(p, "d", embedding_dim=16, embedding_source="m")
+        upload(client, p, x)
+        latest = client.get_dataset(p, "d").latest_version  # the upload may take more than one version
+        name = f"projects/{p}/datasets/d/versions/{latest}/indexes/frame"
+        first = start_service(
+            "embedding", build_embedding, redis_url=redis_db, store=store, versioning_address=versioning
+        )
+
+        def build(target: str, mode: int) -> embedding_pb2.EmbeddingIndex:
+            with grpc.insecure_channel(target) as channel:
+                stub = embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
+                client.operations["embedding"] = operation_pb2_grpc.OperationsServiceStub(channel)
+                op = stub.BuildIndex(
+                    embedding_service_pb2.BuildIndexRequest(parent=f"projects/{p}/datasets/d", approximate=mode),
+                    metadata=MD,
+                )
+                done = client.wait_operation(op, timeout=60)
+            built = embedding_pb2.EmbeddingIndex()
+            done.response.Unpack(built)
+            return built
+
+        def search(target: str, **extra: Any) -> embedding_service_pb2.SearchResponse:
+            with grpc.insecure_channel(target) as channel:
+                stub = embedding_service_pb2_grpc.EmbeddingServiceStub(channel)
+                queries = [embedding_service_pb2.SearchQuery(frame_id=f"f{i:03d}") for i in range(0, 600, 60)]
+                reply: embedding_service_pb2.SearchResponse = stub.Search(
+                    embedding_service_pb2.SearchRequest(index=name, queries=queries, k=5, **extra), metadata=MD
+                )
+                return reply
+
+        built = build(first.target, embedding_service_pb2.APPROXIMATE_MODE_ALWAYS)
+        assert built.approximate.engine == "ivf-flat"
+        assert built.approximate.recall_at_10 >= approximate.RECALL_TARGET
+        assert built.approximate.size_bytes > 600 * 16 * 4
+        fast = search(first.target)
+        assert fast.engine == "approximate/ivf-flat"
+        exact = search(first.target, exact=True)
+        assert exact.engine == "exact/faiss"
+        assert search(first.target, filter='split = "a"').engine == "exact/faiss"
+        # Each query's nearest is itself, whichever index answers.
+        assert [r.neighbors[0].frame_id for r in fast.results] == [r.neighbors[0].frame_id for r in exact.results]
+
+        first.stop()
+        second = start_service(
+            "embedding", build_embedding, redis_url=redis_db, store=store, versioning_address=versioning
+        )
+        with grpc.insecure_channel(second.target) as channel:
+            again = embedding_service_pb2_grpc.EmbeddingServiceStub(channel).GetIndex(
+                embedding_service_pb2.GetIndexRequest(name=name), metadata=MD
+            )
+        assert again.approximate == built.approximate  # read back, not built anew (same build time and recall)
+        assert search(second.target).engine == "approximate/ivf-flat"
+
+        dropped = build(second.target, embedding_service_pb2.APPROXIMATE_MODE_NEVER)
+        assert not dropped.HasField("approximate")
+        assert search(second.target).engine == "exact/faiss"
+        assert not any((tmp_path / "store" / "indexes").rglob("*.ivf"))

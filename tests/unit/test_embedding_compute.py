@@ -1,5 +1,5 @@
-"""Exact search and k-center greedy selection on the NumPy backend against brute force (the same tests run on CuPy
-when a GPU is present: set SHOAL_TEST_BACKEND=gpu)."""
+"""Exact search and k-center greedy selection against brute force: on the CPU through both exact engines (faiss'
+kernels and the chunked NumPy search), on CuPy when a GPU is present (set SHOAL_TEST_BACKEND=gpu)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,20 @@ import os
 
 import numpy as np
 import pytest
-from shoal.embedding import compute
+from shoal.embedding import approximate, compute
 
 BACKEND = compute.Backend.detect(os.environ.get("SHOAL_TEST_BACKEND", "cpu"))
+
+
+@pytest.fixture(autouse=True, params=["faiss", "numpy"] if BACKEND.device == "cpu" else ["cupy"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test once per exact engine of the backend."""
+    if request.param == "numpy":
+        monkeypatch.setattr(compute, "_FAISS", [None])
+    elif request.param == "faiss":
+        assert compute.faiss_module() is not None, "faiss-cpu is a server dependency: pip install 'shoal[server]'"
+    assert compute.exact_engine(BACKEND) == request.param
+    return str(request.param)
 
 
 def brute(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
@@ -110,3 +121,59 @@ def test_uniqueness_and_projection() -> None:
     assert p.shape == (40, 2)
     assert np.var(p[:, 0]) > 100 * np.var(p[:, 1])  # the data lies along one direction
     np.testing.assert_allclose(compute.pca_2d(BACKEND, BACKEND.asarray(line)), p)
+
+
+@pytest.mark.parametrize("metric", [compute.COSINE, compute.EUCLIDEAN])
+def test_approximate_index_finds_the_neighbours_and_round_trips(metric: str, tmp_path: object) -> None:
+    """An IVF-Flat index measures its own recall at build, reaches the target, answers as the exact search does on
+    clustered vectors, and reads back from the store as it was written."""
+    from shoal.kit.objectstore import LocalObjectStore
+
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((40, 16)).astype(np.float32) * 4
+    x = centres[rng.integers(0, 40, 6000)] + rng.standard_normal((6000, 16)).astype(np.float32)
+    base = compute.prepare(BACKEND, x, metric)
+    host = BACKEND.to_host(base).astype(np.float32)
+    made = approximate.build(host, metric)
+    assert made.info.recall_at_10 >= approximate.RECALL_TARGET
+    assert 1 <= made.info.probes <= made.info.lists
+    q = x[:50] + 0.1 * rng.standard_normal((50, 16)).astype(np.float32)
+    queries = q / np.linalg.norm(q, axis=1, keepdims=True) if metric == compute.COSINE else q
+    dist, idx = made.search(queries.astype(np.float32), 10)
+    exact_dist, exact_idx = compute.knn(BACKEND, base, q, 10, metric)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(idx.tolist(), exact_idx.tolist(), strict=True)])
+    assert recall >= 0.9
+    np.testing.assert_allclose(dist[:, 0], exact_dist[:, 0], atol=1e-3)  # float32 sums differ by engine
+    store = LocalObjectStore(str(tmp_path))
+    approximate.save(store, "projects/p/datasets/d/versions/3/indexes/frame", made)
+    back = approximate.load(store, "projects/p/datasets/d/versions/3/indexes/frame", metric)
+    assert back is not None
+    assert back.info == made.info
+    np.testing.assert_array_equal(back.search(queries.astype(np.float32), 10)[1], idx)
+    approximate.delete(store, "projects/p/datasets/d/versions/3/indexes/frame")
+    assert approximate.load(store, "projects/p/datasets/d/versions/3/indexes/frame", metric) is None
+
+
+def test_duplicates_and_uniqueness_through_an_approximate_index_match_the_exact_ones() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3000, 12)).astype(np.float32)
+    x[100] = x[7]
+    x[2000] = x[7] + 0.005
+    x[42] = x[41]
+    base = compute.prepare(BACKEND, x, compute.EUCLIDEAN)
+    made = approximate.build(BACKEND.to_host(base).astype(np.float32), compute.EUCLIDEAN)
+    host = BACKEND.to_host(base).astype(np.float32)
+
+    def neighbours(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return made.search(host[rows], k, made.info.probes)
+
+    exact = compute.duplicates(BACKEND, base, 0.05, compute.EUCLIDEAN)
+    assert [rows for rows, _ in exact] == [[7, 100, 2000], [41, 42]]
+    assert [rows for rows, _ in compute.duplicates(BACKEND, base, 0.05, compute.EUCLIDEAN, neighbours=neighbours)] == [
+        [7, 100, 2000],
+        [41, 42],
+    ]
+    u_exact = compute.uniqueness(BACKEND, base, compute.EUCLIDEAN)
+    u_approx = compute.uniqueness(BACKEND, base, compute.EUCLIDEAN, neighbours=neighbours)
+    assert np.corrcoef(u_exact, u_approx)[0, 1] > 0.98
+    assert int(np.argmax(u_exact)) == int(np.argmax(u_approx))

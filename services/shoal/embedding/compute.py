@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final
@@ -100,7 +101,7 @@ def knn(
         q = q / xp.where(norms > 0, norms, 1)
     engine = faiss_module() if xp is np and base.dtype == np.float32 else None
     if engine is not None:
-        return _faiss_knn(engine, base, q, k, metric, allowed)
+        return _faiss_knn(engine, base, q, k, metric, allowed=allowed)
     # Larger is better: cosine similarity, or −(squared distance) up to the query's own norm, which is constant.
     if metric == EUCLIDEAN and base_sq_norms is None:
         base_sq_norms = squared_norms(backend, base)
@@ -179,7 +180,7 @@ def exact_engine(backend: Backend) -> str:
 
 
 def _faiss_knn(
-    faiss: ModuleType, base: np.ndarray, q: np.ndarray, k: int, metric: str, allowed: Any
+    faiss: ModuleType, base: np.ndarray, q: np.ndarray, k: int, metric: str, *, allowed: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     rows = None
     if allowed is not None:
@@ -300,61 +301,90 @@ def k_center_greedy(
     return picks, at
 
 
+Neighbours = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
 def duplicates(
-    backend: Backend, x: Any, threshold: float, metric: str, *, k: int = 16
+    backend: Backend, x: Any, threshold: float, metric: str, *, k: int = 16, neighbours: Neighbours | None = None
 ) -> list[tuple[list[int], float]]:
     """Groups of rows within `threshold` of each other (connected through pairs closer than it), with the largest
-    pair distance inside each group; exact duplicates have distance 0. Pairs are found by an exact k-NN of every row
-    (k grows while a row's k-th neighbour is still within the threshold)."""
+    pair distance inside each group; exact duplicates have distance 0. Pairs are found by a k-NN of every row (k
+    grows while a row's k-th neighbour is still within the threshold): exact, or `neighbours(rows, k)` — an
+    approximate index's — for large sets."""
     n = int(x.shape[0])
-    parent = np.arange(n)
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
-    pairs: list[tuple[int, int, float]] = []
+    find = neighbours or _exact_neighbours(backend, x, metric)
+    a_rows: list[np.ndarray] = []
+    b_rows: list[np.ndarray] = []
+    d_vals: list[np.ndarray] = []
     todo = np.arange(n)
     kk = min(k, n)
     while todo.size and kk > 1:
-        dist, idx = knn(backend, x, x[backend.asarray(todo)] if backend.xp is not np else x[todo], kk, metric)
+        dist, idx = find(todo, kk)
         close = (dist <= threshold) & (idx >= 0)
-        for r, row in enumerate(todo.tolist()):
-            for j in np.flatnonzero(close[r]).tolist():
-                other = int(idx[r, j])
-                if other != row:
-                    pairs.append((row, other, float(dist[r, j])))
+        r, j = np.nonzero(close)
+        other = idx[r, j]
+        keep = other != todo[r]
+        a_rows.append(todo[r][keep])
+        b_rows.append(other[keep])
+        d_vals.append(dist[r, j][keep])
         full = close.all(axis=1)
         if kk >= n:
             break
         todo = todo[full]
         kk = min(n, kk * 4)
+    a = np.concatenate(a_rows) if a_rows else np.zeros(0, np.int64)
+    b = np.concatenate(b_rows) if b_rows else np.zeros(0, np.int64)
+    d = np.concatenate(d_vals) if d_vals else np.zeros(0)
+    if not a.size:
+        return []
+    # Connected components of the pairs (union-find over the few rows in a pair).
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        parent.setdefault(i, i)
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for u, v in zip(a.tolist(), b.tolist(), strict=True):
+        ru, rv = root(u), root(v)
+        if ru != rv:
+            parent[ru] = rv
     worst: dict[int, float] = {}
-    for a, b, _ in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[ra] = rb
+    for u, dd in zip(a.tolist(), d.tolist(), strict=True):
+        r0 = root(u)
+        worst[r0] = max(worst.get(r0, 0.0), dd)
     groups: dict[int, list[int]] = {}
-    for a, _, d in pairs:
-        r = root(a)
-        worst[r] = max(worst.get(r, 0.0), d)
-    for i in range(n):
-        r = root(i)
-        if r in worst:
-            groups.setdefault(r, []).append(i)
-    return sorted(((rows, worst[r]) for r, rows in groups.items()), key=lambda g: (-len(g[0]), g[0][0]))
+    for i in sorted(parent):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(((rows, worst[r0]) for r0, rows in groups.items()), key=lambda g: (-len(g[0]), g[0][0]))
 
 
-def uniqueness(backend: Backend, x: Any, metric: str, *, k: int = 5) -> np.ndarray:
-    """Per row, the mean distance to its k nearest other rows, scaled so the most unique row scores 1."""
+def _exact_neighbours(backend: Backend, x: Any, metric: str) -> Neighbours:
+    def find(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = x[backend.asarray(rows)] if backend.xp is not np else x[rows]
+        return knn(backend, x, queries, k, metric)
+
+    return find
+
+
+def uniqueness(
+    backend: Backend, x: Any, metric: str, *, k: int = 5, neighbours: Neighbours | None = None
+) -> np.ndarray:
+    """Per row, the mean distance to its k nearest other rows, scaled so the most unique row scores 1 (neighbours
+    found exactly, or by `neighbours(rows, k)` for large sets)."""
     n = int(x.shape[0])
     if n < 2:
         return np.ones(n)
     kk = min(k, n - 1)
-    dist, _ = knn(backend, x, x, kk + 1, metric)
-    mean = dist[:, 1:].mean(axis=1)
+    find = neighbours or _exact_neighbours(backend, x, metric)
+    dist, idx = find(np.arange(n), kk + 1)
+    # Each row's own entry (distance 0, normally first) is left out; a row whose list missed itself drops its last.
+    usable = (idx != np.arange(n)[:, None]) & np.isfinite(dist)
+    ordered = np.sort(np.where(usable, dist, np.inf), axis=1)[:, :kk]
+    counted = np.isfinite(ordered)
+    mean = np.where(counted, ordered, 0.0).sum(axis=1) / np.maximum(counted.sum(axis=1), 1)
     top = float(mean.max())
     return mean / top if top > 0 else np.zeros(n)
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from google.protobuf import timestamp_pb2
 
+from shoal.embedding import approximate as approximate_module
 from shoal.embedding import compute
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName
@@ -54,6 +55,8 @@ class Index:
     dataset_born: int = 0  # the dataset's create time (ns): an index answers only for the dataset it was built from
     base_sq_norms: Any = None
     derived: dict[str, Any] = field(default_factory=dict)  # computed once per index: uniqueness, projections
+    # The version's approximate index, when it has one (stored beside the version; read back, never rebuilt).
+    approximate: approximate_module.Approximate | None = None
 
     def _once(self, key: str, make: Callable[[], Any]) -> Any:
         found = self.derived.get(key)
@@ -148,6 +151,7 @@ class Index:
             memory_bytes=self.memory_bytes,
             state=embedding_pb2.INDEX_STATE_READY,
             create_time=self.create_time,
+            approximate=self.approximate.info if self.approximate is not None else None,
         )
 
 
@@ -166,6 +170,7 @@ class Indexes:
         self, store: ObjectStore, settings: StoreSettings, backend: compute.Backend, budget_bytes: int = 8 << 30
     ) -> None:
         self.reads = Reads(store, settings)
+        self.store = store
         self.backend = backend
         self.budget = budget_bytes
         self.cache: OrderedDict[tuple[str, int], Index] = OrderedDict()
@@ -240,6 +245,30 @@ class Indexes:
         )
         if metric == compute.EUCLIDEAN and len(frame_ids):
             index.base_sq_norms = compute.squared_norms(self.backend, vectors)
+        if len(frame_ids) and compute.faiss_module() is not None:
+            index.approximate = approximate_module.load(self.store, index.name, metric)
+        return index
+
+    def approximate(self, name: str, precision: int, mode: int, field_name: str = "parent") -> Index:
+        """The index with its approximate index as `mode` asks: built and stored when missing (ALWAYS, or by default
+        above SHOAL_APPROXIMATE_MIN_ROWS), dropped from memory and the store (NEVER), else as it is."""
+        index = self.get(name, precision, field_name)
+        wanted = mode == embedding_service_pb2.APPROXIMATE_MODE_ALWAYS or (
+            mode == embedding_service_pb2.APPROXIMATE_MODE_UNSPECIFIED and index.count >= approximate_module.min_rows()
+        )
+        if mode == embedding_service_pb2.APPROXIMATE_MODE_NEVER:
+            if index.approximate is not None:
+                approximate_module.delete(self.store, index.name)
+                index.approximate = None
+            return index
+        if wanted and index.approximate is None and index.count:
+            if compute.faiss_module() is None:
+                raise FailedPrecondition(
+                    "approximate indexes need faiss on the embedding service", reason="APPROXIMATE_UNAVAILABLE"
+                )
+            made = approximate_module.build(self.backend.to_host(index.vectors).astype(np.float32), index.metric)
+            approximate_module.save(self.store, index.name, made)
+            index.approximate = made
         return index
 
     # search ---------------------------------------------------------------------------------------------------------
@@ -299,16 +328,27 @@ class Indexes:
                 violations.append(FieldViolation(where, "give a vector, a frame_id or a label_id"))
         if violations:
             raise InvalidArgument.of(violations)
-        dist, idx = compute.knn(
-            self.backend,
-            index.vectors,
-            vectors,
-            k,
-            index.metric,
-            allowed=None if allowed is None else self.backend.asarray(allowed),
-            base_sq_norms=index.base_sq_norms,
-        )
-        reply = embedding_service_pb2.SearchResponse()
+        # The approximate index answers unfiltered searches unless the caller asks for exact ones; a filter or a
+        # class list (which may leave few rows) is answered exactly.
+        if index.approximate is not None and not request.exact and allowed is None:
+            queries: np.ndarray = vectors
+            if index.metric == compute.COSINE:
+                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+                queries = (vectors / np.where(norms > 0, norms, 1)).astype(np.float32)
+            dist, idx = index.approximate.search(queries, k)
+            engine = f"approximate/{index.approximate.info.engine}"
+        else:
+            dist, idx = compute.knn(
+                self.backend,
+                index.vectors,
+                vectors,
+                k,
+                index.metric,
+                allowed=None if allowed is None else self.backend.asarray(allowed),
+                base_sq_norms=index.base_sq_norms,
+            )
+            engine = f"exact/{compute.exact_engine(self.backend)}"
+        reply = embedding_service_pb2.SearchResponse(engine=engine)
         for drow, irow in zip(dist.tolist(), idx.tolist(), strict=True):
             result = reply.results.add()
             for d, i in zip(drow, irow, strict=True):
@@ -390,6 +430,25 @@ def _attributes(table: pa.Table, rows: pa.Array, label_ids: list[str], kind: str
 
 # duplicates, uniqueness, projection ----------------------------------------------------------------------------------
 
+# Up to this many rows, duplicates and uniqueness compare every row with every row (exact); above it they read each
+# row's neighbours from the version's approximate index when it has one.
+EXACT_ANALYSIS_MAX: Final = 100_000
+
+
+def _self_neighbours(index: Index) -> compute.Neighbours | None:
+    found = index.approximate
+    if found is None or index.count <= EXACT_ANALYSIS_MAX:
+        return None
+    host = np.asarray(index.vectors, np.float32) if isinstance(index.vectors, np.ndarray) else None
+    if host is None:
+        return None
+
+    def neighbours(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return found.search(host[rows], k, approximate_module.SELF_PROBES)
+
+    return neighbours
+
+
 MAX_PAGE: Final = 1000
 # Projected points are three small fields: a scatter of 100,000 takes one page.
 MAX_PROJECTION_PAGE: Final = 100_000
@@ -435,7 +494,7 @@ class Analyses:
         key = f"duplicates:{request.threshold!r}"
         if key not in index.derived:
             index.derived[key] = compute.duplicates(
-                self.indexes.backend, index.vectors, request.threshold, index.metric
+                self.indexes.backend, index.vectors, request.threshold, index.metric, neighbours=_self_neighbours(index)
             )
         groups = index.derived[key]
         start, size = _page(request.page_size, request.page_token)
@@ -449,7 +508,9 @@ class Analyses:
     ) -> embedding_service_pb2.ComputeUniquenessResponse:
         index = self._ready(request.index)
         if "uniqueness" not in index.derived:
-            index.derived["uniqueness"] = compute.uniqueness(self.indexes.backend, index.vectors, index.metric)
+            index.derived["uniqueness"] = compute.uniqueness(
+                self.indexes.backend, index.vectors, index.metric, neighbours=_self_neighbours(index)
+            )
         scores = index.derived["uniqueness"]
         start, size = _page(request.page_size, request.page_token)
         reply = embedding_service_pb2.ComputeUniquenessResponse(next_page_token=_next(start, size, index.count))

@@ -92,7 +92,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         precision = request.precision or embedding_pb2.INDEX_PRECISION_FLOAT32
         op, created = await self.operations.create(
             operation_pb2.OperationProgress(stage="queued"),
-            key=f"index:{name}:{precision}",
+            key=f"index:{name}:{precision}:{request.approximate}",
             project=str(ref.dataset.parent),
             dataset=str(ref.dataset),
         )
@@ -100,10 +100,14 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
 
             async def work(progress: Progress) -> embedding_pb2.EmbeddingIndex:
                 progress("building")
-                index = await asyncio.to_thread(self.indexes.get, name, precision, "parent")
+                index = await asyncio.to_thread(
+                    self.indexes.approximate, name, precision, request.approximate, "parent"
+                )
                 return index.proto(self.backend)
 
-            task = asyncio.create_task(self.operations.run(op, work, key=f"index:{name}:{precision}"))
+            task = asyncio.create_task(
+                self.operations.run(op, work, key=f"index:{name}:{precision}:{request.approximate}")
+            )
             self.running.add(task)
             task.add_done_callback(self.running.discard)
         return op
