@@ -343,6 +343,20 @@ def cmd_gt_import(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_import_embeddings(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        try:
+            report = client.import_embeddings(
+                args.project, args.dataset, args.file, ids=args.ids, model_id=args.model_id
+            )
+        except ValueError as err:
+            print(err, file=sys.stderr)
+            return 2
+        client.wait_for_upload(report.name)
+    _print_report("embeddings", report)
+    return 1 if report.rejected else 0
+
+
 def cmd_import_coco(args: argparse.Namespace) -> int:
     from shoal.sdk import coco  # noqa: PLC0415
     from shoal.v1 import upload_pb2  # noqa: PLC0415
@@ -540,10 +554,16 @@ def parser() -> argparse.ArgumentParser:
     for name, helptext in (
         ("coco", "a COCO instances or keypoints file (and optionally a results file)"),
         ("frames", "serialized frames (JSON lines)"),
+        ("embeddings", "frame embeddings from .npy/.npz, Parquet or Lightly's CSV, by frame id or image file name"),
     ):
         p = with_state(imp.add_parser(name, help=helptext))
         connected(p)
-        if name == "coco":
+        if name == "embeddings":
+            p.add_argument("file", help=".npy (with --ids), .npz, .parquet or Lightly's .csv")
+            p.add_argument("--ids", default=None, help="a text file with one frame id or image file name a line")
+            p.add_argument("--model-id", default="", help="the embedding's model id (default: the dataset's source)")
+            p.set_defaults(func=cmd_import_embeddings)
+        elif name == "coco":
             p.add_argument("annotations", help="instances or person_keypoints JSON")
             p.add_argument("--results", help="a results (detections) JSON to upload as an inference set")
             p.add_argument("--inference-set", default="coco-results")

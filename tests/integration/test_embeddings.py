@@ -574,3 +574,69 @@ def test_an_approximate_index_is_stored_beside_the_version_and_read_back_after_a
         assert not dropped.HasField("approximate")
         assert search(second.target).engine == "exact/faiss"
         assert not any((tmp_path / "store" / "indexes").rglob("*.ivf"))
+
+
+def test_embeddings_import_from_numpy_and_parquet_files(
+    env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub], tmp_path: Path
+) -> None:
+    """Files written by NumPy, pyarrow and Polars themselves: matched by frame id or image file name, each import one
+    version whose vectors answer searches; bad files change nothing and say what is wrong."""
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    client, _ = env
+    p = unique("imp")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(p, "d", embedding_dim=16, embedding_source="m")
+    upload(client, p, vectors(1, n=40))
+    rng = np.random.default_rng(21)
+    order = rng.permutation(40)
+
+    def check(x: np.ndarray) -> None:
+        """Every frame's embedding is its row of `x` (rows in `order`)."""
+        got = {f.frame_id: list(f.embedding.values) for f in client.stream_frames(p, "d")}
+        for row, i in enumerate(order):
+            np.testing.assert_allclose(got[f"f{i:03d}"], x[row], rtol=1e-6)
+
+    # .npz with frame ids, by NumPy.
+    x1 = rng.standard_normal((40, 16)).astype(np.float32)
+    np.savez(tmp_path / "a.npz", ids=np.array([f"f{i:03d}" for i in order]), embeddings=x1)
+    committed(client, client.import_embeddings(p, "d", str(tmp_path / "a.npz")))
+    check(x1)
+    # .npy and a list of image file names.
+    x2 = rng.standard_normal((40, 16)).astype(np.float32)
+    np.save(tmp_path / "b.npy", x2)
+    (tmp_path / "b.txt").write_text("".join(f"{i}.jpg\n" for i in order))
+    committed(client, client.import_embeddings(p, "d", str(tmp_path / "b.npy"), ids=str(tmp_path / "b.txt")))
+    check(x2)
+    # Parquet by pyarrow (fixed-size lists) and by Polars (lists), frame ids and file names.
+    x3 = rng.standard_normal((40, 16)).astype(np.float32)
+    vectors3 = pa.FixedSizeListArray.from_arrays(pa.array(x3.ravel()), 16)
+    pq.write_table(pa.table({"frame_id": [f"f{i:03d}" for i in order], "embedding": vectors3}), tmp_path / "c.parquet")
+    committed(client, client.import_embeddings(p, "d", str(tmp_path / "c.parquet")))
+    check(x3)
+    x4 = rng.standard_normal((40, 16)).astype(np.float32)
+    pl.DataFrame({"filename": [f"{i}.jpg" for i in order], "vector": x4.tolist()}).write_parquet(tmp_path / "d.parquet")
+    committed(client, client.import_embeddings(p, "d", str(tmp_path / "d.parquet")))
+    check(x4)
+    [near] = client.search(p, "d", vectors=[x4[0].tolist()], k=1)
+    assert near[0].frame_id == f"f{order[0]:03d}"
+    versions = len(client.list_versions(p, "d"))
+
+    # Bad files: named by the message, nothing sent.
+    np.savez(tmp_path / "bad.npz", ids=np.array(["f000", "nope"]), embeddings=np.zeros((2, 16), np.float32))
+    with pytest.raises(ValueError, match="nope"):
+        client.import_embeddings(p, "d", str(tmp_path / "bad.npz"))
+    np.savez(tmp_path / "bad.npz", ids=np.array(["f000"]), embeddings=np.zeros((1, 8), np.float32))
+    with pytest.raises(ValueError, match="takes 16"):
+        client.import_embeddings(p, "d", str(tmp_path / "bad.npz"))
+    np.savez(tmp_path / "bad.npz", ids=np.array(["f000"]), embeddings=np.full((1, 16), np.nan, np.float32))
+    with pytest.raises(ValueError, match="not finite"):
+        client.import_embeddings(p, "d", str(tmp_path / "bad.npz"))
+    with pytest.raises(ValueError, match="no ids"):
+        client.import_embeddings(p, "d", str(tmp_path / "b.npy"))
+    np.savez(tmp_path / "bad.npz", ids=np.array(["f000", "0.jpg"]), embeddings=np.zeros((2, 16), np.float32))
+    with pytest.raises(ValueError, match="two rows name frame 'f000'"):
+        client.import_embeddings(p, "d", str(tmp_path / "bad.npz"))
+    assert len(client.list_versions(p, "d")) == versions

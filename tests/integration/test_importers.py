@@ -140,3 +140,33 @@ def test_shoal_import_commands(start_service: Callable[..., ServerThread], tmp_p
             metadata=client._metadata,
         )
         assert [s.name.rsplit("/", 1)[1] for s in sets.inference_sets] == ["model-a"]
+    # Embeddings for the COCO images, from a NumPy file and a list of image file names.
+    import numpy as np
+
+    with shoal.Client(
+        api_key=ADMIN_KEY, addresses={"versioning": versioning.target, "ingest": ingest.target}, show_progress=False
+    ) as client:
+        frames = list(client.stream_frames(project, "val"))
+    names = [f.sensors[0].image.url.rsplit("/", 1)[1] for f in frames]
+    vectors = np.random.default_rng(2).standard_normal((len(frames), 8)).astype(np.float32)
+    np.save(tmp_path / "e.npy", vectors)
+    (tmp_path / "e.txt").write_text("\n".join(names) + "\n")
+    embeddings_run = subprocess.run(
+        [*cmd, "embeddings", "--project", project, "--dataset", "val", str(tmp_path / "e.npy"), "--ids", str(tmp_path / "e.txt")],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert embeddings_run.returncode == 0, embeddings_run.stderr
+    assert f"embeddings: {len(frames)} accepted, 0 rejected" in embeddings_run.stdout
+    with shoal.Client(
+        api_key=ADMIN_KEY, addresses={"versioning": versioning.target, "ingest": ingest.target}, show_progress=False
+    ) as client:
+        stored = {f.frame_id: list(f.embedding.values) for f in client.stream_frames(project, "val")}
+    for frame, vector in zip(frames, vectors, strict=True):
+        np.testing.assert_allclose(stored[frame.frame_id], vector)
+    (tmp_path / "e.txt").write_text("nope.jpg\n" * len(frames))
+    refused = subprocess.run(
+        [*cmd, "embeddings", "--project", project, "--dataset", "val", str(tmp_path / "e.npy"), "--ids", str(tmp_path / "e.txt")],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "id 'nope.jpg' comes more than once" in refused.stderr

@@ -1323,6 +1323,22 @@ class Client:
             None,
         )
 
+    def import_embeddings(
+        self,
+        project_id: str,
+        dataset_id: str,
+        path: str,
+        *,
+        ids: Sequence[str] | str | None = None,
+        model_id: str = "",
+    ) -> UploadReport:
+        """Frame embeddings from NumPy (`.npy` with `ids`, `.npz` with an id array), Parquet (an id column and a
+        vector column, or one numeric column per dimension) or Lightly's CSV, matched to frames by frame id or image
+        file name, as one new version. Checked whole before anything is sent."""
+        from shoal.sdk import embeddings_io  # noqa: PLC0415
+
+        return embeddings_io.import_embeddings(self, project_id, dataset_id, path, ids=ids, model_id=model_id)
+
     def import_lightly_embeddings(
         self, project_id: str, dataset_id: str, csv_path: str, *, metadata_path: str | None = None
     ) -> UploadReport:
