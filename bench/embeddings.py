@@ -139,9 +139,7 @@ def analyses_case(backend: compute.Backend, n: int, d: int) -> dict[str, Any]:
     made = approximate.build(x, compute.COSINE)
     t1 = time.perf_counter()
 
-    def neighbours(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return made.search(x[rows], k, approximate.SELF_PROBES)
-
+    neighbours = approximate.SelfNeighbours(made, x)  # as the service shares them between the two
     groups = compute.duplicates(backend, x, 1e-3, compute.COSINE, neighbours=neighbours)
     t2 = time.perf_counter()
     scores = compute.uniqueness(backend, x, compute.COSINE, neighbours=neighbours)

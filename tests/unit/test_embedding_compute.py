@@ -145,13 +145,23 @@ def test_approximate_index_finds_the_neighbours_and_round_trips(metric: str, tmp
     assert recall >= 0.9
     np.testing.assert_allclose(dist[:, 0], exact_dist[:, 0], atol=1e-3)  # float32 sums differ by engine
     store = LocalObjectStore(str(tmp_path))
-    approximate.save(store, "projects/p/datasets/d/versions/3/indexes/frame", made)
-    back = approximate.load(store, "projects/p/datasets/d/versions/3/indexes/frame", metric)
+    name = "projects/p/datasets/d/versions/3/indexes/frame"
+
+    def load(born: int = 7, rows: int = 6000) -> approximate.Approximate | None:
+        return approximate.load(store, name, born, metric=metric, rows=rows, dimension=16)
+
+    approximate.save(store, name, 7, made)
+    approximate.save(store, name, 7, made)  # again: the first file goes, one stays
+    assert len(list((tmp_path / "indexes").rglob("*.ivf"))) == 1  # type: ignore[operator]
+    back = load()
     assert back is not None
     assert back.info == made.info
     np.testing.assert_array_equal(back.search(queries.astype(np.float32), 10)[1], idx)
-    approximate.delete(store, "projects/p/datasets/d/versions/3/indexes/frame")
-    assert approximate.load(store, "projects/p/datasets/d/versions/3/indexes/frame", metric) is None
+    assert load(born=8) is None  # a dataset made again under the name never reads it
+    assert load(rows=6001) is None  # nor does an index of other rows
+    approximate.delete(store, name, 7)
+    assert load() is None
+    assert not list((tmp_path / "indexes").rglob("*.ivf"))  # type: ignore[operator]
 
 
 def test_duplicates_and_uniqueness_through_an_approximate_index_match_the_exact_ones() -> None:

@@ -9,9 +9,12 @@ the recall it measured."""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -23,6 +26,8 @@ from shoal.embedding import compute
 from shoal.kit.objectstore import ObjectStore
 from shoal.v1 import embedding_pb2
 
+log = logging.getLogger("shoal.embedding.approximate")
+
 ENGINE: Final = "ivf-flat"
 RECALL_TARGET: Final = 0.97
 # Queries the build measures recall with, and the most lists a search may visit.
@@ -31,6 +36,24 @@ CALIBRATION_QUERIES: Final = 256
 # hold almost all of a row's close neighbours.
 SELF_PROBES: Final = 2
 CHUNK: Final = 8 << 20
+
+
+class SelfNeighbours:
+    """Each row's neighbours among the rows, read from an approximate index once and shared: duplicates and
+    uniqueness both ask for every row's nearest few, so the second asks nothing of the index."""
+
+    def __init__(self, made: Approximate, vectors: np.ndarray, probes: int = SELF_PROBES, k: int = 16) -> None:
+        self.made, self.vectors, self.probes, self.k = made, vectors, probes, k
+        self._all: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = int(self.vectors.shape[0])
+        if k <= self.k:
+            if self._all is None:
+                self._all = self.made.search(self.vectors, self.k, self.probes)
+            dist, idx = self._all
+            return dist[rows, :k], idx[rows, :k]
+        return self.made.search(self.vectors[rows], min(k, n), self.probes)
 
 
 def min_rows() -> int:
@@ -43,6 +66,12 @@ class Approximate:
     index: Any  # faiss.IndexIVFFlat
     info: embedding_pb2.ApproximateIndex
     metric: str
+
+    @property
+    def memory_bytes(self) -> int:
+        """What it holds in memory: every vector as float32, its id, and the list centres."""
+        d, n = int(self.index.d), int(self.index.ntotal)
+        return n * (4 * d + 8) + int(self.info.lists) * 4 * d
 
     def search(self, queries: np.ndarray, k: int, probes: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(distances, rows) of each query's k nearest among the lists it visits, nearest first; distances as the
@@ -61,10 +90,17 @@ class Approximate:
         return dist, rows
 
 
-def keys(index_name: str) -> tuple[str, str]:
-    """Object-store keys of an index's approximate index and of its description."""
-    base = "indexes/" + index_name.removeprefix("projects/").replace("/datasets/", "/").replace("/indexes/", "/")
-    return f"{base}.ivf", f"{base}.json"
+def description_key(index_name: str, dataset_born: int) -> str:
+    """Where the description of an index's approximate index lies: under the dataset's creation time, so a dataset
+    deleted and made again under its name never reads the old one (deleting a dataset deletes `indexes/{p}/{d}/`)."""
+    project, dataset, rest = _split(index_name)
+    return f"indexes/{project}/{dataset}/{dataset_born}/{rest}.json"
+
+
+def _split(index_name: str) -> tuple[str, str, str]:
+    # projects/{p}/datasets/{d}/versions/{n}/indexes/{kind}
+    parts = index_name.split("/")
+    return parts[1], parts[3], f"{parts[5]}/{parts[7]}"
 
 
 def build(vectors: np.ndarray, metric: str, *, seed: int = 0) -> Approximate:
@@ -108,38 +144,65 @@ def _recall(exact: np.ndarray, found: np.ndarray, own: np.ndarray) -> float:
     return hits / total if total else 1.0
 
 
-def save(store: ObjectStore, index_name: str, made: Approximate) -> None:
-    """Write the index, then its description (a reader that finds the description finds the whole index)."""
+def save(store: ObjectStore, index_name: str, dataset_born: int, made: Approximate) -> None:
+    """Write the index under a key of its own, then the description naming it (a reader that finds the description
+    finds the whole index); the index an earlier description named is deleted after."""
     import faiss  # noqa: PLC0415
 
-    data_key, info_key = keys(index_name)
+    info_key = description_key(index_name, dataset_born)
+    data_key = info_key.removesuffix(".json") + f".{uuid.uuid4().hex}.ivf"
+    earlier = _description(store, info_key)
     with tempfile.NamedTemporaryFile(suffix=".ivf") as spool:
         faiss.write_index(made.index, spool.name)
         made.info.size_bytes = os.path.getsize(spool.name)
         store.put_stream(data_key, _chunks(spool.name), "application/octet-stream")
-    store.put(info_key, json_format.MessageToJson(made.info).encode(), "application/json")
+    body = {"data": data_key, "rows": int(made.index.ntotal), "info": json_format.MessageToDict(made.info)}
+    store.put(info_key, json.dumps(body).encode(), "application/json")
+    if earlier is not None and earlier.get("data") != data_key:
+        store.delete(str(earlier["data"]))
 
 
-def load(store: ObjectStore, index_name: str, metric: str) -> Approximate | None:
-    """The stored approximate index of `index_name`, or None when it has none."""
+def load(
+    store: ObjectStore, index_name: str, dataset_born: int, *, metric: str, rows: int, dimension: int
+) -> Approximate | None:
+    """The stored approximate index of `index_name`, or None when it has none — or when what is stored does not fit
+    the index (other rows or dimension), or cannot be read: searches are then exact, never wrong."""
     import faiss  # noqa: PLC0415
 
-    data_key, info_key = keys(index_name)
-    raw = store.get_or_none(info_key)
-    if raw is None:
+    try:
+        found = _description(store, description_key(index_name, dataset_born))
+        if found is None:
+            return None
+        info = json_format.ParseDict(found["info"], embedding_pb2.ApproximateIndex())
+        if int(found.get("rows", -1)) != rows:
+            log.warning("the approximate index of %s holds other rows: ignored", index_name)
+            return None
+        with tempfile.NamedTemporaryFile(suffix=".ivf") as spool:
+            with open(spool.name, "wb") as out:
+                for offset in range(0, info.size_bytes, CHUNK):
+                    out.write(store.get_range(str(found["data"]), offset, min(CHUNK, info.size_bytes - offset)))
+            index = faiss.read_index(spool.name)
+    except Exception as err:  # a store hiccup or a torn file: exact search answers meanwhile
+        log.warning("the approximate index of %s could not be read (%s): searches stay exact", index_name, err)
         return None
-    info = json_format.Parse(raw, embedding_pb2.ApproximateIndex())
-    with tempfile.NamedTemporaryFile(suffix=".ivf") as spool:
-        with open(spool.name, "wb") as out:
-            for offset in range(0, info.size_bytes, CHUNK):
-                out.write(store.get_range(data_key, offset, min(CHUNK, info.size_bytes - offset)))
-        index = faiss.read_index(spool.name)
+    if index.ntotal != rows or index.d != dimension:
+        log.warning("the approximate index of %s does not fit it: ignored", index_name)
+        return None
     return Approximate(index, info, metric)
 
 
-def delete(store: ObjectStore, index_name: str) -> None:
-    for key in keys(index_name):
-        store.delete(key)
+def delete(store: ObjectStore, index_name: str, dataset_born: int) -> None:
+    """The description first (readers then see none), then the index it named."""
+    info_key = description_key(index_name, dataset_born)
+    found = _description(store, info_key)
+    store.delete(info_key)
+    if found is not None:
+        store.delete(str(found["data"]))
+
+
+def _description(store: ObjectStore, key: str) -> dict[str, Any] | None:
+    raw = store.get_or_none(key)
+    return None if raw is None else dict(json.loads(raw))
 
 
 def _chunks(path: str) -> Iterator[bytes]:

@@ -89,9 +89,9 @@ def knn(
     (distances [q, k], row indices [q, k]) on the host, nearest first; cosine distance is 1 − cosine similarity,
     euclidean distance is the L2 distance. Rows are padded with -1 / inf when fewer than k are allowed.
 
-    On the CPU, float32 bases are searched by faiss' exhaustive kernels (the BLAS product and its per-query heaps,
-    the same code as faiss' IndexFlat) when faiss is installed; masks select the rows first. Elsewhere (CuPy, float16
-    bases) the chunked search below runs."""
+    On the CPU, unmasked float32 bases are searched by faiss' exhaustive kernels (the BLAS product and its
+    per-query heaps, the same code as faiss' IndexFlat) when faiss is installed. Elsewhere (CuPy, float16 bases,
+    masks) the chunked search below runs."""
     xp = backend.xp
     n = int(base.shape[0])
     q = xp.asarray(queries, dtype=xp.float32)
@@ -99,7 +99,8 @@ def knn(
     if metric == COSINE:
         norms = xp.linalg.norm(q, axis=1, keepdims=True)
         q = q / xp.where(norms > 0, norms, 1)
-    engine = faiss_module() if xp is np and base.dtype == np.float32 else None
+    # Masked searches stay on the chunked path, which masks scores in place (faiss would need a copy of the rows).
+    engine = faiss_module() if xp is np and base.dtype == np.float32 and allowed is None else None
     if engine is not None:
         return _faiss_knn(engine, base, q, k, metric, allowed=allowed)
     # Larger is better: cosine similarity, or −(squared distance) up to the query's own norm, which is constant.
@@ -172,11 +173,11 @@ def faiss_module() -> ModuleType | None:
     return _FAISS[0]
 
 
-def exact_engine(backend: Backend) -> str:
-    """What answers exact searches on this backend: "faiss", "numpy" or "cupy"."""
+def exact_engine(backend: Backend, *, masked: bool = False) -> str:
+    """What answers exact searches on this backend: "faiss", "numpy" or "cupy" (masked: never faiss)."""
     if backend.xp is not np:
         return "cupy"
-    return "faiss" if faiss_module() is not None else "numpy"
+    return "faiss" if faiss_module() is not None and not masked else "numpy"
 
 
 def _faiss_knn(

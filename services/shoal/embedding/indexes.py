@@ -134,7 +134,8 @@ class Index:
 
     @property
     def memory_bytes(self) -> int:
-        return int(self.vectors.nbytes) if self.count else 0
+        held = int(self.vectors.nbytes) if self.count else 0
+        return held + (self.approximate.memory_bytes if self.approximate is not None else 0)
 
     def proto(self, backend: compute.Backend) -> embedding_pb2.EmbeddingIndex:
         return embedding_pb2.EmbeddingIndex(
@@ -176,6 +177,7 @@ class Indexes:
         self.cache: OrderedDict[tuple[str, int], Index] = OrderedDict()
         self.checked: dict[str, tuple[float, int]] = {}  # dataset → (when read, its create time; -1: gone)
         self.lock = threading.Lock()
+        self.building: dict[str, threading.Lock] = {}  # index name → held while its approximate index changes
 
     def get(self, name: str, precision: int = 0, field_name: str = "index") -> Index:
         """The index, built from the stored frames when not in memory."""
@@ -193,8 +195,7 @@ class Indexes:
         built = self.build(dataset_ref, version, kind, key[1], field_name)
         with self.lock:
             self.cache[key] = built
-            while sum(i.memory_bytes for i in self.cache.values()) > self.budget and len(self.cache) > 1:
-                self.cache.popitem(last=False)
+        self._evict()
         return built
 
     def _still_exists(self, index: Index) -> bool:
@@ -246,30 +247,56 @@ class Indexes:
         if metric == compute.EUCLIDEAN and len(frame_ids):
             index.base_sq_norms = compute.squared_norms(self.backend, vectors)
         if len(frame_ids) and compute.faiss_module() is not None:
-            index.approximate = approximate_module.load(self.store, index.name, metric)
+            index.approximate = approximate_module.load(
+                self.store,
+                index.name,
+                index.dataset_born,
+                metric=metric,
+                rows=len(frame_ids),
+                dimension=index.dimension,
+            )
         return index
 
     def approximate(self, name: str, precision: int, mode: int, field_name: str = "parent") -> Index:
-        """The index with its approximate index as `mode` asks: built and stored when missing (ALWAYS, or by default
-        above SHOAL_APPROXIMATE_MIN_ROWS), dropped from memory and the store (NEVER), else as it is."""
-        index = self.get(name, precision, field_name)
-        wanted = mode == embedding_service_pb2.APPROXIMATE_MODE_ALWAYS or (
-            mode == embedding_service_pb2.APPROXIMATE_MODE_UNSPECIFIED and index.count >= approximate_module.min_rows()
-        )
-        if mode == embedding_service_pb2.APPROXIMATE_MODE_NEVER:
-            if index.approximate is not None:
-                approximate_module.delete(self.store, index.name)
+        """The index with its approximate index as `mode` asks: read back or built and stored when missing (ALWAYS,
+        or by default above SHOAL_APPROXIMATE_MIN_ROWS), dropped from memory and the store (NEVER), else as it is.
+        One build or drop of an index at a time in this process."""
+        with self.lock:
+            guard = self.building.setdefault(name, threading.Lock())
+        with guard:
+            index = self.get(name, precision, field_name)
+            if mode == embedding_service_pb2.APPROXIMATE_MODE_NEVER:
+                approximate_module.delete(self.store, index.name, index.dataset_born)
                 index.approximate = None
-            return index
-        if wanted and index.approximate is None and index.count:
+                return index
+            wanted = (
+                mode == embedding_service_pb2.APPROXIMATE_MODE_ALWAYS or index.count >= approximate_module.min_rows()
+            )
+            if not wanted or index.approximate is not None or not index.count:
+                return index
             if compute.faiss_module() is None:
                 raise FailedPrecondition(
                     "approximate indexes need faiss on the embedding service", reason="APPROXIMATE_UNAVAILABLE"
                 )
-            made = approximate_module.build(self.backend.to_host(index.vectors).astype(np.float32), index.metric)
-            approximate_module.save(self.store, index.name, made)
-            index.approximate = made
-        return index
+            stored = approximate_module.load(
+                self.store,
+                index.name,
+                index.dataset_born,
+                metric=index.metric,
+                rows=index.count,
+                dimension=index.dimension,
+            )
+            if stored is None:
+                stored = approximate_module.build(self.backend.to_host(index.vectors).astype(np.float32), index.metric)
+                approximate_module.save(self.store, index.name, index.dataset_born, stored)
+            index.approximate = stored
+            self._evict()
+            return index
+
+    def _evict(self) -> None:
+        with self.lock:
+            while sum(i.memory_bytes for i in self.cache.values()) > self.budget and len(self.cache) > 1:
+                self.cache.popitem(last=False)
 
     # search ---------------------------------------------------------------------------------------------------------
 
@@ -347,7 +374,7 @@ class Indexes:
                 allowed=None if allowed is None else self.backend.asarray(allowed),
                 base_sq_norms=index.base_sq_norms,
             )
-            engine = f"exact/{compute.exact_engine(self.backend)}"
+            engine = f"exact/{compute.exact_engine(self.backend, masked=allowed is not None)}"
         reply = embedding_service_pb2.SearchResponse(engine=engine)
         for drow, irow in zip(dist.tolist(), idx.tolist(), strict=True):
             result = reply.results.add()
@@ -436,17 +463,16 @@ EXACT_ANALYSIS_MAX: Final = 100_000
 
 
 def _self_neighbours(index: Index) -> compute.Neighbours | None:
+    """Above EXACT_ANALYSIS_MAX rows, every row's neighbours from the approximate index (read once per index and
+    shared by duplicates and uniqueness)."""
     found = index.approximate
-    if found is None or index.count <= EXACT_ANALYSIS_MAX:
+    if found is None or index.count <= EXACT_ANALYSIS_MAX or not isinstance(index.vectors, np.ndarray):
         return None
-    host = np.asarray(index.vectors, np.float32) if isinstance(index.vectors, np.ndarray) else None
-    if host is None:
-        return None
-
-    def neighbours(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return found.search(host[rows], k, approximate_module.SELF_PROBES)
-
-    return neighbours
+    shared: compute.Neighbours = index._once(
+        "self_neighbours",
+        lambda: approximate_module.SelfNeighbours(found, np.asarray(index.vectors, np.float32)),
+    )
+    return shared
 
 
 MAX_PAGE: Final = 1000

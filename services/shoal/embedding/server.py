@@ -92,7 +92,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         precision = request.precision or embedding_pb2.INDEX_PRECISION_FLOAT32
         op, created = await self.operations.create(
             operation_pb2.OperationProgress(stage="queued"),
-            key=f"index:{name}:{precision}:{request.approximate}",
+            key=f"index:{name}:{precision}:{request.approximate}",  # one build per mode; builds of an index queue
             project=str(ref.dataset.parent),
             dataset=str(ref.dataset),
         )

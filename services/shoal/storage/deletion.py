@@ -68,6 +68,7 @@ def store_prefixes(target: Target) -> list[str]:
             f"tables/{p}/{d}/",
             f"assets/{p}/{d}/",
             f"metrics/{p}/{d}/",
+            f"indexes/{p}/{d}/",
             f"checks/{target}/",
             queue.objects_prefix(str(target)),
         ]
@@ -81,6 +82,7 @@ def store_prefixes(target: Target) -> list[str]:
         f"tables/{p}/",
         f"assets/{p}/",
         f"metrics/{p}/",
+        f"indexes/{p}/",
         f"checks/{target}/",
         queue.objects_prefix(str(target)),
     ]

@@ -119,13 +119,18 @@ class _FrameOrder:
     start, each page). Computed once per table version read, kept for the few versions read last (about 24 bytes a
     frame)."""
 
-    def __init__(self, limit: int = 4) -> None:
+    def __init__(self, limit: int = 8) -> None:
         self.limit = limit
         self._lock = threading.Lock()
-        self._orders: OrderedDict[tuple[str, int], tuple[pa.Array, pa.Array]] = OrderedDict()
+        self._orders: OrderedDict[tuple[str, int, float], tuple[pa.Array, pa.Array]] = OrderedDict()
 
-    def of(self, ds: lance.LanceDataset) -> tuple[pa.Array, pa.Array]:
-        key = (ds.uri, ds.version)
+    def drop(self, uri: str) -> None:
+        with self._lock:
+            for key in [k for k in self._orders if k[0] == uri]:
+                del self._orders[key]
+
+    def of(self, ds: lance.LanceDataset, key: tuple[str, int, float]) -> tuple[pa.Array, pa.Array]:
+        """The order of `ds`, kept under `key` (the handle's: table version and commit time)."""
         with self._lock:
             found = self._orders.get(key)
             if found is not None:
@@ -142,6 +147,14 @@ class _FrameOrder:
             while len(self._orders) > self.limit:
                 self._orders.popitem(last=False)
         return found
+
+
+def _expired(version: int) -> NotFound:
+    return NotFound(
+        f"version {version} was dropped by the retention policy",
+        reason="VERSION_EXPIRED",
+        metadata={"version": str(version)},
+    )
 
 
 def _after(ids: pa.Array, frame_id: str) -> int:
@@ -401,20 +414,25 @@ class VersionedTables:
         if version == 0:
             return None
         record = self.version(version)
-        # Keyed by the commit time too: a dataset deleted and made again under its name starts its versions anew.
+        ds = self.open_table(self.frames_uri, record.table_version)
+        if ds is None:
+            raise _expired(version)
+        return ds
+
+    def _paging_handle(self, version: int) -> tuple[lance.LanceDataset, tuple[str, int, float]] | None:
+        """A kept handle of the table at `version` for page reads, and its key: the table version and the commit
+        time (a dataset deleted and made again under its name starts its versions anew)."""
+        if version == 0:
+            return None
+        record = self.version(version)
         key = (self.frames_uri, record.table_version, record.commit_time.timestamp())
         ds = TABLE_HANDLES.get(key)
         if ds is None:
             ds = self.open_table(self.frames_uri, record.table_version)
-            if ds is not None:
-                TABLE_HANDLES.put(key, ds)
-        if ds is None:
-            raise NotFound(
-                f"version {version} was dropped by the retention policy",
-                reason="VERSION_EXPIRED",
-                metadata={"version": str(version)},
-            )
-        return ds
+            if ds is None:
+                raise _expired(version)
+            TABLE_HANDLES.put(key, ds)
+        return ds, key
 
     def readable_table_versions(self) -> set[int]:
         """Table versions of the frames table still on disk (retention drops old unpinned ones)."""
@@ -527,20 +545,24 @@ class VersionedTables:
         A page (`limit`) reads only its rows, through the version's frame order: a take of the next `limit` rows.
         Filtered by `where` (a storage.filters.CompiledFilter), spans of the order that grow fourfold are judged on
         the filter's own columns, and only the rows that match are read whole."""
-        ds = self.frames_at(version)
-        if ds is None:
-            return
         if limit > 0 and not filter_sql:
+            handle = self._paging_handle(version)
+            if handle is None:
+                return
             try:
-                page = list(self._page(ds, after, limit, where, columns))
+                page = list(self._page(handle, after, limit, where, columns))
             except (ValueError, OSError) as err:
                 if not _missing(err):
                     raise
                 # Its files went with a compaction or the retention policy since the handle was opened.
                 TABLE_HANDLES.drop(self.frames_uri)
-                ds = self.frames_at(version)
-                page = list(self._page(ds, after, limit, where, columns)) if ds is not None else []
+                FRAME_ORDER.drop(self.frames_uri)
+                handle = self._paging_handle(version)
+                page = list(self._page(handle, after, limit, where, columns)) if handle is not None else []
             yield from page
+            return
+        ds = self.frames_at(version)
+        if ds is None:
             return
         clauses = [f"frame_id > {quote(after)}"] if after else []
         if filter_sql:
@@ -556,13 +578,14 @@ class VersionedTables:
 
     def _page(
         self,
-        ds: lance.LanceDataset,
+        handle: tuple[lance.LanceDataset, tuple[str, int, float]],
         after: str,
         limit: int,
         where: Any,
         columns: Sequence[str] | None,
     ) -> Iterator[pa.RecordBatch]:
-        ids, addresses = FRAME_ORDER.of(ds)
+        ds, key = handle
+        ids, addresses = FRAME_ORDER.of(ds, key)
         names = set(ds.schema.names)
         wanted = None if columns is None else [c for c in columns if c in names]
         start = _after(ids, after) if after else 0
@@ -723,7 +746,8 @@ class VersionedTables:
                 ds.tags.delete(tag)
         ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
         ds.cleanup_old_versions(older_than=older_than, error_if_tagged_old_versions=False)
-        TABLE_HANDLES.drop(self.frames_uri)  # a dropped version no longer reads here (other replicas: within a TTL)
+        TABLE_HANDLES.drop(self.frames_uri)  # a dropped version no longer pages here (other replicas: within a TTL)
+        FRAME_ORDER.drop(self.frames_uri)
         readable = self.readable_table_versions()
         return [r.version for r in records if r.table_version not in readable]
 
