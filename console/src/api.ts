@@ -109,11 +109,13 @@ export function previewUrl(url: string, preview = ""): Promise<string> {
   return found;
 }
 
+/** A link to open the original: http(s) only, whatever a frame holds. */
 export function originalUrl(url: string): Promise<string> {
+  const web = (u: string) => (/^https?:\/\//i.test(u) ? u : "");
   const name = assetName(url);
-  if (!name) return Promise.resolve(url);
+  if (!name) return Promise.resolve(web(url));
   return assets.getAsset({ name }).then(
-    (a) => a.url,
+    (a) => web(a.url),
     () => "",
   );
 }

@@ -12,6 +12,8 @@ export type Palette = {
   entry: (className: string) => ClassMapEntry | undefined;
   /** The colour of a class id of the class map (mask pixels hold class ids). */
   colourOfId: (classId: number) => string | undefined;
+  /** The class map has been read (until then colours are placeholders). */
+  ready: boolean;
 };
 
 function css(c?: Color): string | undefined {
@@ -24,12 +26,13 @@ function hashed(name: string): string {
   return `hsl(${h % 360} 70% 55%)`;
 }
 
-export function palette(classMap?: ClassMap): Palette {
+export function palette(classMap?: ClassMap, ready = classMap !== undefined): Palette {
   const byName = new Map((classMap?.entries ?? []).map((e) => [e.name, e]));
   const byId = new Map((classMap?.entries ?? []).map((e) => [e.classId, e]));
   const colour = (name: string) => css(byName.get(name)?.color) ?? hashed(name);
   return {
     colour,
+    ready,
     entry: (name) => byName.get(name),
     colourOfId: (id) => {
       const e = byId.get(id);
@@ -91,6 +94,7 @@ export function LabeledImage({ frame, truth, predictions = [], colours, names = 
       {w > 0 && h > 0 && (
         <svg viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" aria-hidden="true">
           {masks &&
+            colours.ready &&
             truth
               .filter(mine)
               .filter((l) => l.geometry.case === "semanticSegmentation2d" || l.geometry.case === "instanceSegmentation2d")

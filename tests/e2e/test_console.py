@@ -418,6 +418,25 @@ def test_connect_protocol_unary_stream_and_errors(console: Console) -> None:
     flags, end = _envelopes(body)[-1]
     assert flags == 2
     assert end["error"]["code"] == "not_found"
+    # A stream refused before it starts ends the same way, with status 200 as Connect's streams do.
+    status, kind, body = _post(
+        console, "/shoal.v1.VersioningService/StreamFrames", b"\x00\x00", "application/connect+json", console.writer
+    )
+    assert (status, kind) == (200, "application/connect+json")
+    assert _envelopes(body)[-1][1]["error"]["code"] == "invalid_argument"
+    # Oversized bodies are refused from their declared length, before a byte of them is read.
+    import http.client
+    import urllib.parse
+
+    where = urllib.parse.urlsplit(console.url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    conn.putrequest("POST", "/shoal.v1.VersioningService/GetDataset")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(9 << 20))
+    conn.endheaders()
+    answer = conn.getresponse()
+    assert (answer.status, json.loads(answer.read())["code"]) == (429, "resource_exhausted")
+    conn.close()
     # Keys never reach the console's log.
     log = (console.suite.state / "logs" / "console.log").read_text()
     assert '"method": "/shoal.v1.VersioningService/StreamFrames"' in log

@@ -639,4 +639,16 @@ def test_embeddings_import_from_numpy_and_parquet_files(
     np.savez(tmp_path / "bad.npz", ids=np.array(["f000", "0.jpg"]), embeddings=np.zeros((2, 16), np.float32))
     with pytest.raises(ValueError, match="two rows name frame 'f000'"):
         client.import_embeddings(p, "d", str(tmp_path / "bad.npz"))
+    # Wide Parquet: numbered columns are the dimensions, other numeric columns are not; ragged lists are refused.
+    x5 = rng.standard_normal((40, 16)).astype(np.float32)
+    wide = {"frame_id": [f"f{i:03d}" for i in order], "width": [64] * 40}
+    wide |= {f"embedding_{j}": x5[:, j] for j in range(16)}
+    pq.write_table(pa.table(wide), tmp_path / "e.parquet")
+    committed(client, client.import_embeddings(p, "d", str(tmp_path / "e.parquet")))
+    check(x5)
+    versions = len(client.list_versions(p, "d"))
+    ragged = pa.table({"frame_id": ["f000", "f001"], "embedding": [[1.0] * 3, [1.0]]})
+    pq.write_table(ragged, tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="same length"):
+        client.import_embeddings(p, "d", str(tmp_path / "bad.parquet"))
     assert len(client.list_versions(p, "d")) == versions

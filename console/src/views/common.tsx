@@ -26,7 +26,7 @@ export function useVersions(ds: DatasetRoute) {
 
 export function useColours(ds: DatasetRoute): Palette {
   const project = useAsync(() => versioning.getProject({ name: `projects/${ds.project}` }), [ds.project]);
-  return palette(project.data?.classMap);
+  return palette(project.data?.classMap, project.data !== undefined);
 }
 
 /** Time travel: the version or checkpoint every view of a dataset reads, kept in the URL. */

@@ -94,6 +94,8 @@ export function Grid({ ds }: { ds: DatasetRoute }) {
 
   const identity = `${ds.name}|${version}|${filter}|${inference}`;
   if (!pager.current || (pager.current as unknown as { id: string }).id !== identity) {
+    // The first page names the version it read; every page after (and the first, read again) reads that one.
+    let pinned = version ? versionRef(ds) : "";
     const fetch = inference
       ? (token: string) =>
           versioning.listInferenceFrames({ parent: `${ds.name}/inferenceSets/${inference}`, pageSize: PAGE, pageToken: token }).then((r) => ({
@@ -102,10 +104,10 @@ export function Grid({ ds }: { ds: DatasetRoute }) {
           }))
       : (token: string) =>
           // Only what a tile draws: the table reads just these columns.
-          versioning.listFrames({ parent: versionRef(ds), pageSize: PAGE, pageToken: token, filter, readMask: { paths: ["frame_id", "sensors", "labels"] } }).then((r) => ({
-            items: r.frames.map((frame) => ({ frame })),
-            next: r.nextPageToken,
-          }));
+          versioning.listFrames({ parent: pinned || versionRef(ds), pageSize: PAGE, pageToken: token, filter, readMask: { paths: ["frame_id", "sensors", "labels"] } }).then((r) => {
+            pinned ||= `${ds.name}/versions/${r.version}`;
+            return { items: r.frames.map((frame) => ({ frame })), next: r.nextPageToken };
+          });
     const p = new Pager(fetch as (t: string) => Promise<{ items: Item[]; next: string }>, () => redraw((n) => n + 1));
     (p as unknown as { id: string }).id = identity;
     pager.current = p;

@@ -112,10 +112,25 @@ class Gateway:
                 raise connect.ConnectError(
                     "unimplemented", 501, f"{method.path} takes a client stream, which browsers cannot send"
                 )
-            return await (self._stream(method, request) if method.server_streaming else self._unary(method, request))
+            if method.server_streaming:
+                try:
+                    return await self._stream(method, request)
+                except connect.ConnectError as err:
+                    # A stream's errors travel in its end message, with status 200, as Connect's streams carry them.
+                    outcome = err.code
+                    return Response(
+                        connect.end_stream(err),
+                        media_type=_stream_type(request),
+                        headers={"Cache-Control": "no-store"},
+                    )
+            return await self._unary(method, request)
         except connect.ConnectError as err:
             outcome = err.code
             return _error_response(err)
+        except Exception:
+            outcome = "internal"
+            log.exception("console call failed", extra={"method": request.url.path})
+            return _error_response(connect.ConnectError("internal", 500, "the console failed to forward the call"))
         finally:
             log.info(
                 "console call",
@@ -128,7 +143,7 @@ class Gateway:
 
     async def _unary(self, method: connect.Method, request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        body = await request.body()
+        body = await _body(request)
         if content_type == "application/proto":
             # Binary Connect: the bytes are the request message; they travel on as they are, and so does the answer.
             stub = self.channel(method.service).unary_unary(
@@ -161,7 +176,7 @@ class Gateway:
             raise connect.ConnectError(
                 "unimplemented", 415, "send a stream request as application/connect+json or application/connect+proto"
             )
-        payload = connect.unenvelope(await request.body())
+        payload = connect.unenvelope(await _body(request))
         if binary:
             stub = self.channel(method.service).unary_stream(
                 method.path, request_serializer=_raw, response_deserializer=_raw
@@ -174,7 +189,7 @@ class Gateway:
             message = connect.parse_json(method, payload)
         call = stub(message, timeout=connect.timeout_of(request.headers), metadata=connect.metadata_of(request.headers))
         return StreamingResponse(
-            connect.stream(call.__aiter__(), binary),
+            connect.stream(call, binary),
             media_type=content_type,
             headers={"Cache-Control": "no-store"},
         )
@@ -186,6 +201,28 @@ class Gateway:
         except grpc.aio.AioRpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+MAX_REQUEST_BYTES: Final = 8 << 20
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused past MAX_REQUEST_BYTES (the console's calls are small; uploads go elsewhere)."""
+    size = request.headers.get("content-length", "")
+    if size.isascii() and size.isdigit() and int(size) > MAX_REQUEST_BYTES:
+        raise connect.ConnectError("resource_exhausted", 429, f"requests are at most {MAX_REQUEST_BYTES} bytes")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > MAX_REQUEST_BYTES:
+            raise connect.ConnectError("resource_exhausted", 429, f"requests are at most {MAX_REQUEST_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _stream_type(request: Request) -> str:
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    return kind if kind in {"application/connect+json", "application/connect+proto"} else "application/connect+json"
 
 
 def _raw(data: Any) -> bytes:
@@ -219,7 +256,10 @@ def build_app(settings: ConsoleSettings) -> Starlette:
     async def page(request: Request) -> Response:
         path = request.url.path
         if path.startswith("/assets/"):
-            target = (static / path.lstrip("/")).resolve()
+            try:
+                target = (static / path.lstrip("/")).resolve()
+            except (OSError, ValueError):
+                return PlainTextResponse("not found", 404)
             if not target.is_relative_to(static) or not target.is_file():
                 return PlainTextResponse("not found", 404)
             return FileResponse(target, headers={"Cache-Control": "public, max-age=31536000, immutable"})

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -131,7 +131,10 @@ class ConnectError(Exception):
         trailing: Any = err.trailing_metadata() or ()
         for key, value in trailing:
             if key == DETAILS_METADATA_KEY and isinstance(value, bytes):
-                rich = status_pb2.Status.FromString(value)
+                try:
+                    rich = status_pb2.Status.FromString(value)
+                except DecodeError:
+                    continue
                 details = [_detail(any_) for any_ in rich.details]
         return cls(code, status, err.details() or "", details)
 
@@ -160,7 +163,7 @@ def bad_request(message: str) -> ConnectError:
 def timeout_of(headers: Mapping[str, str]) -> float:
     """The deadline the caller asked for (`Connect-Timeout-Ms`), capped; the default when none."""
     raw = headers.get("connect-timeout-ms", "")
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         return min(MAX_TIMEOUT_SECONDS, max(0.001, int(raw) / 1000))
     return DEFAULT_TIMEOUT_SECONDS
 
@@ -222,7 +225,7 @@ def check_binary(method: Method, body: bytes) -> bytes:
     return body
 
 
-async def stream(call: AsyncIterable[Any], binary: bool) -> AsyncIterator[bytes]:
+async def stream(call: Any, binary: bool) -> AsyncIterator[bytes]:
     """The enveloped responses of a server stream (messages as they came, or as JSON), then its end: an error there
     is the stream's outcome."""
     error: ConnectError | None = None
@@ -231,4 +234,9 @@ async def stream(call: AsyncIterable[Any], binary: bool) -> AsyncIterator[bytes]
             yield envelope(bytes(message) if binary else json.dumps(to_json(message)).encode())
     except grpc.aio.AioRpcError as err:
         error = ConnectError.of_rpc(err)
+    finally:
+        # A browser that went away stops the call it started.
+        cancel = getattr(call, "cancel", None)
+        if cancel is not None:
+            cancel()
     yield end_stream(error)

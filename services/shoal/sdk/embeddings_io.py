@@ -9,6 +9,7 @@ is sent, and the vectors land as one new version (a MODIFY per frame).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,11 +105,21 @@ def import_embeddings(
             f"{Path(path).name}: vectors have {data.vectors.shape[1]} values; "
             f"{project_id}/{dataset_id} takes {dataset.embedding_dimension}"
         )
-    frames = list(client.stream_frames(project_id, dataset_id))
+    frames = list(client.get_frames(project_id, dataset_id, fields=["frame_id", "sensors"]))
     by_id = {f.frame_id: f.frame_id for f in frames}
     by_name: dict[str, str] = {}
+    shared: set[str] = set()  # file names more than one frame has (000001.jpg of several sequences)
     for f in frames:
-        by_name.setdefault(file_name(f), f.frame_id)
+        name = file_name(f)
+        if name in by_name:
+            shared.add(name)
+        by_name.setdefault(name, f.frame_id)
+    ambiguous = [i for i in data.ids if i not in by_id and (i in shared or Path(i).name in shared)]
+    if ambiguous:
+        raise ValueError(
+            f"{len(ambiguous)} rows name an image file name several frames have; name those frames by id: "
+            + ", ".join(ambiguous[:10])
+        )
     matched = [by_id.get(i) or by_name.get(i) or by_name.get(Path(i).name) for i in data.ids]
     unknown = [i for i, m in zip(data.ids, matched, strict=True) if m is None]
     if unknown:
@@ -162,17 +173,30 @@ def _parquet(p: Path, given: list[str] | None) -> tuple[list[str] | None, np.nda
     names = table.column_names
     vector = next((n for n in VECTOR_NAMES if n in names), None)
     if vector is not None:
+        import pyarrow.compute as pc  # noqa: PLC0415
+
         column = table.column(vector).combine_chunks()
+        lengths = pc.list_value_length(column)
+        if column.null_count or (len(column) and pc.min_max(lengths)["min"] != pc.min_max(lengths)["max"]):
+            raise ValueError(f"{p.name}: column {vector!r} must hold one vector of the same length on every row")
         flat = np.asarray(column.flatten().to_numpy(zero_copy_only=False), np.float32)
-        if len(flat) % max(1, len(column)) or column.null_count:
-            raise ValueError(f"{p.name}: column {vector!r} must hold one vector of the same length per row")
         vectors = flat.reshape(len(column), -1) if len(column) else np.zeros((0, 0), np.float32)
     else:
-        # Wide tables, one numeric column per dimension (embedding_0, embedding_1, …).
-        numeric = [n for n in names if n not in ID_NAMES and _numeric(table.schema.field(n).type)]
-        if not numeric:
-            raise ValueError(f"{p.name}: no vector column (looked for {', '.join(VECTOR_NAMES)} or numeric columns)")
-        vectors = np.column_stack([table.column(n).to_numpy() for n in numeric]).astype(np.float32)
+        # Wide tables: one numeric column per dimension, named by a common prefix and the dimension's number
+        # (embedding_0, embedding_1, …); other numeric columns (width, timestamp) are not dimensions.
+        groups: dict[str, list[tuple[int, str]]] = {}
+        for n in names:
+            found = re.fullmatch(r"(.*?)_?(\d+)", n)
+            if found and n not in ID_NAMES and _numeric(table.schema.field(n).type):
+                groups.setdefault(found.group(1), []).append((int(found.group(2)), n))
+        if not groups:
+            raise ValueError(
+                f"{p.name}: no vector column (looked for {', '.join(VECTOR_NAMES)}, or numbered columns such as "
+                "embedding_0, embedding_1, …)"
+            )
+        widest = sorted(groups.values(), key=len)[-1]
+        columns = [n for _, n in sorted(widest)]
+        vectors = np.column_stack([table.column(n).to_numpy() for n in columns]).astype(np.float32)
     if given is not None:
         return given, vectors
     key = next((n for n in ID_NAMES if n in names), None)
