@@ -1,27 +1,38 @@
-"""Exact search and k-center greedy selection against brute force: on the CPU through both exact engines (faiss'
-kernels and the chunked NumPy search), on CuPy when a GPU is present (set SHOAL_TEST_BACKEND=gpu)."""
+"""Exact search, approximate indexes, duplicates, uniqueness and k-center greedy selection against brute force: on
+the CPU through both exact engines (faiss' kernels and the chunked NumPy search), and on CuPy as well when a GPU is
+present (SHOAL_TEST_BACKEND=gpu insists on one, =cpu leaves it out)."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import sys
 
 import numpy as np
 import pytest
 from shoal.embedding import approximate, compute
 
-BACKEND = compute.Backend.detect(os.environ.get("SHOAL_TEST_BACKEND", "cpu"))
+CPU = compute.Backend.detect("cpu")
+# A GPU, when one is present (SHOAL_TEST_BACKEND=gpu insists on one; cpu leaves it out).
+_WANTED = os.environ.get("SHOAL_TEST_BACKEND", "auto")
+GPU = compute.Backend.detect(_WANTED) if _WANTED != "cpu" else CPU
+ENGINES = [("cpu", "faiss"), ("cpu", "numpy")] + ([("gpu", "cupy")] if GPU.device == "gpu" else [])
+BACKEND = CPU  # the backend of the running test: set by `engine`
 
 
-@pytest.fixture(autouse=True, params=["faiss", "numpy"] if BACKEND.device == "cpu" else ["cupy"])
+@pytest.fixture(autouse=True, params=ENGINES, ids=[name for _, name in ENGINES])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test once per exact engine of the backend."""
-    if request.param == "numpy":
+    """Every test once per exact engine: faiss' kernels and the NumPy chunked search on the CPU, and CuPy on a GPU
+    when one is present."""
+    device, name = request.param
+    backend = GPU if device == "gpu" else CPU
+    monkeypatch.setattr(sys.modules[__name__], "BACKEND", backend)
+    if name == "numpy":
         monkeypatch.setattr(compute, "_FAISS", [None])
-    elif request.param == "faiss":
+    elif name == "faiss":
         assert compute.faiss_module() is not None, "faiss-cpu is a server dependency: pip install 'shoal[server]'"
-    assert compute.exact_engine(BACKEND) == request.param
-    return str(request.param)
+    assert compute.exact_engine(backend) == name
+    return str(name)
 
 
 def brute(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
