@@ -11,6 +11,9 @@
 - selection: k-center greedy, 1,000 of 100,000 × 128, against scikit-activeml's `CoreSet` (Shoal starts from the
   first pick CoreSet made, which it draws at random); how many picks agree, position by position.
 
+Search times are the best of three turns of each side (faiss, then Shoal, in turn); Shoal's selection the best of
+three; on a shared machine other work only ever slows a run down.
+
 Shoal runs on the backend the service would use (CuPy on a GPU, else NumPy; --backend to force one).
 
     .venv/bin/python bench/embeddings.py --out bench/results/embeddings.json
@@ -25,6 +28,8 @@ from typing import Any
 import numpy as np
 from benchlib import emit, machine
 from shoal.embedding import approximate, compute
+
+REPEATS = 3
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -48,14 +53,22 @@ def search_case(backend: compute.Backend, n: int, d: int, queries: int, k: int) 
     index = faiss.IndexFlatIP(d)
     index.add(x)
     t1 = time.perf_counter()
-    _, ref = index.search(q, k)
-    t2 = time.perf_counter()
     base = compute.prepare(backend, x, compute.COSINE)
     sync(backend)
-    t3 = time.perf_counter()
-    _, mine = compute.knn(backend, base, q, k, compute.COSINE)
-    sync(backend)
-    t4 = time.perf_counter()
+    prepared = time.perf_counter() - t1
+    # Each side three times, taking turns; the best time of each (a shared 2-core machine only ever slows a run).
+    faiss_times, shoal_times = [], []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        _, ref = index.search(q, k)
+        faiss_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        _, mine = compute.knn(backend, base, q, k, compute.COSINE)
+        sync(backend)
+        shoal_times.append(time.perf_counter() - started)
+    t2 = t1 + min(faiss_times)
+    t3 = t2 + prepared
+    t4 = t3 + min(shoal_times)
     recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref.tolist(), mine.tolist(), strict=True)]))
     out = {
         "vectors": n,
@@ -170,10 +183,14 @@ def selection_case(backend: compute.Backend, n: int, d: int, picks: int) -> dict
     t0 = time.perf_counter()
     ref = CoreSet(random_state=0).query(x.astype(np.float64), y, batch_size=picks)
     t1 = time.perf_counter()
-    base = compute.prepare(backend, x, compute.EUCLIDEAN)
-    mine, _ = compute.k_center_greedy(backend, base, picks, first=int(ref[0]))
-    sync(backend)
-    t2 = time.perf_counter()
+    times = []
+    for _ in range(REPEATS):  # the best of three (scikit-activeml's 25 s run once)
+        started = time.perf_counter()
+        base = compute.prepare(backend, x, compute.EUCLIDEAN)
+        mine, _ = compute.k_center_greedy(backend, base, picks, first=int(ref[0]))
+        sync(backend)
+        times.append(time.perf_counter() - started)
+    t2 = t1 + min(times)
     same = sum(int(a == b) for a, b in zip(ref.tolist(), mine, strict=True))
     first_difference = next((i for i, (a, b) in enumerate(zip(ref.tolist(), mine, strict=True)) if a != b), None)
     return {
