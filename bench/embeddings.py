@@ -11,8 +11,8 @@
 - selection: k-center greedy, 1,000 of 100,000 × 128, against scikit-activeml's `CoreSet` (Shoal starts from the
   first pick CoreSet made, which it draws at random); how many picks agree, position by position.
 
-Search times are the best of three turns of each side (faiss, then Shoal, in turn); Shoal's selection the best of
-three; on a shared machine other work only ever slows a run down.
+Search times are the best of five turns of each side (faiss, then Shoal, in turn); Shoal's selection the best of
+five; on a shared machine other work only ever slows a run down (back-to-back runs of one case here differed by 30%).
 
 Shoal runs on the backend the service would use (CuPy on a GPU, else NumPy; --backend to force one).
 
@@ -29,7 +29,7 @@ import numpy as np
 from benchlib import emit, machine
 from shoal.embedding import approximate, compute
 
-REPEATS = 3
+REPEATS = 5
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -56,7 +56,7 @@ def search_case(backend: compute.Backend, n: int, d: int, queries: int, k: int) 
     base = compute.prepare(backend, x, compute.COSINE)
     sync(backend)
     prepared = time.perf_counter() - t1
-    # Each side three times, taking turns; the best time of each (a shared 2-core machine only ever slows a run).
+    # Each side five times, taking turns; the best time of each (a shared 2-core machine only ever slows a run).
     faiss_times, shoal_times = [], []
     for _ in range(REPEATS):
         started = time.perf_counter()
@@ -184,7 +184,7 @@ def selection_case(backend: compute.Backend, n: int, d: int, picks: int) -> dict
     ref = CoreSet(random_state=0).query(x.astype(np.float64), y, batch_size=picks)
     t1 = time.perf_counter()
     times = []
-    for _ in range(REPEATS):  # the best of three (scikit-activeml's 25 s run once)
+    for _ in range(REPEATS):  # the best of five (scikit-activeml's 25 s run once)
         started = time.perf_counter()
         base = compute.prepare(backend, x, compute.EUCLIDEAN)
         mine, _ = compute.k_center_greedy(backend, base, picks, first=int(ref[0]))
