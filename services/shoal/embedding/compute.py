@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -157,9 +156,6 @@ def knn(
 
 
 _FAISS: list[ModuleType | None] = []
-# Scores faiss may hold per block of an exact search (128 MiB of float32), and the lock around its block setting.
-FAISS_BLOCK_ELEMENTS: Final = 32 * 1024 * 1024
-_FAISS_LOCK: Final = threading.Lock()
 
 
 def faiss_module() -> ModuleType | None:
@@ -199,20 +195,12 @@ def _faiss_knn(
         return dist, idx
     q = np.ascontiguousarray(q, np.float32)
     base = np.ascontiguousarray(base)
-    # faiss scores the base 1,024 rows at a time by default; blocks of up to FAISS_BLOCK_ELEMENTS scores keep BLAS
-    # busier (measured: 1M × 128, 1,000 queries, 2.41 s → 1.99 s at 16,384 rows, 1.81 s at 65,536). The setting is
-    # process-wide, so it is set for this call alone.
-    rows_per_block = min(65_536, FAISS_BLOCK_ELEMENTS // max(1, min(nq, faiss.cvar.distance_compute_blas_query_bs)))
-    with _FAISS_LOCK:
-        saved = faiss.cvar.distance_compute_blas_database_bs
-        faiss.cvar.distance_compute_blas_database_bs = max(saved, rows_per_block)
-        try:
-            kind = faiss.METRIC_INNER_PRODUCT if metric == COSINE else faiss.METRIC_L2
-            scores, found = faiss.knn(q, base, kk, metric=kind)
-        finally:
-            faiss.cvar.distance_compute_blas_database_bs = saved
-    scores = scores.astype(np.float64)
-    got = 1.0 - scores if metric == COSINE else np.sqrt(np.maximum(scores, 0.0))
+    if metric == COSINE:
+        sims, found = faiss.knn(q, base, kk, metric=faiss.METRIC_INNER_PRODUCT)
+        got = 1.0 - sims.astype(np.float64)
+    else:
+        squared, found = faiss.knn(q, base, kk, metric=faiss.METRIC_L2)
+        got = np.sqrt(np.maximum(squared.astype(np.float64), 0.0))
     found = found.astype(np.int64)
     missing = found < 0
     if rows is not None:
