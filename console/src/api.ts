@@ -1,4 +1,4 @@
-// The five services, called through the console with Connect's JSON protocol. The API key lives in this tab's
+// The five services, called through the console with Connect's protocol (binary messages). The API key lives in this tab's
 // session storage only: it is sent in the Authorization header of each call, never in a URL.
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
