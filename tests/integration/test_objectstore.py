@@ -239,3 +239,27 @@ def test_concurrent_conditional_updates_lose_nothing(store: ObjectStore) -> None
     for t in threads:
         t.join()
     assert json.loads(store.get("counter.json")) == {"n": 40}
+
+
+def test_an_approximate_index_round_trips_through_the_s3_server(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approximate index of a version is written as a stream and read back in ranges from a real S3 server
+    (chunks smaller than the file, so both span several requests); deleting it leaves nothing."""
+    import numpy as np
+    from shoal.embedding import approximate, compute
+
+    monkeypatch.setattr(approximate, "CHUNK", 64 * 1024)
+    store = open_store(s3_server.store_settings(unique("bucket")))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4000, 32)).astype(np.float32)
+    made = approximate.build(x, compute.EUCLIDEAN)
+    name = "projects/p/datasets/d/versions/2/indexes/frame"
+    approximate.save(store, name, 11, made)
+    assert made.info.size_bytes > 4 * approximate.CHUNK
+    back = approximate.load(store, name, 11, metric=compute.EUCLIDEAN, rows=4000, dimension=32)
+    assert back is not None
+    assert back.info == made.info
+    np.testing.assert_array_equal(back.search(x[:20], 5)[1], made.search(x[:20], 5)[1])
+    approximate.delete(store, name, 11)
+    assert not [o.key for o in store.iter_all("indexes/")]
