@@ -31,20 +31,28 @@ class Pager {
     private fetch: (token: string) => Promise<{ items: Item[]; next: string }>,
     private changed: () => void,
   ) {}
-  get known(): number {
-    return this.counts.reduce((a, b) => a + b, 0) + (this.done ? 0 : PAGE);
+  // starts[p]: the position of page p's first frame (starts[counts.length] is the frames known), kept in step with
+  // `counts`, so finding a tile's page is a binary search however deep the grid has scrolled.
+  private starts: number[] = [0];
+  get loaded(): number {
+    return this.starts[this.counts.length];
   }
-  item(i: number): Item | undefined {
-    let page = 0;
-    let start = 0;
-    while (page < this.counts.length && i >= start + this.counts[page]) start += this.counts[page++];
-    return this.pages.get(page)?.[i - start];
+  get known(): number {
+    return this.loaded + (this.done ? 0 : PAGE);
   }
   pageOf(i: number): number {
-    let page = 0;
-    let start = 0;
-    while (page < this.counts.length && i >= start + this.counts[page]) start += this.counts[page++];
-    return page;
+    let lo = 0;
+    let hi = this.counts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (i >= this.starts[mid + 1]) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+  item(i: number): Item | undefined {
+    const page = this.pageOf(i);
+    return this.pages.get(page)?.[i - this.starts[page]];
   }
   /** Loads what rows [first, last) need and drops pages far from them. */
   want(first: number, last: number): void {
@@ -62,6 +70,7 @@ class Pager {
         this.loading.delete(p);
         this.pages.set(p, items);
         this.counts[p] = items.length;
+        for (let q = p; q < this.counts.length; q++) this.starts[q + 1] = this.starts[q] + this.counts[q];
         if (next) this.tokens[p + 1] = next;
         else if (p + 1 >= this.tokens.length) this.done = true;
         this.changed();
@@ -168,7 +177,7 @@ export function Grid({ ds }: { ds: DatasetRoute }) {
       </a>,
     );
   }
-  const loaded = p.counts.reduce((a, b) => a + b, 0);
+  const loaded = p.loaded;
   return (
     <section class="grid-view">
       <div class="toolbar">
