@@ -102,7 +102,7 @@ def knn(
     # Masked searches stay on the chunked path, which masks scores in place (faiss would need a copy of the rows).
     engine = faiss_module() if xp is np and base.dtype == np.float32 and allowed is None else None
     if engine is not None:
-        return _faiss_knn(engine, base, q, k, metric, allowed=allowed)
+        return _faiss_knn(engine, base, q, k, metric)
     # Larger is better: cosine similarity, or −(squared distance) up to the query's own norm, which is constant.
     if metric == EUCLIDEAN and base_sq_norms is None:
         base_sq_norms = squared_norms(backend, base)
@@ -181,12 +181,8 @@ def exact_engine(backend: Backend, *, masked: bool = False) -> str:
 
 
 def _faiss_knn(
-    faiss: ModuleType, base: np.ndarray, q: np.ndarray, k: int, metric: str, *, allowed: Any
+    faiss: ModuleType, base: np.ndarray, q: np.ndarray, k: int, metric: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    rows = None
-    if allowed is not None:
-        rows = np.flatnonzero(np.asarray(allowed))
-        base = base[rows]
     kk = min(k, int(base.shape[0]))
     nq = int(q.shape[0])
     dist = np.full((nq, k), np.inf)
@@ -202,10 +198,7 @@ def _faiss_knn(
         squared, found = faiss.knn(q, base, kk, metric=faiss.METRIC_L2)
         got = np.sqrt(np.maximum(squared.astype(np.float64), 0.0))
     found = found.astype(np.int64)
-    missing = found < 0
-    if rows is not None:
-        found = np.where(missing, -1, rows[np.maximum(found, 0)])
-    got[missing] = np.inf
+    got[found < 0] = np.inf
     dist[:, :kk], idx[:, :kk] = got, found
     return dist, idx
 
