@@ -141,57 +141,47 @@ class Gateway:
                 },
             )
 
+    def _call(self, method: connect.Method, body: bytes, *, binary: bool) -> tuple[Any, Any]:
+        """The gRPC callable of `method` and the request to give it: binary messages travel on as the bytes they
+        came as (and so do the answers); JSON is parsed into the request message."""
+        channel = self.channel(method.service)
+        make = channel.unary_stream if method.server_streaming else channel.unary_unary
+        if binary:
+            return make(method.path, request_serializer=_raw, response_deserializer=_raw), connect.check_binary(
+                method, body
+            )
+        stub = make(method.path, request_serializer=_serialize, response_deserializer=method.response.FromString)
+        return stub, connect.parse_json(method, body)
+
     async def _unary(self, method: connect.Method, request: Request) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        body = await _body(request)
-        if content_type == "application/proto":
-            # Binary Connect: the bytes are the request message; they travel on as they are, and so does the answer.
-            stub = self.channel(method.service).unary_unary(
-                method.path, request_serializer=_raw, response_deserializer=_raw
-            )
-            message: Any = connect.check_binary(method, body)
-        elif content_type == "application/json":
-            stub = self.channel(method.service).unary_unary(
-                method.path, request_serializer=_serialize, response_deserializer=method.response.FromString
-            )
-            message = connect.parse_json(method, body)
-        else:
+        content_type = _content_type(request)
+        if content_type not in {"application/proto", "application/json"}:
             raise connect.ConnectError(
                 "unimplemented", 415, "send the request as application/json or application/proto"
             )
+        binary = content_type == "application/proto"
+        stub, message = self._call(method, await _body(request), binary=binary)
         try:
             response = await stub(
                 message, timeout=connect.timeout_of(request.headers), metadata=connect.metadata_of(request.headers)
             )
         except grpc.aio.AioRpcError as err:
             raise connect.ConnectError.of_rpc(err) from None
-        if content_type == "application/proto":
+        if binary:
             return Response(response, media_type="application/proto", headers={"Cache-Control": "no-store"})
         return JSONResponse(connect.to_json(response), headers={"Cache-Control": "no-store"})
 
     async def _stream(self, method: connect.Method, request: Request) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        binary = content_type == "application/connect+proto"
-        if not binary and content_type != "application/connect+json":
+        content_type = _content_type(request)
+        if content_type not in {"application/connect+proto", "application/connect+json"}:
             raise connect.ConnectError(
                 "unimplemented", 415, "send a stream request as application/connect+json or application/connect+proto"
             )
-        payload = connect.unenvelope(await _body(request))
-        if binary:
-            stub = self.channel(method.service).unary_stream(
-                method.path, request_serializer=_raw, response_deserializer=_raw
-            )
-            message: Any = connect.check_binary(method, payload)
-        else:
-            stub = self.channel(method.service).unary_stream(
-                method.path, request_serializer=_serialize, response_deserializer=method.response.FromString
-            )
-            message = connect.parse_json(method, payload)
+        binary = content_type == "application/connect+proto"
+        stub, message = self._call(method, connect.unenvelope(await _body(request)), binary=binary)
         call = stub(message, timeout=connect.timeout_of(request.headers), metadata=connect.metadata_of(request.headers))
         return StreamingResponse(
-            connect.stream(call, binary),
-            media_type=content_type,
-            headers={"Cache-Control": "no-store"},
+            connect.stream(call, binary), media_type=content_type, headers={"Cache-Control": "no-store"}
         )
 
     async def ready(self) -> bool:
@@ -220,8 +210,12 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _content_type(request: Request) -> str:
+    return str(request.headers.get("content-type", "")).split(";")[0].strip()
+
+
 def _stream_type(request: Request) -> str:
-    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    kind = _content_type(request)
     return kind if kind in {"application/connect+json", "application/connect+proto"} else "application/connect+json"
 
 
