@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,8 @@ class Service:
     """A service as its own process, as `shoal up` runs it, so it can be killed."""
 
     def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name, self.port = name, free_port()
-        self.env = env | {"SHOAL_GRPC_PORT": str(self.port), "SHOAL_METRICS_PORT": str(free_port())}
-        self.log = log
+        self.name, self.env, self.log = name, env, log
+        self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -37,11 +37,34 @@ class Service:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"shoal.{self.name}"], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_until(lambda: health.check("127.0.0.1", self.port) == "SERVING", timeout=30)
+        """Start on ports found free just now. A port found free can be taken by another socket before the service
+        binds it; a start that dies of that is tried again on other ports, and any other failure says why."""
+        for _ in range(3):
+            self.port = free_port()
+            env = self.env | {"SHOAL_GRPC_PORT": str(self.port), "SHOAL_METRICS_PORT": str(free_port())}
+            with self.log.open("ab") as out:
+                start = out.tell()
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", f"shoal.{self.name}"], env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            proc = self.proc
+            try:
+                wait_until(partial(_started, proc, self.port), timeout=60)
+            except TimeoutError:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"{self.name} not serving within 60 s:\n{self._log_from(start)}") from None
+            if proc.poll() is None:
+                return
+            output = self._log_from(start)
+            if "address already in use" not in output.lower() and "cannot bind" not in output.lower():
+                raise AssertionError(f"{self.name} exited with {proc.returncode} on start:\n{output}")
+        raise AssertionError(f"{self.name} could not bind free ports three times")
+
+    def _log_from(self, offset: int) -> str:
+        with self.log.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")[-4000:]
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -52,6 +75,11 @@ class Service:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+def _started(proc: subprocess.Popen[bytes], port: int) -> bool:
+    """Serving, or gone."""
+    return proc.poll() is not None or health.check("127.0.0.1", port) == "SERVING"
 
 
 def _upload_after(client: shoal.Client, upload: str, batches: int, timeout: float) -> upload_pb2.Upload | None:
