@@ -55,6 +55,20 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def files(path: Path) -> dict[str, int]:
+    return {str(f.relative_to(path)): f.stat().st_size for f in path.rglob("*") if f.is_file()}
+
+
+def growth_by_kind(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Bytes added between two listings, by table and kind of file (data, deletions, indices, manifests, ...)."""
+    out: dict[str, int] = {}
+    for name, size in after.items():
+        parts = Path(name).parts
+        kind = f"{parts[0].removesuffix('.lance')}/{parts[1].lstrip('_')}" if len(parts) > 2 else parts[0]
+        out[kind] = out.get(kind, 0) + size - before.get(name, 0)
+    return dict(sorted(((k, v) for k, v in out.items() if v), key=lambda kv: -kv[1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=1_000_000)
@@ -95,6 +109,7 @@ def main() -> None:
         # Compact the load phase first, so the change phase's growth is measured from a steady state.
         tables.maintain(max_fragments=1, log_grace=timedelta(0))
         before_changes = du(Path(tables.path))
+        listing_before_changes = files(Path(tables.path))
 
         # The change phase: --changes batches of --change-size frames, each frame with its boxes moved.
         rng = random.Random(1)
@@ -115,6 +130,7 @@ def main() -> None:
         versions = client.list_versions("bench", "big")
         change_commits = len(versions) - versions_after_load
         growth = du(Path(tables.path)) - before_changes
+        growth_kinds = growth_by_kind(listing_before_changes, files(Path(tables.path)))
 
         # Reads.
         records = tables.versions()
@@ -209,6 +225,7 @@ def main() -> None:
                 "changed_bytes": int(changed_bytes),
                 "growth_bytes_during_changes": growth,
                 "growth_per_commit_bytes": int(growth / max(1, change_commits)),
+                "growth_by_kind_bytes": growth_kinds,
                 "growth_vs_changed": round(growth / changed_bytes, 3),
                 "after_compaction_growth_vs_changed": round((after_compaction - before_changes) / changed_bytes, 3),
                 "bytes_before_compaction": before_compaction,

@@ -84,6 +84,20 @@ def test_compaction_keeps_every_version_readable(tmp_path: Path) -> None:
     assert len(t.frame_ids(13)) == 13
 
 
+def test_every_commit_leaves_its_rows_indexed_by_frame_id(tmp_path: Path) -> None:
+    """A lookup by frame id (history, the frames a batch touches) never scans rows an index does not cover."""
+    import lance
+
+    t = tables(tmp_path)
+    for v in range(1, 6):
+        t.commit(Commit(v, [change(f"g{v}", "sun"), change("f1", f"w{v}")], ["u"], [f"u#{v}"], added=1, modified=1))
+    for uri in (t.frames_uri, t.changes_uri):
+        stats = lance.dataset(uri).stats.index_stats("frame_id_idx")
+        assert stats["num_unindexed_rows"] == 0, uri
+        assert len(stats["segments"]) <= 6, uri
+    assert [r["version"] for r in t.history("f1")] == [1, 2, 3, 4, 5]
+
+
 def labelled(frame_id: str, *label_ids: str) -> Change:
     frame = frame_pb2.Frame(frame_id=frame_id)
     for label_id in label_ids:

@@ -77,6 +77,8 @@ PIN_TAG: Final = "pin_"
 # How long superseded versions of the change log and version table stay on disk after compaction: only readers
 # that opened them just before need them.
 LOG_GRACE: Final = timedelta(minutes=1)
+# The frame-id index of the frames table and the change log (the name Lance gives it by default).
+FRAME_ID_INDEX: Final = "frame_id_idx"
 
 
 class _LogHandles:
@@ -210,6 +212,24 @@ TABLE_HANDLES: Final = _TableHandles()
 # Legacy table paths known to hold nothing to migrate.
 _NO_LEGACY: Final[set[str]] = set()
 _DELETE: Final = 3  # shoal.v1.CHANGE_TYPE_DELETE
+
+
+def _index_new_rows(ds: lance.LanceDataset) -> None:
+    """Bring the frame-id index over the rows a commit just wrote, as a segment of their own (merging would rewrite
+    the rows of earlier segments at every commit, and the superseded index files stay on disk with the versions
+    that read them): a lookup by frame id never scans unindexed fragments. Maintenance merges the segments when it
+    compacts. A failure only costs speed until maintenance indexes the rows."""
+    try:
+        ds.optimize.optimize_indices(index_names=[FRAME_ID_INDEX], num_indices_to_merge=0)
+    except (OSError, ValueError) as err:
+        log.warning("indexing new rows of %s failed: %s", ds.uri, err)
+
+
+def _merge_index_segments(ds: lance.LanceDataset) -> None:
+    """Every index of `ds` as one segment over all its rows."""
+    segments = sum(len(i.segments) for i in ds.describe_indices())
+    if segments:
+        ds.optimize.optimize_indices(num_indices_to_merge=segments)
 
 
 def _missing(err: Exception) -> bool:
@@ -688,6 +708,7 @@ class VersionedTables:
         small_rows: int = 65_536,
         log_grace: timedelta = LOG_GRACE,
         frame_fragments: int | None = None,
+        log_fragments: int | None = None,
     ) -> dict[str, int]:
         """Keep small commits from fragmenting the tables: once more than `max_fragments` fragments have fewer than
         `small_rows` rows, merge them (larger fragments, and their deletion files, are left alone, so compaction
@@ -695,8 +716,10 @@ class VersionedTables:
         rows; committed versions keep reading the files they read before, so time travel is untouched. The change
         log and the version table are only ever read at their newest version, so their superseded versions (and
         the files compaction replaced) are deleted once `log_grace` old. The frames table may hold up to
-        `frame_fragments` small fragments (default `max_fragments`): the files its compaction replaces stay for time
-        travel, so compacting it often costs disk."""
+        `frame_fragments` small fragments and the change log `log_fragments` (default `max_fragments`): the files the
+        frames table's compaction replaces stay for time travel, and those of the log for `log_grace`, so compacting
+        often costs disk; each commit keeps the frame-id indexes over its new rows, so small fragments cost lookups
+        little."""
         done = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
             for attempt in range(3):
@@ -704,8 +727,12 @@ class VersionedTables:
                 if ds is None:
                     break
                 small = [f for f in ds.get_fragments() if f.metadata.physical_rows < small_rows]
-                if len(small) <= (frame_fragments or max_fragments if name == "frames" else max_fragments):
+                allowed = {"frames": frame_fragments, "changes": log_fragments}.get(name) or max_fragments
+                if len(small) <= allowed:
                     break
+                # Each commit indexed its own rows as a segment, and compaction merges only fragments that one
+                # segment covers: the segments become one first.
+                _merge_index_segments(ds)
                 try:
                     metrics = ds.optimize.compact_files(
                         target_rows_per_fragment=small_rows, materialize_deletions=False
@@ -719,9 +746,7 @@ class VersionedTables:
                 break
             if name not in done:
                 continue
-            ds = lance.dataset(uri, storage_options=self.options or None)
-            if ds.describe_indices():
-                ds.optimize.optimize_indices()
+            _merge_index_segments(lance.dataset(uri, storage_options=self.options or None))
             if name != "frames":
                 ds = lance.dataset(uri, storage_options=self.options or None)
                 ds.cleanup_old_versions(older_than=log_grace)
@@ -840,15 +865,16 @@ class VersionedTables:
             created = lance.write_dataset(
                 log_rows.cast(schema), self.changes_uri, schema=schema, storage_options=self.options or None
             )
-            created.create_scalar_index("frame_id", "BTREE")
+            created.create_scalar_index("frame_id", "BTREE", name=FRAME_ID_INDEX)
         else:
             ds = self._evolve(ds, log_rows.schema, ())
-            lance.write_dataset(
+            appended = lance.write_dataset(
                 _aligned(log_rows, ds.schema, commit.metadata),
                 self.changes_uri,
                 mode="append",
                 storage_options=self.options or None,
             )
+            _index_new_rows(appended)
 
     def _evolve(
         self, ds: lance.LanceDataset, wanted: pa.Schema, backfill: Sequence[columnar.MetadataColumn]
@@ -882,7 +908,7 @@ class VersionedTables:
         if ds is None:
             rows = _nullable_as(rows, self.layout.schema())
             ds = lance.write_dataset(rows, self.frames_uri, schema=rows.schema, storage_options=self.options or None)
-            ds.create_scalar_index("frame_id", "BTREE")
+            ds.create_scalar_index("frame_id", "BTREE", name=FRAME_ID_INDEX)
             ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
         else:
             ds = self._evolve(ds, rows.schema, commit.metadata)
@@ -891,6 +917,7 @@ class VersionedTables:
                 builder = builder.when_not_matched_by_source_delete(in_list("frame_id", deletes))
             builder.execute(_aligned(rows, ds.schema, commit.metadata))
             ds = lance.dataset(self.frames_uri, storage_options=self.options or None)
+            _index_new_rows(ds)
         counts = ds.to_table(columns=["label_count"])
         record = VersionRecord(
             version=commit.version,

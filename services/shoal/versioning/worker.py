@@ -47,9 +47,11 @@ from shoal.versioning.labels import LabelIndex
 log = logging.getLogger("shoal.versioning.worker")
 
 MAINTAIN_EVERY: Final = 8
-# Small fragments the frames table may hold before compaction (the change log: 8). What compaction replaces there
-# stays on disk for time travel, so it runs less often.
+# Small fragments the frames table and the change log may hold before compaction. What compaction replaces stays
+# on disk (for time travel in the frames table, for a grace period in the log), so it runs seldom; each commit keeps
+# the frame-id indexes over its own rows, so lookups by frame id stay fast over many fragments.
 FRAME_FRAGMENTS: Final = 32
+LOG_FRAGMENTS: Final = 32
 
 
 class Worker:
@@ -370,7 +372,7 @@ class Worker:
         target = parse_target(target_name)
         tables = self.root.tables(target)
         try:
-            compacted = tables.maintain(frame_fragments=FRAME_FRAGMENTS)
+            compacted = tables.maintain(frame_fragments=FRAME_FRAGMENTS, log_fragments=LOG_FRAGMENTS)
             if compacted:
                 log.info("compacted %s", target_name, extra={"fragments_removed": compacted})
             retention = self.settings.version_retention_seconds
