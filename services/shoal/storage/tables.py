@@ -881,7 +881,8 @@ class VersionedTables:
     ) -> lance.LanceDataset:
         """Add the columns of `wanted` that the table lacks (metadata-schema fields added since it was made). Those
         of `backfill` take, in the rows already there, their values from `user_metadata`; the others start null."""
-        missing = [f for f in wanted if f.name not in ds.schema.names]
+        have = set(ds.schema.names)  # the schema is built anew at every access
+        missing = [f for f in wanted if f.name not in have]
         if not missing:
             return ds
         log.info("adding columns %s to %s", [f.name for f in missing], ds.uri)
