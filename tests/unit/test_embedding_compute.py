@@ -10,28 +10,37 @@ import sys
 
 import numpy as np
 import pytest
-from shoal.embedding import approximate, compute
+from shoal.embedding import approximate, compute, quantized
 
 CPU = compute.Backend.detect("cpu")
 # A GPU, when one is present (SHOAL_TEST_BACKEND=gpu insists on one; cpu leaves it out).
 _WANTED = os.environ.get("SHOAL_TEST_BACKEND", "auto")
 GPU = compute.Backend.detect(_WANTED) if _WANTED != "cpu" else CPU
-ENGINES = [("cpu", "faiss"), ("cpu", "numpy")] + ([("gpu", "cupy")] if GPU.device == "gpu" else [])
+ENGINES = [("cpu", "int8-rerank"), ("cpu", "faiss"), ("cpu", "numpy")] + (
+    [("gpu", "cupy")] if GPU.device == "gpu" else []
+)
 BACKEND = CPU  # the backend of the running test: set by `engine`
 
 
 @pytest.fixture(autouse=True, params=ENGINES, ids=[name for _, name in ENGINES])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test once per exact engine: faiss' kernels and the NumPy chunked search on the CPU, and CuPy on a GPU
-    when one is present."""
+    """Every test once per exact engine: the int8 prefilter (every cosine base, whatever its size), faiss' kernels
+    and the NumPy chunked search on the CPU, and CuPy on a GPU when one is present."""
     device, name = request.param
     backend = GPU if device == "gpu" else CPU
     monkeypatch.setattr(sys.modules[__name__], "BACKEND", backend)
     if name == "numpy":
         monkeypatch.setattr(compute, "_FAISS", [None])
-    elif name == "faiss":
+    elif name in ("faiss", "int8-rerank"):
         assert compute.faiss_module() is not None, "faiss-cpu is a server dependency: pip install 'shoal[server]'"
-    assert compute.exact_engine(backend) == name
+    if name == "int8-rerank":
+        assert quantized.available(), "onnxruntime is a server dependency: pip install 'shoal[server]'"
+        monkeypatch.setattr(quantized, "MIN_ROWS", 0)
+        base = compute.prepare(backend, np.eye(4, dtype=np.float32), compute.COSINE)
+        assert compute.exact_engine(backend, base=base, metric=compute.COSINE) == name
+    else:
+        monkeypatch.setattr(quantized, "MIN_ROWS", 10**12)
+        assert compute.exact_engine(backend) == name
     return str(name)
 
 
@@ -57,6 +66,24 @@ def test_search_is_exact(metric: str, block: int, monkeypatch: pytest.MonkeyPatc
     np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(want, axis=1))
     np.testing.assert_allclose(dist, np.take_along_axis(ref, idx, axis=1), atol=2e-5)
     assert (np.diff(dist, axis=1) >= -1e-6).all()  # nearest first
+
+
+def test_rows_closer_than_int8_can_tell_apart_are_searched_again_exactly(engine: str) -> None:
+    """Hundreds of rows a hair apart around the query: the int8 scores cannot settle their order, so those queries
+    go to the float32 kernel, and the answer is still the exact one."""
+    rng = np.random.default_rng(7)
+    centre = rng.standard_normal(32).astype(np.float32)
+    x = np.concatenate(
+        [centre + 1e-4 * rng.standard_normal((600, 32)).astype(np.float32), rng.standard_normal((2000, 32))]
+    ).astype(np.float32)
+    q = np.stack([centre, rng.standard_normal(32).astype(np.float32)])
+    compute.QUANTIZED_FALLBACKS.clear()
+    dist, idx = compute.knn(BACKEND, compute.prepare(BACKEND, x, compute.COSINE), q, 10, compute.COSINE)
+    ref = brute(x, q, compute.COSINE)
+    np.testing.assert_allclose(dist, np.sort(ref, axis=1)[:, :10], atol=2e-6)
+    np.testing.assert_allclose(np.take_along_axis(ref, idx, axis=1), np.sort(ref, axis=1)[:, :10], atol=2e-6)
+    if engine == "int8-rerank":
+        assert compute.QUANTIZED_FALLBACKS == [1]  # the packed query, not the other one
 
 
 def test_search_honours_the_allowed_rows_and_pads() -> None:

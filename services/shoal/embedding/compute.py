@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from shoal.embedding import quantized
+
 log = logging.getLogger("shoal.embedding.compute")
 
 #: Scores per chunk of the base: queries × chunk rows, bounded so the score block stays a few hundred MiB.
@@ -66,13 +68,30 @@ class Backend:
 
 
 def prepare(backend: Backend, vectors: np.ndarray, metric: str, dtype: Any = np.float32) -> Any:
-    """Vectors as the index keeps them: on the backend's device, in `dtype`, unit length for cosine."""
+    """Vectors as the index keeps them: on the backend's device, in `dtype`, unit length for cosine. A cosine base
+    on the CPU large enough for it also gets its int8 form (see `quantized`), kept beside it."""
     xp = backend.xp
     x = xp.asarray(vectors, dtype=xp.float32)
     if metric == COSINE:
         norms = xp.linalg.norm(x, axis=1, keepdims=True)
         x = x / xp.where(norms > 0, norms, 1)
-    return x.astype(dtype, copy=False)
+    x = x.astype(dtype, copy=False)
+    if _int8_wanted(backend, x, metric):
+        quantized.CACHE.put(x, quantized.quantize(x))
+    return x
+
+
+def _int8_wanted(backend: Backend, base: Any, metric: str) -> bool:
+    return (
+        backend.xp is np
+        and metric == COSINE
+        and base.dtype == np.float32
+        and base.ndim == 2
+        and int(base.shape[0]) >= quantized.MIN_ROWS
+        and faiss_module() is not None
+        and os.environ.get("SHOAL_EXACT_ENGINE", "auto").lower() not in ("faiss", "numpy")
+        and quantized.available()
+    )
 
 
 def knn(
@@ -102,6 +121,9 @@ def knn(
     # Masked searches stay on the chunked path, which masks scores in place (faiss would need a copy of the rows).
     engine = faiss_module() if xp is np and base.dtype == np.float32 and allowed is None else None
     if engine is not None:
+        int8 = quantized.CACHE.get(base) if metric == COSINE else None
+        if int8 is not None:
+            return _int8_knn(engine, int8, base, q, k)
         return _faiss_knn(engine, base, q, k, metric)
     # Larger is better: cosine similarity, or −(squared distance) up to the query's own norm, which is constant.
     if metric == EUCLIDEAN and base_sq_norms is None:
@@ -173,11 +195,37 @@ def faiss_module() -> ModuleType | None:
     return _FAISS[0]
 
 
-def exact_engine(backend: Backend, *, masked: bool = False) -> str:
-    """What answers exact searches on this backend: "faiss", "numpy" or "cupy" (masked: never faiss)."""
+def exact_engine(backend: Backend, *, masked: bool = False, base: Any = None, metric: str = "") -> str:
+    """What answers exact searches on this backend: "int8-rerank" (a cosine `base` with an int8 form), "faiss",
+    "numpy" or "cupy" (masked: never faiss)."""
     if backend.xp is not np:
         return "cupy"
-    return "faiss" if faiss_module() is not None and not masked else "numpy"
+    if faiss_module() is None or masked:
+        return "numpy"
+    if base is not None and metric == COSINE and quantized.CACHE.get(base) is not None:
+        return "int8-rerank"
+    return "faiss"
+
+
+def _int8_knn(
+    faiss: ModuleType, int8: quantized.QuantizedBase, base: np.ndarray, q: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine kNN through the int8 prefilter; the queries it cannot settle go to faiss' float32 kernel."""
+    nq = int(q.shape[0])
+    dist = np.full((nq, k), np.inf)
+    idx = np.full((nq, k), -1, np.int64)
+    sims, found, unsettled = quantized.search(faiss, int8, base, q, k)
+    kk = sims.shape[1]
+    dist[:, :kk], idx[:, :kk] = 1.0 - sims.astype(np.float64), found
+    if unsettled.any():
+        QUANTIZED_FALLBACKS.append(int(unsettled.sum()))
+        again_dist, again_idx = _faiss_knn(faiss, base, q[unsettled], k, COSINE)
+        dist[unsettled], idx[unsettled] = again_dist, again_idx
+    return dist, idx
+
+
+#: Queries the int8 prefilter left to the float32 kernel, per search that had any (read by the benchmark).
+QUANTIZED_FALLBACKS: list[int] = []
 
 
 def _faiss_knn(

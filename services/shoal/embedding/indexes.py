@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from google.protobuf import timestamp_pb2
 
 from shoal.embedding import approximate as approximate_module
-from shoal.embedding import compute
+from shoal.embedding import compute, quantized
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName
 from shoal.kit.objectstore import ObjectStore
@@ -135,6 +135,8 @@ class Index:
     @property
     def memory_bytes(self) -> int:
         held = int(self.vectors.nbytes) if self.count else 0
+        int8 = quantized.CACHE.get(self.vectors) if self.count else None
+        held += int8.nbytes if int8 is not None else 0  # the int8 form exact cosine search keeps beside it
         return held + (self.approximate.memory_bytes if self.approximate is not None else 0)
 
     def proto(self, backend: compute.Backend) -> embedding_pb2.EmbeddingIndex:
@@ -374,7 +376,10 @@ class Indexes:
                 allowed=None if allowed is None else self.backend.asarray(allowed),
                 base_sq_norms=index.base_sq_norms,
             )
-            engine = f"exact/{compute.exact_engine(self.backend, masked=allowed is not None)}"
+            engine = compute.exact_engine(
+                self.backend, masked=allowed is not None, base=index.vectors, metric=index.metric
+            )
+            engine = f"exact/{engine}"
         reply = embedding_service_pb2.SearchResponse(engine=engine)
         for drow, irow in zip(dist.tolist(), idx.tolist(), strict=True):
             result = reply.results.add()

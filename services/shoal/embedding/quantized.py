@@ -1,0 +1,208 @@
+"""Exact cosine search on the CPU through an int8 prefilter: every query is scored against every row in int8 (one
+integer matrix product, which the CPU's dot-product instructions run several times faster than float32), the best
+`candidates` rows per query are kept, re-scored exactly in float32, and the k best of those are the answer.
+
+The answer is exact, not approximate. Quantisation moves any score by at most a bound known per query (the query's
+own rounding error times the largest row norm, plus its norm times the largest row rounding error). A row left out
+scored at most the weakest candidate's int8 score, so at most that plus the bound exactly. When the k-th exact score
+among the candidates is above that, no row left out can beat it. A query for which that does not hold (rows packed
+closer together than the bound) is searched again by the float32 kernel. So the results are those of the float32
+search, with a fallback the benchmark counts.
+
+The integer product runs in ONNX Runtime (`MatMulInteger`, uint8 × int8 → int32, with the CPU's VNNI kernels where
+the CPU has them), and the per-query selection in faiss' heaps over the int32 scores, so no pass over the scores runs
+in Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+log = logging.getLogger("shoal.embedding.quantized")
+
+#: Base rows per int8 block: the product of one query chunk with one block is a few tens of MiB of int32.
+BLOCK_ROWS: Final = 65_536
+#: Queries per integer product.
+QUERY_CHUNK: Final = 256
+#: Fewest rows a base needs before the int8 path is worth its copy (below, the float32 kernel is as quick).
+MIN_ROWS: Final = 20_000
+#: Absolute slack added to the error bound for float32 rounding in the re-rank and the scales.
+ROUNDING_SLACK: Final = 1e-5
+
+
+@dataclass(frozen=True)
+class QuantizedBase:
+    """A base of unit-length rows as int8 blocks: row ≈ `scale` × int8 row. `max_norm` and `max_error` bound every
+    row's norm and rounding error (the norm of row − scale × int8 row)."""
+
+    blocks: tuple[np.ndarray, ...]  # [dim, ≤ BLOCK_ROWS] int8, C-contiguous: the rows of each block, transposed
+    rows: int
+    dim: int
+    scale: float
+    max_norm: float
+    max_error: float
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(b.nbytes) for b in self.blocks)
+
+
+def quantize(base: np.ndarray) -> QuantizedBase:
+    """The int8 form of `base` ([rows, dim] float32): one scale for all values, so int8 scores compare across rows."""
+    rows, dim = (int(s) for s in base.shape)
+    peak = float(np.abs(base).max()) if base.size else 0.0
+    scale = peak / 127.0 if peak > 0 else 1.0
+    blocks = []
+    max_norm = max_error = 0.0
+    for start in range(0, rows, BLOCK_ROWS):
+        part = base[start : start + BLOCK_ROWS]
+        ints = np.clip(np.rint(part / np.float32(scale)), -127, 127).astype(np.int8)
+        error = part - ints.astype(np.float32) * np.float32(scale)
+        max_error = max(max_error, float(np.sqrt(np.einsum("ij,ij->i", error, error).max())))
+        max_norm = max(max_norm, float(np.sqrt(np.einsum("ij,ij->i", part, part).max())))
+        blocks.append(np.ascontiguousarray(ints.T))
+    return QuantizedBase(tuple(blocks), rows, dim, scale, max_norm, max_error)
+
+
+class _Product:
+    """The int8 matrix product, as a one-node ONNX graph run by ONNX Runtime (sessions are safe to share)."""
+
+    def __init__(self, dim: int, session: Any) -> None:
+        self.dim = dim
+        self.session = session
+
+    def __call__(self, queries_u8: np.ndarray, block: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"queries": queries_u8, "rows": block})[0]  # type: ignore[no-any-return]
+
+
+_PRODUCTS: dict[int, _Product] = {}
+_LOCK = threading.Lock()
+_MISSING: list[bool] = []
+
+
+def available() -> bool:
+    """Whether ONNX Runtime (and onnx, to describe the product) are installed."""
+    if not _MISSING:
+        try:
+            import onnx  # noqa: F401, PLC0415
+            import onnxruntime  # noqa: F401, PLC0415
+
+            _MISSING.append(False)
+        except ImportError:
+            log.info("onnxruntime is not installed: exact cosine search runs on faiss' float32 kernel")
+            _MISSING.append(True)
+    return not _MISSING[0]
+
+
+def _product(dim: int) -> _Product:
+    with _LOCK:
+        found = _PRODUCTS.get(dim)
+        if found is None:
+            import os  # noqa: PLC0415
+
+            import onnxruntime as ort  # noqa: PLC0415
+            from onnx import TensorProto, helper  # noqa: PLC0415
+
+            # (queries + 128 as uint8, zero point 128) · rows: uint8 × int8 is the form the VNNI kernels take.
+            graph = helper.make_graph(
+                [helper.make_node("MatMulInteger", ["queries", "rows", "zero"], ["scores"])],
+                "int8_scores",
+                [
+                    helper.make_tensor_value_info("queries", TensorProto.UINT8, [None, dim]),
+                    helper.make_tensor_value_info("rows", TensorProto.INT8, [dim, None]),
+                ],
+                [helper.make_tensor_value_info("scores", TensorProto.INT32, [None, None])],
+                initializer=[helper.make_tensor("zero", TensorProto.UINT8, [], [128])],
+            )
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+            model.ir_version = 8
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = os.cpu_count() or 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            found = _PRODUCTS[dim] = _Product(dim, session)
+        return found
+
+
+def search(
+    faiss: Any, quantized: QuantizedBase, base: np.ndarray, queries: np.ndarray, k: int, *, candidates: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cosine similarities [q, k] (best first) and row indices of unit-length `queries` among `base` (whose int8 form
+    is `quantized`), and the mask of queries the prefilter could not settle, to be searched in float32 (their rows
+    here are not the answer)."""
+    nq = int(queries.shape[0])
+    kk = min(k, quantized.rows)
+    width = min(quantized.rows, candidates or max(8 * k, 128))
+    sims = np.full((nq, kk), -np.inf, dtype=np.float32)
+    found = np.full((nq, kk), -1, dtype=np.int64)
+    unsettled = np.zeros(nq, dtype=bool)
+    product = _product(quantized.dim)
+    for start in range(0, nq, QUERY_CHUNK):
+        q = np.ascontiguousarray(queries[start : start + QUERY_CHUNK], dtype=np.float32)
+        n = int(q.shape[0])
+        peaks = np.abs(q).max(axis=1)
+        q_scale = np.where(peaks > 0, peaks / 127.0, 1.0).astype(np.float32)
+        q_ints = np.clip(np.rint(q / q_scale[:, None]), -127, 127).astype(np.int16)
+        q_u8 = (q_ints + 128).astype(np.uint8)
+        # Per-query heaps of the `width` best int8 scores, filled block by block in faiss' C++ heaps.
+        best = np.full((n, width), np.iinfo(np.int32).min, dtype=np.int32)
+        rows = np.full((n, width), -1, dtype=np.int64)
+        heaps = faiss.int_minheap_array_t()
+        heaps.nh, heaps.k = n, width
+        heaps.val, heaps.ids = faiss.swig_ptr(best), faiss.swig_ptr(rows)
+        heaps.heapify()
+        offset = 0
+        for block in quantized.blocks:
+            scores = np.ascontiguousarray(product(q_u8, block))
+            heaps.addn(int(block.shape[1]), faiss.swig_ptr(scores), offset, 0, n)
+            offset += int(block.shape[1])
+        heaps.reorder()  # best first; the weakest kept score is now the last column
+        # Exact re-rank of the candidates.
+        exact = np.einsum("qcd,qd->qc", base[rows], q, optimize=True).astype(np.float32)
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :kk]
+        sims[start : start + n] = np.take_along_axis(exact, order, axis=1)
+        found[start : start + n] = np.take_along_axis(rows, order, axis=1)
+        if width >= quantized.rows:
+            continue  # every row was a candidate
+        # A row left out scored at most the weakest candidate in int8: its exact score is at most that plus the
+        # bound. The k-th exact score must beat it.
+        q_error = np.linalg.norm(q - q_ints.astype(np.float32) * q_scale[:, None], axis=1)
+        q_norm = np.linalg.norm(q_ints.astype(np.float32) * q_scale[:, None], axis=1)
+        bound = q_norm * quantized.max_error + q_error * quantized.max_norm + ROUNDING_SLACK
+        weakest = best[:, -1].astype(np.float64) * q_scale.astype(np.float64) * quantized.scale
+        unsettled[start : start + n] = sims[start : start + n, kk - 1] <= weakest + bound
+    return sims, found, unsettled
+
+
+class QuantizedCache:
+    """The int8 form of prepared bases, kept beside them for as long as the base array lives."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[weakref.ref[np.ndarray], QuantizedBase]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, base: np.ndarray, quantized: QuantizedBase) -> None:
+        key = id(base)
+        with self._lock:
+            self._held[key] = (weakref.ref(base), quantized)
+        weakref.finalize(base, self._drop, key)
+
+    def get(self, base: Any) -> QuantizedBase | None:
+        with self._lock:
+            held = self._held.get(id(base))
+        if held is None or held[0]() is not base:
+            return None
+        return held[1]
+
+    def _drop(self, key: int) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+
+CACHE: Final = QuantizedCache()
