@@ -121,7 +121,7 @@ def knn(
     # Masked searches stay on the chunked path, which masks scores in place (faiss would need a copy of the rows).
     engine = faiss_module() if xp is np and base.dtype == np.float32 and allowed is None else None
     if engine is not None:
-        int8 = quantized.CACHE.get(base) if metric == COSINE else None
+        int8 = quantized.CACHE.get(base) if metric == COSINE and k > 0 else None
         if int8 is not None:
             return _int8_knn(engine, int8, base, q, k)
         return _faiss_knn(engine, base, q, k, metric)
