@@ -165,6 +165,42 @@ def test_log_compaction_cleans_superseded_log_versions(tmp_path: Path) -> None:
     assert len(t.get([f"f{v}" for v in range(1, 12)], 1)) == 1  # time travel untouched
 
 
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_change_log_fragments_stay_small_for_history_takes(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """A frame's history takes its log rows one by one, which costs more the larger their fragment: the log is
+    written and compacted (by a rewrite of its own) into fragments of at most LOG_FRAGMENT_ROWS rows, on a local
+    store and on S3."""
+    import lance
+    from shoal.kit.objectstore import open_store
+    from shoal.storage import tables as tables_module
+
+    from tests.conftest import unique
+
+    monkeypatch.setattr(tables_module, "LOG_FRAGMENT_ROWS", 4)
+    if where == "s3":
+        settings = request.getfixturevalue("s3_server").store_settings(unique("log"))
+        open_store(settings)  # makes the bucket
+        t = TableRoot(settings).tables(DatasetName("p", "d"))
+    else:
+        t = tables(tmp_path)
+    options = t.options or None
+    t.commit(Commit(1, [change(f"a{i}", "sun") for i in range(10)], ["u"], ["u#1"], added=10))
+    for v in range(2, 12):
+        t.commit(Commit(v, [change(f"f{v}", "sun")], ["u"], [f"u#{v}"], added=1))
+    log_rows = lambda: [  # noqa: E731
+        f.count_rows() for f in lance.dataset(t.changes_uri, storage_options=options).get_fragments()
+    ]
+    assert max(log_rows()) <= 4
+    assert sum(log_rows()) == 20
+    assert t.maintain(max_fragments=2, log_grace=timedelta(0))["changes"] > 0
+    assert max(log_rows()) <= 4
+    assert sum(log_rows()) == 20
+    assert [r["version"] for r in t.history("f7")] == [7]
+    assert [r["version"] for r in t.history("a3")] == [1]
+
+
 def test_rows_encoded_by_ingest_commit_exactly_what_the_worker_would_encode(tmp_path: Path) -> None:
     from shoal.storage import batchrows
     from shoal.v1 import dataset_pb2, ingest_service_pb2
