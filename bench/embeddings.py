@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from benchlib import emit, machine
-from shoal.embedding import approximate, compute
+from shoal.embedding import approximate, compute, quantized
 
 REPEATS = 5
 
@@ -57,7 +57,7 @@ def search_case(
         x, q = both[:n], both[n:]
     else:
         x, q = unit(rng, n, d), unit(rng, queries, d)
-    compute.QUANTIZED_FALLBACKS.clear()
+    quantized.FALLBACKS.reset()
     t0 = time.perf_counter()
     index = faiss.IndexFlatIP(d)
     index.add(x)
@@ -86,7 +86,7 @@ def search_case(
         "k": k,
         "data": "clustered unit vectors (1,000 centres)" if clustered_data else "uniform random unit vectors",
         "shoal_engine": compute.exact_engine(backend, base=base, metric=compute.COSINE),
-        "fallback_queries": sum(compute.QUANTIZED_FALLBACKS) // REPEATS,
+        "fallback_queries": quantized.FALLBACKS.count // REPEATS,
         "faiss_add_seconds": round(t1 - t0, 4),
         "faiss_search_seconds": round(t2 - t1, 4),
         "shoal_prepare_seconds": round(t3 - t2, 4),

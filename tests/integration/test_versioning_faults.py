@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -38,10 +41,16 @@ class Service:
 
     def start(self) -> None:
         """Start on ports found free just now. A port found free can be taken by another socket before the service
-        binds it; a start that dies of that is tried again on other ports, and any other failure says why."""
+        binds it; a start that dies of that is tried again on other ports, and any other failure says why. The
+        service counts as started once its own log says it serves on the port (another server that took the port
+        would answer health checks too) and the port answers SERVING."""
         for _ in range(3):
             self.port = free_port()
-            env = self.env | {"SHOAL_GRPC_PORT": str(self.port), "SHOAL_METRICS_PORT": str(free_port())}
+            env = self.env | {
+                "SHOAL_GRPC_PORT": str(self.port),
+                "SHOAL_METRICS_PORT": str(free_port()),
+                "SHOAL_LOG_LEVEL": "INFO",  # for the "serving" line
+            }
             with self.log.open("ab") as out:
                 start = out.tell()
                 self.proc = subprocess.Popen(
@@ -49,7 +58,7 @@ class Service:
                 )
             proc = self.proc
             try:
-                wait_until(partial(_started, proc, self.port), timeout=60)
+                wait_until(partial(self._started, proc, start), timeout=60)
             except TimeoutError:
                 proc.kill()
                 proc.wait()
@@ -61,10 +70,21 @@ class Service:
                 raise AssertionError(f"{self.name} exited with {proc.returncode} on start:\n{output}")
         raise AssertionError(f"{self.name} could not bind free ports three times")
 
-    def _log_from(self, offset: int) -> str:
+    def _started(self, proc: subprocess.Popen[bytes], offset: int) -> bool:
+        """Serving on our port by its own account, or gone."""
+        if proc.poll() is not None:
+            return True
+        serving = any(
+            entry.get("message") == "serving" and entry.get("grpc_port") == self.port
+            for entry in _json_lines(self._log_from(offset, tail=None))
+        )
+        return serving and health.check("127.0.0.1", self.port) == "SERVING"
+
+    def _log_from(self, offset: int, tail: int | None = 4000) -> str:
         with self.log.open("rb") as f:
             f.seek(offset)
-            return f.read().decode(errors="replace")[-4000:]
+            text = f.read().decode(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -77,9 +97,12 @@ class Service:
             self.proc.wait(timeout=30)
 
 
-def _started(proc: subprocess.Popen[bytes], port: int) -> bool:
-    """Serving, or gone."""
-    return proc.poll() is not None or health.check("127.0.0.1", port) == "SERVING"
+def _json_lines(text: str) -> Iterator[dict[str, object]]:
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                yield entry
 
 
 def _upload_after(client: shoal.Client, upload: str, batches: int, timeout: float) -> upload_pb2.Upload | None:

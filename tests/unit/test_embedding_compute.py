@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,13 +78,42 @@ def test_rows_closer_than_int8_can_tell_apart_are_searched_again_exactly(engine:
         [centre + 1e-4 * rng.standard_normal((600, 32)).astype(np.float32), rng.standard_normal((2000, 32))]
     ).astype(np.float32)
     q = np.stack([centre, rng.standard_normal(32).astype(np.float32)])
-    compute.QUANTIZED_FALLBACKS.clear()
+    quantized.FALLBACKS.reset()
     dist, idx = compute.knn(BACKEND, compute.prepare(BACKEND, x, compute.COSINE), q, 10, compute.COSINE)
     ref = brute(x, q, compute.COSINE)
     np.testing.assert_allclose(dist, np.sort(ref, axis=1)[:, :10], atol=2e-6)
     np.testing.assert_allclose(np.take_along_axis(ref, idx, axis=1), np.sort(ref, axis=1)[:, :10], atol=2e-6)
     if engine == "int8-rerank":
-        assert compute.QUANTIZED_FALLBACKS == [1]  # the packed query, not the other one
+        assert quantized.FALLBACKS.count == 1  # the packed query, not the other one
+
+
+def test_a_large_k_is_searched_in_float32_and_exactly(engine: str) -> None:
+    """The prefilter's candidates grow with k; above its largest k the float32 kernel answers (same rows)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    q = rng.standard_normal((3, 16)).astype(np.float32)
+    base = compute.prepare(BACKEND, x, compute.COSINE)
+    k = quantized.MAX_K + 1
+    dist, idx = compute.knn(BACKEND, base, q, k, compute.COSINE)
+    ref = brute(x, q, compute.COSINE)
+    np.testing.assert_allclose(dist, np.sort(ref, axis=1)[:, :k], atol=2e-6)
+    np.testing.assert_allclose(np.take_along_axis(ref, idx, axis=1), np.sort(ref, axis=1)[:, :k], atol=2e-6)
+    if engine == "int8-rerank":
+        assert compute.exact_engine(BACKEND, base=base, metric=compute.COSINE, k=k) == "faiss"
+        assert compute.exact_engine(BACKEND, base=base, metric=compute.COSINE, k=k - 1) == "int8-rerank"
+
+
+def test_vnni_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    """Without VNNI, ONNX Runtime's x86 uint8 × int8 kernel saturates 16-bit pair sums: the int8 path needs it."""
+    for flags, has in (
+        ("fpu avx2 avx512f avx512_vnni", True),
+        ("fpu avx2 avx_vnni", True),
+        ("fpu avx2 avx512f", False),
+    ):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert quantized.cpu_has_vnni(str(info)) is has
+    assert quantized.cpu_has_vnni(str(tmp_path / "missing")) is False
 
 
 def test_search_honours_the_allowed_rows_and_pads() -> None:

@@ -88,6 +88,7 @@ def _int8_wanted(backend: Backend, base: Any, metric: str) -> bool:
         and base.dtype == np.float32
         and base.ndim == 2
         and int(base.shape[0]) >= quantized.MIN_ROWS
+        and int(base.shape[1]) <= quantized.MAX_DIM
         and faiss_module() is not None
         and os.environ.get("SHOAL_EXACT_ENGINE", "auto").lower() not in ("faiss", "numpy")
         and quantized.available()
@@ -121,7 +122,7 @@ def knn(
     # Masked searches stay on the chunked path, which masks scores in place (faiss would need a copy of the rows).
     engine = faiss_module() if xp is np and base.dtype == np.float32 and allowed is None else None
     if engine is not None:
-        int8 = quantized.CACHE.get(base) if metric == COSINE and k > 0 else None
+        int8 = quantized.CACHE.get(base) if metric == COSINE and 0 < k <= quantized.MAX_K else None
         if int8 is not None:
             return _int8_knn(engine, int8, base, q, k)
         return _faiss_knn(engine, base, q, k, metric)
@@ -195,14 +196,14 @@ def faiss_module() -> ModuleType | None:
     return _FAISS[0]
 
 
-def exact_engine(backend: Backend, *, masked: bool = False, base: Any = None, metric: str = "") -> str:
-    """What answers exact searches on this backend: "int8-rerank" (a cosine `base` with an int8 form), "faiss",
-    "numpy" or "cupy" (masked: never faiss)."""
+def exact_engine(backend: Backend, *, masked: bool = False, base: Any = None, metric: str = "", k: int = 1) -> str:
+    """What answers exact searches of `k` neighbours on this backend: "int8-rerank" (a cosine `base` with an int8
+    form, k up to `quantized.MAX_K`), "faiss", "numpy" or "cupy" (masked: never faiss)."""
     if backend.xp is not np:
         return "cupy"
     if faiss_module() is None or masked:
         return "numpy"
-    if base is not None and metric == COSINE and quantized.CACHE.get(base) is not None:
+    if base is not None and metric == COSINE and 0 < k <= quantized.MAX_K and quantized.CACHE.get(base) is not None:
         return "int8-rerank"
     return "faiss"
 
@@ -218,14 +219,10 @@ def _int8_knn(
     kk = sims.shape[1]
     dist[:, :kk], idx[:, :kk] = 1.0 - sims.astype(np.float64), found
     if unsettled.any():
-        QUANTIZED_FALLBACKS.append(int(unsettled.sum()))
+        quantized.FALLBACKS.add(int(unsettled.sum()))
         again_dist, again_idx = _faiss_knn(faiss, base, q[unsettled], k, COSINE)
         dist[unsettled], idx[unsettled] = again_dist, again_idx
     return dist, idx
-
-
-#: Queries the int8 prefilter left to the float32 kernel, per search that had any (read by the benchmark).
-QUANTIZED_FALLBACKS: list[int] = []
 
 
 def _faiss_knn(

@@ -377,7 +377,7 @@ class Indexes:
                 base_sq_norms=index.base_sq_norms,
             )
             engine = compute.exact_engine(
-                self.backend, masked=allowed is not None, base=index.vectors, metric=index.metric
+                self.backend, masked=allowed is not None, base=index.vectors, metric=index.metric, k=k
             )
             engine = f"exact/{engine}"
         reply = embedding_service_pb2.SearchResponse(engine=engine)

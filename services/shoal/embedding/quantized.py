@@ -32,8 +32,17 @@ BLOCK_ROWS: Final = 65_536
 QUERY_CHUNK: Final = 256
 #: Fewest rows a base needs before the int8 path is worth its copy (below, the float32 kernel is as quick).
 MIN_ROWS: Final = 20_000
-#: Absolute slack added to the error bound for float32 rounding in the re-rank and the scales.
-ROUNDING_SLACK: Final = 1e-5
+#: Slack added to the error bound for float32 rounding in the re-rank and the scales: a float32 dot product of unit
+#: vectors is off by at most about dim × 6e-8.
+ROUNDING_SLACK: Final = 1e-6
+ROUNDING_SLACK_PER_DIM: Final = 1.2e-7
+#: Largest k the prefilter serves: its candidates (8 k per query) are gathered per chunk of queries; larger k go to
+#: faiss' float32 kernel, whose memory does not grow with k.
+MAX_K: Final = 256
+#: Bytes of candidate rows gathered at once for the re-rank (the query chunk shrinks to stay within it).
+GATHER_BYTES: Final = 64 << 20
+#: Largest dimension whose int8 scores cannot overflow int32 (dim × 127 × 127 < 2^31).
+MAX_DIM: Final = 65_536
 
 
 @dataclass(frozen=True)
@@ -87,17 +96,35 @@ _MISSING: list[bool] = []
 
 
 def available() -> bool:
-    """Whether ONNX Runtime (and onnx, to describe the product) are installed."""
+    """Whether the int8 product can run exactly here: ONNX Runtime (and onnx, to describe the product) installed,
+    and a CPU with VNNI dot-product instructions. Without VNNI, ONNX Runtime's x86 kernel adds uint8 × int8 pairs in
+    16 bits with saturation, so a score could be wrong and the error bound would not hold."""
     if not _MISSING:
+        missing = False
         try:
             import onnx  # noqa: F401, PLC0415
             import onnxruntime  # noqa: F401, PLC0415
-
-            _MISSING.append(False)
         except ImportError:
             log.info("onnxruntime is not installed: exact cosine search runs on faiss' float32 kernel")
-            _MISSING.append(True)
+            missing = True
+        if not missing and not cpu_has_vnni():
+            log.info("the CPU has no VNNI instructions: exact cosine search runs on faiss' float32 kernel")
+            missing = True
+        _MISSING.append(missing)
     return not _MISSING[0]
+
+
+def cpu_has_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has AVX-512 VNNI or AVX-VNNI (read from the kernel's CPU flags; False where unknown)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_vnni", "avx_vnni"})
+    except OSError:
+        pass
+    return False
 
 
 def _product(dim: int) -> _Product:
@@ -139,12 +166,14 @@ def search(
     nq = int(queries.shape[0])
     kk = min(k, quantized.rows)
     width = min(quantized.rows, candidates or max(8 * k, 128))
+    chunk = max(1, min(QUERY_CHUNK, GATHER_BYTES // (width * quantized.dim * 4)))
+    slack = ROUNDING_SLACK + ROUNDING_SLACK_PER_DIM * quantized.dim
     sims = np.full((nq, kk), -np.inf, dtype=np.float32)
     found = np.full((nq, kk), -1, dtype=np.int64)
     unsettled = np.zeros(nq, dtype=bool)
     product = _product(quantized.dim)
-    for start in range(0, nq, QUERY_CHUNK):
-        q = np.ascontiguousarray(queries[start : start + QUERY_CHUNK], dtype=np.float32)
+    for start in range(0, nq, chunk):
+        q = np.ascontiguousarray(queries[start : start + chunk], dtype=np.float32)
         n = int(q.shape[0])
         peaks = np.abs(q).max(axis=1)
         q_scale = np.where(peaks > 0, peaks / 127.0, 1.0).astype(np.float32)
@@ -174,10 +203,33 @@ def search(
         # bound. The k-th exact score must beat it.
         q_error = np.linalg.norm(q - q_ints.astype(np.float32) * q_scale[:, None], axis=1)
         q_norm = np.linalg.norm(q_ints.astype(np.float32) * q_scale[:, None], axis=1)
-        bound = q_norm * quantized.max_error + q_error * quantized.max_norm + ROUNDING_SLACK
+        bound = q_norm * quantized.max_error + q_error * quantized.max_norm + slack
         weakest = best[:, -1].astype(np.float64) * q_scale.astype(np.float64) * quantized.scale
         unsettled[start : start + n] = sims[start : start + n, kk - 1] <= weakest + bound
     return sims, found, unsettled
+
+
+class Fallbacks:
+    """How many queries the prefilter has sent to the float32 kernel (read by the benchmark and tests)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._count += n
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def reset(self) -> None:
+        with self._lock:
+            self._count = 0
+
+
+FALLBACKS: Final = Fallbacks()
 
 
 class QuantizedCache:
