@@ -308,14 +308,24 @@ def k_center_greedy(
     if eligible is not None:
         min_d2 = xp.where(eligible, min_d2, -xp.inf)
 
+    rows32 = x.astype(xp.float32, copy=False)
+    # Buffers reused by every pick: each pick is one matrix-vector product over the rows (bound by memory
+    # bandwidth), and the passes after it run in place, with the operations of `maximum(sq + sq[row] − 2 x·c, 0)`
+    # in the same order.
+    dots = xp.empty(n, dtype=xp.float32)
+    d2 = xp.empty(n, dtype=xp.float32)
+
     def update(row: int) -> None:
-        nonlocal min_d2
-        c = x[row].astype(xp.float32)
+        c = rows32[row]
+        xp.matmul(rows32, c, out=dots)
         if metric == COSINE:
-            d2 = xp.maximum(1 - x.astype(xp.float32, copy=False) @ c, 0)  # cosine distance of unit vectors
+            xp.subtract(1, dots, out=d2)  # cosine distance of unit vectors
         else:
-            d2 = xp.maximum(sq + sq[row] - 2 * (x.astype(xp.float32, copy=False) @ c), 0)
-        min_d2 = xp.minimum(min_d2, d2)
+            xp.add(sq, sq[row], out=d2)
+            xp.multiply(dots, 2, out=dots)
+            xp.subtract(d2, dots, out=d2)
+        xp.maximum(d2, 0, out=d2)
+        xp.minimum(min_d2, d2, out=min_d2)
 
     picks: list[int] = []
     at: list[float] = []
