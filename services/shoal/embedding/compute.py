@@ -122,7 +122,7 @@ def knn(
     # Masked searches stay on the chunked path, which masks scores in place (faiss would need a copy of the rows).
     engine = faiss_module() if xp is np and base.dtype == np.float32 and allowed is None else None
     if engine is not None:
-        int8 = quantized.CACHE.get(base) if metric == COSINE and 0 < k <= quantized.MAX_K else None
+        int8 = _int8_form(base, metric, k)
         if int8 is not None:
             return _int8_knn(engine, int8, base, q, k)
         return _faiss_knn(engine, base, q, k, metric)
@@ -203,9 +203,14 @@ def exact_engine(backend: Backend, *, masked: bool = False, base: Any = None, me
         return "cupy"
     if faiss_module() is None or masked:
         return "numpy"
-    if base is not None and metric == COSINE and 0 < k <= quantized.MAX_K and quantized.CACHE.get(base) is not None:
+    if base is not None and _int8_form(base, metric, k) is not None:
         return "int8-rerank"
     return "faiss"
+
+
+def _int8_form(base: Any, metric: str, k: int) -> quantized.QuantizedBase | None:
+    """The int8 form that answers a cosine search of `k` neighbours in `base`, if it has one and k is in range."""
+    return quantized.CACHE.get(base) if metric == COSINE and 0 < k <= quantized.MAX_K else None
 
 
 def _int8_knn(

@@ -17,6 +17,7 @@ in Python.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -79,18 +80,7 @@ def quantize(base: np.ndarray) -> QuantizedBase:
     return QuantizedBase(tuple(blocks), rows, dim, scale, max_norm, max_error)
 
 
-class _Product:
-    """The int8 matrix product, as a one-node ONNX graph run by ONNX Runtime (sessions are safe to share)."""
-
-    def __init__(self, dim: int, session: Any) -> None:
-        self.dim = dim
-        self.session = session
-
-    def __call__(self, queries_u8: np.ndarray, block: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"queries": queries_u8, "rows": block})[0]  # type: ignore[no-any-return]
-
-
-_PRODUCTS: dict[int, _Product] = {}
+_SESSION: list[Any] = []
 _LOCK = threading.Lock()
 _MISSING: list[bool] = []
 
@@ -127,22 +117,21 @@ def cpu_has_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return False
 
 
-def _product(dim: int) -> _Product:
+def _scores(queries_u8: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """int32 scores [queries, rows] of uint8 queries (zero point 128) against one transposed int8 block: a
+    one-node ONNX graph (MatMulInteger, the form ONNX Runtime's VNNI kernels take), one session for every shape
+    (sessions are safe to share between threads)."""
     with _LOCK:
-        found = _PRODUCTS.get(dim)
-        if found is None:
-            import os  # noqa: PLC0415
-
+        if not _SESSION:
             import onnxruntime as ort  # noqa: PLC0415
             from onnx import TensorProto, helper  # noqa: PLC0415
 
-            # (queries + 128 as uint8, zero point 128) · rows: uint8 × int8 is the form the VNNI kernels take.
             graph = helper.make_graph(
                 [helper.make_node("MatMulInteger", ["queries", "rows", "zero"], ["scores"])],
                 "int8_scores",
                 [
-                    helper.make_tensor_value_info("queries", TensorProto.UINT8, [None, dim]),
-                    helper.make_tensor_value_info("rows", TensorProto.INT8, [dim, None]),
+                    helper.make_tensor_value_info("queries", TensorProto.UINT8, [None, None]),
+                    helper.make_tensor_value_info("rows", TensorProto.INT8, [None, None]),
                 ],
                 [helper.make_tensor_value_info("scores", TensorProto.INT32, [None, None])],
                 initializer=[helper.make_tensor("zero", TensorProto.UINT8, [], [128])],
@@ -152,9 +141,11 @@ def _product(dim: int) -> _Product:
             options = ort.SessionOptions()
             options.intra_op_num_threads = os.cpu_count() or 1
             options.log_severity_level = 3
-            session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            found = _PRODUCTS[dim] = _Product(dim, session)
-        return found
+            _SESSION.append(
+                ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            )
+        session = _SESSION[0]
+    return session.run(None, {"queries": queries_u8, "rows": block})[0]  # type: ignore[no-any-return]
 
 
 def search(
@@ -171,7 +162,6 @@ def search(
     sims = np.full((nq, kk), -np.inf, dtype=np.float32)
     found = np.full((nq, kk), -1, dtype=np.int64)
     unsettled = np.zeros(nq, dtype=bool)
-    product = _product(quantized.dim)
     for start in range(0, nq, chunk):
         q = np.ascontiguousarray(queries[start : start + chunk], dtype=np.float32)
         n = int(q.shape[0])
@@ -188,7 +178,7 @@ def search(
         heaps.heapify()
         offset = 0
         for block in quantized.blocks:
-            scores = np.ascontiguousarray(product(q_u8, block))
+            scores = np.ascontiguousarray(_scores(q_u8, block))
             heaps.addn(int(block.shape[1]), faiss.swig_ptr(scores), offset, 0, n)
             offset += int(block.shape[1])
         heaps.reorder()  # best first; the weakest kept score is now the last column
@@ -201,8 +191,9 @@ def search(
             continue  # every row was a candidate
         # A row left out scored at most the weakest candidate in int8: its exact score is at most that plus the
         # bound. The k-th exact score must beat it.
-        q_error = np.linalg.norm(q - q_ints.astype(np.float32) * q_scale[:, None], axis=1)
-        q_norm = np.linalg.norm(q_ints.astype(np.float32) * q_scale[:, None], axis=1)
+        q_approx = q_ints.astype(np.float32) * q_scale[:, None]
+        q_error = np.linalg.norm(q - q_approx, axis=1)
+        q_norm = np.linalg.norm(q_approx, axis=1)
         bound = q_norm * quantized.max_error + q_error * quantized.max_norm + slack
         weakest = best[:, -1].astype(np.float64) * q_scale.astype(np.float64) * quantized.scale
         unsettled[start : start + n] = sims[start : start + n, kk - 1] <= weakest + bound
