@@ -168,6 +168,37 @@ def test_search_is_exact_and_pinned_to_its_version(
     assert built.name == f"projects/{p}/datasets/d/versions/2/indexes/frame"
 
 
+def test_the_int8_engine_answers_through_the_service_exactly(
+    env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index large enough for the int8 prefilter (the floor lowered to this test's size) answers through it,
+    says so, and returns the exact neighbours; a k above its largest goes to faiss."""
+    from shoal.embedding import quantized
+
+    if not quantized.available():
+        pytest.skip("the int8 engine needs onnxruntime and a CPU with VNNI")
+    monkeypatch.setattr(quantized, "MIN_ROWS", 0)
+    client, stub = env
+    p = unique("int8")
+    client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person"]))
+    client.create_dataset(p, "d")
+    x = vectors(7, n=300)
+    upload(client, p, x)
+    q = np.random.default_rng(11).standard_normal((4, 16)).astype(np.float32)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ xn.T
+    queries = [
+        embedding_service_pb2.SearchQuery(vector=embedding_service_pb2.QueryVector(values=v.tolist())) for v in q
+    ]
+    name = f"projects/{p}/datasets/d/versions/{client.get_dataset(p, 'd').latest_version}/indexes/frame"
+    for k, engine in ((10, "exact/int8-rerank"), (quantized.MAX_K + 1, "exact/faiss")):
+        reply = stub.Search(embedding_service_pb2.SearchRequest(index=name, k=k, queries=queries), metadata=MD)
+        assert reply.engine == engine
+        for result, row in zip(reply.results, sims, strict=True):
+            want = np.sort(row)[::-1][: min(k, 300)]
+            np.testing.assert_allclose([n.score for n in result.neighbors], want, atol=1e-5)
+
+
 def test_duplicates_uniqueness_and_projection(
     env: tuple[shoal.Client, embedding_service_pb2_grpc.EmbeddingServiceStub],
 ) -> None:
