@@ -116,6 +116,21 @@ def test_vnni_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
     assert quantized.cpu_has_vnni(str(tmp_path / "missing")) is False
 
 
+def test_the_cpu_backend_turns_numpy_huge_page_advice_off_unless_told() -> None:
+    """NumPy's own switch returns its previous state: read it after each setting, then put NumPy's default back."""
+    switch = np._core.multiarray._set_madvise_hugepage
+    try:
+        compute.advise_huge_pages("on")
+        assert switch(True) is True
+        compute.advise_huge_pages("off")
+        assert switch(False) is False
+        compute.Backend.detect("cpu")
+        assert switch(False) is False
+    finally:
+        switch(True)
+        compute.Backend.detect("cpu")
+
+
 def test_search_honours_the_allowed_rows_and_pads() -> None:
     rng = np.random.default_rng(2)
     x = rng.standard_normal((200, 8)).astype(np.float32)

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,6 +43,8 @@ ROUNDING_SLACK_PER_DIM: Final = 1.2e-7
 MAX_K: Final = 256
 #: Bytes of candidate rows gathered at once for the re-rank (the query chunk shrinks to stay within it).
 GATHER_BYTES: Final = 64 << 20
+#: Rows turned at once when the int8 blocks are made (a tile small enough to stay in the CPU's cache).
+TRANSPOSE_TILE: Final = 1024
 #: Largest dimension whose int8 scores cannot overflow int32 (dim × 127 × 127 < 2^31).
 MAX_DIM: Final = 65_536
 
@@ -64,20 +67,38 @@ class QuantizedBase:
 
 
 def quantize(base: np.ndarray) -> QuantizedBase:
-    """The int8 form of `base` ([rows, dim] float32): one scale for all values, so int8 scores compare across rows."""
+    """The int8 form of `base` ([rows, dim] float32): one scale for all values, so int8 scores compare across rows.
+    Blocks are made on every core at once (NumPy releases the GIL in each pass)."""
     rows, dim = (int(s) for s in base.shape)
-    peak = float(np.abs(base).max()) if base.size else 0.0
+    peak = max(float(base.max()), -float(base.min())) if base.size else 0.0  # no |base| copy
     scale = peak / 127.0 if peak > 0 else 1.0
-    blocks = []
-    max_norm = max_error = 0.0
-    for start in range(0, rows, BLOCK_ROWS):
-        part = base[start : start + BLOCK_ROWS]
-        ints = np.clip(np.rint(part / np.float32(scale)), -127, 127).astype(np.int8)
-        error = part - ints.astype(np.float32) * np.float32(scale)
-        max_error = max(max_error, float(np.sqrt(np.einsum("ij,ij->i", error, error).max())))
-        max_norm = max(max_norm, float(np.sqrt(np.einsum("ij,ij->i", part, part).max())))
-        blocks.append(np.ascontiguousarray(ints.T))
-    return QuantizedBase(tuple(blocks), rows, dim, scale, max_norm, max_error)
+    starts = range(0, rows, BLOCK_ROWS)
+    with ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+        made = list(pool.map(lambda start: _block(base[start : start + BLOCK_ROWS], scale), starts))
+    return QuantizedBase(
+        tuple(b for b, _, _ in made),
+        rows,
+        dim,
+        scale,
+        max((n for _, n, _ in made), default=0.0),
+        max((e for _, _, e in made), default=0.0),
+    )
+
+
+def _block(part: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
+    """(the int8 block of `part`, transposed; its largest row norm; its largest row rounding error). The rows go
+    through one float32 buffer in place (scale, round, clip; then the rounding error): a few passes, no temporaries."""
+    buf = np.multiply(part, np.float32(1.0 / scale))
+    np.rint(buf, out=buf)
+    np.clip(buf, -127, 127, out=buf)
+    block = np.empty((part.shape[1], len(part)), np.int8)
+    for at in range(0, len(part), TRANSPOSE_TILE):  # tiles that stay in cache while they turn
+        np.copyto(block[:, at : at + TRANSPOSE_TILE], buf[at : at + TRANSPOSE_TILE].T, casting="unsafe")
+    buf *= np.float32(scale)
+    np.subtract(part, buf, out=buf)
+    max_error = float(np.sqrt(np.einsum("ij,ij->i", buf, buf).max())) if len(part) else 0.0
+    max_norm = float(np.sqrt(np.einsum("ij,ij->i", part, part).max())) if len(part) else 0.0
+    return block, max_norm, max_error
 
 
 _SESSION: list[Any] = []
