@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--change-size", type=int, default=1000)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--keep", type=Path, help="copy the store here at the end, to study its tables afterwards")
     args = parser.parse_args()
 
     result: dict[str, object] = {}
@@ -182,6 +184,8 @@ def main() -> None:
             tables.history(f"f{i:07d}", up_to=latest_version)
             compacted_histories.append(time.perf_counter() - t)
         client.close()
+        if args.keep:
+            shutil.copytree(state / "store", args.keep, dirs_exist_ok=True)
         result = {
             "benchmark": "versioning",
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
