@@ -893,9 +893,13 @@ class VersionedTables:
 
     def _log_rows(self, commit: Commit, rows: pa.Table) -> pa.Table:
         """The change log's rows of `commit`: each change's frame columns (null for a delete) and what it was."""
-        at = {frame_id: i for i, frame_id in enumerate(rows.column("frame_id").to_pylist())}
-        positions = pa.array([at.get(c.frame_id) for c in commit.changes], type=pa.int64())
-        frames = rows.take(positions).drop_columns(["frame_id"])
+        ids = rows.column("frame_id").to_pylist()
+        frames = rows.drop_columns(["frame_id"])
+        if len(ids) != len(commit.changes) or any(c.frame_id != i for c, i in zip(commit.changes, ids, strict=False)):
+            # Not one row per change in the same order (deletes, or rows gathered from several sources): a take of
+            # the nested columns, which costs more than every other step of building the log rows together.
+            at = {frame_id: i for i, frame_id in enumerate(ids)}
+            frames = frames.take(pa.array([at.get(c.frame_id) for c in commit.changes], type=pa.int64()))
         meta = json.dumps(
             {
                 "batches": commit.batches,
