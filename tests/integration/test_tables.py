@@ -3,6 +3,7 @@ time travel."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -220,6 +221,19 @@ def test_rows_are_taken_by_address_from_every_fragment_deleted_rows_or_not(tmp_p
     taken = tables_module.take_addresses(ds, addresses, ["k", "v"]).sort_by("k")
     assert taken.to_pydict() == {"k": wanted, "v": [f"v{k}" for k in wanted]}
     assert tables_module.take_addresses(ds, [], ["k"]).num_rows == 0
+
+
+def test_the_writer_warms_each_new_change_log_file_for_history_reads(tmp_path: Path) -> None:
+    t = tables(tmp_path)
+    for version in (1, 2, 3):
+        t.commit(Commit(version, [change(f"f{version}", "sun")], ["u"], [f"u#{version}"], added=1))
+    ds = lance.dataset(t.changes_uri)
+    files = {f"{ds.uri}/{f.data_files()[0].path}" for f in ds.get_fragments()}
+    assert len(files) == 3
+    deadline = time.monotonic() + 60  # a background thread: wait for it, however slow the machine
+    while not files <= tables_module.LOG_WARMER.warm_files and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert files <= tables_module.LOG_WARMER.warm_files
 
 
 def test_rows_encoded_by_ingest_commit_exactly_what_the_worker_would_encode(tmp_path: Path) -> None:
