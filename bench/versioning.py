@@ -216,7 +216,10 @@ def main() -> None:
                 "median": round(statistics.median(histories) * 1000, 3),
                 "max": round(max(histories) * 1000, 3),
             },
-            "frame_history_rpc_ms": {"median": round(statistics.median(rpc_histories) * 1000, 3)},
+            "frame_history_rpc_ms": {
+                "median": round(statistics.median(rpc_histories) * 1000, 3),
+                "samples": [round(s * 1000, 1) for s in rpc_histories],
+            },
             "frame_history_after_compaction_ms": {"median": round(statistics.median(compacted_histories) * 1000, 3)},
             "read_old_version": {
                 "frames": read,

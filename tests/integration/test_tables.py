@@ -231,9 +231,18 @@ def test_the_writer_warms_each_new_change_log_file_for_history_reads(tmp_path: P
     files = {f"{ds.uri}/{f.data_files()[0].path}" for f in ds.get_fragments()}
     assert len(files) == 3
     deadline = time.monotonic() + 60  # a background thread: wait for it, however slow the machine
-    while not files <= tables_module.LOG_WARMER.warm_files and time.monotonic() < deadline:
+    segments = {
+        str(g.uuid) for i in ds.describe_indices() if i.name == tables_module.FRAME_ID_INDEX for g in i.segments
+    }
+    assert segments
+
+    def warmed() -> bool:
+        warmer = tables_module.LOG_WARMER
+        return files <= warmer.warm_files and segments <= warmer.warm_segments
+
+    while not warmed() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert files <= tables_module.LOG_WARMER.warm_files
+    assert warmed()
 
 
 def test_rows_encoded_by_ingest_commit_exactly_what_the_worker_would_encode(tmp_path: Path) -> None:

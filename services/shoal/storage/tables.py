@@ -138,7 +138,8 @@ def open_dataset(uri: str, options: Mapping[str, str] | None, version: int | Non
 
 class _Warmer:
     """Reads, in the background, what a first take from each data file of a table costs: the file's metadata and its
-    pages' (kept by `SESSION`), by taking one row of every column from each fragment not read this way before. A
+    pages' (kept by `SESSION`), by taking one row of every column from each fragment not read this way before, and
+    loads the frame-id index segments not loaded before. A
     frame's history takes rows from fragments all over the change log; taken cold, a history cost 20-24 ms on a log
     of 73 fragments, warm 13-15 ms. Once per data file and process, on one thread; a table version asked for while
     it works is looked over next (the newest one asked for)."""
@@ -147,6 +148,7 @@ class _Warmer:
         self._lock = threading.Lock()
         self._seen: set[tuple[str, int]] = set()  # table versions already looked over
         self.warm_files: set[str] = set()  # data files read
+        self.warm_segments: set[str] = set()  # frame-id index segments loaded
         self._busy = False
         self._next: tuple[lance.LanceDataset, list[str]] | None = None
 
@@ -175,6 +177,14 @@ class _Warmer:
                     if fragment.count_rows():
                         fragment.take([0], columns=columns)
                     self.warm_files.add(name)
+                # The frame-id index's new segments too (a cold lookup took 2.1-2.8 ms, a warm one 1.4-1.6 ms).
+                for index in ds.describe_indices():
+                    if index.name != FRAME_ID_INDEX:
+                        continue
+                    fresh = [str(g.uuid) for g in index.segments if str(g.uuid) not in self.warm_segments]
+                    if fresh:
+                        ds.prewarm_index(FRAME_ID_INDEX, index_segments=fresh)
+                        self.warm_segments.update(fresh)
             except Exception as err:  # compacted away meanwhile, or the store failed: a later version warms instead
                 log.debug("warming %s stopped: %s", ds.uri, err)
             with self._lock:
