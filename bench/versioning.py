@@ -74,6 +74,35 @@ def growth_by_kind(before: dict[str, int], after: dict[str, int]) -> dict[str, i
     return dict(sorted(((k, v) for k, v in out.items() if v), key=lambda kv: -kv[1]))
 
 
+def _service_cpu_seconds() -> float:
+    """CPU seconds used so far by the services of a suite on this machine (their processes run `-m shoal.*`)."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if b"-m\x00shoal." not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(quiet: float = 0.05, window: float = 1.0, limit: float = 120.0) -> float:
+    """Wait until the services together use less than `quiet` of a core over a `window`; the seconds waited."""
+    started = time.perf_counter()
+    before = _service_cpu_seconds()
+    while time.perf_counter() - started < limit:
+        time.sleep(window)
+        after = _service_cpu_seconds()
+        if after - before < quiet * window:
+            break
+        before = after
+    return round(time.perf_counter() - started, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=1_000_000)
@@ -138,7 +167,9 @@ def main() -> None:
         growth = du(Path(tables.path)) - before_changes
         growth_kinds = growth_by_kind(listing_before_changes, files(Path(tables.path)))
 
-        # Reads.
+        # Reads, once the suite has finished what the writes left it to do in the background (maintenance after the
+        # last commit, warming caches), so they are timed on a settled service.
+        settle_seconds = settle()
         records = tables.versions()
         opens = []
         for record in rng.sample(records, min(50, len(records))):
@@ -210,6 +241,7 @@ def main() -> None:
                 "committed_fps": round(len(items) / change_seconds, 1),
                 "commits": change_commits,
             },
+            "settle_seconds": settle_seconds,
             "open_version_ms": {
                 "median": round(statistics.median(opens) * 1000, 3),
                 "max": round(max(opens) * 1000, 3),
