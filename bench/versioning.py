@@ -28,6 +28,7 @@ import lance
 import shoal
 from shoal.kit.names import DatasetName
 from shoal.kit.settings import StoreSettings
+from shoal.storage import tables as tables_module
 from shoal.storage.tables import TableRoot
 from shoal.v1 import frame_pb2, label_pb2
 
@@ -74,14 +75,17 @@ def growth_by_kind(before: dict[str, int], after: dict[str, int]) -> dict[str, i
     return dict(sorted(((k, v) for k, v in out.items() if v), key=lambda kv: -kv[1]))
 
 
-def _service_cpu_seconds() -> float:
-    """CPU seconds used so far by the services of a suite on this machine (their processes run `-m shoal.*`)."""
+def _service_cpu_seconds(state: Path) -> float:
+    """CPU seconds used so far by the suite whose state directory is `state`: its processes (`-m shoal.*`, started
+    with the state directory in their environment)."""
     total = 0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             if b"-m\x00shoal." not in (proc / "cmdline").read_bytes():
+                continue
+            if str(state).encode() not in (proc / "environ").read_bytes():
                 continue
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -90,14 +94,15 @@ def _service_cpu_seconds() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def settle(quiet: float = 0.05, window: float = 1.0, limit: float = 120.0) -> float:
-    """Wait until the services together use less than `quiet` of a core over a `window`; the seconds waited."""
+def settle(state: Path, quiet: float = 0.05, window: float = 1.0, limit: float = 120.0) -> float:
+    """Wait until the suite's services together use less than `quiet` of a core over a `window` (a process that
+    exits meanwhile counts as busy), and this process' own cache warming is done; the seconds waited."""
     started = time.perf_counter()
-    before = _service_cpu_seconds()
+    before = _service_cpu_seconds(state)
     while time.perf_counter() - started < limit:
         time.sleep(window)
-        after = _service_cpu_seconds()
-        if after - before < quiet * window:
+        after = _service_cpu_seconds(state)
+        if 0 <= after - before < quiet * window and not tables_module.LOG_WARMER.busy:
             break
         before = after
     return round(time.perf_counter() - started, 1)
@@ -169,7 +174,7 @@ def main() -> None:
 
         # Reads, once the suite has finished what the writes left it to do in the background (maintenance after the
         # last commit, warming caches), so they are timed on a settled service.
-        settle_seconds = settle()
+        settle_seconds = settle(state)
         records = tables.versions()
         opens = []
         for record in rng.sample(records, min(50, len(records))):
@@ -184,6 +189,7 @@ def main() -> None:
             t = time.perf_counter()
             client.get_frame_history("bench", "big", f"f{i:07d}")
             rpc_histories.append(time.perf_counter() - t)
+        settle(state)  # the RPCs warmed nothing here, but timing them let this process' warming of the log start
         histories = []
         latest_version = versions[0].version
         for i in rng.sample(changed, 50):
@@ -211,6 +217,7 @@ def main() -> None:
         compacted = tables.maintain(max_fragments=1, log_grace=timedelta(0))
         compaction_seconds = time.perf_counter() - t
         after_compaction = du(Path(tables.path))
+        settle(state)
         compacted_histories = []
         for i in rng.sample(changed, 50):
             t = time.perf_counter()

@@ -227,18 +227,18 @@ def test_the_writer_warms_each_new_change_log_file_for_history_reads(tmp_path: P
     t = tables(tmp_path)
     for version in (1, 2, 3):
         t.commit(Commit(version, [change(f"f{version}", "sun")], ["u"], [f"u#{version}"], added=1))
-    ds = lance.dataset(t.changes_uri)
-    files = {f"{ds.uri}/{f.data_files()[0].path}" for f in ds.get_fragments()}
+    ds = tables_module.open_dataset(t.changes_uri, None)
+    files = {f.data_files()[0].path for f in ds.get_fragments()}
     assert len(files) == 3
-    deadline = time.monotonic() + 60  # a background thread: wait for it, however slow the machine
     segments = {
         str(g.uuid) for i in ds.describe_indices() if i.name == tables_module.FRAME_ID_INDEX for g in i.segments
     }
     assert segments
+    warmer = tables_module.LOG_WARMER
+    deadline = time.monotonic() + 60  # a background thread: wait for it, however slow the machine
 
     def warmed() -> bool:
-        warmer = tables_module.LOG_WARMER
-        return files <= warmer.warm_files and segments <= warmer.warm_segments
+        return files <= warmer.warm_files.get(ds.uri, set()) and segments <= warmer.warm_segments.get(ds.uri, set())
 
     while not warmed() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -43,6 +43,8 @@ ROUNDING_SLACK_PER_DIM: Final = 1.2e-7
 MAX_K: Final = 256
 #: Bytes of candidate rows gathered at once for the re-rank (the query chunk shrinks to stay within it).
 GATHER_BYTES: Final = 64 << 20
+#: Memory the blocks being made may hold at once (their float32 working copies and int8 forms).
+QUANTIZE_BYTES: Final = 1 << 30
 #: Rows turned at once when the int8 blocks are made (a tile small enough to stay in the CPU's cache).
 TRANSPOSE_TILE: Final = 1024
 #: Largest dimension whose int8 scores cannot overflow int32 (dim × 127 × 127 < 2^31).
@@ -73,7 +75,10 @@ def quantize(base: np.ndarray) -> QuantizedBase:
     peak = max(float(base.max()), -float(base.min())) if base.size else 0.0  # no |base| copy
     scale = peak / 127.0 if peak > 0 else 1.0
     starts = range(0, rows, BLOCK_ROWS)
-    with ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+    # Each block in the making holds a float32 copy of its rows and their int8 form: as many at once as cores, within
+    # QUANTIZE_BYTES.
+    workers = min(len(starts), os.cpu_count() or 1, max(1, QUANTIZE_BYTES // (BLOCK_ROWS * max(1, dim) * 5)))
+    with ThreadPoolExecutor(max(1, workers)) as pool:
         made = list(pool.map(lambda start: _block(base[start : start + BLOCK_ROWS], scale), starts))
     return QuantizedBase(
         tuple(b for b, _, _ in made),
@@ -88,7 +93,7 @@ def quantize(base: np.ndarray) -> QuantizedBase:
 def _block(part: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
     """(the int8 block of `part`, transposed; its largest row norm; its largest row rounding error). The rows go
     through one float32 buffer in place (scale, round, clip; then the rounding error): a few passes, no temporaries."""
-    buf = np.multiply(part, np.float32(1.0 / scale))
+    buf = np.divide(part, np.float32(scale))
     np.rint(buf, out=buf)
     np.clip(buf, -127, 127, out=buf)
     block = np.empty((part.shape[1], len(part)), np.int8)

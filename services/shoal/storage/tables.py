@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from google.protobuf.message import Message
+from lance.commit import CommitConflictError
 
 from shoal.kit.errors import FailedPrecondition, NotFound, Unavailable
 from shoal.kit.names import DatasetName, InferenceSetName
@@ -138,60 +139,74 @@ def open_dataset(uri: str, options: Mapping[str, str] | None, version: int | Non
 
 class _Warmer:
     """Reads, in the background, what a first take from each data file of a table costs: the file's metadata and its
-    pages' (kept by `SESSION`), by taking one row of every column from each fragment not read this way before, and
-    loads the frame-id index segments not loaded before. A
-    frame's history takes rows from fragments all over the change log; taken cold, a history cost 20-24 ms on a log
-    of 73 fragments, warm 13-15 ms. Once per data file and process, on one thread; a table version asked for while
-    it works is looked over next (the newest one asked for)."""
+    pages' (kept by `SESSION`: only handles opened through `open_dataset` share it), by taking one row of every column
+    from each fragment not read this way before, and loads the frame-id index segments not loaded before. A frame's
+    history takes rows from fragments all over the change log; taken cold, a history cost 20-24 ms on a log of 73
+    fragments, warm 13-15 ms. Once per data file and process, on one thread; per table, a version asked for while it
+    works is looked over next (the newest one asked for)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: set[tuple[str, int]] = set()  # table versions already looked over
-        self.warm_files: set[str] = set()  # data files read
-        self.warm_segments: set[str] = set()  # frame-id index segments loaded
+        self._seen: dict[str, int] = {}  # per table, the newest version looked over or queued
+        self.warm_files: dict[str, set[str]] = {}  # per table, its data files read (of its fragments when last seen)
+        self.warm_segments: dict[str, set[str]] = {}  # per table, its frame-id index segments loaded
+        self._queued: dict[str, tuple[lance.LanceDataset, list[str]]] = {}
         self._busy = False
-        self._next: tuple[lance.LanceDataset, list[str]] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether it is reading now."""
+        return self._busy
 
     def warm(self, ds: lance.LanceDataset, columns: Sequence[str]) -> None:
-        key = (ds.uri, ds.version)
         with self._lock:
-            if key in self._seen:
+            if self._seen.get(ds.uri, -1) >= ds.version:
                 return
-            if len(self._seen) > 10_000:
-                self._seen.clear()
-            self._seen.add(key)
+            self._seen[ds.uri] = ds.version
+            self._queued[ds.uri] = (ds, list(columns))
             if self._busy:
-                self._next = (ds, list(columns))
                 return
             self._busy = True
-        threading.Thread(target=self._run, args=(ds, list(columns)), name="shoal-warm", daemon=True).start()
-
-    def _run(self, ds: lance.LanceDataset, columns: list[str]) -> None:
-        while True:
-            try:
-                for fragment in ds.get_fragments():
-                    files = fragment.data_files()
-                    name = f"{ds.uri}/{files[0].path}" if files else ""
-                    if not name or name in self.warm_files:
-                        continue
-                    if fragment.count_rows():
-                        fragment.take([0], columns=columns)
-                    self.warm_files.add(name)
-                # The frame-id index's new segments too (a cold lookup took 2.1-2.8 ms, a warm one 1.4-1.6 ms).
-                for index in ds.describe_indices():
-                    if index.name != FRAME_ID_INDEX:
-                        continue
-                    fresh = [str(g.uuid) for g in index.segments if str(g.uuid) not in self.warm_segments]
-                    if fresh:
-                        ds.prewarm_index(FRAME_ID_INDEX, index_segments=fresh)
-                        self.warm_segments.update(fresh)
-            except Exception as err:  # compacted away meanwhile, or the store failed: a later version warms instead
-                log.debug("warming %s stopped: %s", ds.uri, err)
+        try:
+            threading.Thread(target=self._run, name="shoal-warm", daemon=True).start()
+        except RuntimeError:
             with self._lock:
-                if self._next is None:
+                self._busy = False
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queued:
                     self._busy = False
                     return
-                (ds, columns), self._next = self._next, None
+                uri = next(iter(self._queued))
+                ds, columns = self._queued.pop(uri)
+            try:
+                self._warm(ds, columns)
+            except Exception as err:  # compacted away meanwhile, or the store failed: a later version warms instead
+                log.debug("warming %s stopped: %s", ds.uri, err)
+
+    def _warm(self, ds: lance.LanceDataset, columns: list[str]) -> None:
+        done = self.warm_files.get(ds.uri, set())
+        now: set[str] = set()
+        for fragment in ds.get_fragments():
+            files = fragment.data_files()
+            if not files:
+                continue
+            name = files[0].path
+            if name not in done and fragment.count_rows():
+                fragment.take([0], columns=columns)
+            now.add(name)
+        self.warm_files[ds.uri] = now  # files compaction replaced are forgotten
+        # The frame-id index's new segments too (a cold lookup took 2.1-2.8 ms, a warm one 1.4-1.6 ms).
+        loaded = self.warm_segments.get(ds.uri, set())
+        current: set[str] = set()
+        for index in ds.describe_indices():
+            if index.name == FRAME_ID_INDEX:
+                current = {str(g.uuid) for g in index.segments}
+        if current - loaded:
+            ds.prewarm_index(FRAME_ID_INDEX, index_segments=sorted(current - loaded))
+        self.warm_segments[ds.uri] = current
 
 
 LOG_WARMER: Final = _Warmer()
@@ -249,6 +264,8 @@ def take_addresses(ds: lance.LanceDataset, addresses: Sequence[int], columns: Se
     taken by the fragment itself, fragments in parallel: a frame's history from a log of 1,181,331 rows took
     16.7 ms through the dataset's take and 7.2 ms this way (two rows, in two fragments, each 138 leaf columns wide).
     A fragment with deleted rows counts its offsets past them, so its rows go through the dataset's take."""
+    # Row ids are row addresses only without stable row ids (which these tables never enable).
+    assert not ds.has_stable_row_ids, f"{ds.uri} has stable row ids: its row ids are not addresses"
     groups: dict[int, list[int]] = {}
     for address in addresses:
         groups.setdefault(address >> 32, []).append(address)
@@ -856,9 +873,9 @@ class VersionedTables:
                     break
                 try:
                     done[name] = self._rewrite(ds, small, target)
-                except (OSError, ValueError) as err:
+                except CommitConflictError:
                     # Another writer changed the same fragments and committed first: look again at what is left.
-                    if "onflict" not in str(err) or attempt == 2:
+                    if attempt == 2:
                         raise
                     continue
                 break
@@ -1024,7 +1041,7 @@ class VersionedTables:
                 storage_options=self.options or None,
             )
             created.create_scalar_index("frame_id", "BTREE", name=FRAME_ID_INDEX)
-            warm_log(created)
+            warm_log(open_dataset(self.changes_uri, self.options))
         else:
             ds = self._evolve(ds, log_rows.schema, ())
             appended = lance.write_dataset(
@@ -1035,7 +1052,8 @@ class VersionedTables:
                 storage_options=self.options or None,
             )
             _index_new_rows(appended)
-            warm_log(appended)
+            # Through a handle on the process' session (the one write_dataset returns has a cache of its own).
+            warm_log(open_dataset(self.changes_uri, self.options))
 
     def _evolve(
         self, ds: lance.LanceDataset, wanted: pa.Schema, backfill: Sequence[columnar.MetadataColumn]
