@@ -227,7 +227,7 @@ def test_the_writer_warms_each_new_change_log_file_for_history_reads(tmp_path: P
     t = tables(tmp_path)
     for version in (1, 2, 3):
         t.commit(Commit(version, [change(f"f{version}", "sun")], ["u"], [f"u#{version}"], added=1))
-    ds = tables_module.open_dataset(t.changes_uri, None)
+    ds = tables_module.open_dataset(t.changes_uri, None, shared=True)
     files = {f.data_files()[0].path for f in ds.get_fragments()}
     assert len(files) == 3
     segments = {

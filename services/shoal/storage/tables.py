@@ -122,28 +122,37 @@ class _LogHandles:
 
 LOG_HANDLES: Final = _LogHandles()
 
-# One Lance session for every table this process opens, so the caches of file metadata and index pages outlive a
-# handle: each commit makes a new table version, and a handle opened on it with a session of its own read every file's
+# One Lance session for every change log this process opens, so the caches of file metadata and index pages outlive
+# a handle: each commit makes a new log version, and a handle opened on it with a session of its own read every file's
 # metadata again. Measured on a change log of 1,181,331 rows (73 fragments), reopened before each frame's history:
-# 16-18 ms a history with a session per handle, 7.5 ms with this one once the files had been read.
-SESSION: Final = lance.Session(  # type: ignore[attr-defined]  # exported at run time, absent from the typing
-    index_cache_size_bytes=int(os.environ.get("SHOAL_TABLE_INDEX_CACHE_MB", "1024")) << 20,
-    metadata_cache_size_bytes=int(os.environ.get("SHOAL_TABLE_METADATA_CACHE_MB", "1024")) << 20,
+# 16-18 ms a history with a session per handle, 7.5 ms with this one once the files had been read. Only the change
+# logs share it: with the frames tables in it too (merge-inserts, scans of every version), a history through the
+# service after a 1,000,000-frame load took 38-48 ms instead of 28-33.
+LOG_SESSION: Final = lance.Session(  # type: ignore[attr-defined]  # exported at run time, absent from the typing
+    index_cache_size_bytes=int(os.environ.get("SHOAL_LOG_INDEX_CACHE_MB", "256")) << 20,
+    metadata_cache_size_bytes=int(os.environ.get("SHOAL_LOG_METADATA_CACHE_MB", "512")) << 20,
 )
 
 
-def open_dataset(uri: str, options: Mapping[str, str] | None, version: int | None = None) -> lance.LanceDataset:
-    """The Lance table at `uri` (at table `version`) through the process' session."""
-    return lance.dataset(uri, version=version, storage_options=dict(options) if options else None, session=SESSION)
+def open_dataset(
+    uri: str, options: Mapping[str, str] | None, version: int | None = None, *, shared: bool = False
+) -> lance.LanceDataset:
+    """The Lance table at `uri` (at table `version`); `shared`: through `LOG_SESSION` (change logs)."""
+    return lance.dataset(
+        uri,
+        version=version,
+        storage_options=dict(options) if options else None,
+        session=LOG_SESSION if shared else None,
+    )
 
 
 class _Warmer:
     """Reads, in the background, what a first take from each data file of a table costs: the file's metadata and its
-    pages' (kept by `SESSION`: only handles opened through `open_dataset` share it), by taking one row of every column
-    from each fragment not read this way before, and loads the frame-id index segments not loaded before. A frame's
-    history takes rows from fragments all over the change log; taken cold, a history cost 20-24 ms on a log of 73
-    fragments, warm 13-15 ms. Once per data file and process, on one thread; per table, a version asked for while it
-    works is looked over next (the newest one asked for)."""
+    pages' (kept by `LOG_SESSION`: only handles opened with `open_dataset(..., shared=True)` share it), by taking one
+    row of every column from each fragment not read this way before, and loads the frame-id index segments not
+    loaded before. A frame's history takes rows from fragments all over the change log; taken cold, a history cost
+    20-24 ms on a log of 73 fragments, warm 13-15 ms. Once per data file and process, on one thread; per table, a
+    version asked for while it works is looked over next (the newest one asked for)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -499,7 +508,7 @@ class VersionedTables:
     def open_table(self, uri: str, version: int | None = None) -> lance.LanceDataset | None:
         """The Lance table at `uri` (at table `version`), or None when there is none; other failures are raised."""
         try:
-            return open_dataset(uri, self.options, version)
+            return open_dataset(uri, self.options, version, shared=uri == self.changes_uri)
         except (ValueError, FileNotFoundError, OSError) as err:
             if _missing(err):
                 return None
@@ -881,9 +890,9 @@ class VersionedTables:
                 break
             if name not in done:
                 continue
-            _merge_index_segments(open_dataset(uri, self.options))
+            _merge_index_segments(open_dataset(uri, self.options, shared=uri == self.changes_uri))
             if name != "frames":
-                ds = open_dataset(uri, self.options)
+                ds = open_dataset(uri, self.options, shared=uri == self.changes_uri)
                 ds.cleanup_old_versions(older_than=log_grace)
                 if name == "changes":
                     warm_log(ds)
@@ -1041,7 +1050,7 @@ class VersionedTables:
                 storage_options=self.options or None,
             )
             created.create_scalar_index("frame_id", "BTREE", name=FRAME_ID_INDEX)
-            warm_log(open_dataset(self.changes_uri, self.options))
+            warm_log(open_dataset(self.changes_uri, self.options, shared=True))
         else:
             ds = self._evolve(ds, log_rows.schema, ())
             appended = lance.write_dataset(
@@ -1053,7 +1062,7 @@ class VersionedTables:
             )
             _index_new_rows(appended)
             # Through a handle on the process' session (the one write_dataset returns has a cache of its own).
-            warm_log(open_dataset(self.changes_uri, self.options))
+            warm_log(open_dataset(self.changes_uri, self.options, shared=True))
 
     def _evolve(
         self, ds: lance.LanceDataset, wanted: pa.Schema, backfill: Sequence[columnar.MetadataColumn]
