@@ -100,20 +100,21 @@ def _unit_rows(xp: Any, x: Any) -> Any:
     """`x` with every non-zero row scaled to unit length, as a new array. Row norms come from one pass of einsum
     (no squared copy of the rows, as `linalg.norm` makes) and the division is a second one; on the CPU, in chunks
     on every core."""
-    if xp is not np:
-        norms = xp.sqrt(xp.einsum("ij,ij->i", x, x))[:, None]
-        norms[norms == 0] = 1
-        return x / norms
-    out = np.empty_like(x)
+    out = xp.empty_like(x)
+    chunk = UNIT_ROWS_CHUNK if xp is np else max(1, len(x))  # a GPU takes the whole base at once
 
     def part(start: int) -> None:
-        rows = x[start : start + UNIT_ROWS_CHUNK]
-        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
+        rows = x[start : start + chunk]
+        norms = xp.sqrt(xp.einsum("ij,ij->i", rows, rows))[:, None]
         norms[norms == 0] = 1
-        np.divide(rows, norms, out=out[start : start + UNIT_ROWS_CHUNK])
+        xp.divide(rows, norms, out=out[start : start + chunk])
 
-    starts = range(0, len(x), UNIT_ROWS_CHUNK)
-    with ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+    starts = range(0, len(x), chunk)
+    if xp is not np or len(starts) <= 1:
+        for start in starts:
+            part(start)
+        return out
+    with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
         list(pool.map(part, starts))
     return out
 

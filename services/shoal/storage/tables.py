@@ -505,10 +505,14 @@ class VersionedTables:
         # Where the release before kept these tables (one serialized frame per row), until they are migrated.
         self.legacy = legacy
 
+    def _open(self, uri: str, version: int | None = None) -> lance.LanceDataset:
+        """The table at `uri`; the change log's handles share `LOG_SESSION`."""
+        return open_dataset(uri, self.options, version, shared=uri == self.changes_uri)
+
     def open_table(self, uri: str, version: int | None = None) -> lance.LanceDataset | None:
         """The Lance table at `uri` (at table `version`), or None when there is none; other failures are raised."""
         try:
-            return open_dataset(uri, self.options, version, shared=uri == self.changes_uri)
+            return self._open(uri, version)
         except (ValueError, FileNotFoundError, OSError) as err:
             if _missing(err):
                 return None
@@ -890,9 +894,9 @@ class VersionedTables:
                 break
             if name not in done:
                 continue
-            _merge_index_segments(open_dataset(uri, self.options, shared=uri == self.changes_uri))
+            _merge_index_segments(self._open(uri))
             if name != "frames":
-                ds = open_dataset(uri, self.options, shared=uri == self.changes_uri)
+                ds = self._open(uri)
                 ds.cleanup_old_versions(older_than=log_grace)
                 if name == "changes":
                     warm_log(ds)
@@ -1050,7 +1054,6 @@ class VersionedTables:
                 storage_options=self.options or None,
             )
             created.create_scalar_index("frame_id", "BTREE", name=FRAME_ID_INDEX)
-            warm_log(open_dataset(self.changes_uri, self.options, shared=True))
         else:
             ds = self._evolve(ds, log_rows.schema, ())
             appended = lance.write_dataset(
@@ -1061,8 +1064,8 @@ class VersionedTables:
                 storage_options=self.options or None,
             )
             _index_new_rows(appended)
-            # Through a handle on the process' session (the one write_dataset returns has a cache of its own).
-            warm_log(open_dataset(self.changes_uri, self.options, shared=True))
+        # Through a handle on the shared session (the one write_dataset returns has a cache of its own).
+        warm_log(self._open(self.changes_uri))
 
     def _evolve(
         self, ds: lance.LanceDataset, wanted: pa.Schema, backfill: Sequence[columnar.MetadataColumn]
