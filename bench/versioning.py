@@ -2,8 +2,8 @@
 
 A dataset of --frames frames (image, 3 boxes, 3 metadata fields, 128-d embedding) is uploaded and committed, then
 --changes batches of --change-size changed frames (a box moved) go through the whole path: ingest → queue → worker →
-table. Prints JSON with committed frames/s, open-any-version and frame-history latencies, the time to read 100,000
-frames of an old version, and disk growth per commit before and after compaction.
+table. Prints JSON with committed frames/s and the CPU each process spent per frame, open-any-version and frame-history
+latencies, the time to read 100,000 frames of an old version, and disk growth per commit before and after compaction.
 
     .venv/bin/python bench/versioning.py --out bench/results/versioning.json
 """
@@ -75,23 +75,39 @@ def growth_by_kind(before: dict[str, int], after: dict[str, int]) -> dict[str, i
     return dict(sorted(((k, v) for k, v in out.items() if v), key=lambda kv: -kv[1]))
 
 
-def _service_cpu_seconds(state: Path) -> float:
-    """CPU seconds used so far by the suite whose state directory is `state`: its processes (`-m shoal.*`, started
-    with the state directory in their environment)."""
-    total = 0
+def _cpu_by_service(state: Path) -> dict[str, float]:
+    """CPU seconds used so far by each service of the suite whose state directory is `state` (its processes run
+    `-m shoal.<service>` with the state directory in their environment; replicas add up), and by this process (the
+    client, as "bench")."""
+    ticks: dict[str, int] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if b"-m\x00shoal." not in (proc / "cmdline").read_bytes():
-                continue
-            if str(state).encode() not in (proc / "environ").read_bytes():
+            cmdline = (proc / "cmdline").read_bytes()
+            if proc.name == str(os.getpid()):
+                service = "bench"
+            elif b"-m\x00shoal." in cmdline and str(state).encode() in (proc / "environ").read_bytes():
+                service = cmdline.split(b"-m\x00shoal.", 1)[1].split(b"\x00", 1)[0].decode()
+            else:
                 continue
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+        ticks[service] = ticks.get(service, 0) + int(fields[11]) + int(fields[12])  # utime + stime
+    return {service: n / os.sysconf("SC_CLK_TCK") for service, n in sorted(ticks.items())}
+
+
+def _service_cpu_seconds(state: Path) -> float:
+    """CPU seconds used so far by the suite's services (not this process)."""
+    return sum(v for k, v in _cpu_by_service(state).items() if k != "bench")
+
+
+def cpu_per_frame(before: dict[str, float], after: dict[str, float], frames: int) -> dict[str, float]:
+    """Microseconds of CPU per frame each process spent between two readings of `_cpu_by_service`, and in total."""
+    spent = {k: (v - before.get(k, 0.0)) * 1e6 / max(1, frames) for k, v in after.items()}
+    spent = {k: round(v, 1) for k, v in spent.items() if v >= 0.05}
+    return spent | {"total": round(sum(spent.values()), 1)}
 
 
 def settle(state: Path, quiet: float = 0.05, window: float = 1.0, limit: float = 120.0) -> float:
@@ -141,10 +157,12 @@ def main() -> None:
         def frames(n: int) -> Iterator[frame_pb2.Frame]:
             return (make_frame(i) for i in range(n))
 
+        cpu = _cpu_by_service(state)
         started = time.perf_counter()
         report = client.upload(target, frames(args.frames), total=args.frames)
         client.wait_for_upload(report.name, timeout=3600, poll_seconds=0.2)
         load_seconds = time.perf_counter() - started
+        load_cpu = cpu_per_frame(cpu, cpu := _cpu_by_service(state), args.frames)
         versions_after_load = len(client.list_versions("bench", "big"))
         # Compact the load phase first, so the change phase's growth is measured from a steady state.
         tables.maintain(max_fragments=1, log_grace=timedelta(0))
@@ -157,6 +175,7 @@ def main() -> None:
         changed_bytes = sum(len(make_frame(i, 5.0).SerializeToString()) for i in changed[: 10 * args.change_size]) * (
             len(changed) / (10 * args.change_size)
         )
+        cpu = _cpu_by_service(state)
         started = time.perf_counter()
         seen: set[int] = set()
         items = []
@@ -167,6 +186,7 @@ def main() -> None:
         report = client.upload(target, items)
         client.wait_for_upload(report.name, timeout=3600, poll_seconds=0.2)
         change_seconds = time.perf_counter() - started
+        change_cpu = cpu_per_frame(cpu, _cpu_by_service(state), len(items))
         versions = client.list_versions("bench", "big")
         change_commits = len(versions) - versions_after_load
         growth = du(Path(tables.path)) - before_changes
@@ -241,12 +261,14 @@ def main() -> None:
                 "seconds": round(load_seconds, 2),
                 "committed_fps": round(args.frames / load_seconds, 1),
                 "versions": versions_after_load,
+                "cpu_us_per_frame": load_cpu,
             },
             "changes": {
                 "frames": len(items),
                 "seconds": round(change_seconds, 2),
                 "committed_fps": round(len(items) / change_seconds, 1),
                 "commits": change_commits,
+                "cpu_us_per_frame": change_cpu,
             },
             "settle_seconds": settle_seconds,
             "open_version_ms": {

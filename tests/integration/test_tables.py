@@ -3,6 +3,7 @@ time travel."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -67,6 +68,43 @@ def test_crash_between_log_and_commit_is_replayed(tmp_path: Path) -> None:
     assert t.committed_batches() == {"u#0", "u#1"}
     assert sorted(t.get(["a", "b"])) == ["a", "b"]
     assert t.recover() == []
+
+
+def test_a_commit_tried_again_after_a_failure_logs_its_changes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = tables(tmp_path)
+    t.commit(Commit(1, [change("a", "sun")], ["u"], ["u#0"], added=1))
+    failing = Commit(2, [change("a", "rain", frame_pb2.CHANGE_TYPE_MODIFY)], ["u"], ["u#1"], modified=1)
+    apply = VersionedTables._apply
+
+    def fail(self: VersionedTables, *args: object) -> None:
+        raise OSError("the store went away")
+
+    monkeypatch.setattr(VersionedTables, "_apply", fail)
+    with pytest.raises(OSError, match="went away"):
+        t.commit(failing)  # the log holds version 2, the frames table does not
+    monkeypatch.setattr(VersionedTables, "_apply", apply)
+    t.commit(failing)
+    assert [r["version"] for r in t.history("a")] == [1, 2]
+    log = lance.dataset(t.changes_uri).to_table(columns=["version"]).column("version").to_pylist()
+    assert sorted(log) == [1, 2]
+
+
+def test_a_dataset_made_again_under_its_name_reads_its_own_versions(tmp_path: Path) -> None:
+    t = tables(tmp_path)
+    for version in (1, 2, 3):
+        t.commit(Commit(version, [change(f"f{version}", "sun")], ["u"], [f"u#{version}"], added=1))
+    assert [r.version for r in t.versions()] == [1, 2, 3]
+    read_before = tables_module.VERSION_RECORDS._values[t.versions_uri]
+    shutil.rmtree(t.path)
+    again = tables(tmp_path)  # as many versions again: its tables reach the same table versions
+    for version in (1, 2, 3):
+        again.commit(Commit(version, [change(f"x{version}", "rain")], ["v"], [f"v#{version}"], added=1))
+    # As if another replica had made it again: this process last read the old table, at the same table version.
+    tables_module.VERSION_RECORDS._values[t.versions_uri] = read_before
+    assert [r.batches for r in again.versions()] == [["v#1"], ["v#2"], ["v#3"]]
+    assert [r["version"] for r in again.history("x2")] == [2]
 
 
 def test_compaction_keeps_every_version_readable(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from google.protobuf import timestamp_pb2
 
 from shoal import validation as rules
+from shoal.storage import columnar
 from shoal.v1 import asset_pb2, common_pb2, dataset_pb2, frame_pb2, ingest_service_pb2, label_pb2, upload_pb2
 
 VALIDATION: Final = upload_pb2.FRAME_ERROR_STAGE_VALIDATION
@@ -94,14 +95,20 @@ class AssetFacts:
     height: int = 0
 
 
+# The URL fields of each kind of sensor data, from the contract (a missing attribute would cost an exception per
+# sensor on the hot path).
+_SENSOR_URL_FIELDS: Final = {
+    f.name: tuple(u.name for u in f.message_type.fields if u.name.endswith("url")) if f.message_type else ()
+    for f in frame_pb2.SensorData.DESCRIPTOR.oneofs_by_name["data"].fields
+}
+
+
 def sensor_urls(sensor: frame_pb2.SensorData) -> list[str]:
     kind = sensor.WhichOneof("data")
-    if kind is None or kind == "text":
+    if kind is None:
         return []
     data = getattr(sensor, kind)
-    if kind == "point_cloud_bins":
-        return [u for u in (data.pointcloud_url, data.intensity_url, data.range_url) if u]
-    return [u for u in (data.url, getattr(data, "preview_url", "")) if u]
+    return [u for u in (getattr(data, name) for name in _SENSOR_URL_FIELDS[kind]) if u]
 
 
 def mask_urls(labels: Sequence[label_pb2.Label]) -> list[str]:
@@ -803,12 +810,14 @@ class BatchValidator:
         frame: frame_pb2.Frame | frame_pb2.InferenceFrame,
         check: _Frame,
     ) -> None:
-        vectors: list[tuple[str, Iterable[float], str]] = []
+        vectors: list[tuple[str, int, bool, str]] = []  # where, dimension, all values finite, model id
         if embedding is not None:
-            vectors.append(("embedding", embedding.values, embedding.model_id))
+            values, _ = columnar.embedding_values([embedding])
+            vectors.append(("embedding", len(values), bool(np.isfinite(values).all()), embedding.model_id))
         frame_labels = {label.label_id for label in frame.labels} if crops else set()
         for i, crop in enumerate(crops):
-            vectors.append((f"crop_embeddings[{i}]", crop.values, crop.model_id))
+            finite = rules.finite_problem(*crop.values) is None
+            vectors.append((f"crop_embeddings[{i}]", len(crop.values), finite, crop.model_id))
             if crop.label_id not in frame_labels:
                 check.add(
                     f"crop_embeddings[{i}].label_id",
@@ -816,8 +825,7 @@ class BatchValidator:
                     f"label {crop.label_id!r} is not a label of this frame",
                     crop.label_id,
                 )
-        for where, values, model_id in vectors:
-            dim = len(values)  # type: ignore[arg-type]
+        for where, dim, finite, model_id in vectors:
             expected = self.memory.embedding_dimension
             if dim == 0:
                 check.add(f"{where}.values", "EMPTY_EMBEDDING", "an embedding needs values")
@@ -827,7 +835,7 @@ class BatchValidator:
                     "WRONG_EMBEDDING_DIMENSION",
                     f"the dataset's embeddings have {expected} dimensions, got {dim}",
                 )
-            elif rules.finite_problem(*values):
+            elif not finite:
                 check.add(f"{where}.values", "NOT_FINITE", "embedding values must be finite")
             elif not expected:
                 self.memory.embedding_dimension = dim

@@ -492,11 +492,8 @@ class Layout:
             columns[f.name] = _with_area(array) if f.name == "labels" else array
         present = [f.HasField("embedding") for f in frames]
         embeddings = [f.embedding for f, p in zip(frames, present, strict=True) if p]  # type: ignore[attr-defined]
-        values = pa.array(
-            np.asarray(list(itertools.chain.from_iterable(e.values for e in embeddings)), dtype=np.float32),
-            type=pa.float32(),
-        )
-        vectors = pa.ListArray.from_arrays(_offsets([len(e.values) for e in embeddings]), values)
+        flat, lengths = embedding_values(embeddings)
+        vectors = pa.ListArray.from_arrays(_offsets(lengths), pa.array(flat, type=pa.float32()))
         columns["embedding"] = _spread(vectors.cast(_embedding_type(embedding_dimension)), present, len(frames))
         columns["embedding_model_id"] = _spread(
             pa.array([e.model_id for e in embeddings], type=pa.string()), present, len(frames)
@@ -526,7 +523,7 @@ class Layout:
             if valid.any():
                 present = np.flatnonzero(valid)
                 values = embedding.filter(pa.array(valid))
-                flat = values.flatten().to_numpy(zero_copy_only=False).tolist()
+                raw = values.flatten().to_numpy(zero_copy_only=False).astype("<f4", copy=False).tobytes()
                 lengths = _lengths(values).tolist()
                 models = columns.get("embedding_model_id")
                 model_ids = models.filter(pa.array(valid)).to_pylist() if models is not None else [None] * len(present)
@@ -534,7 +531,9 @@ class Layout:
                 for i, k, model_id in zip(present.tolist(), lengths, model_ids, strict=True):
                     target = frames[i].embedding  # type: ignore[attr-defined]
                     target.SetInParent()
-                    target.values.extend(flat[start : start + k])
+                    if k:  # the packed field's bytes, parsed by protobuf: no Python float per value
+                        packed = raw[4 * start : 4 * (start + k)]
+                        target.MergeFromString(_EMBEDDING_VALUES_TAG + _varint(4 * k) + packed)
                     start += k
                     if model_id:
                         target.model_id = model_id
@@ -547,6 +546,48 @@ class Layout:
         for name in wanted - {"frame_id", "change_type"}:
             out.extend(["embedding", "embedding_model_id"] if name == "embedding" else [name])
         return out
+
+
+# FrameEmbedding.values: field 1, length-delimited (a packed repeated float). Frame embeddings cross between
+# messages and arrays as these bytes, one copy per vector instead of a Python float per value.
+_EMBEDDING_VALUES_TAG: Final = bytes([frame_pb2.FrameEmbedding.VALUES_FIELD_NUMBER << 3 | 2])
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def embedding_values(embeddings: Sequence[frame_pb2.FrameEmbedding]) -> tuple[np.ndarray, list[int]]:
+    """The values of `embeddings` end to end as one float32 array, and each one's length."""
+    chunks: list[bytes] = []
+    lengths: list[int] = []
+    tag = _EMBEDDING_VALUES_TAG[0]
+    for embedding in embeddings:
+        n = len(embedding.values)
+        lengths.append(n)
+        if not n:
+            continue
+        raw = embedding.SerializeToString()
+        # The packed field comes first (lowest field number): its tag, its byte length as a varint, the floats.
+        pos, size, shift = 1, 0, 0
+        while pos < len(raw):
+            byte = raw[pos]
+            size |= (byte & 0x7F) << shift
+            pos += 1
+            if byte < 0x80:
+                break
+            shift += 7
+        if raw[0] == tag and size == 4 * n:
+            chunks.append(raw[pos : pos + size])
+        else:  # not the layout expected: the values one by one
+            chunks.append(np.asarray(embedding.values, dtype="<f4").tobytes())
+    flat = np.frombuffer(b"".join(chunks), dtype="<f4").astype(np.float32, copy=False)
+    return flat, lengths
 
 
 def digest(frame: Message) -> bytes:

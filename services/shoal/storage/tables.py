@@ -352,6 +352,41 @@ class _TableHandles:
 
 
 TABLE_HANDLES: Final = _TableHandles()
+
+
+class _Latest:
+    """What was read or written last at a table version, for tables read whole or checked at every commit: keyed by
+    the table's version and the data files of its last fragment (a table deleted and made again under its name starts
+    its versions anew, with new file names), so a value is only reused for exactly the table it was made from."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._values: OrderedDict[str, tuple[tuple[int, tuple[str, ...]], Any]] = OrderedDict()
+
+    @staticmethod
+    def key(ds: lance.LanceDataset) -> tuple[int, tuple[str, ...]]:
+        fragments = ds.get_fragments()
+        return ds.version, tuple(f.path for f in fragments[-1].data_files()) if fragments else ()
+
+    def get(self, uri: str, ds: lance.LanceDataset) -> Any:
+        with self._lock:
+            found = self._values.get(uri)
+        return found[1] if found is not None and found[0] == self.key(ds) else None
+
+    def put(self, uri: str, ds: lance.LanceDataset, value: Any) -> None:
+        key = self.key(ds)
+        with self._lock:
+            self._values[uri] = (key, value)
+            self._values.move_to_end(uri)
+            while len(self._values) > self.limit:
+                self._values.popitem(last=False)
+
+
+# The version records of each version table, as last read.
+VERSION_RECORDS: Final = _Latest()
+# The newest dataset version each change log holds, as last written or counted.
+LOGGED_VERSION: Final = _Latest()
 # Legacy table paths known to hold nothing to migrate.
 _NO_LEGACY: Final[set[str]] = set()
 _DELETE: Final = 3  # shoal.v1.CHANGE_TYPE_DELETE
@@ -546,8 +581,16 @@ class VersionedTables:
 
     def own_versions(self) -> list[VersionRecord]:
         """The versions recorded in this layout's version table (none before the first commit or migration)."""
-        rows = self._read_latest(self.versions_uri, lambda ds: ds.to_table().to_pylist()) or []
-        return sorted((VersionRecord(**row) for row in rows), key=lambda r: r.version)
+
+        def read(ds: lance.LanceDataset) -> tuple[VersionRecord, ...]:
+            known: tuple[VersionRecord, ...] | None = VERSION_RECORDS.get(self.versions_uri, ds)
+            if known is None:
+                rows = ds.to_table().to_pylist()
+                known = tuple(sorted((VersionRecord(**row) for row in rows), key=lambda r: r.version))
+                VERSION_RECORDS.put(self.versions_uri, ds, known)
+            return known
+
+        return list(self._read_latest(self.versions_uri, read) or ())
 
     def legacy_pending(self) -> bool:
         """Whether tables of the release before exist here and have not been migrated (their version table goes
@@ -1041,9 +1084,13 @@ class VersionedTables:
             return
         log_rows = self._log_rows(commit, rows)
         ds = self.open_table(self.changes_uri)
-        # The log of this version may be there already (a crash after writing it): the same rows, never twice.
-        if ds is not None and ds.count_rows(filter=f"version = {commit.version}") > 0:
-            return
+        # The log of this version may be there already (a crash after writing it): the same rows, never twice. What
+        # this process wrote last tells without a scan of the log, while the log is as that write left it.
+        if ds is not None:
+            logged = LOGGED_VERSION.get(self.changes_uri, ds)
+            unsure = logged is None or logged >= commit.version
+            if unsure and ds.count_rows(filter=f"version = {commit.version}") > 0:
+                return
         if ds is None:
             schema = pa.schema([pa.field(f.name, f.type) for f in log_rows.schema])  # every column nullable
             created = lance.write_dataset(
@@ -1065,7 +1112,9 @@ class VersionedTables:
             )
             _index_new_rows(appended)
         # Through a handle on the shared session (the one write_dataset returns has a cache of its own).
-        warm_log(self._open(self.changes_uri))
+        ds = self._open(self.changes_uri)
+        LOGGED_VERSION.put(self.changes_uri, ds, commit.version)
+        warm_log(ds)
 
     def _evolve(
         self, ds: lance.LanceDataset, wanted: pa.Schema, backfill: Sequence[columnar.MetadataColumn]

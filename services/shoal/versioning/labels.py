@@ -26,7 +26,9 @@ COMPACT_AT: Final = 262_144
 def _hashes(values: Sequence[str]) -> npt.NDArray[np.int64]:
     # Python's string hash is salted per process, which is fine: the index never leaves the process. 0 means "nobody"
     # in the arrays, so a string that hashes to 0 counts as 1 (a candidate clash is confirmed against the table).
-    return np.fromiter((hash(v) or 1 for v in values), dtype=np.int64, count=len(values))
+    out = np.array(list(map(hash, values)), dtype=np.int64)
+    out[out == 0] = 1
+    return out
 
 
 class LabelIndex:
@@ -99,12 +101,21 @@ class LabelIndex:
             self._compact()
 
     def _compact(self) -> None:
+        """Fold the overlay into the sorted arrays: a pass over them, not a sort of the whole index."""
         gone = np.fromiter(self._removed | set(self._added), dtype=np.int64, count=-1)
-        keep = ~np.isin(self._keys, gone)
+        # Every base entry whose key the overlay names goes (a key may repeat: equal hashes of different ids).
+        starts = np.searchsorted(self._keys, gone, side="left")
+        ends = np.searchsorted(self._keys, gone, side="right")
+        marks = np.zeros(len(self._keys) + 1, dtype=np.int64)
+        np.add.at(marks, starts, 1)
+        np.add.at(marks, ends, -1)
+        keep = np.cumsum(marks[:-1]) == 0
+        keys, owners = self._keys[keep], self._owners[keep]
         added_keys = np.fromiter(self._added.keys(), dtype=np.int64, count=len(self._added))
         added_owners = np.fromiter(self._added.values(), dtype=np.int64, count=len(self._added))
-        self._set_base(
-            np.concatenate([self._keys[keep], added_keys]), np.concatenate([self._owners[keep], added_owners])
-        )
+        order = np.argsort(added_keys, kind="stable")
+        at = np.searchsorted(keys, added_keys[order], side="right")
+        self._keys = np.insert(keys, at, added_keys[order])
+        self._owners = np.insert(owners, at, added_owners[order])
         self._added.clear()
         self._removed.clear()
