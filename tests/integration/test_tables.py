@@ -91,6 +91,40 @@ def test_a_commit_tried_again_after_a_failure_logs_its_changes_once(
     assert sorted(log) == [1, 2]
 
 
+def test_a_commit_tried_again_after_its_frames_were_written_leaves_each_frame_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = tables(tmp_path)
+    first = t.commit(Commit(1, [change("a", "sun"), change("b", "sun")], ["u"], ["u#0"], added=2))
+    found = {i: s.address for i, s in t.stored(["a", "b", "c"], 1).items()}
+    assert sorted(found) == ["a", "b"]  # where the writer found them, as the worker passes them on
+    retried = Commit(
+        2,
+        [change("a", "rain", frame_pb2.CHANGE_TYPE_MODIFY), change("c", "fog")],
+        ["u"],
+        ["u#1"],
+        added=1,
+        modified=1,
+        found=found,
+        found_at=first.table_version,
+    )
+    append_version = VersionedTables._append_version
+
+    def fail(self: VersionedTables, record: object) -> None:
+        raise OSError("the store went away")
+
+    monkeypatch.setattr(VersionedTables, "_append_version", fail)
+    with pytest.raises(OSError, match="went away"):
+        t.commit(retried)  # the frames table holds version 2's rows; no version record says so
+    monkeypatch.setattr(VersionedTables, "_append_version", append_version)
+    record = t.commit(retried)
+    assert record.frame_count == 3
+    rows = lance.dataset(t.frames_uri).to_table(columns=["frame_id"]).column("frame_id").to_pylist()
+    assert sorted(rows) == ["a", "b", "c"]
+    assert t.get(["a"], 2)["a"].user_metadata["weather"].string_value == "rain"
+    assert t.get(["a"], 1)["a"].user_metadata["weather"].string_value == "sun"
+
+
 def test_a_dataset_made_again_under_its_name_reads_its_own_versions(tmp_path: Path) -> None:
     t = tables(tmp_path)
     for version in (1, 2, 3):

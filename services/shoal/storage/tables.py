@@ -25,7 +25,7 @@ import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -424,6 +424,28 @@ def in_list(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({', '.join(quote(v) for v in values)})"
 
 
+def _addresses(ds: lance.LanceDataset, ids: Sequence[str]) -> dict[str, int]:
+    """Frame id → row address of those of `ids` in `ds`, found through the frame-id index (in chunks: a long IN
+    list costs more to plan than it saves)."""
+    out: dict[str, int] = {}
+    for start in range(0, len(ids), 8000):
+        found = ds.to_table(
+            columns=["frame_id"], filter=in_list("frame_id", ids[start : start + 8000]), with_row_address=True
+        )
+        out.update(zip(found.column("frame_id").to_pylist(), found.column("_rowaddr").to_pylist(), strict=True))
+    return out
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a writer knows of frames-table version `table_version`: the row `addresses` of frames in it, and whether
+    those are all the frames of the commit that are in it (`complete`: the others are absent)."""
+
+    table_version: int
+    addresses: Mapping[str, int] = field(default_factory=dict)
+    complete: bool = False
+
+
 @dataclass(frozen=True)
 class VersionRecord:
     """One committed dataset version."""
@@ -454,10 +476,12 @@ class Change:
 
 @dataclass(frozen=True)
 class Stored:
-    """What the tables say of a stored frame without decoding it: its content digest and label ids."""
+    """What the tables say of a stored frame without decoding it: its content digest and label ids, and its row's
+    address in the table version it was read from (-1: not known)."""
 
     digest: bytes
     label_ids: Sequence[str]
+    address: int = -1
 
 
 @dataclass
@@ -475,6 +499,11 @@ class Commit:
     commit_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     embedding_dimension: int = 0
     metadata: Sequence[columnar.MetadataColumn] = ()
+    # Row addresses of the frames of the commit that were in frames-table version `found_at` (0: not looked up), as
+    # the writer found them; the others were not there. While the table is still at that version, the commit need
+    # not look them up again.
+    found: Mapping[str, int] = field(default_factory=dict)
+    found_at: int = 0
 
 
 class TableRoot:
@@ -655,10 +684,15 @@ class VersionedTables:
         return dict(zip(rows.column("frame_id").to_pylist(), self.layout.decode(rows), strict=True))
 
     def stored(self, ids: Sequence[str], version: int) -> dict[str, Stored]:
-        """Digest and label ids of those of `ids` that exist at `version`, read without decoding a frame."""
-        rows = self.rows(ids, version, ["frame_id", "digest", "label_ids"])
+        """Digest, label ids and row address of those of `ids` that exist at `version`, read without decoding a
+        frame: the index finds the rows, then only those are read."""
+        ds = self.frames_at(version) if ids else None
+        if ds is None:
+            return {}
+        addresses = _addresses(ds, ids)
+        rows = take_addresses(ds, list(addresses.values()), ["frame_id", "digest", "label_ids"])
         return {
-            frame_id: Stored(found, labels)
+            frame_id: Stored(found, labels, addresses[frame_id])
             for frame_id, found, labels in zip(
                 rows.column("frame_id").to_pylist(),
                 rows.column("digest").to_pylist(),
@@ -1019,13 +1053,20 @@ class VersionedTables:
         expected = (own[-1].version if own else 0) + 1
         if commit.version != expected:
             raise FailedPrecondition(f"next version is {expected}, not {commit.version}", reason="VERSION_OUT_OF_ORDER")
+        commit = replace(commit, changes=_in_row_order(commit.changes))
         rows = self._rows_of(commit)
         self._append_log(commit, rows)
         deletes = [c.frame_id for c in commit.changes if c.frame is None]
-        return self._apply(commit, rows, deletes)
+        # Where the writer found the frames holds while the frames table is as the last version left it; once anything
+        # else wrote it (compaction, or an earlier try of this commit that died before its version record), every
+        # frame is looked up.
+        last = own[-1].table_version if own else 0
+        known = Known(last, commit.found, complete=True) if commit.found_at and commit.found_at == last else None
+        return self._apply(commit, rows, deletes, known)
 
     def _rows_of(self, commit: Commit) -> pa.Table:
-        """The rows of the frames `commit` upserts: those encoded already taken as they are, the rest encoded."""
+        """The rows of the frames `commit` upserts, in the order of its changes (see `_in_row_order`): those encoded
+        already taken as they are, the rest encoded."""
         schema = self.layout.schema(commit.embedding_dimension, commit.metadata)
         upserts = [c for c in commit.changes if c.frame is not None]
         fresh = [c.frame for c in upserts if c.row is None]
@@ -1043,16 +1084,29 @@ class VersionedTables:
                 table, row = c.row
                 taken.setdefault(id(table), (table, []))[1].append(row)
         for table, picked in taken.values():
-            parts.append(_aligned(table.take(pa.array(picked, pa.int64())), schema, commit.metadata))
+            # Usually a run of rows, or a few (a frame changed again later in the commit leaves a gap): slices, which
+            # copy nothing; a take otherwise.
+            runs = _runs(picked)
+            if len(runs) <= 16:
+                part = pa.concat_tables([table.slice(start, length) for start, length in runs])
+            else:
+                part = table.take(pa.array(picked, pa.int64()))
+            parts.append(_aligned(part, schema, commit.metadata))
         return parts[0] if len(parts) == 1 else pa.concat_tables([_aligned(p, schema, commit.metadata) for p in parts])
 
     def _log_rows(self, commit: Commit, rows: pa.Table) -> pa.Table:
         """The change log's rows of `commit`: each change's frame columns (null for a delete) and what it was."""
         ids = rows.column("frame_id").to_pylist()
         frames = rows.drop_columns(["frame_id"])
-        if len(ids) != len(commit.changes) or any(c.frame_id != i for c, i in zip(commit.changes, ids, strict=False)):
-            # Not one row per change in the same order (deletes, or rows gathered from several sources): a take of
-            # the nested columns, which costs more than every other step of building the log rows together.
+        deletes = commit.changes[len(ids) :]
+        if [c.frame_id for c in commit.changes[: len(ids)]] == ids and all(c.frame is None for c in deletes):
+            if deletes:  # the rows line up with the changes (see `_in_row_order`): null columns for the deletes
+                nullable = pa.schema([f.with_nullable(True) for f in frames.schema])
+                empty = pa.Table.from_arrays([columnar.nulls(len(deletes), f.type) for f in nullable], schema=nullable)
+                frames = pa.concat_tables([frames.cast(nullable), empty])
+        else:
+            # Not one row per change in the same order: a take of the nested columns, which costs more than every
+            # other step of building the log rows together.
             at = {frame_id: i for i, frame_id in enumerate(ids)}
             frames = frames.take(pa.array([at.get(c.frame_id) for c in commit.changes], type=pa.int64()))
         meta = json.dumps(
@@ -1142,7 +1196,11 @@ class VersionedTables:
             open_dataset(ds.uri, self.options).add_columns(values, read_columns=["user_metadata"])
         return open_dataset(ds.uri, self.options)
 
-    def _apply(self, commit: Commit, rows: pa.Table, deletes: Sequence[str]) -> VersionRecord:
+    def _apply(
+        self, commit: Commit, rows: pa.Table, deletes: Sequence[str], known: Known | None = None
+    ) -> VersionRecord:
+        """Bring the frames table to `commit`: upsert `rows`, delete `deletes`, with what is `known` of where the
+        frames are (nothing: every frame is looked up)."""
         ds = self.open_table(self.frames_uri)
         if ds is None:
             rows = _nullable_as(rows, self.layout.schema())
@@ -1151,10 +1209,9 @@ class VersionedTables:
             ds = open_dataset(self.frames_uri, self.options)
         else:
             ds = self._evolve(ds, rows.schema, commit.metadata)
-            builder = ds.merge_insert("frame_id").when_matched_update_all().when_not_matched_insert_all()
-            if deletes:
-                builder = builder.when_not_matched_by_source_delete(in_list("frame_id", deletes))
-            builder.execute(_aligned(rows, ds.schema, commit.metadata))
+            if known is None or ds.version != known.table_version:
+                known = Known(ds.version)
+            self._upsert(ds, _aligned(rows, ds.schema, commit.metadata), deletes, known)
             ds = open_dataset(self.frames_uri, self.options)
             _index_new_rows(ds)
         counts = ds.to_table(columns=["label_count"])
@@ -1172,6 +1229,45 @@ class VersionedTables:
         )
         self._append_version(record)
         return record
+
+    def _upsert(self, ds: lance.LanceDataset, rows: pa.Table, deletes: Sequence[str], known: Known) -> None:
+        """Write `rows` and drop the rows of the frames they replace and of `deletes`, as one commit: the frames are
+        found (through the frame-id index, unless `known` says where they are or that they are absent), their
+        fragments get deletion vectors, and the new rows go into new fragments. A merge insert does the same with a
+        join over the whole table, which at a million frames cost several times more than the rest of a commit."""
+        addresses = dict(known.addresses)
+        going = [*rows.column("frame_id").to_pylist(), *deletes]
+        if not known.complete:
+            addresses.update(_addresses(ds, [i for i in going if i not in addresses]))
+        held: dict[int, list[str]] = {}  # fragment id → the frames it holds that go
+        for frame_id in going:
+            address = addresses.get(frame_id)
+            if address is not None:
+                held.setdefault(address >> 32, []).append(frame_id)
+        if not held:
+            if rows.num_rows:
+                lance.write_dataset(rows, ds.uri, mode="append", storage_options=self.options or None)
+            return
+        fragments = {f.fragment_id: f for f in ds.get_fragments()}
+
+        def delete(fragment_id: int) -> tuple[int, Any]:
+            return fragment_id, fragments[fragment_id].delete(in_list("frame_id", held[fragment_id]))
+
+        updated, removed = [], []
+        for fragment_id, kept in _TAKES.map(delete, held):
+            if kept is None:
+                removed.append(fragment_id)  # every row of it went
+            else:
+                updated.append(kept)
+        new = (
+            lance.fragment.write_fragments(rows, ds, schema=ds.schema, storage_options=self.options or None)
+            if rows.num_rows
+            else []
+        )
+        operation = lance.LanceOperation.Update(
+            removed_fragment_ids=removed, updated_fragments=updated, new_fragments=new
+        )
+        lance.LanceDataset.commit(ds.uri, operation, read_version=ds.version, storage_options=self.options or None)
 
     def _append_version(self, record: VersionRecord) -> None:
         row = pa.Table.from_pylist([record.__dict__], schema=VERSIONS_SCHEMA)
@@ -1246,6 +1342,30 @@ def _nullable_as(rows: pa.Table, layout: pa.Schema) -> pa.Table:
         for f in rows.schema
     ]
     return rows.cast(pa.schema(fields))
+
+
+def _runs(rows: Sequence[int]) -> list[tuple[int, int]]:
+    """(start, length) of each run of consecutive numbers in `rows`, in order."""
+    runs: list[tuple[int, int]] = []
+    for row in rows:
+        if runs and runs[-1][0] + runs[-1][1] == row:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((row, 1))
+    return runs
+
+
+def _in_row_order(changes: Sequence[Change]) -> list[Change]:
+    """`changes` in the order their rows are gathered: frames to encode first (as given), then those whose rows were
+    made already, source by source and row by row, deletes last. The rows of a commit then line up with its changes
+    without a take of the nested columns (batches that interleave frame ids would need one otherwise)."""
+    sources: dict[int, int] = {}
+    made = [c for c in changes if c.frame is not None and c.row is not None]
+    for c in made:
+        sources.setdefault(id(c.row[0]), len(sources))  # type: ignore[index]
+    made.sort(key=lambda c: (sources[id(c.row[0])], c.row[1]))  # type: ignore[index]
+    fresh = [c for c in changes if c.frame is not None and c.row is None]
+    return [*fresh, *made, *(c for c in changes if c.frame is None)]
 
 
 def _aligned(rows: pa.Table, schema: pa.Schema, metadata: Sequence[columnar.MetadataColumn]) -> pa.Table:

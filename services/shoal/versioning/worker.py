@@ -308,6 +308,8 @@ class Worker:
             deleted=applied.deleted,
             embedding_dimension=applied.embedding_dimension,
             metadata=[] if inference else columnar.metadata_columns(dataset.metadata_schema),
+            found={frame_id: s.address for frame_id, s in stored.items() if s.address >= 0},
+            found_at=latest.table_version if latest else 0,
         )
         try:
             record = tables.commit(commit)
