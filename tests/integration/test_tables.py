@@ -11,6 +11,8 @@ from pathlib import Path
 import lance
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from shoal.kit.errors import FailedPrecondition, NotFound
 from shoal.kit.names import DatasetName
 from shoal.kit.settings import StoreSettings
@@ -20,6 +22,8 @@ from shoal.storage.tables import Change, Commit, TableRoot, VersionedTables
 from shoal.v1 import frame_pb2
 from shoal.versioning import labels as labels_module
 from shoal.versioning.labels import LabelIndex
+
+from tests.unit.test_columnar import messages
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +143,42 @@ def test_a_dataset_made_again_under_its_name_reads_its_own_versions(tmp_path: Pa
     tables_module.VERSION_RECORDS._values[t.versions_uri] = read_before
     assert [r.batches for r in again.versions()] == [["v#1"], ["v#2"], ["v#3"]]
     assert [r["version"] for r in again.history("x2")] == [2]
+
+
+@given(data=st.data())
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_history_reads_back_every_frame_exactly_from_the_columns_its_commit_needs(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    t = tables(tmp_path_factory.mktemp("history"))
+    frames = data.draw(st.lists(messages(frame_pb2.Frame, dimension=3), min_size=1, max_size=4))
+    unique = list({f.frame_id: f for f in frames}.values())
+    t.commit(Commit(1, [Change(f.frame_id, frame_pb2.CHANGE_TYPE_ADD, f, "u") for f in unique], ["u"], ["u#0"]))
+    # Version 2 makes the first frame a plain one: its log rows need far fewer columns than version 1's.
+    plain = frame_pb2.Frame(frame_id=unique[0].frame_id)
+    plain.user_metadata["weather"].string_value = "sun"
+    t.commit(Commit(2, [Change(plain.frame_id, frame_pb2.CHANGE_TYPE_MODIFY, plain, "u")], ["u"], ["u#1"]))
+    for frame in unique:
+        history = t.history(frame.frame_id)
+        assert history[0]["frame"] == frame
+    assert [(r["version"], r["frame"]) for r in t.history(plain.frame_id)] == [(1, unique[0]), (2, plain)]
+    assert [r["version"] for r in t.history(plain.frame_id, up_to=1)] == [1]
+
+
+def test_history_reads_every_column_of_changes_logged_before_commits_named_their_columns(tmp_path: Path) -> None:
+    t = tables(tmp_path)
+    t.commit(Commit(1, [change("a", "sun")], ["u"], ["u#0"], added=1))
+    log = lance.dataset(t.changes_uri)
+    # A log row as the release before wrote it: its commit says nothing of columns.
+    old = log.to_table()
+    commit = old.column("commit").to_pylist()[0]
+    meta = tables_module.json.loads(commit)
+    del meta["columns"]
+    old = old.set_column(old.schema.get_field_index("commit"), "commit", pa.array([tables_module.json.dumps(meta)]))
+    lance.write_dataset(old, t.changes_uri, mode="overwrite")
+    tables_module.LOG_HANDLES.drop(t.changes_uri)
+    (row,) = t.history("a")
+    assert row["frame"].user_metadata["weather"].string_value == "sun"
 
 
 def test_compaction_keeps_every_version_readable(tmp_path: Path) -> None:

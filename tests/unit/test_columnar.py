@@ -121,6 +121,56 @@ def test_every_frame_round_trips_exactly(dimension: int, data: st.DataObject) ->
         assert columnar.FRAMES.decode(table.slice(1)) == back[1:]
 
 
+def _project(table: pa.Table, paths: list[str]) -> pa.Table:
+    """`table` narrowed to Lance projection paths (`column` or `column.item.child`), as a Lance take returns it."""
+    columns: dict[str, list[str] | None] = {}
+    for path in paths:
+        name, _, child = path.partition(".item.")
+        if child:
+            kept = columns.setdefault(name, [])
+            assert kept is not None
+            kept.append(child)
+        else:
+            columns[name] = None
+    out = {}
+    for name, children in columns.items():
+        column = table.column(name).combine_chunks()
+        if children is not None:
+            items = column.flatten()
+            struct = pa.StructArray.from_arrays(
+                [items.field(c) for c in children], fields=[items.type.field(c) for c in children]
+            )
+            column = pa.ListArray.from_arrays(column.offsets, struct, mask=column.is_null())
+        out[name] = column
+    return pa.table(out)
+
+
+@pytest.mark.parametrize("dimension", [0, 3])
+@given(data=st.data())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_frames_read_back_exactly_from_the_columns_they_need(dimension: int, data: st.DataObject) -> None:
+    frames = data.draw(st.lists(messages(frame_pb2.Frame, dimension=dimension), max_size=5))
+    table = columnar.FRAMES.encode(frames, embedding_dimension=dimension)
+    paths = columnar.FRAMES.read_back(table)
+    back = columnar.FRAMES.decode(_project(table, ["frame_id", *paths]))
+    assert [f.SerializeToString(deterministic=True) for f in back] == [
+        f.SerializeToString(deterministic=True) for f in frames
+    ]
+
+
+def test_frames_with_little_in_them_need_few_columns() -> None:
+    frame = frame_pb2.Frame(frame_id="a")
+    frame.sensors.add(sensor_id="cam").image.url = "s3://b/a.jpg"
+    frame.labels.add(label_id="l", classification="car").box_2d.width = 3.0
+    paths = columnar.FRAMES.read_back(columnar.FRAMES.encode([frame]))
+    assert "labels.item.box_2d" in paths
+    assert "labels.item.cuboid_3d" not in paths
+    assert "labels.item.polygon_list_2d" not in paths  # stored on every label, but no label is a polygon
+    assert "sensors.item.point_cloud_bins" not in paths
+    assert "coordinate_frames" not in paths
+    assert not {"digest", "label_ids", "label_count", "labels.item.area"} & set(paths)
+
+
 @given(data=st.data())
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 def test_every_inference_frame_round_trips_exactly(data: st.DataObject) -> None:

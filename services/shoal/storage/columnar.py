@@ -317,6 +317,18 @@ def map_entries(array: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
     return owners, pc.struct_field(flat, [0]), pc.struct_field(flat, [1])
 
 
+def _empty(array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether `array` holds nothing a frame would read back: every value null, or every list or map empty (fields
+    without presence read back empty when absent). A struct that is set anywhere holds something: its presence."""
+    if array.null_count == len(array):
+        return True
+    kind = array.type
+    if pa.types.is_map(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        whole = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+        return not _lengths(whole).any()
+    return False
+
+
 def _lengths(array: pa.Array) -> np.ndarray:
     """Elements per row of a list or map array (0 for null rows)."""
     if isinstance(array, pa.FixedSizeListArray):
@@ -538,6 +550,42 @@ class Layout:
                     if model_id:
                         target.model_id = model_id
         return frames
+
+    def read_back(self, rows: pa.Table) -> list[str]:
+        """The columns a reader of `rows` needs to decode them into frames, as Lance projection paths: the message
+        fields that hold something in any of the rows (an all-null column, or lists and maps all empty, read back as
+        absent ones do), each list of labels, sensors or other messages narrowed to the children that do. Derived
+        columns (digests, label ids and counts, areas, typed metadata) are not needed to decode."""
+        out = []
+        for f in self.plan.fields:
+            if f.name not in rows.column_names:
+                continue
+            array = rows.column(f.name).combine_chunks()
+            if _empty(array):
+                continue
+            if f.kind == _MESSAGE_LIST and f.plan is not None:
+                children = _children(array.flatten())
+                wanted = [
+                    g.name
+                    for g in f.plan.fields
+                    if g.name in children
+                    and (
+                        # A member stored on every item counts where its oneof chose it, even with nothing in it.
+                        pc.any(pc.equal(children[g.oneof], g.name)).as_py()
+                        if g.always and g.oneof in children
+                        else not _empty(children[g.name])
+                    )
+                ]
+                wanted += [o for o in f.plan.oneofs if o in children]
+                # Items with nothing in them still count: the whole column then keeps how many there are.
+                out.extend([f"{f.name}.item.{name}" for name in wanted] if wanted else [f.name])
+            else:
+                out.append(f.name)
+        # The embedding is a message: null where unset, an empty list where set without values.
+        out.extend(
+            n for n in ("embedding", "embedding_model_id") if n in rows.column_names and rows[n].null_count < len(rows)
+        )
+        return out
 
     def columns_for(self, paths: Sequence[str]) -> list[str]:
         """The columns a field mask needs (top-level Frame fields; `frame_id` always)."""

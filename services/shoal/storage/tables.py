@@ -271,27 +271,53 @@ _TAKES: Final = ThreadPoolExecutor(4, thread_name_prefix="shoal-take")
 def take_addresses(ds: lance.LanceDataset, addresses: Sequence[int], columns: Sequence[str]) -> pa.Table:
     """The rows at `addresses` (fragment id << 32 | row offset), in no particular order. Each fragment's rows are
     taken by the fragment itself, fragments in parallel: a frame's history from a log of 1,181,331 rows took
-    16.7 ms through the dataset's take and 7.2 ms this way (two rows, in two fragments, each 138 leaf columns wide).
-    A fragment with deleted rows counts its offsets past them, so its rows go through the dataset's take."""
+    16.7 ms through the dataset's take and 7.2 ms this way (two rows, in two fragments, each 138 leaf columns wide)."""
+    takes = fragment_takes(ds, addresses)
+    parts = [take(columns) for take in takes] if len(takes) <= 1 else list(_TAKES.map(lambda t: t(columns), takes))
+    if not parts:
+        return ds.schema.empty_table().select(list(columns))
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+
+def fragment_takes(ds: lance.LanceDataset, addresses: Sequence[int]) -> list[Callable[[Sequence[str]], pa.Table]]:
+    """For each fragment holding rows at `addresses`, a function that takes those rows with the columns (or Lance
+    projection paths) given. A fragment with deleted rows counts its offsets past them, so its rows go through the
+    dataset's take."""
     # Row ids are row addresses only without stable row ids (which these tables never enable).
     assert not ds.has_stable_row_ids, f"{ds.uri} has stable row ids: its row ids are not addresses"
     groups: dict[int, list[int]] = {}
     for address in addresses:
         groups.setdefault(address >> 32, []).append(address)
     fragments = {f.fragment_id: f for f in ds.get_fragments()} if groups else {}
-    wanted = list(columns)
 
-    def take(fragment_id: int) -> pa.Table:
+    def taker(fragment_id: int) -> Callable[[Sequence[str]], pa.Table]:
         fragment = fragments.get(fragment_id)
         group = groups[fragment_id]
-        if fragment is None or fragment.metadata.deletion_file is not None:
-            return ds._take_rows(group, columns=wanted)
-        return fragment.take([a & 0xFFFFFFFF for a in group], columns=wanted)
 
-    parts = [take(f) for f in groups] if len(groups) <= 1 else list(_TAKES.map(take, groups))
-    if not parts:
-        return ds.schema.empty_table().select(wanted)
-    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        def take(columns: Sequence[str]) -> pa.Table:
+            if fragment is None or fragment.metadata.deletion_file is not None:
+                return ds._take_rows(group, columns=list(columns))
+            return fragment.take([a & 0xFFFFFFFF for a in group], columns=list(columns))
+
+        return take
+
+    return [taker(fragment_id) for fragment_id in groups]
+
+
+_LOG_HEAD: Final = ("version", "frame_id", "change_type", "upload", "commit_time")
+
+
+def _read_back(commits: Sequence[str], everything: Sequence[str]) -> list[str]:
+    """The change-log columns to read for rows of `commits` (their `commit` values): what each commit recorded its
+    frames need (see `Layout.read_back`), or `everything` for commits logged before that was recorded."""
+    paths: dict[str, None] = dict.fromkeys(_LOG_HEAD)
+    for text in dict.fromkeys(commits):
+        needed = json.loads(text).get("columns")
+        if needed is None:
+            return list(everything)
+        paths.update(dict.fromkeys(needed))
+    whole = {p for p in paths if "." not in p}
+    return [p for p in paths if p.split(".", 1)[0] not in whole or "." not in p]
 
 
 def _expired(version: int) -> NotFound:
@@ -865,32 +891,33 @@ class VersionedTables:
             self.versions()  # UNAVAILABLE while the log is still being migrated
         where = f"frame_id = {quote(frame_id)}"
 
-        def read(ds: lance.LanceDataset) -> pa.Table:
+        def read(ds: lance.LanceDataset) -> list[pa.Table]:
             # The frame-id index alone finds the rows (no column read: the version is checked after the take); then
-            # only those rows are read, each fragment's at once, fragments side by side (see `take_addresses`).
-            columns = [c for c in ds.schema.names if c != "commit"]
-            warm_log(ds, columns)
-            found = ds.to_table(columns=[], filter=where, with_row_address=True).column("_rowaddr")
-            return take_addresses(ds, found.to_pylist(), columns)
+            # only those rows are read, each fragment's at once, fragments side by side (see `fragment_takes`), and
+            # of each only the columns its commits wrote something in (a take costs per column read).
+            everything = [c for c in ds.schema.names if c != "commit"]
+            warm_log(ds, everything)
+            found = ds.to_table(columns=[], filter=where, with_row_address=True).column("_rowaddr").to_pylist()
 
-        table = self._read_log(up_to, read)
-        if table is None or table.num_rows == 0:
-            return []
-        # A few rows: ordered (and those of versions after `up_to` dropped) in Python, with one take.
-        versions = table.column("version").to_pylist()
-        order = sorted((i for i, v in enumerate(versions) if v <= up_to), key=versions.__getitem__)
-        if order != list(range(len(versions))):
-            table = table.take(pa.array(order, pa.int64()))
-        frames = self.layout.decode(table)
+            def take(rows: Callable[[Sequence[str]], pa.Table]) -> pa.Table:
+                return rows(_read_back(rows(["commit"]).column("commit").to_pylist(), everything))
+
+            takes = fragment_takes(ds, found)
+            return [take(t) for t in takes] if len(takes) <= 1 else list(_TAKES.map(take, takes))
+
+        parts = self._read_log(up_to, read)
         out = []
-        for row, frame in zip(
-            table.select(["version", "frame_id", "change_type", "upload", "commit_time"]).to_pylist(),
-            frames,
-            strict=True,
-        ):
-            row["frame"] = None if row["change_type"] == _DELETE else frame
-            out.append(row)
-        return out
+        for part in parts or []:
+            frames = self.layout.decode(part)
+            for row, frame in zip(
+                part.select(["version", "frame_id", "change_type", "upload", "commit_time"]).to_pylist(),
+                frames,
+                strict=True,
+            ):
+                if row["version"] <= up_to:
+                    row["frame"] = None if row["change_type"] == _DELETE else frame
+                    out.append(row)
+        return sorted(out, key=lambda row: row["version"])
 
     def _read_log(self, up_to: int, read: Callable[[lance.LanceDataset], T]) -> T | None:
         """`read` on a change-log handle that holds every version up to `up_to` (kept open across calls)."""
@@ -1116,6 +1143,8 @@ class VersionedTables:
                 "added": commit.added,
                 "modified": commit.modified,
                 "deleted": commit.deleted,
+                # What a history read takes of these rows (Lance stores this repeated value in a few bytes).
+                "columns": self.layout.read_back(rows),
             }
         )
         n = len(commit.changes)

@@ -29,7 +29,7 @@ from typing import Final, cast
 
 import pyarrow as pa
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from shoal.kit import pipeline_metrics
 from shoal.kit.errors import NotFound, ShoalError
@@ -71,6 +71,7 @@ class Worker:
         self._committed: dict[str, dict[str, int]] = {}
         self._seen_version: dict[str, int] = {}
         self._labels: dict[str, LabelIndex] = {}
+        self._groups: set[str] = set()  # streams whose consumer group this worker made or found
         self._scripts = queue.Scripts(redis)
         self.commits = 0
         # Targets committed to since their last maintenance; maintained when the worker has nothing queued, so
@@ -145,14 +146,21 @@ class Worker:
         """Apply what the partition holds: first entries read before (pending), then new ones."""
         stream = queue.stream_key(partition)
         consumer = queue.consumer_name(partition)
-        await queue.ensure_group(self.redis, stream)
+        # The consumer group is made once (an idle worker polls every partition twenty times a second); when Redis
+        # lost it (restarted empty), the read fails with NOGROUP and the next pass makes it again.
+        if stream not in self._groups:
+            await queue.ensure_group(self.redis, stream)
+            self._groups.add(stream)
         for start in ("0", ">"):
-            replies = cast(
-                list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
-                await self.redis.xreadgroup(
+            try:
+                reply = await self.redis.xreadgroup(
                     queue.CONSUMER_GROUP, consumer, {stream: start}, count=self.settings.worker_read_count
-                ),
-            )
+                )
+            except ResponseError as err:
+                if "NOGROUP" in str(err):
+                    self._groups.discard(stream)
+                raise
+            replies = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply)
             entries = [queue.read_entry(eid, fields) for _, messages in replies for eid, fields in messages if fields]
             if entries:
                 await self._process(stream, entries)
