@@ -129,6 +129,31 @@ def test_a_commit_tried_again_after_its_frames_were_written_leaves_each_frame_on
     assert t.get(["a"], 1)["a"].user_metadata["weather"].string_value == "sun"
 
 
+def test_frames_are_found_whoever_wrote_them_and_new_ones_need_no_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t = tables(tmp_path)
+    t.commit(Commit(1, [change("a", "sun"), change("b", "sun")], ["u"], ["u#0"], added=2))
+    assert sorted(t.stored(["a", "b", "c"], 1)) == ["a", "b"]
+    t.commit(Commit(2, [change("c", "fog")], ["u"], ["u#1"], added=1))
+    t.maintain(max_fragments=1, log_grace=timedelta(0))  # a compaction between commits changes no frame
+    looked_up: list[list[str]] = []
+    addresses = tables_module._addresses
+
+    def spy(ds: lance.LanceDataset, ids: list[str]) -> dict[str, int]:
+        looked_up.append(list(ids))
+        return addresses(ds, ids)
+
+    monkeypatch.setattr(tables_module, "_addresses", spy)
+    assert sorted(t.stored(["a", "c", "new-1", "new-2"], 2)) == ["a", "c"]
+    assert looked_up == [["a", "c"]]  # the frames this process knows are not there were not looked up
+    # Another process writes version 3: what this one knew no longer covers the table, so it looks at it again.
+    monkeypatch.setattr(tables_module.FRAME_IDS, "advance", lambda *args, **kwargs: None)
+    t.commit(Commit(3, [change("x", "rain")], ["v"], ["v#0"], added=1))
+    monkeypatch.undo()
+    assert sorted(t.stored(["x", "a", "zz"], 3)) == ["a", "x"]
+
+
 def test_a_dataset_made_again_under_its_name_reads_its_own_versions(tmp_path: Path) -> None:
     t = tables(tmp_path)
     for version in (1, 2, 3):

@@ -409,6 +409,56 @@ class _Latest:
                 self._values.popitem(last=False)
 
 
+def _id_hashes(ids: Sequence[str]) -> np.ndarray:
+    return np.array(list(map(hash, ids)), dtype=np.int64)
+
+
+class _FrameIds:
+    """Hashes of the frame ids a frames table holds, kept by the process that writes it, so a lookup by frame id
+    can skip ids that cannot be there: an upload of new frames then looks up none (each id looked up through the
+    index costs tens of microseconds). The hashes are a superset (a frame deleted since still counts; equal hashes
+    only cost a lookup) for every table version from `floor` to `top`: made from one version's frame ids, then moved
+    on by this process's own commits and compactions; a version written by anyone else is outside the range, and
+    the hashes are made again from it."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._tables: OrderedDict[str, tuple[int, int, np.ndarray, set[int]]] = OrderedDict()
+
+    def candidates(self, uri: str, ds: lance.LanceDataset, ids: Sequence[str]) -> list[str]:
+        """Those of `ids` that may be in `ds` (a version of the table at `uri`)."""
+        with self._lock:
+            entry = self._tables.get(uri)
+        if entry is None or not entry[0] <= ds.version <= entry[1]:
+            column = ds.to_table(columns=["frame_id"]).column("frame_id").to_pylist()
+            entry = (ds.version, ds.version, np.sort(_id_hashes(column)), set())
+            with self._lock:
+                self._tables[uri] = entry
+                self._tables.move_to_end(uri)
+                while len(self._tables) > self.limit:
+                    self._tables.popitem(last=False)
+        _, _, known, added = entry
+        keys = _id_hashes(ids)
+        at = np.minimum(np.searchsorted(known, keys), max(len(known) - 1, 0))
+        hit = known[at] == keys if len(known) else np.zeros(len(keys), dtype=bool)
+        return [i for i, k, h in zip(ids, keys.tolist(), hit.tolist(), strict=True) if h or k in added]
+
+    def advance(self, uri: str, before: int, after: int, ids: Iterable[str] = ()) -> None:
+        """This process moved the table from version `before` to `after`, adding frames `ids` (if any)."""
+        with self._lock:
+            entry = self._tables.get(uri)
+            if entry is None or entry[1] != before:
+                self._tables.pop(uri, None)  # not as these hashes knew it: made again when next asked
+                return
+            floor, _, known, added = entry
+            added.update(_id_hashes(list(ids)).tolist())
+            if len(added) > max(65_536, len(known) // 4):
+                known, added = np.sort(np.concatenate([known, np.fromiter(added, np.int64, len(added))])), set()
+            self._tables[uri] = (floor, after, known, added)
+
+
+FRAME_IDS: Final = _FrameIds()
 # The version records of each version table, as last read.
 VERSION_RECORDS: Final = _Latest()
 # The newest dataset version each change log holds, as last written or counted.
@@ -715,7 +765,7 @@ class VersionedTables:
         ds = self.frames_at(version) if ids else None
         if ds is None:
             return {}
-        addresses = _addresses(ds, ids)
+        addresses = _addresses(ds, FRAME_IDS.candidates(self.frames_uri, ds, ids))
         rows = take_addresses(ds, list(addresses.values()), ["frame_id", "digest", "label_ids"])
         return {
             frame_id: Stored(found, labels, addresses[frame_id])
@@ -989,6 +1039,7 @@ class VersionedTables:
                 if len(small) <= allowed:
                     break
                 try:
+                    before = ds.version
                     done[name] = self._rewrite(ds, small, target)
                 except CommitConflictError:
                     # Another writer changed the same fragments and committed first: look again at what is left.
@@ -999,7 +1050,9 @@ class VersionedTables:
             if name not in done:
                 continue
             _merge_index_segments(self._open(uri))
-            if name != "frames":
+            if name == "frames":  # the same frames, rewritten
+                FRAME_IDS.advance(uri, before, self._open(uri).version)
+            else:
                 ds = self._open(uri)
                 ds.cleanup_old_versions(older_than=log_grace)
                 if name == "changes":
@@ -1237,12 +1290,14 @@ class VersionedTables:
             ds.create_scalar_index("frame_id", "BTREE", name=FRAME_ID_INDEX)
             ds = open_dataset(self.frames_uri, self.options)
         else:
+            before = ds.version
             ds = self._evolve(ds, rows.schema, commit.metadata)
             if known is None or ds.version != known.table_version:
                 known = Known(ds.version)
             self._upsert(ds, _aligned(rows, ds.schema, commit.metadata), deletes, known)
             ds = open_dataset(self.frames_uri, self.options)
             _index_new_rows(ds)
+            FRAME_IDS.advance(self.frames_uri, before, ds.version, rows.column("frame_id").to_pylist())
         counts = ds.to_table(columns=["label_count"])
         record = VersionRecord(
             version=commit.version,
