@@ -63,7 +63,8 @@ class Applied:
     modified: int = 0
     deleted: int = 0
     embedding_dimension: int = 0
-    # Label ids the changed frames gave up, and (label id, frame id) of those they hold now.
+    # Label ids the changed frames gave up, and (label id, frame id) of those they took (ids a frame kept are in
+    # neither).
     released: list[str] = field(default_factory=list)
     claimed: list[tuple[str, str]] = field(default_factory=list)
     # Frames whose final state is an item of a batch taken whole (an ADD, an inference frame): frame id → (batch
@@ -339,8 +340,11 @@ def apply_batches(
     released: list[str] = []
     claimed: list[tuple[str, str]] = []
     for frame_id in sorted(uploads):
-        released.extend(original_ids[frame_id])
-        claimed.extend((label_id, frame_id) for label_id in state_ids[frame_id])
+        before_ids, after_ids = original_ids[frame_id], state_ids[frame_id]
+        if before_ids != after_ids:  # a frame replaced with the same labels (the usual edit) moves no label id
+            kept = set(before_ids) & set(after_ids)
+            released.extend(i for i in before_ids if i not in kept)
+            claimed.extend((i, frame_id) for i in after_ids if i not in kept)
         after = state[frame_id]
         before = existed.get(frame_id, False)
         if after is None:
