@@ -344,6 +344,25 @@ def test_change_log_fragments_stay_small_for_history_takes(
     assert sum(log_rows()) == 20
     assert [r["version"] for r in t.history("f7")] == [7]
     assert [r["version"] for r in t.history("a3")] == [1]
+    # A commit that replaces and deletes frames of the compacted table, where the writer found them.
+    found = {i: s.address for i, s in t.stored(["a3", "f7", "new"], 11).items()}
+    record = t.commit(
+        Commit(
+            12,
+            [change("a3", "rain", frame_pb2.CHANGE_TYPE_MODIFY), Change("f7", frame_pb2.CHANGE_TYPE_DELETE, None, "u")],
+            ["u"],
+            ["u#12"],
+            modified=1,
+            deleted=1,
+            found=found,
+            found_at=t.version(11).table_version,
+        )
+    )
+    assert record.frame_count == 19
+    assert t.get(["a3"])["a3"].user_metadata["weather"].string_value == "rain"
+    assert t.get(["f7"]) == {}
+    assert t.get(["f7", "a3"], 11) == before
+    assert [r["version"] for r in t.history("f7")] == [7, 12]
 
 
 def test_rows_are_taken_by_address_from_every_fragment_deleted_rows_or_not(tmp_path: Path) -> None:
