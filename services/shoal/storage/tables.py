@@ -409,8 +409,13 @@ class _Latest:
                 self._values.popitem(last=False)
 
 
-def _id_hashes(ids: Sequence[str]) -> np.ndarray:
-    return np.array(list(map(hash, ids)), dtype=np.int64)
+def id_hashes(ids: Sequence[str]) -> np.ndarray:
+    """64-bit hashes of ids, for in-process indexes of frame and label ids. Python's string hash is salted per
+    process, which is fine: these never leave it. 0 stands for "nobody" in such indexes, so an id hashing to 0
+    counts as 1 (a hash only ever names a candidate, confirmed against the table)."""
+    out = np.array(list(map(hash, ids)), dtype=np.int64)
+    out[out == 0] = 1
+    return out
 
 
 class _FrameIds:
@@ -432,14 +437,14 @@ class _FrameIds:
             entry = self._tables.get(uri)
         if entry is None or not entry[0] <= ds.version <= entry[1]:
             column = ds.to_table(columns=["frame_id"]).column("frame_id").to_pylist()
-            entry = (ds.version, ds.version, np.sort(_id_hashes(column)), set())
+            entry = (ds.version, ds.version, np.sort(id_hashes(column)), set())
             with self._lock:
                 self._tables[uri] = entry
                 self._tables.move_to_end(uri)
                 while len(self._tables) > self.limit:
                     self._tables.popitem(last=False)
         _, _, known, added = entry
-        keys = _id_hashes(ids)
+        keys = id_hashes(ids)
         at = np.minimum(np.searchsorted(known, keys), max(len(known) - 1, 0))
         hit = known[at] == keys if len(known) else np.zeros(len(keys), dtype=bool)
         return [i for i, k, h in zip(ids, keys.tolist(), hit.tolist(), strict=True) if h or k in added]
@@ -452,7 +457,7 @@ class _FrameIds:
                 self._tables.pop(uri, None)  # not as these hashes knew it: made again when next asked
                 return
             floor, _, known, added = entry
-            added.update(_id_hashes(list(ids)).tolist())
+            added.update(id_hashes(list(ids)).tolist())
             if len(added) > max(65_536, len(known) // 4):
                 known, added = np.sort(np.concatenate([known, np.fromiter(added, np.int64, len(added))])), set()
             self._tables[uri] = (floor, after, known, added)
@@ -1294,10 +1299,11 @@ class VersionedTables:
             ds = self._evolve(ds, rows.schema, commit.metadata)
             if known is None or ds.version != known.table_version:
                 known = Known(ds.version)
-            self._upsert(ds, _aligned(rows, ds.schema, commit.metadata), deletes, known)
+            ids = rows.column("frame_id").to_pylist()
+            self._upsert(ds, _aligned(rows, ds.schema, commit.metadata), ids, deletes, known)
             ds = open_dataset(self.frames_uri, self.options)
             _index_new_rows(ds)
-            FRAME_IDS.advance(self.frames_uri, before, ds.version, rows.column("frame_id").to_pylist())
+            FRAME_IDS.advance(self.frames_uri, before, ds.version, ids)
         counts = ds.to_table(columns=["label_count"])
         record = VersionRecord(
             version=commit.version,
@@ -1314,13 +1320,16 @@ class VersionedTables:
         self._append_version(record)
         return record
 
-    def _upsert(self, ds: lance.LanceDataset, rows: pa.Table, deletes: Sequence[str], known: Known) -> None:
-        """Write `rows` and drop the rows of the frames they replace and of `deletes`, as one commit: the frames are
+    def _upsert(
+        self, ds: lance.LanceDataset, rows: pa.Table, ids: Sequence[str], deletes: Sequence[str], known: Known
+    ) -> None:
+        """Write `rows` (of frames `ids`) and drop the rows of the frames they replace and of `deletes`, as one
+        commit: the frames are
         found (through the frame-id index, unless `known` says where they are or that they are absent), their
         fragments get deletion vectors, and the new rows go into new fragments. A merge insert does the same with a
         join over the whole table, which at a million frames cost several times more than the rest of a commit."""
         addresses = dict(known.addresses)
-        going = [*rows.column("frame_id").to_pylist(), *deletes]
+        going = [*ids, *deletes]
         if not known.complete:
             addresses.update(_addresses(ds, [i for i in going if i not in addresses]))
         held: dict[int, list[str]] = {}  # fragment id → the frames it holds that go

@@ -17,18 +17,10 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow.compute as pc
 
-from shoal.storage.tables import VersionedTables
+from shoal.storage.tables import VersionedTables, id_hashes
 
 # Overlay entries past which the sorted arrays are rebuilt.
 COMPACT_AT: Final = 262_144
-
-
-def _hashes(values: Sequence[str]) -> npt.NDArray[np.int64]:
-    # Python's string hash is salted per process, which is fine: the index never leaves the process. 0 means "nobody"
-    # in the arrays, so a string that hashes to 0 counts as 1 (a candidate clash is confirmed against the table).
-    out = np.array(list(map(hash, values)), dtype=np.int64)
-    out[out == 0] = 1
-    return out
 
 
 class LabelIndex:
@@ -40,8 +32,8 @@ class LabelIndex:
         table = tables.label_ids(version)
         lengths = pc.list_value_length(table.column("label_ids")).to_numpy(zero_copy_only=False)
         labels = pc.list_flatten(table.column("label_ids")).to_pylist() if len(table) else []
-        frames = _hashes(table.column("frame_id").to_pylist())
-        self._set_base(_hashes(labels), np.repeat(frames, lengths.astype(np.int64)))
+        frames = id_hashes(table.column("frame_id").to_pylist())
+        self._set_base(id_hashes(labels), np.repeat(frames, lengths.astype(np.int64)))
         self._added: dict[int, int] = {}
         self._removed: set[int] = set()
 
@@ -74,8 +66,8 @@ class LabelIndex:
         if not pairs:
             return {}
         labels = [label for label, _ in pairs]
-        holders = self._owner_hashes(_hashes(labels))
-        frames = _hashes([frame for _, frame in pairs])
+        holders = self._owner_hashes(id_hashes(labels))
+        frames = id_hashes([frame for _, frame in pairs])
         suspects = sorted({labels[i] for i in np.flatnonzero((holders != 0) & (holders != frames)).tolist()})
         if not suspects:
             return {}
@@ -87,12 +79,12 @@ class LabelIndex:
 
     def advance(self, version: int, released: Sequence[str], claimed: Sequence[tuple[str, str]]) -> None:
         """Move the index to `version`, which freed `released` and gave `claimed` (label id, frame id)."""
-        for key in _hashes(released).tolist():
+        for key in id_hashes(released).tolist():
             self._removed.add(key)
             self._added.pop(key, None)
         for key, owner in zip(
-            _hashes([label for label, _ in claimed]).tolist(),
-            _hashes([frame for _, frame in claimed]).tolist(),
+            id_hashes([label for label, _ in claimed]).tolist(),
+            id_hashes([frame for _, frame in claimed]).tolist(),
             strict=True,
         ):
             self._added[key] = owner
