@@ -1332,11 +1332,11 @@ class VersionedTables:
         going = [*ids, *deletes]
         if not known.complete:
             addresses.update(_addresses(ds, [i for i in going if i not in addresses]))
-        held: dict[int, list[str]] = {}  # fragment id → the frames it holds that go
+        held: dict[int, list[int]] = {}  # fragment id → the addresses of its rows that go
         for frame_id in going:
             address = addresses.get(frame_id)
             if address is not None:
-                held.setdefault(address >> 32, []).append(frame_id)
+                held.setdefault(address >> 32, []).append(address)
         if not held:
             if rows.num_rows:
                 lance.write_dataset(rows, ds.uri, mode="append", storage_options=self.options or None)
@@ -1344,7 +1344,11 @@ class VersionedTables:
         fragments = {f.fragment_id: f for f in ds.get_fragments()}
 
         def delete(fragment_id: int) -> tuple[int, Any]:
-            return fragment_id, fragments[fragment_id].delete(in_list("frame_id", held[fragment_id]))
+            # By row address (physical, as the frame-id index and `Stored` give them): a delete by frame id reads and
+            # compares every frame id of the fragment, 5x slower on a 45,000-row fragment. (`_rowoffset IN` is
+            # accepted but deletes nothing in pylance 14.)
+            listed = ", ".join(str(a) for a in held[fragment_id])
+            return fragment_id, fragments[fragment_id].delete(f"_rowaddr IN ({listed})")
 
         updated, removed = [], []
         for fragment_id, kept in _TAKES.map(delete, held):
