@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import field_mask_pb2
+from shoal.storage import batchrows
 from shoal.storage.columnar import digest
 from shoal.storage.tables import Stored
 from shoal.v1 import frame_pb2, ingest_service_pb2, label_pb2
-from shoal.versioning.apply import ADDED, DELETED, MODIFIED, QueuedBatch, apply_batches, needs_loading
+from shoal.versioning.apply import (
+    ADDED,
+    DELETED,
+    MODIFIED,
+    QueuedBatch,
+    QueuedRows,
+    apply_batches,
+    apply_rows,
+    needs_loading,
+)
 
 
 def frame(frame_id: str, boxes: int = 2, weather: str = "sun") -> frame_pb2.Frame:
@@ -226,3 +236,105 @@ def test_origins_name_the_items_committed_as_they_came() -> None:
     )
     # b was added whole, then merged: its final state is no item; c failed; a and d are items as they came.
     assert result.origins == {"a": ("up#0", 0), "d": ("up#1", 2)}
+
+
+def whole_rows(seq: int, *frames: frame_pb2.Frame, dimension: int = 0) -> QueuedRows:
+    """A batch of whole frames as the worker gets it from ingest: its rows, made and read back by `batchrows`."""
+    b = ingest_service_pb2.FrameBatch(seq=seq, frames=[copy_of(f) for f in frames])
+    body = b.SerializeToString(deterministic=True)
+    raw = batchrows.encode(b, body, inference=False, embedding_dimension=dimension, metadata=[])
+    rows = batchrows.decode(raw, body)
+    assert rows is not None
+    assert batchrows.whole(rows)
+    return QueuedRows("up", seq, rows)
+
+
+def copy_of(f: frame_pb2.Frame) -> frame_pb2.Frame:
+    out = frame_pb2.Frame()
+    out.CopyFrom(f)
+    return out
+
+
+def with_embedding(f: frame_pb2.Frame, *values: float) -> frame_pb2.Frame:
+    f.embedding.values.extend(values)
+    return f
+
+
+def test_whole_batches_applied_from_their_rows_come_out_as_frame_by_frame() -> None:
+    base = {i: frame(i) for i in ("a", "b", "c")}
+    stored = {i: Stored(digest(f), [label.label_id for label in f.labels]) for i, f in base.items()}
+    # a drops a label; b is as it was; c swaps a label id in its last item; n2 comes twice and its last item wins
+    groups = [
+        [frame("a", boxes=1), frame("b"), with_embedding(frame("n1", boxes=3), 1, 2), frame("c", weather="fog")],
+        [relabel(frame("c"), "c-0", "c-7"), with_embedding(frame("n2", boxes=0), 3, 4), frame("n2", boxes=1)],
+    ]
+    by_rows = apply_rows(
+        [whole_rows(seq, *frames, dimension=2) for seq, frames in enumerate(groups)],
+        stored,
+        embedding_dimension=0,
+        owners=DictOwners(base),
+    )
+    by_frame = apply_batches(
+        [batch(seq, *(copy_of(f) for f in frames)) for seq, frames in enumerate(groups)],
+        {},
+        stored,
+        inference=False,
+        embedding_dimension=0,
+        owners=DictOwners(base),
+    )
+    assert by_rows is not None
+    assert [(c.frame_id, c.change_type, c.upload) for c in by_rows.changes] == [
+        (c.frame_id, c.change_type, c.upload) for c in by_frame.changes
+    ]
+    assert [c.frame_id for c in by_rows.changes] == ["a", "c", "n1", "n2"]
+    for row_change, frame_change in zip(by_rows.changes, by_frame.changes, strict=True):
+        assert row_change.frame is None
+        assert row_change.row is not None
+        assert not row_change.deletes
+        table, row = row_change.row
+        assert table.column("digest")[row].as_py() == digest(frame_change.frame)  # the very frame, as a row
+    assert (by_rows.added, by_rows.modified, by_rows.deleted) == (by_frame.added, by_frame.modified, 0) == (2, 2, 0)
+    assert sorted(by_rows.released) == sorted(by_frame.released) == ["a-1", "c-1"]
+    assert sorted(by_rows.claimed) == sorted(by_frame.claimed)
+    assert by_rows.embedding_dimension == by_frame.embedding_dimension == 2
+    assert {k: (o.committed, o.failures) for k, o in by_rows.outcomes.items()} == {
+        k: (o.committed, list(o.failures)) for k, o in by_frame.outcomes.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        pytest.param([[frame("n"), relabel(frame("m"), "n-0")]], id="a label id of two frames"),
+        pytest.param([[frame("n")], [relabel(frame("m"), "n-1")]], id="a label id of two frames, batches apart"),
+        pytest.param([[relabel(frame("n"), "a-0")]], id="a label id another frame holds"),
+        pytest.param([[with_embedding(frame("n"), 1, 2, 3)]], id="an embedding of another dimension"),
+    ],
+)
+def test_whole_batches_that_need_a_frame_by_frame_decision_are_left_to_it(groups: list[list[frame_pb2.Frame]]) -> None:
+    base = {"a": frame("a")}
+    stored = {"a": Stored(digest(base["a"]), ["a-0", "a-1"])}
+    queued = [whole_rows(seq, *frames) for seq, frames in enumerate(groups)]
+    assert apply_rows(queued, stored, embedding_dimension=2, owners=DictOwners(base)) is None
+    by_frame = apply_batches(
+        [batch(seq, *frames) for seq, frames in enumerate(groups)],
+        {},
+        stored,
+        inference=False,
+        embedding_dimension=2,
+        owners=DictOwners(base),
+    )
+    # Frame by frame, each of these fails a frame or lets a later item win: nothing the rows alone could decide.
+    failures = [f for o in by_frame.outcomes.values() for f in o.failures]
+    assert failures or len(by_frame.changes) < sum(len(g) for g in groups)
+
+
+def test_a_batch_with_anything_but_whole_frames_is_not_whole() -> None:
+    b = ingest_service_pb2.FrameBatch(
+        seq=0, frames=[frame("a"), frame_pb2.Frame(frame_id="b", change_type=frame_pb2.CHANGE_TYPE_DELETE)]
+    )
+    body = b.SerializeToString(deterministic=True)
+    rows = batchrows.decode(batchrows.encode(b, body, inference=False, embedding_dimension=0, metadata=[]), body)
+    assert rows is not None
+    assert rows.num_rows == 1
+    assert not batchrows.whole(rows)

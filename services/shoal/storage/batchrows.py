@@ -22,6 +22,9 @@ from shoal.storage import columnar
 from shoal.v1 import frame_pb2, ingest_service_pb2
 
 DIGEST_KEY: Final = b"shoal.batch_digest"
+# Present when the rows are every item of the batch (no MODIFY, DELETE or label update in it): the worker can then
+# apply the batch from its rows alone (see `versioning.apply.apply_rows`).
+WHOLE_KEY: Final = b"shoal.whole_batch"
 ITEM: Final = "item"  # the frame's index in the batch's `frames` (or `inference_frames`)
 
 
@@ -57,7 +60,10 @@ def encode(
     layout = columnar.layout(inference=inference)
     rows = layout.encode(frames, embedding_dimension=embedding_dimension, metadata=metadata)
     rows = rows.append_column(ITEM, pa.array([i for i, _ in items], pa.int32()))
-    rows = rows.replace_schema_metadata({DIGEST_KEY: batch_digest(body).encode()})
+    marks = {DIGEST_KEY: batch_digest(body).encode()}
+    if len(items) == len(batch.frames) + len(batch.label_updates) + len(batch.inference_frames):
+        marks[WHOLE_KEY] = b"1"
+    rows = rows.replace_schema_metadata(marks)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, rows.schema) as writer:
         writer.write_table(rows)
@@ -72,3 +78,8 @@ def decode(raw: bytes | None, body: bytes) -> pa.Table | None:
     if (table.schema.metadata or {}).get(DIGEST_KEY) != batch_digest(body).encode():
         return None
     return table
+
+
+def whole(rows: pa.Table) -> bool:
+    """Whether `rows` (as `decode` returned them) are every item of their batch."""
+    return (rows.schema.metadata or {}).get(WHOLE_KEY) == b"1"

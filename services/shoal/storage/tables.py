@@ -545,7 +545,8 @@ class VersionRecord:
 
 @dataclass
 class Change:
-    """One frame's change in a version: the state after it (None for a delete)."""
+    """One frame's change in a version: the state after it, as a frame or as its row already encoded (neither for a
+    delete)."""
 
     frame_id: str
     change_type: int
@@ -553,6 +554,10 @@ class Change:
     upload: str
     # The frame's row already encoded (a table and a row of it: see `storage.batchrows`); None: encode the frame.
     row: tuple[pa.Table, int] | None = None
+
+    @property
+    def deletes(self) -> bool:
+        return self.frame is None and self.row is None
 
 
 @dataclass(frozen=True)
@@ -1141,7 +1146,7 @@ class VersionedTables:
         commit = replace(commit, changes=_in_row_order(commit.changes))
         rows = self._rows_of(commit)
         self._append_log(commit, rows)
-        deletes = [c.frame_id for c in commit.changes if c.frame is None]
+        deletes = [c.frame_id for c in commit.changes if c.deletes]
         # Where the writer found the frames holds while the frames table is as the last version left it; once anything
         # else wrote it (compaction, or an earlier try of this commit that died before its version record), every
         # frame is looked up.
@@ -1153,7 +1158,7 @@ class VersionedTables:
         """The rows of the frames `commit` upserts, in the order of its changes (see `_in_row_order`): those encoded
         already taken as they are, the rest encoded."""
         schema = self.layout.schema(commit.embedding_dimension, commit.metadata)
-        upserts = [c for c in commit.changes if c.frame is not None]
+        upserts = [c for c in commit.changes if not c.deletes]
         fresh = [c.frame for c in upserts if c.row is None]
         parts = []
         if fresh or not upserts:
@@ -1184,7 +1189,7 @@ class VersionedTables:
         ids = rows.column("frame_id").to_pylist()
         frames = rows.drop_columns(["frame_id"])
         deletes = commit.changes[len(ids) :]
-        if [c.frame_id for c in commit.changes[: len(ids)]] == ids and all(c.frame is None for c in deletes):
+        if [c.frame_id for c in commit.changes[: len(ids)]] == ids and all(c.deletes for c in deletes):
             if deletes:  # the rows line up with the changes (see `_in_row_order`): null columns for the deletes
                 nullable = pa.schema([f.with_nullable(True) for f in frames.schema])
                 empty = pa.Table.from_arrays([columnar.nulls(len(deletes), f.type) for f in nullable], schema=nullable)
@@ -1457,12 +1462,12 @@ def _in_row_order(changes: Sequence[Change]) -> list[Change]:
     made already, source by source and row by row, deletes last. The rows of a commit then line up with its changes
     without a take of the nested columns (batches that interleave frame ids would need one otherwise)."""
     sources: dict[int, int] = {}
-    made = [c for c in changes if c.frame is not None and c.row is not None]
+    made = [c for c in changes if c.row is not None]
     for c in made:
         sources.setdefault(id(c.row[0]), len(sources))  # type: ignore[index]
     made.sort(key=lambda c: (sources[id(c.row[0])], c.row[1]))  # type: ignore[index]
     fresh = [c for c in changes if c.frame is not None and c.row is None]
-    return [*fresh, *made, *(c for c in changes if c.frame is None)]
+    return [*fresh, *made, *(c for c in changes if c.deletes)]
 
 
 def _aligned(rows: pa.Table, schema: pa.Schema, metadata: Sequence[columnar.MetadataColumn]) -> pa.Table:

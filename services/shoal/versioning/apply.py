@@ -20,6 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, cast
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf.message import Message
 
 from shoal.storage.columnar import digest
@@ -371,6 +374,102 @@ def apply_batches(
         claimed,
         origins={frame_id: origin for frame_id, origin in origins.items() if frame_id in kept},
     )
+
+
+@dataclass
+class QueuedRows:
+    """One claim check whose every item is a whole frame (ADD, inference frames), as the rows ingest encoded them
+    (see `storage.batchrows`)."""
+
+    upload: str
+    seq: int
+    rows: pa.Table
+
+    @property
+    def key(self) -> str:
+        return f"{self.upload}#{self.seq}"
+
+
+def apply_rows(
+    batches: Sequence[QueuedRows],
+    stored: Mapping[str, Stored],
+    *,
+    embedding_dimension: int,
+    owners: LabelOwners | None = None,
+) -> Applied | None:
+    """What `apply_batches` makes of batches of whole frames, from their rows alone: no frame is decoded or
+    compared in Python. Every item adds or replaces its frame (a frame given twice ends as its last item), so the
+    result follows from the rows' frame ids, label ids, digests and embedding sizes. None when the batches need a
+    decision frame by frame (a label id taken by two frames, or held by a frame other than the one taking it; an
+    embedding of another dimension): the caller then applies them with `apply_batches`, which says why a frame
+    fails."""
+    ids = [b.rows.column("frame_id").to_pylist() for b in batches]
+    frame_ids = [i for part in ids for i in part]
+    lists = pa.chunked_array([b.rows.column("label_ids").combine_chunks() for b in batches], pa.list_(pa.string()))
+    counts = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    label_ids = pc.list_flatten(lists).to_pylist()
+    takers: dict[str, str] = {}  # label id → the frame whose items carry it
+    for label_id, frame_id in zip(
+        label_ids, [frame_ids[i] for i in np.repeat(np.arange(len(frame_ids)), counts).tolist()], strict=True
+    ):
+        if takers.setdefault(label_id, frame_id) != frame_id:
+            return None
+    dims = _row_dims(batches)
+    dim = embedding_dimension
+    if dims and (len(dims) > 1 or (dim and dims != {dim})):
+        return None
+    if dims and not dim:
+        dim = next(iter(dims))
+    if (owners or NoLabels()).elsewhere(list(takers.items())):
+        return None
+    # Each frame's last item: where its row is, its label ids and its digest.
+    final: dict[str, tuple[QueuedRows, int, list[str], bytes]] = {}
+    start = 0
+    counted = iter(counts.tolist())
+    for queued, part in zip(batches, ids, strict=True):
+        digests = queued.rows.column("digest").to_pylist()
+        for row, frame_id in enumerate(part):
+            n = next(counted)
+            final[frame_id] = (queued, row, label_ids[start : start + n], digests[row])
+            start += n
+    changes: list[Change] = []
+    released: list[str] = []
+    claimed: list[tuple[str, str]] = []
+    added = modified = 0
+    for frame_id in sorted(final):
+        queued, row, after, content = final[frame_id]
+        before = stored.get(frame_id)
+        before_ids = list(before.label_ids) if before is not None else []
+        if before_ids != after:
+            kept = set(before_ids) & set(after)
+            released.extend(i for i in before_ids if i not in kept)
+            claimed.extend((i, frame_id) for i in after if i not in kept)
+        if before is not None and content == before.digest:
+            continue  # re-applied or no-op change
+        change_type = MODIFIED if before is not None else ADDED
+        added += change_type == ADDED
+        modified += change_type == MODIFIED
+        changes.append(Change(frame_id, change_type, None, queued.upload, row=(queued.rows, row)))
+    outcomes = {b.key: BatchOutcome(committed=b.rows.num_rows) for b in batches}
+    return Applied(changes, outcomes, added, modified, 0, dim, released, claimed)
+
+
+def _row_dims(batches: Sequence[QueuedRows]) -> set[int]:
+    """The sizes of the frame and crop embeddings in the batches' rows."""
+    dims: set[int] = set()
+    for b in batches:
+        embedding = b.rows.column("embedding")
+        if embedding.null_count < len(embedding):
+            if pa.types.is_fixed_size_list(embedding.type):
+                dims.add(embedding.type.list_size)
+            else:
+                dims.update(pc.unique(pc.list_value_length(embedding.drop_null())).to_pylist())
+        if "crop_embeddings" in b.rows.column_names:
+            crops = pc.list_flatten(b.rows.column("crop_embeddings"))
+            if len(crops):
+                dims.update(pc.unique(pc.list_value_length(pc.struct_field(crops, "values"))).to_pylist())
+    dims.discard(None)
+    return dims
 
 
 # An existing frame whose content the caller did not load (an ADD replaces it, a DELETE removes it).

@@ -39,9 +39,17 @@ from shoal.kit.settings import Settings
 from shoal.storage import batchrows, columnar, migration, queue
 from shoal.storage.catalog import Catalog
 from shoal.storage.queue import Entry
-from shoal.storage.tables import Commit, TableRoot, VersionRecord
+from shoal.storage.tables import Commit, Stored, TableRoot, VersionRecord
 from shoal.v1 import dataset_pb2, ingest_service_pb2, upload_pb2
-from shoal.versioning.apply import BatchOutcome, QueuedBatch, apply_batches, needs_loading
+from shoal.versioning.apply import (
+    Applied,
+    BatchOutcome,
+    QueuedBatch,
+    QueuedRows,
+    apply_batches,
+    apply_rows,
+    needs_loading,
+)
 from shoal.versioning.labels import LabelIndex
 
 log = logging.getLogger("shoal.versioning.worker")
@@ -246,14 +254,11 @@ class Worker:
         outcomes = self._replayed_outcomes([e for e in entries if e.batch_key in committed], committed)
         if not fresh:
             return None, outcomes
-        batches = []
-        # (batch key, item index) → the item's row, as ingest encoded it
-        encoded: dict[tuple[str, int], tuple[pa.Table, int]] = {}
+        loaded: list[tuple[Entry, bytes, pa.Table | None]] = []
         rows_objects: list[str] = []
         for entry in fresh:
             try:
                 body = self.store.get(entry.key)
-                batch = ingest_service_pb2.FrameBatch.FromString(body)
             except NotFound:
                 # The claim check points at nothing: the batch is reported failed rather than blocking the partition.
                 log.error("batch object %s is missing; failing the batch", entry.key)
@@ -265,52 +270,69 @@ class Worker:
                 )
                 outcomes[entry.batch_key] = BatchOutcome(committed=0, failures=[lost])
                 continue
-            batches.append(QueuedBatch(entry.upload, entry.seq, batch))
             rows_key = queue.rows_object(entry.upload, entry.seq)
             rows = batchrows.decode(self.store.get_or_none(rows_key), body)
             if rows is not None:
                 rows_objects.append(rows_key)
-                key = batches[-1].key
-                for row, item in enumerate(rows.column(batchrows.ITEM).to_pylist()):
-                    encoded[(key, item)] = (rows, row)
-        if not batches:
+            loaded.append((entry, body, rows))
+        if not loaded:
             return None, outcomes
-        ids = sorted(
-            {f.frame_id for b in batches for f in b.batch.frames}
-            | {u.frame_id for b in batches for u in b.batch.label_updates}
-            | {f.frame_id for b in batches for f in b.batch.inference_frames}
-        )
-        # Only frames that a merge needs are read whole; for the rest the digest and label ids are enough.
-        stored = tables.stored(ids, base_version)
-        current = tables.get(sorted(needs_loading(batches) & stored.keys()), base_version)
         labels = self._labels.get(target_name)
         if labels is None or labels.version != base_version:
             # First commit here, or another worker committed meanwhile: read who holds which label id.
             labels = self._labels[target_name] = LabelIndex(tables, base_version)
         inference = isinstance(target, InferenceSetName)
-        applied = apply_batches(
-            batches,
-            current,
-            stored,
-            inference=inference,
-            # An inference set keeps the dimension its table was made with; a dataset the one its catalog entry fixed
-            # (or its table, if the catalog lags behind a crash).
-            embedding_dimension=(0 if inference else dataset.embedding_dimension) or tables.embedding_dimension(latest),
-            owners=labels,
-            max_frame_bytes=self.settings.ingest_max_frame_bytes,
-        )
-        for queued in batches:
-            outcome = applied.outcomes.get(queued.key, BatchOutcome())
-            self.store.put(queue.outcome_object(queued.upload, queued.seq), _outcome_json(outcome), "application/json")
-        for change in applied.changes:
-            origin = applied.origins.get(change.frame_id)
-            if origin is not None:
-                change.row = encoded.get(origin)  # an item committed as it came: its row is made already
+        # An inference set keeps the dimension its table was made with; a dataset the one its catalog entry fixed (or
+        # its table, if the catalog lags behind a crash).
+        dimension = (0 if inference else dataset.embedding_dimension) or tables.embedding_dimension(latest)
+        applied: Applied | None = None
+        stored: dict[str, Stored] = {}
+        queued: list[QueuedBatch | QueuedRows] = []
+        if all(rows is not None and batchrows.whole(rows) for _, _, rows in loaded):
+            # Every item a whole frame, encoded by ingest: applied from the rows, no frame decoded.
+            whole = [QueuedRows(e.upload, e.seq, rows) for e, _, rows in loaded if rows is not None]
+            ids = sorted({i for q in whole for i in q.rows.column("frame_id").to_pylist()})
+            stored = tables.stored(ids, base_version)
+            applied = apply_rows(whole, stored, embedding_dimension=dimension, owners=labels)
+            queued = list(whole)
+        if applied is None:
+            batches = [QueuedBatch(e.upload, e.seq, ingest_service_pb2.FrameBatch.FromString(b)) for e, b, _ in loaded]
+            queued = list(batches)
+            # (batch key, item index) → the item's row, as ingest encoded it
+            encoded: dict[tuple[str, int], tuple[pa.Table, int]] = {}
+            for (_, _, rows), batch in zip(loaded, batches, strict=True):
+                if rows is not None:
+                    for row, item in enumerate(rows.column(batchrows.ITEM).to_pylist()):
+                        encoded[(batch.key, item)] = (rows, row)
+            ids = sorted(
+                {f.frame_id for b in batches for f in b.batch.frames}
+                | {u.frame_id for b in batches for u in b.batch.label_updates}
+                | {f.frame_id for b in batches for f in b.batch.inference_frames}
+            )
+            # Only frames that a merge needs are read whole; for the rest the digest and label ids are enough.
+            stored = stored or tables.stored(ids, base_version)
+            current = tables.get(sorted(needs_loading(batches) & stored.keys()), base_version)
+            applied = apply_batches(
+                batches,
+                current,
+                stored,
+                inference=inference,
+                embedding_dimension=dimension,
+                owners=labels,
+                max_frame_bytes=self.settings.ingest_max_frame_bytes,
+            )
+            for change in applied.changes:
+                origin = applied.origins.get(change.frame_id)
+                if origin is not None:
+                    change.row = encoded.get(origin)  # an item committed as it came: its row is made already
+        for q in queued:
+            outcome = applied.outcomes.get(q.key, BatchOutcome())
+            self.store.put(queue.outcome_object(q.upload, q.seq), _outcome_json(outcome), "application/json")
         commit = Commit(
             version=base_version + 1,
             changes=applied.changes,
-            uploads=sorted({b.upload for b in batches}),
-            batches=[b.key for b in batches],
+            uploads=sorted({q.upload for q in queued}),
+            batches=[q.key for q in queued],
             added=applied.added,
             modified=applied.modified,
             deleted=applied.deleted,
