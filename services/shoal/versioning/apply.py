@@ -37,16 +37,22 @@ APPLY: Final = upload_pb2.FRAME_ERROR_STAGE_APPLY
 
 
 @dataclass
-class QueuedBatch:
-    """One claim check, loaded: which upload and seq, and the batch itself."""
+class Queued:
+    """One claim check: which upload and seq."""
 
     upload: str
     seq: int
-    batch: ingest_service_pb2.FrameBatch
 
     @property
     def key(self) -> str:
         return f"{self.upload}#{self.seq}"
+
+
+@dataclass
+class QueuedBatch(Queued):
+    """A claim check loaded: the batch itself."""
+
+    batch: ingest_service_pb2.FrameBatch
 
 
 @dataclass
@@ -377,17 +383,11 @@ def apply_batches(
 
 
 @dataclass
-class QueuedRows:
-    """One claim check whose every item is a whole frame (ADD, inference frames), as the rows ingest encoded them
+class QueuedRows(Queued):
+    """A claim check whose every item is a whole frame (ADD, inference frames), as the rows ingest encoded them
     (see `storage.batchrows`)."""
 
-    upload: str
-    seq: int
     rows: pa.Table
-
-    @property
-    def key(self) -> str:
-        return f"{self.upload}#{self.seq}"
 
 
 def apply_rows(

@@ -44,6 +44,7 @@ from shoal.v1 import dataset_pb2, ingest_service_pb2, upload_pb2
 from shoal.versioning.apply import (
     Applied,
     BatchOutcome,
+    Queued,
     QueuedBatch,
     QueuedRows,
     apply_batches,
@@ -287,7 +288,7 @@ class Worker:
         dimension = (0 if inference else dataset.embedding_dimension) or tables.embedding_dimension(latest)
         applied: Applied | None = None
         stored: dict[str, Stored] = {}
-        queued: list[QueuedBatch | QueuedRows] = []
+        queued: list[Queued] = []
         if all(rows is not None and batchrows.whole(rows) for _, _, rows in loaded):
             # Every item a whole frame, encoded by ingest: applied from the rows, no frame decoded.
             whole = [QueuedRows(e.upload, e.seq, rows) for e, _, rows in loaded if rows is not None]
