@@ -85,6 +85,10 @@ LOG_GRACE: Final = timedelta(minutes=1)
 # fragments, 6.0 ms from 16,384-row ones and 5.1 ms from 4,096-row ones, while lookups by frame id slow a little with
 # every fragment.
 LOG_FRAGMENT_ROWS: Final = 16_384
+# Frames a lookup must ask for before the writer scans a frames table for the address of every frame (see
+# `_FrameAddresses`): at a million frames the scan cost what the index takes for about 15,000 frames, and the
+# addresses then serve every later commit of this writer.
+ADDRESSES_FROM: Final = 1000
 # The frame-id index of the frames table and the change log (the name Lance gives it by default).
 FRAME_ID_INDEX: Final = "frame_id_idx"
 
@@ -292,7 +296,7 @@ def fragment_takes(ds: lance.LanceDataset, addresses: Sequence[int]) -> list[Cal
 
     def taker(fragment_id: int) -> Callable[[Sequence[str]], pa.Table]:
         fragment = fragments.get(fragment_id)
-        group = groups[fragment_id]
+        group = sorted(groups[fragment_id])  # a fragment takes its rows in order
 
         def take(columns: Sequence[str]) -> pa.Table:
             if fragment is None or fragment.metadata.deletion_file is not None:
@@ -463,7 +467,140 @@ class _FrameIds:
             self._tables[uri] = (floor, after, known, added)
 
 
+class _FrameAddresses:
+    """The row address of every frame of one frames-table version, by frame-id hash, kept by the process that writes
+    the table: a commit that replaces frames finds them here instead of through the frame-id index (tens of
+    microseconds a frame). Made from a scan of one version, then moved on by this process's own commits and
+    compactions, which know where the rows they write go; a version written by anyone else is not covered, and
+    callers look up through the index (or make the addresses again). Frame ids whose hashes are equal are
+    `ambiguous` and always looked up; every address found here is confirmed by reading its frame id."""
+
+    @dataclass
+    class Entry:
+        floor: int  # the addresses are of `version`, which holds the same frames as every version from `floor` on
+        version: int
+        keys: np.ndarray  # sorted frame-id hashes
+        addresses: np.ndarray  # the row address of each key (-1: gone since)
+        newer: dict[int, int]  # hash → row address (-1: gone), changes since `keys` were sorted
+        ambiguous: set[int]
+
+        def at(self, keys: np.ndarray) -> np.ndarray:
+            where = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+            found = np.full(len(keys), -1, dtype=np.int64)
+            if len(self.keys):
+                hit = self.keys[where] == keys
+                found[hit] = self.addresses[where[hit]]
+            if self.newer:
+                for i, key in enumerate(keys.tolist()):
+                    found[i] = self.newer.get(key, found[i])
+            return found
+
+    def __init__(self, limit: int = 16) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._tables: OrderedDict[str, _FrameAddresses.Entry] = OrderedDict()
+
+    def make(self, uri: str, ds: lance.LanceDataset) -> None:
+        """Addresses of every frame of `ds` (a version of the table at `uri`)."""
+        table = ds.to_table(columns=["frame_id"], with_row_address=True)
+        keys = id_hashes(table.column("frame_id").to_pylist())
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        twice = set(keys[1:][keys[1:] == keys[:-1]].tolist())
+        addresses = table.column("_rowaddr").to_numpy()[order].astype(np.int64)
+        entry = self.Entry(ds.version, ds.version, keys, addresses, {}, twice)
+        with self._lock:
+            self._tables[uri] = entry
+            self._tables.move_to_end(uri)
+            while len(self._tables) > self.limit:
+                self._tables.popitem(last=False)
+
+    def find(
+        self, uri: str, ds: lance.LanceDataset, ids: Sequence[str]
+    ) -> tuple[dict[str, int], list[str], int] | None:
+        """(frame id → row address of those of `ids` that `ds` holds, ids to look up through the index, the table
+        version the addresses are of: `ds`'s, or a later one with the same frames), or None when these addresses
+        do not cover `ds`."""
+        with self._lock:
+            entry = self._tables.get(uri)
+            if entry is None or not entry.floor <= ds.version <= entry.version:
+                return None
+            version = entry.version
+            keys = id_hashes(ids)
+            found = entry.at(keys)
+            unsure = [i for i, k in zip(ids, keys.tolist(), strict=True) if k in entry.ambiguous]
+        held = {i: a for i, a in zip(ids, found.tolist(), strict=True) if a >= 0}
+        for frame_id in unsure:
+            held.pop(frame_id, None)
+        return held, unsure, version
+
+    def committed(
+        self, uri: str, versions: tuple[int, int], gone: Sequence[str], added: Sequence[str], addresses: np.ndarray
+    ) -> None:
+        """This process moved the table from version `before` to `after`: the rows of frames `gone` went, frames
+        `added` were written at `addresses`."""
+        before, after = versions
+        with self._lock:
+            entry = self._tables.get(uri)
+            if entry is None or entry.version != before:
+                self._tables.pop(uri, None)
+                return
+            for key in id_hashes(gone).tolist():
+                entry.newer[key] = -1
+            keys = id_hashes(added)
+            held = entry.at(keys)
+            for key, was, address in zip(keys.tolist(), held.tolist(), addresses.tolist(), strict=True):
+                if was >= 0:  # another frame with this hash is there: both are looked up from now on
+                    entry.ambiguous.add(key)
+                entry.newer[key] = address
+            entry.floor = entry.version = after
+            if len(entry.newer) > max(65_536, len(entry.keys) // 4):
+                self._fold(entry)
+
+    def rewritten(self, uri: str, before: int, after: int, old: np.ndarray, new: np.ndarray) -> None:
+        """A compaction by this process moved the table from `before` to `after`, moving the rows at addresses `old`
+        to `new`."""
+        with self._lock:
+            entry = self._tables.get(uri)
+            if entry is None or entry.version != before:
+                self._tables.pop(uri, None)
+                return
+            order = np.argsort(old)
+            old, new = old[order], new[order]
+
+            def moved(addresses: np.ndarray) -> np.ndarray:
+                where = np.minimum(np.searchsorted(old, addresses), max(len(old) - 1, 0))
+                hit = (old[where] == addresses) & (addresses >= 0) if len(old) else np.zeros(len(addresses), bool)
+                out = addresses.copy()
+                out[hit] = new[where[hit]]
+                return out
+
+            entry.addresses = moved(entry.addresses)
+            if entry.newer:
+                keys = np.fromiter(entry.newer.keys(), np.int64, len(entry.newer))
+                values = moved(np.fromiter(entry.newer.values(), np.int64, len(entry.newer)))
+                entry.newer = dict(zip(keys.tolist(), values.tolist(), strict=True))
+            entry.version = after
+
+    def drop(self, uri: str) -> None:
+        with self._lock:
+            self._tables.pop(uri, None)
+
+    @staticmethod
+    def _fold(entry: _FrameAddresses.Entry) -> None:
+        keys = np.fromiter(entry.newer.keys(), np.int64, len(entry.newer))
+        values = np.fromiter(entry.newer.values(), np.int64, len(entry.newer))
+        base = ~np.isin(entry.keys, keys)
+        keep = values >= 0
+        merged = np.concatenate([entry.keys[base], keys[keep]])
+        addresses = np.concatenate([entry.addresses[base], values[keep]])
+        order = np.argsort(merged, kind="stable")
+        entry.keys, entry.addresses, entry.newer = merged[order], addresses[order], {}
+
+
 FRAME_IDS: Final = _FrameIds()
+# Where each frame's row is, in frames tables this process writes (see `_FrameAddresses`).
+FRAME_ADDRESSES: Final = _FrameAddresses()
 # The version records of each version table, as last read.
 VERSION_RECORDS: Final = _Latest()
 # The newest dataset version each change log holds, as last written or counted.
@@ -771,21 +908,45 @@ class VersionedTables:
 
     def stored(self, ids: Sequence[str], version: int) -> dict[str, Stored]:
         """Digest, label ids and row address of those of `ids` that exist at `version`, read without decoding a
-        frame: the index finds the rows, then only those are read."""
+        frame: the index finds the rows (or this process knows where they are), then only those are read."""
+        return self.stored_at(ids, version)[0]
+
+    def stored_at(self, ids: Sequence[str], version: int) -> tuple[dict[str, Stored], int]:
+        """`stored(ids, version)`, and the frames-table version whose row addresses it gives: `version`'s, or a later
+        one with the same frames that this process's compactions made (0: there is no table)."""
         ds = self.frames_at(version) if ids else None
         if ds is None:
-            return {}
-        addresses = _addresses(ds, FRAME_IDS.candidates(self.frames_uri, ds, ids))
+            return {}, 0
+        candidates = FRAME_IDS.candidates(self.frames_uri, ds, ids)
+        found = FRAME_ADDRESSES.find(self.frames_uri, ds, candidates) if candidates else ({}, [], ds.version)
+        if found is None and len(candidates) >= ADDRESSES_FROM:
+            FRAME_ADDRESSES.make(self.frames_uri, ds)  # worth a scan: kept up to date by this process's commits
+            found = FRAME_ADDRESSES.find(self.frames_uri, ds, candidates)
+        if found is not None and found[2] != ds.version:
+            # Addresses of a later version with the same frames (this process compacted the table since `version`).
+            later = self.open_table(self.frames_uri, found[2])
+            if later is None:
+                found = None
+            else:
+                ds = later
+        if found is None:
+            addresses = _addresses(ds, candidates)
+        else:
+            addresses, unsure, _ = found
+            if unsure:
+                addresses.update(_addresses(ds, unsure))
         rows = take_addresses(ds, list(addresses.values()), ["frame_id", "digest", "label_ids"])
-        return {
-            frame_id: Stored(found, labels, addresses[frame_id])
-            for frame_id, found, labels in zip(
-                rows.column("frame_id").to_pylist(),
-                rows.column("digest").to_pylist(),
-                rows.column("label_ids").to_pylist(),
-                strict=True,
-            )
-        }
+        ids_found = rows.column("frame_id").to_pylist()
+        if sorted(ids_found) != sorted(addresses):  # an address that holds another frame: never trusted
+            log.warning("frame addresses of %s disagree with the table; looking the frames up", self.frames_uri)
+            FRAME_ADDRESSES.drop(self.frames_uri)
+            addresses = _addresses(ds, candidates)
+            rows = take_addresses(ds, list(addresses.values()), ["frame_id", "digest", "label_ids"])
+            ids_found = rows.column("frame_id").to_pylist()
+        found_rows = zip(
+            ids_found, rows.column("digest").to_pylist(), rows.column("label_ids").to_pylist(), strict=True
+        )
+        return {i: Stored(digest, labels, addresses[i]) for i, digest, labels in found_rows}, ds.version
 
     def rows(self, ids: Sequence[str], version: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows of frames `ids` at `version` (default: latest), all columns or `columns`."""
@@ -1050,7 +1211,7 @@ class VersionedTables:
                     break
                 try:
                     before = ds.version
-                    done[name] = self._rewrite(ds, small, target)
+                    done[name], moved = self._rewrite(ds, small, target, addresses=name == "frames")
                 except CommitConflictError:
                     # Another writer changed the same fragments and committed first: look again at what is left.
                     if attempt == 2:
@@ -1061,7 +1222,12 @@ class VersionedTables:
                 continue
             _merge_index_segments(self._open(uri))
             if name == "frames":  # the same frames, rewritten
-                FRAME_IDS.advance(uri, before, self._open(uri).version)
+                after = self._open(uri).version
+                FRAME_IDS.advance(uri, before, after)
+                if moved is None:
+                    FRAME_ADDRESSES.drop(uri)
+                else:
+                    FRAME_ADDRESSES.rewritten(uri, before, after, *moved)
             else:
                 ds = self._open(uri)
                 ds.cleanup_old_versions(older_than=log_grace)
@@ -1069,19 +1235,26 @@ class VersionedTables:
                     warm_log(ds)
         return done
 
-    def _rewrite(self, ds: lance.LanceDataset, small: Sequence[lance.LanceFragment], target: int) -> int:
+    def _rewrite(
+        self, ds: lance.LanceDataset, small: Sequence[lance.LanceFragment], target: int, *, addresses: bool = False
+    ) -> tuple[int, tuple[np.ndarray, np.ndarray] | None]:
         """Merge a table's small fragments into fragments of `target` rows, as one Rewrite commit (their deleted rows
         are left behind). Lance's own compaction re-splits the rows it reads at new fragment boundaries and writes
         them as it read them, and pylance 14 then fails on some nullable nested structs ("null_bit_buffer size too
         small": seen on the change log, and on the frames table of a 1,000,000-frame load); here every batch is made
         sound first, as for any write. The rewritten rows count as unindexed until the index segments are merged
-        after it (lookups stay correct meanwhile). Returns the fragments removed."""
+        after it (lookups stay correct meanwhile). Returns the number of fragments removed and, with `addresses`,
+        the old and the new address of every row rewritten (None without, or if they could not be matched)."""
         schema = ds.schema
-        scanner = ds.scanner(fragments=list(small), batch_size=4096)
+        scanner = ds.scanner(fragments=list(small), batch_size=4096, with_row_address=addresses)
+        old: list[np.ndarray] = []
 
         def batches() -> Iterator[pa.RecordBatch]:
-            for batch in scanner.to_batches():
-                yield pa.RecordBatch.from_arrays([columnar.sound(c) for c in batch.columns], schema=schema)
+            for read in scanner.to_batches():
+                if addresses:
+                    old.append(read.column("_rowaddr").to_numpy().astype(np.int64))
+                columns = [read.column(f.name) for f in schema]
+                yield pa.RecordBatch.from_arrays([columnar.sound(c) for c in columns], schema=schema)
 
         written = lance.fragment.write_fragments(
             pa.RecordBatchReader.from_batches(schema, batches()),
@@ -1091,13 +1264,19 @@ class VersionedTables:
             storage_options=self.options or None,
         )
         group = lance.LanceOperation.RewriteGroup([f.metadata for f in small], written)
-        lance.LanceDataset.commit(
+        before = {f.fragment_id for f in ds.get_fragments()}
+        committed = lance.LanceDataset.commit(
             ds.uri,
             lance.LanceOperation.Rewrite([group], []),
             read_version=ds.version,
             storage_options=self.options or None,
         )
-        return len(small) - len(written)
+        moved = None
+        if addresses:
+            new = _row_addresses([f for f in committed.get_fragments() if f.fragment_id not in before])
+            rows = np.concatenate(old) if old else np.zeros(0, dtype=np.int64)
+            moved = (rows, new) if len(rows) == len(new) else None
+        return len(small) - len(written), moved
 
     def retain(self, older_than: timedelta, keep: Iterable[int]) -> list[int]:
         """Drop frames-table versions older than `older_than`, except the newest, checkpointed ones (tags) and the
@@ -1147,11 +1326,10 @@ class VersionedTables:
         rows = self._rows_of(commit)
         self._append_log(commit, rows)
         deletes = [c.frame_id for c in commit.changes if c.deletes]
-        # Where the writer found the frames holds while the frames table is as the last version left it; once anything
-        # else wrote it (compaction, or an earlier try of this commit that died before its version record), every
-        # frame is looked up.
-        last = own[-1].table_version if own else 0
-        known = Known(last, commit.found, complete=True) if commit.found_at and commit.found_at == last else None
+        # Where the writer found the frames holds while the frames table is still at the version it found them in;
+        # once anything else wrote it (another process's compaction, or an earlier try of this commit that died before
+        # its version record), every frame is looked up (see `_apply`).
+        known = Known(commit.found_at, commit.found, complete=True) if commit.found_at else None
         return self._apply(commit, rows, deletes, known)
 
     def _rows_of(self, commit: Commit) -> pa.Table:
@@ -1302,13 +1480,22 @@ class VersionedTables:
         else:
             before = ds.version
             ds = self._evolve(ds, rows.schema, commit.metadata)
+            if ds.version != before:
+                FRAME_ADDRESSES.drop(self.frames_uri)
             if known is None or ds.version != known.table_version:
                 known = Known(ds.version)
             ids = rows.column("frame_id").to_pylist()
-            self._upsert(ds, _aligned(rows, ds.schema, commit.metadata), ids, deletes, known)
+            fragments = {f.fragment_id for f in ds.get_fragments()}
+            gone = self._upsert(ds, _aligned(rows, ds.schema, commit.metadata), ids, deletes, known)
             ds = open_dataset(self.frames_uri, self.options)
+            # The new rows are the new fragments' rows, in order.
+            written = [f for f in ds.get_fragments() if f.fragment_id not in fragments]
             _index_new_rows(ds)
             FRAME_IDS.advance(self.frames_uri, before, ds.version, ids)
+            if sum(f.metadata.physical_rows for f in written) == len(ids):
+                FRAME_ADDRESSES.committed(self.frames_uri, (before, ds.version), gone, ids, _row_addresses(written))
+            else:
+                FRAME_ADDRESSES.drop(self.frames_uri)
         counts = ds.to_table(columns=["label_count"])
         record = VersionRecord(
             version=commit.version,
@@ -1327,9 +1514,9 @@ class VersionedTables:
 
     def _upsert(
         self, ds: lance.LanceDataset, rows: pa.Table, ids: Sequence[str], deletes: Sequence[str], known: Known
-    ) -> None:
+    ) -> list[str]:
         """Write `rows` (of frames `ids`) and drop the rows of the frames they replace and of `deletes`, as one
-        commit: the frames are
+        commit; returns the frames whose rows were dropped. The frames are
         found (through the frame-id index, unless `known` says where they are or that they are absent), their
         fragments get deletion vectors, and the new rows go into new fragments. A merge insert does the same with a
         join over the whole table, which at a million frames cost several times more than the rest of a commit."""
@@ -1345,7 +1532,7 @@ class VersionedTables:
         if not held:
             if rows.num_rows:
                 lance.write_dataset(rows, ds.uri, mode="append", storage_options=self.options or None)
-            return
+            return []
         fragments = {f.fragment_id: f for f in ds.get_fragments()}
 
         def delete(fragment_id: int) -> tuple[int, Any]:
@@ -1370,6 +1557,7 @@ class VersionedTables:
             removed_fragment_ids=removed, updated_fragments=updated, new_fragments=new
         )
         lance.LanceDataset.commit(ds.uri, operation, read_version=ds.version, storage_options=self.options or None)
+        return [frame_id for frame_id in going if frame_id in addresses]
 
     def _append_version(self, record: VersionRecord) -> None:
         row = pa.Table.from_pylist([record.__dict__], schema=VERSIONS_SCHEMA)
@@ -1444,6 +1632,12 @@ def _nullable_as(rows: pa.Table, layout: pa.Schema) -> pa.Table:
         for f in rows.schema
     ]
     return rows.cast(pa.schema(fields))
+
+
+def _row_addresses(fragments: Sequence[lance.LanceFragment]) -> np.ndarray:
+    """The address of every row of `fragments`, fragment after fragment (none has deleted rows: just written)."""
+    parts = [(f.fragment_id << 32) + np.arange(f.metadata.physical_rows, dtype=np.int64) for f in fragments]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _runs(rows: Sequence[int]) -> list[tuple[int, int]]:

@@ -288,12 +288,14 @@ class Worker:
         dimension = (0 if inference else dataset.embedding_dimension) or tables.embedding_dimension(latest)
         applied: Applied | None = None
         stored: dict[str, Stored] = {}
+        found_at = 0  # the frames-table version whose row addresses `stored` gives
         queued: list[Queued] = []
-        if all(rows is not None and batchrows.whole(rows) for _, _, rows in loaded):
+        whole_only = all(rows is not None and batchrows.whole(rows) for _, _, rows in loaded)
+        if whole_only:
             # Every item a whole frame, encoded by ingest: applied from the rows, no frame decoded.
             whole = [QueuedRows(e.upload, e.seq, rows) for e, _, rows in loaded if rows is not None]
             ids = sorted({i for q in whole for i in q.rows.column("frame_id").to_pylist()})
-            stored = tables.stored(ids, base_version)
+            stored, found_at = tables.stored_at(ids, base_version)
             applied = apply_rows(whole, stored, embedding_dimension=dimension, owners=labels)
             queued = list(whole)
         if applied is None:
@@ -311,7 +313,8 @@ class Worker:
                 | {f.frame_id for b in batches for f in b.batch.inference_frames}
             )
             # Only frames that a merge needs are read whole; for the rest the digest and label ids are enough.
-            stored = stored or tables.stored(ids, base_version)
+            if not whole_only:  # else looked up already, for the same frames
+                stored, found_at = tables.stored_at(ids, base_version)
             current = tables.get(sorted(needs_loading(batches) & stored.keys()), base_version)
             applied = apply_batches(
                 batches,
@@ -340,7 +343,7 @@ class Worker:
             embedding_dimension=applied.embedding_dimension,
             metadata=[] if inference else columnar.metadata_columns(dataset.metadata_schema),
             found={frame_id: s.address for frame_id, s in stored.items() if s.address >= 0},
-            found_at=latest.table_version if latest else 0,
+            found_at=found_at,
         )
         try:
             record = tables.commit(commit)
