@@ -164,21 +164,28 @@ def test_replacing_and_deleting_frames_over_and_over_leaves_exactly_the_frames_e
     """Frames go by row address from fragments that already lost rows (their offsets are no longer their
     addresses), with the addresses the writer passes on or looked up by the tables themselves; the writer's own
     record of every frame's address follows its commits and compactions exactly, and frame ids whose hashes collide
-    still each find their own row."""
+    still each find their own row. The version records count frames and labels on from the version before."""
     monkeypatch.setattr(tables_module, "ADDRESSES_FROM", 1)  # kept from the first lookup on
     if hashes == "colliding":
         monkeypatch.setattr(tables_module, "id_hashes", lambda ids: np.array([1 + len(i) % 3 for i in ids], np.int64))
     t = tables(tmp_path)
     rng = random.Random(7)
-    model = {f"f{i:03d}": "w0" for i in range(120)}
-    t.commit(Commit(1, [change(i, w) for i, w in model.items()], ["u"], ["u#0"], added=len(model)))
+
+    def labelled(frame_id: str, weather: str, change_type: int = frame_pb2.CHANGE_TYPE_ADD) -> Change:
+        made = change(frame_id, weather, change_type)
+        for k in range(int(weather[1:]) % 4):  # 0 to 3 labels, by version
+            made.frame.labels.add(label_id=f"{frame_id}-{weather}-{k}", classification="car")  # type: ignore[union-attr]
+        return made
+
+    model = {f"f{i:03d}": "w5" for i in range(120)}
+    t.commit(Commit(1, [labelled(i, w) for i, w in model.items()], ["u"], ["u#0"], added=len(model)))
     models = {1: dict(model)}
     for version in range(2, 14):
         replaced = rng.sample(sorted(model), 15)
         deleted = rng.sample(sorted(set(model) - set(replaced)), 4)
         added = [f"n{version:02d}-{k}" for k in range(3)]
-        changes = [change(i, f"w{version}", frame_pb2.CHANGE_TYPE_MODIFY) for i in replaced]
-        changes += [change(i, f"w{version}") for i in added]
+        changes = [labelled(i, f"w{version}", frame_pb2.CHANGE_TYPE_MODIFY) for i in replaced]
+        changes += [labelled(i, f"w{version}") for i in added]
         changes += [Change(i, frame_pb2.CHANGE_TYPE_DELETE, None, "u") for i in deleted]
         latest = t.latest()
         assert latest is not None
@@ -192,6 +199,7 @@ def test_replacing_and_deleting_frames_over_and_over_leaves_exactly_the_frames_e
         model.update(dict.fromkeys([*replaced, *added], f"w{version}"))
         models[version] = dict(model)
         assert record.frame_count == len(model)
+        assert record.label_count == sum(int(w[1:]) % 4 for w in model.values())
         if version % 4 == 0:
             assert t.maintain(max_fragments=1, log_grace=timedelta(0)).get("frames")  # the rows move
         ds = lance.dataset(t.frames_uri)
@@ -199,7 +207,8 @@ def test_replacing_and_deleting_frames_over_and_over_leaves_exactly_the_frames_e
         stored = scanned.column("frame_id").to_pylist()
         assert sorted(stored) == sorted(model)  # every frame once, none that went
         if hashes == "distinct":
-            kept = tables_module.FRAME_ADDRESSES.find(t.frames_uri, ds, [*model, "never-there"])
+            key = tables_module._made(t.frames_uri, ds)
+            kept = tables_module.FRAME_ADDRESSES.find(key, ds, [*model, "never-there"])
             assert kept == (dict(zip(stored, scanned.column("_rowaddr").to_pylist(), strict=True)), [], ds.version)
     for version in (1, 6, 13):  # each version reads as it was written
         got = t.get(sorted(models[version]), version)
@@ -211,15 +220,29 @@ def test_a_dataset_made_again_under_its_name_reads_its_own_versions(tmp_path: Pa
     for version in (1, 2, 3):
         t.commit(Commit(version, [change(f"f{version}", "sun")], ["u"], [f"u#{version}"], added=1))
     assert [r.version for r in t.versions()] == [1, 2, 3]
+    assert sorted(t.stored(["f1", "f2", "f3"], 3)) == ["f1", "f2", "f3"]
     read_before = tables_module.VERSION_RECORDS._values[t.versions_uri]
+    kept_before = [dict(c._tables) for c in (tables_module.FRAME_IDS, tables_module.FRAME_ADDRESSES)]
+    counted_before = dict(tables_module.FRAME_COUNTS._counts)
     shutil.rmtree(t.path)
     again = tables(tmp_path)  # as many versions again: its tables reach the same table versions
     for version in (1, 2, 3):
         again.commit(Commit(version, [change(f"x{version}", "rain")], ["v"], [f"v#{version}"], added=1))
     # As if another replica had made it again: this process last read the old table, at the same table version.
     tables_module.VERSION_RECORDS._values[t.versions_uri] = read_before
+    for cache, kept in zip((tables_module.FRAME_IDS, tables_module.FRAME_ADDRESSES), kept_before, strict=True):
+        cache._tables.clear()
+        cache._tables.update(kept)  # type: ignore[arg-type]
+    tables_module.FRAME_COUNTS._counts.clear()
+    tables_module.FRAME_COUNTS._counts.update(counted_before)
     assert [r.batches for r in again.versions()] == [["v#1"], ["v#2"], ["v#3"]]
     assert [r["version"] for r in again.history("x2")] == [2]
+    assert sorted(again.stored(["x1", "x2", "x3", "f1"], 3)) == ["x1", "x2", "x3"]
+    record = again.commit(Commit(4, [change("x1", "fog", frame_pb2.CHANGE_TYPE_MODIFY)], ["v"], ["v#4"], modified=1))
+    assert (record.frame_count, sorted(lance.dataset(again.frames_uri).to_table().column("frame_id").to_pylist())) == (
+        3,
+        ["x1", "x2", "x3"],
+    )
 
 
 @given(data=st.data())
