@@ -223,3 +223,49 @@ def test_a_worker_killed_between_commit_and_progress_record_loses_no_version(
         assert (upload.batches_committed, upload.frames_committed) == (3, 30)
         assert list(upload.versions) == [1, 2, 3]
         assert [v.version for v in client.list_versions(p, "d")] == [3, 2, 1]
+
+
+@pytest.mark.parametrize("gather", [0.0, 2.0])
+def test_batches_streaming_in_commit_together_and_a_lone_batch_at_once(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str, gather: float
+) -> None:
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    catalog = start_service("versioning", build_versioning, redis_url=redis_db, store=store)
+    ingest = start_service("ingest", build_ingest, redis_url=redis_db, store=store)
+    with shoal.Client(
+        api_key=ADMIN_KEY,
+        addresses={"versioning": catalog.target, "ingest": ingest.target},
+        batch_size=10,
+        show_progress=False,
+    ) as client:
+        p = unique("p")
+        client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
+        client.create_dataset(p, "d")
+        target = f"projects/{p}/datasets/d"
+        report = client.upload(target, [make_frame(i).to_proto() for i in range(50)])  # five batches queued
+        settings = service_settings(
+            "versioning",
+            redis_db,
+            store,
+            worker_read_count=1,
+            worker_max_commit_frames=30,
+            worker_gather_seconds=gather,
+        )
+        partition = queue.partition_of(target, settings.ingest_partitions)
+
+        async def drain() -> None:
+            r = redisconn.connect(redis_db)
+            try:
+                worker = Worker(settings, open_store(store), r)
+                while await worker.drain(partition):
+                    pass
+            finally:
+                await r.aclose()
+
+        asyncio.run(drain())
+        versions = client.list_versions(p, "d")
+        upload = client.get_upload(report.name)
+    assert (upload.state, upload.frames_committed) == (upload_pb2.UPLOAD_STATE_COMMITTED, 50)
+    # Without gathering, one version a batch. Gathering: the first batch (nothing streamed before it) commits alone,
+    # then the worker waits for more up to a commit's 30 frames: batches 2-4, then 5 alone (the queue is empty).
+    assert [v.frames_added for v in reversed(versions)] == ([10] * 5 if not gather else [10, 30, 10])

@@ -119,6 +119,10 @@ class Settings:
     worker_read_count: int = 64
     # Most frames one commit applies; larger groups of queued batches are split, bounding a commit's memory.
     worker_max_commit_frames: int = 16_000
+    # While batches stream in (a commit of the partition ended less than a second ago), how long the worker waits for
+    # more before committing fewer than `worker_max_commit_frames` frames: fewer, larger versions cost less per frame
+    # and leave fewer fragments to compact. A lone upload after a quiet second commits at once.
+    worker_gather_seconds: float = 0.25
     # Versions older than this may be dropped (0: every version is kept forever). Checkpointed versions, and those an
     # inference set or segment is pinned to, are always kept; the newest always is.
     version_retention_seconds: float = 0.0
@@ -174,6 +178,7 @@ class Settings:
             worker_lease_seconds=max(0.5, _float(env, "SHOAL_WORKER_LEASE_SECONDS", 15.0)),
             worker_read_count=max(1, _int(env, "SHOAL_WORKER_READ_COUNT", 64)),
             worker_max_commit_frames=max(1, _int(env, "SHOAL_WORKER_MAX_COMMIT_FRAMES", 16_000)),
+            worker_gather_seconds=max(0.0, _float(env, "SHOAL_WORKER_GATHER_SECONDS", 0.25)),
             version_retention_seconds=max(0.0, _float(env, "SHOAL_VERSION_RETENTION_SECONDS", 0.0)),
             asset_max_bytes=max(1, _int(env, "SHOAL_ASSET_MAX_BYTES", 5 << 30)),
             asset_spool_dir=env.get("SHOAL_ASSET_SPOOL_DIR", ""),

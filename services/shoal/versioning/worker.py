@@ -87,6 +87,7 @@ class Worker:
         # compaction never slows a backlog down.
         self._dirty: set[str] = set()
         self._since_maintenance: dict[str, int] = {}
+        self._streaming: dict[int, float] = {}  # per partition, when its last commit ended (monotonic seconds)
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
 
     # leases ----------------------------------------------------------------------------------------------------
@@ -169,12 +170,38 @@ class Worker:
                 if "NOGROUP" in str(err):
                     self._groups.discard(stream)
                 raise
-            replies = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply)
-            entries = [queue.read_entry(eid, fields) for _, messages in replies for eid, fields in messages if fields]
+            entries = _entries(reply)
             if entries:
+                if start == ">":
+                    entries += await self._gather(partition, sum(e.frames for e in entries))
                 await self._process(stream, entries)
+                self._streaming[partition] = time.monotonic()
                 return True
         return False
+
+    async def _gather(self, partition: int, frames: int) -> list[Entry]:
+        """While batches stream into the partition, more new entries, read for up to `worker_gather_seconds` or until
+        a commit's worth of frames is read: one larger version instead of several small ones."""
+        wait = self.settings.worker_gather_seconds
+        if not wait or time.monotonic() - self._streaming.get(partition, -1e9) > 1.0:
+            return []
+        stream, consumer = queue.stream_key(partition), queue.consumer_name(partition)
+        deadline = time.monotonic() + wait
+        more: list[Entry] = []
+        while frames < self.settings.worker_max_commit_frames and (left := deadline - time.monotonic()) > 0:
+            reply = await self.redis.xreadgroup(
+                queue.CONSUMER_GROUP,
+                consumer,
+                {stream: ">"},
+                count=self.settings.worker_read_count,
+                block=max(1, int(left * 1000)),
+            )
+            read = _entries(reply)
+            if not read:
+                break
+            more += read
+            frames += sum(e.frames for e in read)
+        return more
 
     async def _process(self, stream: str, entries: list[Entry]) -> None:
         groups: OrderedDict[str, list[Entry]] = OrderedDict()
@@ -498,6 +525,12 @@ def _split(groups: OrderedDict[str, list[Entry]], max_frames: int) -> list[tuple
         if run:
             out.append((target, run))
     return out
+
+
+def _entries(reply: object) -> list[Entry]:
+    """The claim checks of an XREADGROUP reply (entries trimmed away meanwhile come back empty: skipped)."""
+    replies = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply)
+    return [queue.read_entry(eid, fields) for _, messages in replies for eid, fields in messages if fields]
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
