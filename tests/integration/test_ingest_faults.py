@@ -4,13 +4,16 @@ commit and the progress record."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -175,24 +178,50 @@ def test_full_queue_answers_resource_exhausted_with_retry_delay(
         client.close()
 
 
-def test_a_worker_killed_between_commit_and_progress_record_loses_no_version(
-    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
-) -> None:
-    store = StoreSettings(url=(tmp_path / "store").as_uri())
-    catalog = start_service("versioning", build_versioning, redis_url=redis_db, store=store)
-    ingest = start_service("ingest", build_ingest, redis_url=redis_db, store=store)
+@dataclass
+class Queued:
+    """An upload whose batches wait in the queue: no worker runs beside the services that took it."""
+
+    client: shoal.Client
+    project: str
+    target: str
+    upload: str
+
+
+@contextlib.contextmanager
+def queued_upload(
+    start_service: Callable[..., ServerThread],
+    store: StoreSettings,
+    redis_url: str,
+    frames: int,
+    batch_size: int = 10,
+    **limits: Any,
+) -> Iterator[Queued]:
+    """Ingest and versioning (without its worker) on `store`, a new dataset, and `frames` frames uploaded to it in
+    batches of `batch_size`."""
+    ingest = start_service("ingest", build_ingest, redis_url=redis_url, store=store, **limits)
+    catalog = start_service("versioning", build_versioning, redis_url=redis_url, store=store, **limits)
     with shoal.Client(
         api_key=ADMIN_KEY,
         addresses={"versioning": catalog.target, "ingest": ingest.target},
-        batch_size=10,
+        batch_size=batch_size,
         show_progress=False,
     ) as client:
         p = unique("p")
         client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
         client.create_dataset(p, "d")
         target = f"projects/{p}/datasets/d"
-        report = client.upload(target, [make_frame(i).to_proto() for i in range(30)])
-        assert report.accepted == 30
+        report = client.upload(target, [make_frame(i).to_proto() for i in range(frames)])
+        assert report.accepted == frames
+        yield Queued(client, p, target, report.name)
+
+
+def test_a_worker_killed_between_commit_and_progress_record_loses_no_version(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
+) -> None:
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    with queued_upload(start_service, store, redis_db, 30) as queued:
+        client, p, target = queued.client, queued.project, queued.target
         settings = service_settings("versioning", redis_db, store, worker_read_count=1)
         partition = queue.partition_of(target, settings.ingest_partitions)
         stream = queue.stream_key(partition)
@@ -218,7 +247,7 @@ def test_a_worker_killed_between_commit_and_progress_record_loses_no_version(
                 await r.aclose()
 
         asyncio.run(crash_then_recover())
-        upload = client.get_upload(report.name)
+        upload = client.get_upload(queued.upload)
         assert upload.state == upload_pb2.UPLOAD_STATE_COMMITTED
         assert (upload.batches_committed, upload.frames_committed) == (3, 30)
         assert list(upload.versions) == [1, 2, 3]
@@ -230,19 +259,8 @@ def test_batches_streaming_in_commit_together_and_a_lone_batch_at_once(
     start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str, gather: float
 ) -> None:
     store = StoreSettings(url=(tmp_path / "store").as_uri())
-    catalog = start_service("versioning", build_versioning, redis_url=redis_db, store=store)
-    ingest = start_service("ingest", build_ingest, redis_url=redis_db, store=store)
-    with shoal.Client(
-        api_key=ADMIN_KEY,
-        addresses={"versioning": catalog.target, "ingest": ingest.target},
-        batch_size=10,
-        show_progress=False,
-    ) as client:
-        p = unique("p")
-        client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
-        client.create_dataset(p, "d")
-        target = f"projects/{p}/datasets/d"
-        report = client.upload(target, [make_frame(i).to_proto() for i in range(50)])  # five batches queued
+    with queued_upload(start_service, store, redis_db, 50) as queued:  # five batches queued
+        client, p, target = queued.client, queued.project, queued.target
         settings = service_settings(
             "versioning",
             redis_db,
@@ -264,7 +282,7 @@ def test_batches_streaming_in_commit_together_and_a_lone_batch_at_once(
 
         asyncio.run(drain())
         versions = client.list_versions(p, "d")
-        upload = client.get_upload(report.name)
+        upload = client.get_upload(queued.upload)
     assert (upload.state, upload.frames_committed) == (upload_pb2.UPLOAD_STATE_COMMITTED, 50)
     # Without gathering, one version a batch. Gathering: the first batch (nothing streamed before it) commits alone,
     # then the worker waits for more up to a commit's 30 frames: batches 2-4, then 5 alone (the queue is empty).

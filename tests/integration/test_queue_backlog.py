@@ -11,17 +11,16 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
-import shoal
 from prometheus_client import REGISTRY
-from shoal.ingest.server import build as build_ingest
 from shoal.kit import redisconn
 from shoal.kit.settings import StoreSettings
 from shoal.storage import queue
 from shoal.v1 import ingest_service_pb2, upload_pb2
 from shoal.versioning.server import build as build_versioning
 
-from tests.conftest import ADMIN_KEY, RedisProcess, ServerThread, unique, wait_until
+from tests.conftest import ADMIN_KEY, RedisProcess, ServerThread, wait_until
 from tests.integration.test_ingest import make_frame
+from tests.integration.test_ingest_faults import queued_upload
 
 pytestmark = pytest.mark.integration
 
@@ -85,25 +84,13 @@ def test_a_drained_queue_reads_empty_and_a_redis_restart_reports_no_false_queue_
 ) -> None:
     store = StoreSettings(url=(tmp_path / "store").as_uri())
     limits = {"ingest_partitions": 1, "ingest_max_queue_depth": 3}
-    ingest = start_service("ingest", build_ingest, redis_url=own_redis.url, store=store, **limits)
-    catalog = start_service("versioning", build_versioning, redis_url=own_redis.url, store=store, **limits)
     r = redis.Redis.from_url(own_redis.url)
-    with shoal.Client(
-        api_key=ADMIN_KEY,
-        addresses={"versioning": catalog.target, "ingest": ingest.target},
-        batch_size=1,
-        show_progress=False,
-    ) as client:
-        p = unique("p")
-        client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
-        client.create_dataset(p, "d")
-        target = f"projects/{p}/datasets/d"
-        report = client.upload(target, [make_frame(i).to_proto() for i in range(3)])
-        assert report.accepted == 3
+    with queued_upload(start_service, store, own_redis.url, 3, batch_size=1, **limits) as queued:
+        client, target = queued.client, queued.target
         # Three batches wait for a worker: the gauge says so when scraped, not what the last upload measured before.
         assert depth_gauge() == 3
         start_service("versioning", build_versioning, redis_url=own_redis.url, store=store, run_worker=True, **limits)
-        upload = client.wait_for_upload(report.name, timeout=60, poll_seconds=0.05)
+        upload = client.wait_for_upload(queued.upload, timeout=60, poll_seconds=0.05)
         assert upload.state == upload_pb2.UPLOAD_STATE_COMMITTED
         wait_until(lambda: depth_gauge() == 0)
         wait_until(lambda: r.xlen(STREAM) == 0)  # acknowledged entries are trimmed
