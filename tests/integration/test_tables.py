@@ -312,6 +312,14 @@ def test_every_commit_leaves_its_rows_indexed_by_frame_id(tmp_path: Path) -> Non
         assert stats["num_unindexed_rows"] == 0, uri
         assert len(stats["segments"]) <= 6, uri
     assert [r["version"] for r in t.history("f1")] == [1, 2, 3, 4, 5]
+    # Too few fragments to compact, but more index segments than a lookup should search: maintenance merges them, and
+    # histories read the merged index from then on (not the handle they had open).
+    assert t.maintain(max_fragments=100) == {}
+    for uri in (t.frames_uri, t.changes_uri):
+        assert len(lance.dataset(uri).stats.index_stats("frame_id_idx")["segments"]) == 1, uri
+    assert tables_module.LOG_HANDLES.get(t.changes_uri, 5) is None
+    assert [r["version"] for r in t.history("f1")] == [1, 2, 3, 4, 5]
+    assert sorted(t.stored(["f1", "g2", "zz"], 5)) == ["f1", "g2"]
 
 
 def labelled(frame_id: str, *label_ids: str) -> Change:

@@ -92,6 +92,8 @@ TABLE_ID_KEY: Final = b"shoal.table_id"
 # `_FrameAddresses`): at a million frames the scan cost what the index takes for about 15,000 frames, and the
 # addresses then serve every later commit of this writer.
 ADDRESSES_FROM: Final = 1000
+# Segments of a frame-id index (one more with each commit) past which maintenance merges them.
+INDEX_SEGMENTS: Final = 4
 # The frame-id index of the frames table and the change log (the name Lance gives it by default).
 FRAME_ID_INDEX: Final = "frame_id_idx"
 
@@ -661,9 +663,13 @@ def _index_new_rows(ds: lance.LanceDataset) -> None:
         log.warning("indexing new rows of %s failed: %s", ds.uri, err)
 
 
+def _index_segments(ds: lance.LanceDataset) -> int:
+    return sum(len(i.segments) for i in ds.describe_indices())
+
+
 def _merge_index_segments(ds: lance.LanceDataset) -> None:
     """Every index of `ds` as one segment over all its rows."""
-    segments = sum(len(i.segments) for i in ds.describe_indices())
+    segments = _index_segments(ds)
     if segments:
         ds.optimize.optimize_indices(num_indices_to_merge=segments)
 
@@ -1260,9 +1266,14 @@ class VersionedTables:
                     continue
                 break
             if name not in done:
-                continue
+                # Nothing to compact, but each commit gave the frame-id index a segment: once there are several, they
+                # are merged (0.2 s over 1.3 million log rows), since a lookup searches every one (4.6 ms with 26
+                # segments, 1.5 ms with one).
+                if ds is None or name == "versions" or _index_segments(ds) <= INDEX_SEGMENTS:
+                    continue
+                before, moved = ds.version, (np.zeros(0, np.int64), np.zeros(0, np.int64))  # no row moves
             _merge_index_segments(self._open(uri))
-            if name == "frames":  # the same frames, rewritten
+            if name == "frames":  # the same frames, rewritten or indexed anew
                 assert ds is not None
                 key, after = _made(uri, ds), self._open(uri).version
                 FRAME_IDS.advance(key, before, after)
@@ -1275,6 +1286,7 @@ class VersionedTables:
                 ds = self._open(uri)
                 ds.cleanup_old_versions(older_than=log_grace)
                 if name == "changes":
+                    LOG_HANDLES.drop(uri)  # histories read the compacted log and its merged index from now on
                     warm_log(ds)
         return done
 
