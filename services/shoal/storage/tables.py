@@ -92,6 +92,9 @@ TABLE_ID_KEY: Final = b"shoal.table_id"
 # `_FrameAddresses`): at a million frames the scan cost what the index takes for about 15,000 frames, and the
 # addresses then serve every later commit of this writer.
 ADDRESSES_FROM: Final = 1000
+# Frames past which a table's addresses are not kept (16 bytes a frame: 160 MB at this size); larger tables are
+# looked up through the index.
+ADDRESSES_MAX_FRAMES: Final = 10_000_000
 # Segments of a frame-id index (one more with each commit) past which maintenance merges them.
 INDEX_SEGMENTS: Final = 4
 # The frame-id index of the frames table and the change log (the name Lance gives it by default).
@@ -966,7 +969,7 @@ class VersionedTables:
         key = _made(self.frames_uri, ds)
         candidates = FRAME_IDS.candidates(key, ds, ids)
         found = FRAME_ADDRESSES.find(key, ds, candidates) if candidates else ({}, [], ds.version)
-        if found is None and len(candidates) >= ADDRESSES_FROM:
+        if found is None and len(candidates) >= ADDRESSES_FROM and ds.count_rows() <= ADDRESSES_MAX_FRAMES:
             FRAME_ADDRESSES.make(key, ds)  # worth a scan: kept up to date by this process's commits
             found = FRAME_ADDRESSES.find(key, ds, candidates)
         if found is not None and found[2] != ds.version:
