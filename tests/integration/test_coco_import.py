@@ -35,7 +35,13 @@ def client(start_service: Callable[..., ServerThread], tmp_path: Path, redis_db:
     store = StoreSettings(url=(tmp_path / "store").as_uri())
     services = {
         "versioning": start_service(
-            "versioning", build_versioning, redis_url=redis_db, store=store, run_worker=True, worker_read_count=1
+            "versioning",
+            build_versioning,
+            redis_url=redis_db,
+            store=store,
+            run_worker=True,
+            worker_read_count=1,
+            worker_gather_seconds=0,
         ),
         "ingest": start_service("ingest", build_ingest, redis_url=redis_db, store=store),
         "metrics": start_service("metrics", build_metrics, redis_url=redis_db, store=store),

@@ -138,9 +138,14 @@ def test_killed_worker_commits_every_frame_exactly_once(
 ) -> None:
     ingest = Service("ingest", env, tmp_path / "ingest.log")
     catalog = Service("versioning", env | {"SHOAL_VERSIONING_WORKER": "false"}, tmp_path / "catalog.log")
-    # The worker reads few claim checks at a time, so the batches make many commits to be killed among.
+    # The worker reads few claim checks at a time and gathers no more, so the batches make many commits to be killed
+    # among.
     read_count = "1" if total <= 10_000 else "2"
-    versioning = Service("versioning", env | {"SHOAL_WORKER_READ_COUNT": read_count}, tmp_path / "versioning.log")
+    versioning = Service(
+        "versioning",
+        env | {"SHOAL_WORKER_READ_COUNT": read_count, "SHOAL_WORKER_GATHER_SECONDS": "0"},
+        tmp_path / "versioning.log",
+    )
     ingest.start()
     catalog.start()
     rng = random.Random(total)

@@ -1231,11 +1231,13 @@ class VersionedTables:
 
     def maintain(
         self,
+        *,
         max_fragments: int = 8,
         small_rows: int = 65_536,
         log_grace: timedelta = LOG_GRACE,
         frame_fragments: int | None = None,
         log_fragments: int | None = None,
+        index_segments: int | None = INDEX_SEGMENTS,
     ) -> dict[str, int]:
         """Keep small commits from fragmenting the tables: once more than `max_fragments` fragments have fewer than
         `small_rows` rows, merge them (larger fragments, and their deletion files, are left alone, so compaction
@@ -1247,7 +1249,8 @@ class VersionedTables:
         frames table's compaction replaces stay for time travel, and those of the log for `log_grace`, so compacting
         often costs disk; each commit keeps the frame-id indexes over its new rows, so small fragments cost lookups
         little. The change log's fragments grow to `LOG_FRAGMENT_ROWS` rows at most: a frame's history takes its rows
-        one by one, and taking one row costs more the larger its fragment."""
+        one by one, and taking one row costs more the larger its fragment. An index with more than `index_segments`
+        segments (one more each commit) is merged even without compaction (None: only with it)."""
         done = {}
         for name, uri in (("frames", self.frames_uri), ("changes", self.changes_uri), ("versions", self.versions_uri)):
             target = min(small_rows, LOG_FRAGMENT_ROWS) if name == "changes" else small_rows
@@ -1272,7 +1275,7 @@ class VersionedTables:
                 # Nothing to compact, but each commit gave the frame-id index a segment: once there are several, they
                 # are merged (0.2 s over 1.3 million log rows), since a lookup searches every one (4.6 ms with 26
                 # segments, 1.5 ms with one).
-                if ds is None or name == "versions" or _index_segments(ds) <= INDEX_SEGMENTS:
+                if ds is None or name == "versions" or index_segments is None or _index_segments(ds) <= index_segments:
                     continue
                 before, moved = ds.version, (np.zeros(0, np.int64), np.zeros(0, np.int64))  # no row moves
             _merge_index_segments(self._open(uri))
@@ -1337,14 +1340,18 @@ class VersionedTables:
         return len(small) - len(written), moved
 
     def retain(self, older_than: timedelta, keep: Iterable[int]) -> list[int]:
-        """Drop frames-table versions older than `older_than`, except the newest, checkpointed ones (tags) and the
-        dataset versions in `keep` (pinned by inference sets and segments; kept by tags of their own). Returns the
+        """Drop frames-table versions older than `older_than`, except the newest table version and the newest dataset
+        version's, checkpointed ones (tags) and the dataset versions in `keep` (pinned by inference sets and segments;
+        kept by tags of their own). Returns the
         dataset versions that are no longer readable."""
         ds = self.open_table(self.frames_uri)
         if ds is None:
             return []
         records = self.versions()
-        pins = {f"{PIN_TAG}{r.table_version}": r.table_version for r in records if r.version in set(keep)}
+        # The newest dataset version stays readable too: maintenance (compaction, index merges) moves the table past
+        # its table version, and the next commit reads what it holds.
+        kept = set(keep) | ({records[-1].version} if records else set())
+        pins = {f"{PIN_TAG}{r.table_version}": r.table_version for r in records if r.version in kept}
         tags = ds.tags.list()
         readable = self.readable_table_versions()
         for tag, table_version in pins.items():

@@ -39,7 +39,7 @@ from shoal.kit.settings import Settings
 from shoal.storage import batchrows, columnar, migration, queue
 from shoal.storage.catalog import Catalog
 from shoal.storage.queue import Entry
-from shoal.storage.tables import Commit, Stored, TableRoot, VersionRecord
+from shoal.storage.tables import INDEX_SEGMENTS, Commit, Stored, TableRoot, VersionRecord
 from shoal.v1 import dataset_pb2, ingest_service_pb2, upload_pb2
 from shoal.versioning.apply import (
     Applied,
@@ -387,13 +387,13 @@ class Worker:
             applied.outcomes.setdefault(key, BatchOutcome()).version = record.version
         self.commits += 1
         # Maintenance runs when the worker is idle, and in a long backlog every few commits of a dataset, so
-        # neither fragments nor unindexed rows pile up while a big upload streams in.
+        # fragments do not pile up while a big upload streams in. Index segments are merged when idle only: a merge
+        # rewrites the whole index, and the frames table keeps every index file its versions read.
         since = self._since_maintenance.get(target_name, 0) + 1
         self._since_maintenance[target_name] = since
         self._dirty.add(target_name)
         if since >= MAINTAIN_EVERY:
-            self._dirty.discard(target_name)
-            self._maintain(target_name)
+            self._maintain(target_name, idle=False)
         self._after_commit(target, dataset, record, applied.embedding_dimension)
         outcomes.update(applied.outcomes)
         return record, outcomes
@@ -430,12 +430,16 @@ class Worker:
         """Compact one recently committed dataset (or inference set) and update its indexes."""
         self._maintain(self._dirty.pop())
 
-    def _maintain(self, target_name: str) -> None:
+    def _maintain(self, target_name: str, *, idle: bool = True) -> None:
         self._since_maintenance[target_name] = 0
         target = parse_target(target_name)
         tables = self.root.tables(target)
         try:
-            compacted = tables.maintain(frame_fragments=FRAME_FRAGMENTS, log_fragments=LOG_FRAGMENTS)
+            compacted = tables.maintain(
+                frame_fragments=FRAME_FRAGMENTS,
+                log_fragments=LOG_FRAGMENTS,
+                index_segments=INDEX_SEGMENTS if idle else None,
+            )
             if compacted:
                 log.info("compacted %s", target_name, extra={"fragments_removed": compacted})
             retention = self.settings.version_retention_seconds
