@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import lance
 import pytest
 import redis
 import shoal
 from shoal.ingest.server import build as build_ingest
 from shoal.kit import redisconn
+from shoal.kit.names import parse_target
 from shoal.kit.objectstore import open_store
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
 from shoal.storage import queue
+from shoal.storage.tables import TableRoot, VersionedTables, VersionRecord
 from shoal.v1 import ingest_service_pb2, ingest_service_pb2_grpc, upload_pb2
 from shoal.versioning.server import build as build_versioning
 from shoal.versioning.worker import Worker
@@ -287,3 +290,46 @@ def test_batches_streaming_in_commit_together_and_a_lone_batch_at_once(
     # Without gathering, one version a batch. Gathering: the first batch (nothing streamed before it) commits alone,
     # then the worker waits for more up to a commit's 30 frames: batches 2-4, then 5 alone (the queue is empty).
     assert [v.frames_added for v in reversed(versions)] == ([10] * 5 if not gather else [10, 30, 10])
+
+
+def test_a_gathered_group_that_failed_half_way_commits_again_as_it_was_first_read(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    with queued_upload(start_service, store, redis_db, 50) as queued:  # five batches queued
+        settings = service_settings(
+            "versioning", redis_db, store, worker_read_count=1, worker_max_commit_frames=30, worker_gather_seconds=2.0
+        )
+        partition = queue.partition_of(queued.target, settings.ingest_partitions)
+        append_version = VersionedTables._append_version
+        calls = []
+
+        def flaky(self: VersionedTables, record: VersionRecord) -> None:
+            calls.append(record.version)
+            if len(calls) == 2:  # the gathered group of version 2: its log and frames are written, its record not
+                raise OSError("the store went away")
+            append_version(self, record)
+
+        monkeypatch.setattr(VersionedTables, "_append_version", flaky)
+
+        async def drain() -> None:
+            r = redisconn.connect(redis_db)
+            try:
+                worker = Worker(settings, open_store(store), r)
+                worker.owned.add(partition)
+                for _ in range(20):
+                    with contextlib.suppress(OSError):
+                        if not await worker.drain(partition):
+                            return
+            finally:
+                await r.aclose()
+
+        asyncio.run(drain())
+        upload = queued.client.get_upload(queued.upload)
+        tables = TableRoot(store).tables(parse_target(queued.target))
+    assert (upload.state, upload.frames_committed) == (upload_pb2.UPLOAD_STATE_COMMITTED, 50)
+    log = lance.dataset(tables.changes_uri).to_table(columns=["version"]).column("version").to_pylist()
+    for record in tables.versions():  # each version logged exactly the frames it added, and its table holds them
+        assert log.count(record.version) == record.frames_added, record
+        assert tables.frames_at(record.version).count_rows() == record.frame_count, record
+    assert [r.frames_added for r in tables.versions()] == [10, 30, 10]

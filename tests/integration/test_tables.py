@@ -215,6 +215,29 @@ def test_replacing_and_deleting_frames_over_and_over_leaves_exactly_the_frames_e
         assert {i: f.user_metadata["weather"].string_value for i, f in got.items()} == models[version]
 
 
+def test_two_frames_added_together_with_one_hash_each_keep_their_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tables_module, "ADDRESSES_FROM", 1)
+    hashes = tables_module.id_hashes
+    monkeypatch.setattr(tables_module, "id_hashes", lambda ids: hashes(["x" if i == "y" else i for i in ids]))
+    t = tables(tmp_path)
+
+    def commit(version: int, changes: list[Change]) -> tables_module.VersionRecord:
+        latest = t.latest()
+        found, at = t.stored_at([c.frame_id for c in changes], latest.version) if latest else ({}, 0)
+        addresses = {i: s.address for i, s in found.items()}
+        return t.commit(Commit(version, changes, ["u"], [f"u#{version}"], found=addresses, found_at=at))
+
+    commit(1, [change("a", "sun")])
+    assert sorted(t.stored(["a"], 1)) == ["a"]  # the writer now keeps every frame's address
+    commit(2, [change("x", "sun"), change("y", "sun")])  # one hash, one commit
+    commit(3, [Change("y", frame_pb2.CHANGE_TYPE_DELETE, None, "u")])
+    record = commit(4, [change("x", "rain")])  # x is still there, and is replaced
+    assert record.frame_count == 2
+    assert sorted(lance.dataset(t.frames_uri).to_table().column("frame_id").to_pylist()) == ["a", "x"]
+
+
 def test_a_dataset_made_again_under_its_name_reads_its_own_versions(tmp_path: Path) -> None:
     t = tables(tmp_path)
     for version in (1, 2, 3):

@@ -469,6 +469,10 @@ class _FrameIds:
         hit = known[at] == keys if len(known) else np.zeros(len(keys), dtype=bool)
         return [i for i, k, h in zip(ids, keys.tolist(), hit.tolist(), strict=True) if h or k in added]
 
+    def drop(self, uri: str) -> None:
+        with self._lock:
+            self._tables.pop(uri, None)
+
     def advance(self, uri: str, before: int, after: int, ids: Iterable[str] = ()) -> None:
         """This process moved the table from version `before` to `after`, adding frames `ids` (if any)."""
         with self._lock:
@@ -565,6 +569,8 @@ class _FrameAddresses:
                 entry.newer[key] = -1
             keys = id_hashes(added)
             held = entry.at(keys)
+            unique, counts = np.unique(keys, return_counts=True)
+            entry.ambiguous.update(unique[counts > 1].tolist())  # two frames added with one hash
             for key, was, address in zip(keys.tolist(), held.tolist(), addresses.tolist(), strict=True):
                 if was >= 0:  # another frame with this hash is there: both are looked up from now on
                     entry.ambiguous.add(key)
@@ -1333,7 +1339,7 @@ class VersionedTables:
             storage_options=self.options or None,
         )
         moved = None
-        if addresses:
+        if addresses and committed.version == ds.version + 1:  # else another writer's commit came in between
             new = _row_addresses([f for f in committed.get_fragments() if f.fragment_id not in before])
             rows = np.concatenate(old) if old else np.zeros(0, dtype=np.int64)
             moved = (rows, new) if len(rows) == len(new) else None

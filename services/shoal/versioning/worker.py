@@ -163,14 +163,17 @@ class Worker:
             self._groups.add(stream)
         for start in ("0", ">"):
             try:
-                reply = await self.redis.xreadgroup(
-                    queue.CONSUMER_GROUP, consumer, {stream: start}, count=self.settings.worker_read_count
-                )
+                entries, last = await self._read(stream, consumer, start)
+                while start == "0" and last:
+                    # Every pending entry, not a read's worth: a group that failed half-way is applied again whole,
+                    # as it was first read (gathered groups hold more than one read), so a version logged by the
+                    # failed try is made again from the same batches.
+                    more, last = await self._read(stream, consumer, last)
+                    entries += more
             except ResponseError as err:
                 if "NOGROUP" in str(err):
                     self._groups.discard(stream)
                 raise
-            entries = _entries(reply)
             if entries:
                 if start == ">":
                     entries += await self._gather(partition, sum(e.frames for e in entries))
@@ -178,6 +181,15 @@ class Worker:
                 self._streaming[partition] = time.monotonic()
                 return True
         return False
+
+    async def _read(self, stream: str, consumer: str, start: str) -> tuple[list[Entry], str]:
+        """Entries of one read from `start`, and the id of the last one read ("": none)."""
+        reply = await self.redis.xreadgroup(
+            queue.CONSUMER_GROUP, consumer, {stream: start}, count=self.settings.worker_read_count
+        )
+        replies = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply)
+        ids = [eid for _, messages in replies for eid, _ in messages]
+        return _entries(reply), ids[-1].decode() if ids else ""
 
     async def _gather(self, partition: int, frames: int) -> list[Entry]:
         """While batches stream into the partition, more new entries, read for up to `worker_gather_seconds` or until
@@ -433,6 +445,9 @@ class Worker:
     def _maintain(self, target_name: str, *, idle: bool = True) -> None:
         self._since_maintenance[target_name] = 0
         target = parse_target(target_name)
+        dataset = target.dataset_name if isinstance(target, InferenceSetName) else target
+        if queue.partition_of(str(dataset), self.settings.ingest_partitions) not in self.owned:
+            return  # another worker holds its partition now, and writes (and maintains) its tables
         tables = self.root.tables(target)
         try:
             compacted = tables.maintain(
