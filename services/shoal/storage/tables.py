@@ -469,10 +469,6 @@ class _FrameIds:
         hit = known[at] == keys if len(known) else np.zeros(len(keys), dtype=bool)
         return [i for i, k, h in zip(ids, keys.tolist(), hit.tolist(), strict=True) if h or k in added]
 
-    def drop(self, uri: str) -> None:
-        with self._lock:
-            self._tables.pop(uri, None)
-
     def advance(self, uri: str, before: int, after: int, ids: Iterable[str] = ()) -> None:
         """This process moved the table from version `before` to `after`, adding frames `ids` (if any)."""
         with self._lock:

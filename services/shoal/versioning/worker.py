@@ -182,14 +182,19 @@ class Worker:
                 return True
         return False
 
-    async def _read(self, stream: str, consumer: str, start: str) -> tuple[list[Entry], str]:
-        """Entries of one read from `start`, and the id of the last one read ("": none)."""
+    async def _read(
+        self, stream: str, consumer: str, start: str, block_ms: int | None = None
+    ) -> tuple[list[Entry], str]:
+        """Entries of one read from `start` (waiting up to `block_ms` for new ones), and the id of the last one read
+        ("": none)."""
         reply = await self.redis.xreadgroup(
-            queue.CONSUMER_GROUP, consumer, {stream: start}, count=self.settings.worker_read_count
+            queue.CONSUMER_GROUP, consumer, {stream: start}, count=self.settings.worker_read_count, block=block_ms
         )
         replies = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply)
-        ids = [eid for _, messages in replies for eid, _ in messages]
-        return _entries(reply), ids[-1].decode() if ids else ""
+        read = [(eid, fields) for _, messages in replies for eid, fields in messages]
+        # Entries trimmed away meanwhile come back without fields: skipped.
+        entries = [queue.read_entry(eid, fields) for eid, fields in read if fields]
+        return entries, read[-1][0].decode() if read else ""
 
     async def _gather(self, partition: int, frames: int) -> list[Entry]:
         """While batches stream into the partition, more new entries, read for up to `worker_gather_seconds` or until
@@ -201,14 +206,7 @@ class Worker:
         deadline = time.monotonic() + wait
         more: list[Entry] = []
         while frames < self.settings.worker_max_commit_frames and (left := deadline - time.monotonic()) > 0:
-            reply = await self.redis.xreadgroup(
-                queue.CONSUMER_GROUP,
-                consumer,
-                {stream: ">"},
-                count=self.settings.worker_read_count,
-                block=max(1, int(left * 1000)),
-            )
-            read = _entries(reply)
+            read, _ = await self._read(stream, consumer, ">", block_ms=max(1, int(left * 1000)))
             if not read:
                 break
             more += read
@@ -544,12 +542,6 @@ def _split(groups: OrderedDict[str, list[Entry]], max_frames: int) -> list[tuple
         if run:
             out.append((target, run))
     return out
-
-
-def _entries(reply: object) -> list[Entry]:
-    """The claim checks of an XREADGROUP reply (entries trimmed away meanwhile come back empty: skipped)."""
-    replies = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], reply)
-    return [queue.read_entry(eid, fields) for _, messages in replies for eid, fields in messages if fields]
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
