@@ -247,6 +247,7 @@ def test_a_dataset_made_again_under_its_name_reads_its_own_versions(tmp_path: Pa
     read_before = tables_module.VERSION_RECORDS._values[t.versions_uri]
     kept_before = [dict(c._tables) for c in (tables_module.FRAME_IDS, tables_module.FRAME_ADDRESSES)]
     counted_before = dict(tables_module.FRAME_COUNTS._counts)
+    assert [r["version"] for r in t.history("f2")] == [2]  # this process maps the old log's rows
     shutil.rmtree(t.path)
     again = tables(tmp_path)  # as many versions again: its tables reach the same table versions
     for version in (1, 2, 3):
@@ -489,6 +490,23 @@ def test_rows_are_taken_by_address_from_every_fragment_deleted_rows_or_not(tmp_p
     assert tables_module.take_addresses(ds, [], ["k"]).num_rows == 0
 
 
+def test_history_takes_only_the_frames_own_rows_when_frame_ids_hash_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tables_module, "id_hashes", lambda ids: np.full(len(ids), 7, dtype=np.int64))
+    t = tables(tmp_path)
+    for version in (1, 2, 3):
+        t.commit(Commit(version, [change(f"f{version}", "sun")], ["u"], [f"u#{version}"], added=1))
+    t.commit(Commit(4, [change("f2", "rain"), change("f9", "fog")], ["u"], ["u#4"], added=1, modified=1))
+    history = t.history("f2")
+    assert [(r["version"], r["frame_id"], r["frame"].user_metadata["weather"].string_value) for r in history] == [
+        (2, "f2", "sun"),
+        (4, "f2", "rain"),
+    ]
+    assert [r["version"] for r in t.history("f9")] == [4]
+    assert t.history("f5") == []
+
+
 def test_the_writer_warms_each_new_change_log_file_for_history_reads(tmp_path: Path) -> None:
     t = tables(tmp_path)
     for version in (1, 2, 3):
@@ -504,7 +522,11 @@ def test_the_writer_warms_each_new_change_log_file_for_history_reads(tmp_path: P
     deadline = time.monotonic() + 60  # a background thread: wait for it, however slow the machine
 
     def warmed() -> bool:
-        return files <= warmer.warm_files.get(ds.uri, set()) and segments <= warmer.warm_segments.get(ds.uri, set())
+        return (
+            files <= warmer.warm_files.get(ds.uri, set())
+            and segments <= warmer.warm_segments.get(ds.uri, set())
+            and files <= tables_module.LOG_ROWS.files(ds.uri)  # where each frame's rows are, for history reads
+        )
 
     while not warmed() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -158,6 +158,88 @@ def open_dataset(
     )
 
 
+class _LogRows:
+    """Where each frame's rows are in the change logs this process reads, so a frame's history finds them without a
+    query: a query through the frame-id index cost 4-10 ms (planning the scan, then the index), this a hash and a
+    binary search per fragment. Per fragment (named by its first data file, which no other fragment ever has, so a
+    table made again under the same path shares nothing), the frame-id hashes of its rows, sorted, each with its row
+    address and the `commit` value it was written with (which says the columns to take). A fragment is read once, by
+    the warmer as commits add it or by the first history that needs it; what compaction replaced is forgotten with
+    the handle that held it."""
+
+    @dataclass
+    class Part:
+        keys: np.ndarray  # sorted frame-id hashes
+        addresses: np.ndarray  # the row address of each key
+        commits: np.ndarray  # of each key, its position in `texts`
+        texts: list[str]
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        # per table, the handle last looked over and its parts, by data file
+        self._tables: OrderedDict[str, tuple[lance.LanceDataset, dict[str, _LogRows.Part]]] = OrderedDict()
+
+    @staticmethod
+    def read_part(fragment: lance.LanceFragment) -> _LogRows.Part:
+        rows = fragment.to_table(columns=["frame_id", "commit"], with_row_address=True)
+        keys = id_hashes(rows.column("frame_id").to_pylist())
+        order = np.argsort(keys, kind="stable")
+        commits = pc.dictionary_encode(rows.column("commit").combine_chunks())
+        return _LogRows.Part(
+            keys[order],
+            rows.column("_rowaddr").to_numpy().astype(np.int64)[order],
+            commits.indices.to_numpy(zero_copy_only=False).astype(np.int32)[order],
+            commits.dictionary.to_pylist(),
+        )
+
+    def parts(self, ds: lance.LanceDataset) -> list[_LogRows.Part]:
+        """The parts of every fragment of `ds`, those not read before read now."""
+        with self._lock:
+            entry = self._tables.get(ds.uri)
+            if entry is not None and entry[0] is ds:
+                self._tables.move_to_end(ds.uri)
+                return list(entry[1].values())
+            known = entry[1] if entry is not None else {}
+        parts: dict[str, _LogRows.Part] = {}
+        for fragment in ds.get_fragments():
+            files = fragment.data_files()
+            if not files:
+                continue
+            name = files[0].path
+            part = known.get(name)
+            if part is None or fragment.metadata.deletion_file is not None:
+                part = self.read_part(fragment)
+            parts[name] = part
+        with self._lock:
+            self._tables[ds.uri] = (ds, parts)
+            self._tables.move_to_end(ds.uri)
+            while len(self._tables) > self.limit:
+                self._tables.popitem(last=False)
+        return list(parts.values())
+
+    def find(self, ds: lance.LanceDataset, frame_id: str) -> tuple[list[int], list[str]]:
+        """(Row addresses that may hold `frame_id`'s rows in `ds`, the `commit` value of each)."""
+        key = id_hashes([frame_id])[0]
+        addresses: list[int] = []
+        commits: list[str] = []
+        for part in self.parts(ds):
+            lo, hi = np.searchsorted(part.keys, key, "left"), np.searchsorted(part.keys, key, "right")
+            for i in range(int(lo), int(hi)):
+                addresses.append(int(part.addresses[i]))
+                commits.append(part.texts[part.commits[i]])
+        return addresses, commits
+
+    def files(self, uri: str) -> set[str]:
+        """The data files (first of each fragment) whose rows are mapped for the table at `uri`."""
+        with self._lock:
+            entry = self._tables.get(uri)
+            return set(entry[1]) if entry is not None else set()
+
+
+LOG_ROWS: Final = _LogRows()
+
+
 class _Warmer:
     """Reads, in the background, what a first take from each data file of a table costs: the file's metadata and its
     pages' (kept by `LOG_SESSION`: only handles opened with `open_dataset(..., shared=True)` share it), by taking one
@@ -228,6 +310,7 @@ class _Warmer:
         if current - loaded:
             ds.prewarm_index(FRAME_ID_INDEX, index_segments=sorted(current - loaded))
         self.warm_segments[ds.uri] = current
+        LOG_ROWS.parts(ds)  # where each frame's rows are, in the fragments not read before
 
 
 LOG_WARMER: Final = _Warmer()
@@ -1162,23 +1245,23 @@ class VersionedTables:
             up_to = latest.version if latest else 0
         elif self.legacy_pending():
             self.versions()  # UNAVAILABLE while the log is still being migrated
-        where = f"frame_id = {quote(frame_id)}"
 
         def read(ds: lance.LanceDataset) -> list[pa.Table]:
-            # The frame-id index alone finds the rows (no column read: the version is checked after the take); then
-            # only those rows are read, each fragment's at once, fragments side by side (see `fragment_takes`), and
-            # of each only the columns its commits wrote something in (a take costs per column read).
+            # This process's map of the log finds the rows (see `_LogRows`; the version is checked after the take);
+            # then only those rows are read, each fragment's at once, fragments side by side (see `fragment_takes`),
+            # and only the columns their commits wrote something in (a take costs per column read).
             everything = [c for c in ds.schema.names if c != "commit"]
             warm_log(ds, everything)
-            found = ds.to_table(columns=[], filter=where, with_row_address=True).column("_rowaddr").to_pylist()
-
-            def take(rows: Callable[[Sequence[str]], pa.Table]) -> pa.Table:
-                return rows(_read_back(rows(["commit"]).column("commit").to_pylist(), everything))
-
-            takes = fragment_takes(ds, found)
-            return [take(t) for t in takes] if len(takes) <= 1 else list(_TAKES.map(take, takes))
+            found, commits = LOG_ROWS.find(ds, frame_id)
+            rows = take_addresses(ds, found, _read_back(commits, everything))
+            return [rows.filter(pc.equal(rows.column("frame_id"), frame_id))]  # equal hashes, other frames
 
         parts = self._read_log(up_to, read)
+        if not any(part.num_rows for part in parts or []):
+            # A handle kept open may be of a log since made again under this path (the dataset deleted and made
+            # anew elsewhere): its map knows none of the new log's rows, so finding none is confirmed on a fresh one.
+            LOG_HANDLES.drop(self.changes_uri)
+            parts = self._read_log(up_to, read)
         out = []
         for part in parts or []:
             frames = self.layout.decode(part)
