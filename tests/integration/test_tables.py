@@ -189,10 +189,12 @@ def test_replacing_and_deleting_frames_over_and_over_leaves_exactly_the_frames_e
         changes += [Change(i, frame_pb2.CHANGE_TYPE_DELETE, None, "u") for i in deleted]
         latest = t.latest()
         assert latest is not None
-        found = {i: s.address for i, s in t.stored([*replaced, *deleted], latest.version).items()}
+        stored_before = t.stored([*replaced, *deleted], latest.version)
+        found = {i: s.address for i, s in stored_before.items()}
         commit = Commit(version, changes, ["u"], [f"u#{version}"], added=3, modified=15, deleted=4)
-        if version % 2:  # where the writer found them; otherwise the tables look them up
-            commit = replace(commit, found=found, found_at=latest.table_version)
+        if version % 2:  # where the writer found them (and, every other time, their labels); else looked up
+            labels = {i: len(s.label_ids) for i, s in stored_before.items()} if version % 4 == 3 else {}
+            commit = replace(commit, found=found, found_at=latest.table_version, found_labels=labels)
         record = t.commit(commit)
         for i in deleted:
             del model[i]

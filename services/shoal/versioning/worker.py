@@ -381,6 +381,7 @@ class Worker:
             metadata=[] if inference else columnar.metadata_columns(dataset.metadata_schema),
             found={frame_id: s.address for frame_id, s in stored.items() if s.address >= 0},
             found_at=found_at,
+            found_labels={frame_id: len(s.label_ids) for frame_id, s in stored.items() if s.address >= 0},
         )
         try:
             record = tables.commit(commit)
