@@ -208,7 +208,11 @@ def _encode(plan: _Plan, messages: Sequence[Message]) -> list[pa.Array]:
             present = [w == name for w in which[f.oneof]]
         elif f.presence:
             present = [m.HasField(name) for m in messages]
-        if f.kind == _SCALAR:
+        if present is not None and not f.always and not any(present):
+            # Set on no message (most members of a oneof, most optional fields): nulls, without visiting the
+            # messages or, for a message field, encoding its fields for none of them.
+            arrays.append(nulls(n, f.plan.arrow if f.plan is not None else f.arrow))
+        elif f.kind == _SCALAR:
             if present is None:
                 values = [getattr(m, name) for m in messages]
             else:
@@ -242,7 +246,10 @@ def _encode(plan: _Plan, messages: Sequence[Message]) -> list[pa.Array]:
             assert f.plan is not None
             containers = [getattr(m, name) for m in messages]
             subs = list(itertools.chain.from_iterable(containers))
-            child = pa.StructArray.from_arrays(_encode(f.plan, subs), fields=f.plan.arrow_fields)
+            if subs:
+                child = pa.StructArray.from_arrays(_encode(f.plan, subs), fields=f.plan.arrow_fields)
+            else:
+                child = nulls(0, f.plan.arrow)
             arrays.append(pa.ListArray.from_arrays(_offsets([len(c) for c in containers]), child, type=f.arrow))
         else:
             arrays.append(_encode_map(f, [getattr(m, name) for m in messages]))
