@@ -509,6 +509,23 @@ def test_history_takes_only_the_frames_own_rows_when_frame_ids_hash_alike(
     assert t.history("f5") == []
 
 
+def test_the_map_of_change_log_rows_forgets_the_logs_read_least_recently_past_its_budget(tmp_path: Path) -> None:
+    logs = []
+    for name in ("a", "b"):
+        t = tables(tmp_path / name)
+        for version in (1, 2):
+            t.commit(
+                Commit(version, [change(f"f{version}", "sun"), change(f"g{version}", "sun")], ["u"], [f"u#{version}"])
+            )
+        logs.append(tables_module.open_dataset(t.changes_uri, None, shared=True))
+    rows = tables_module._LogRows(max_rows=6)
+    assert [len(rows.find(ds, "f2")[0]) for ds in logs] == [1, 1]
+    assert rows.files(logs[0].uri) == set()  # 4 rows each: the first log went to make room for the second
+    assert len(rows.files(logs[1].uri)) == 2
+    assert len(rows.find(logs[0], "g1")[0]) == 1  # mapped again when read again
+    assert rows.files(logs[1].uri) == set()
+
+
 def test_the_writer_warms_each_new_change_log_file_for_history_reads(tmp_path: Path) -> None:
     t = tables(tmp_path)
     for version in (1, 2, 3):

@@ -174,11 +174,11 @@ class _LogRows:
         commits: np.ndarray  # of each key, its position in `texts`
         texts: list[str]
 
-    def __init__(self, limit: int = 64) -> None:
-        self.limit = limit
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows  # 20 bytes a row: the logs read least recently are forgotten past this
         self._lock = threading.Lock()
-        # per table, the handle last looked over and its parts, by data file
-        self._tables: OrderedDict[str, tuple[lance.LanceDataset, dict[str, _LogRows.Part]]] = OrderedDict()
+        # per table, the handle last looked over, its parts by data file, and their rows
+        self._tables: OrderedDict[str, tuple[lance.LanceDataset, dict[str, _LogRows.Part], int]] = OrderedDict()
 
     @staticmethod
     def read_part(fragment: lance.LanceFragment) -> _LogRows.Part:
@@ -212,9 +212,9 @@ class _LogRows:
                 part = self.read_part(fragment)
             parts[name] = part
         with self._lock:
-            self._tables[ds.uri] = (ds, parts)
+            self._tables[ds.uri] = (ds, parts, sum(len(p.keys) for p in parts.values()))
             self._tables.move_to_end(ds.uri)
-            while len(self._tables) > self.limit:
+            while len(self._tables) > 1 and sum(e[2] for e in self._tables.values()) > self.max_rows:
                 self._tables.popitem(last=False)
         return list(parts.values())
 
@@ -237,7 +237,7 @@ class _LogRows:
             return set(entry[1]) if entry is not None else set()
 
 
-LOG_ROWS: Final = _LogRows()
+LOG_ROWS: Final = _LogRows(int(os.environ.get("SHOAL_LOG_MAP_ROWS", "10000000")))
 
 
 class _Warmer:
