@@ -29,6 +29,7 @@ from shoal.kit.status import unpack
 from shoal.storage import queue
 from shoal.storage.tables import TableRoot, VersionedTables, VersionRecord
 from shoal.v1 import ingest_service_pb2, ingest_service_pb2_grpc, upload_pb2
+from shoal.versioning import worker as worker_module
 from shoal.versioning.server import build as build_versioning
 from shoal.versioning.worker import Worker
 
@@ -290,6 +291,47 @@ def test_batches_streaming_in_commit_together_and_a_lone_batch_at_once(
     # Without gathering, one version a batch. Gathering: the first batch (nothing streamed before it) commits alone,
     # then the worker waits for more up to a commit's 30 frames: batches 2-4, then 5 alone (the queue is empty).
     assert [v.frames_added for v in reversed(versions)] == ([10] * 5 if not gather else [10, 30, 10])
+
+
+def test_the_worker_maintains_only_once_its_partitions_are_quiet(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the batches of a stream the worker has nothing queued, but it is not idle: maintenance (compaction,
+    index merges) waits until no partition has committed for `QUIET_SECONDS`."""
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    with queued_upload(start_service, store, redis_db, 30) as queued:  # three batches queued
+        settings = service_settings("versioning", redis_db, store, worker_read_count=1, worker_gather_seconds=0)
+        maintained: list[int] = []
+
+        async def run() -> None:
+            r = redisconn.connect(redis_db)
+            stop = asyncio.Event()
+            try:
+                worker = Worker(settings, open_store(store), r)
+                now = [0.0]
+                worker.clock = lambda: now[0]
+                monkeypatch.setattr(worker, "maintain_one", lambda: maintained.append(worker.commits))
+                task = asyncio.create_task(worker.run(stop))
+                for _ in range(600):
+                    if worker.commits == 3:
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)  # ten passes of the idle loop
+                assert worker.commits == 3
+                assert maintained == []  # the partition committed just now (by the worker's clock)
+                now[0] += worker_module.QUIET_SECONDS + 0.1
+                for _ in range(600):
+                    if maintained:
+                        break
+                    await asyncio.sleep(0.05)
+                assert maintained[:1] == [3]
+                stop.set()
+                await task
+            finally:
+                await r.aclose()
+
+        asyncio.run(run())
+        assert queued.client.get_upload(queued.upload).frames_committed == 30
 
 
 def test_a_gathered_group_that_failed_half_way_commits_again_as_it_was_first_read(

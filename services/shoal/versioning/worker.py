@@ -23,7 +23,7 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Final, cast
 
@@ -56,6 +56,9 @@ from shoal.versioning.labels import LabelIndex
 log = logging.getLogger("shoal.versioning.worker")
 
 MAINTAIN_EVERY: Final = 8
+# A partition with no commit for this long no longer streams: the worker gathers no more for it, and maintenance
+# waits until every partition it holds is this quiet (between the batches of a stream the worker is only waiting).
+QUIET_SECONDS: Final = 1.0
 # Small fragments the frames table and the change log may hold before compaction. What compaction replaces stays
 # on disk (for time travel in the frames table, for a grace period in the log), so it runs seldom; each commit keeps
 # the frame-id indexes over its own rows, so lookups by frame id stay fast over many fragments.
@@ -83,11 +86,12 @@ class Worker:
         self._groups: set[str] = set()  # streams whose consumer group this worker made or found
         self._scripts = queue.Scripts(redis)
         self.commits = 0
-        # Targets committed to since their last maintenance; maintained when the worker has nothing queued, so
-        # compaction never slows a backlog down.
+        # Targets committed to since their last maintenance; maintained once the worker has had nothing queued for
+        # `QUIET_SECONDS`, so compaction never slows a backlog or a stream down.
         self._dirty: set[str] = set()
         self._since_maintenance: dict[str, int] = {}
-        self._streaming: dict[int, float] = {}  # per partition, when its last commit ended (monotonic seconds)
+        self._streaming: dict[int, float] = {}  # per partition, when its last commit ended (by `clock`)
+        self.clock: Callable[[], float] = time.monotonic  # what says whether partitions still stream
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
 
     # leases ----------------------------------------------------------------------------------------------------
@@ -134,7 +138,7 @@ class Worker:
                         worked |= await self.drain(partition)
                     if not worked and frozenset(self.owned) != self._migrated_for:
                         await asyncio.to_thread(self.migrate_owned)
-                    elif not worked and self._dirty:
+                    elif not worked and self._dirty and self._quiet():
                         await asyncio.to_thread(self.maintain_one)
                     elif not worked:
                         await _sleep_or_stop(stop, 0.05)
@@ -178,7 +182,7 @@ class Worker:
                 if start == ">":
                     entries += await self._gather(partition, sum(e.frames for e in entries))
                 await self._process(stream, entries)
-                self._streaming[partition] = time.monotonic()
+                self._streaming[partition] = self.clock()
                 return True
         return False
 
@@ -196,11 +200,15 @@ class Worker:
         entries = [queue.read_entry(eid, fields) for eid, fields in read if fields]
         return entries, read[-1][0].decode() if read else ""
 
+    def _quiet(self) -> bool:
+        """Whether no partition has committed for `QUIET_SECONDS`."""
+        return self.clock() - max(self._streaming.values(), default=-1e9) > QUIET_SECONDS
+
     async def _gather(self, partition: int, frames: int) -> list[Entry]:
         """While batches stream into the partition, more new entries, read for up to `worker_gather_seconds` or until
         a commit's worth of frames is read: one larger version instead of several small ones."""
         wait = self.settings.worker_gather_seconds
-        if not wait or time.monotonic() - self._streaming.get(partition, -1e9) > 1.0:
+        if not wait or self.clock() - self._streaming.get(partition, -1e9) > QUIET_SECONDS:
             return []
         stream, consumer = queue.stream_key(partition), queue.consumer_name(partition)
         deadline = time.monotonic() + wait
@@ -397,7 +405,7 @@ class Worker:
         for key in commit.batches:
             applied.outcomes.setdefault(key, BatchOutcome()).version = record.version
         self.commits += 1
-        # Maintenance runs when the worker is idle, and in a long backlog every few commits of a dataset, so
+        # Maintenance runs when the worker is idle (see `QUIET_SECONDS`), and in a long backlog every few commits, so
         # fragments do not pile up while a big upload streams in. Index segments are merged when idle only: a merge
         # rewrites the whole index, and the frames table keeps every index file its versions read.
         since = self._since_maintenance.get(target_name, 0) + 1
