@@ -121,8 +121,9 @@ class Settings:
     worker_max_commit_frames: int = 16_000
     # While batches stream in (a commit of the partition ended less than a second ago), how long the worker waits for
     # more before committing fewer than `worker_max_commit_frames` frames: fewer, larger versions cost less per frame
-    # and leave fewer fragments to compact. A lone upload after a quiet second commits at once.
-    worker_gather_seconds: float = 0.25
+    # and leave fewer fragments to compact (1 s against 0.25 s: 17 versions instead of 33 for the benchmark's 181,000
+    # changed frames, 110 µs of worker CPU a frame instead of 170). A lone upload after a quiet second commits at once.
+    worker_gather_seconds: float = 1.0
     # Versions older than this may be dropped (0: every version is kept forever). Checkpointed versions, and those an
     # inference set or segment is pinned to, are always kept; the newest always is.
     version_retention_seconds: float = 0.0
@@ -178,7 +179,7 @@ class Settings:
             worker_lease_seconds=max(0.5, _float(env, "SHOAL_WORKER_LEASE_SECONDS", 15.0)),
             worker_read_count=max(1, _int(env, "SHOAL_WORKER_READ_COUNT", 64)),
             worker_max_commit_frames=max(1, _int(env, "SHOAL_WORKER_MAX_COMMIT_FRAMES", 16_000)),
-            worker_gather_seconds=max(0.0, _float(env, "SHOAL_WORKER_GATHER_SECONDS", 0.25)),
+            worker_gather_seconds=max(0.0, _float(env, "SHOAL_WORKER_GATHER_SECONDS", 1.0)),
             version_retention_seconds=max(0.0, _float(env, "SHOAL_VERSION_RETENTION_SECONDS", 0.0)),
             asset_max_bytes=max(1, _int(env, "SHOAL_ASSET_MAX_BYTES", 5 << 30)),
             asset_spool_dir=env.get("SHOAL_ASSET_SPOOL_DIR", ""),
