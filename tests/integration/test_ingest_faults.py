@@ -220,6 +220,56 @@ def queued_upload(
         yield Queued(client, p, target, report.name)
 
 
+def test_a_streams_batches_are_worked_on_together_but_validated_queued_and_acknowledged_in_order(
+    start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
+) -> None:
+    """Ingest works on several batches of a stream at once; the upload's label-id memory, the queue and the acks
+    still follow the order the batches came in, and a batch that fails ends the stream with nothing after it
+    queued."""
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    ingest = start_service("ingest", build_ingest, redis_url=redis_db, store=store)
+    catalog = start_service("versioning", build_versioning, redis_url=redis_db, store=store)
+    with shoal.Client(
+        api_key=ADMIN_KEY, addresses={"versioning": catalog.target, "ingest": ingest.target}, show_progress=False
+    ) as client:
+        p = unique("p")
+        client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
+        client.create_dataset(p, "d")
+        target = f"projects/{p}/datasets/d"
+    batches = [
+        ingest_service_pb2.FrameBatch(seq=s, frames=[make_frame(s * 10 + i).to_proto() for i in range(10)])
+        for s in range(10)
+    ]
+    # Batch 4 reuses a label id of batch 3: the later batch is the one refused, however the work interleaves.
+    batches[4].frames[0].labels[0].label_id = batches[3].frames[0].labels[0].label_id
+    batches.insert(6, batches[2])  # sent again in the same stream: acknowledged as a duplicate, queued once
+    batches += [
+        ingest_service_pb2.FrameBatch(seq=-1),
+        ingest_service_pb2.FrameBatch(seq=11, frames=[make_frame(999).to_proto()]),
+    ]
+    start = ingest_service_pb2.UploadFramesRequest(start=ingest_service_pb2.UploadStart(target=target))
+    requests = [start] + [ingest_service_pb2.UploadFramesRequest(batch=b) for b in batches]
+    stub = ingest_service_pb2_grpc.IngestServiceStub(grpc.insecure_channel(ingest.target))
+    responses: list[ingest_service_pb2.UploadFramesResponse] = []
+    call = stub.UploadFrames(iter(requests), metadata=(("x-api-key", ADMIN_KEY),), timeout=60)
+    with pytest.raises(grpc.RpcError) as info:
+        responses.extend(call)
+    assert (unpack(info.value).code, unpack(info.value).reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_SEQ")
+    acks = [r.ack for r in responses if r.HasField("ack")]
+    assert [(a.seq, a.duplicate) for a in acks] == [(s, False) for s in range(6)] + [(2, True)] + [
+        (s, False) for s in range(6, 10)
+    ]
+    assert [(a.seq, [e.reason for e in a.rejected]) for a in acks if a.rejected] == [(4, ["DUPLICATE_LABEL_ID"])]
+    r = redis.Redis.from_url(redis_db)
+    try:
+        partitions = service_settings("ingest", redis_db, store).ingest_partitions
+        entries = r.xrange(queue.stream_key(queue.partition_of(target, partitions)))
+        queued = [int(fields[b"seq"]) for _, fields in entries if fields[b"target"].decode() == target]
+    finally:
+        r.close()
+    assert queued == list(range(10))  # in the order sent, and nothing of the batch after the failing one
+
+
 def test_a_worker_killed_between_commit_and_progress_record_loses_no_version(
     start_service: Callable[..., ServerThread], tmp_path: Path, redis_db: str
 ) -> None:

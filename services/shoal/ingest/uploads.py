@@ -71,6 +71,56 @@ def upload_state(fields: dict[str, int], closed: bool, *, expired: bool = False)
     return upload_pb2.UPLOAD_STATE_PARTIALLY_FAILED
 
 
+class Turn:
+    """A batch's place in its stream, whose batches are worked on side by side (one's validation while the one
+    before writes its objects): a batch is validated only after the one before it (the upload's memory of label ids
+    follows the stream's order) and queued only after it (the worker applies a partition's batches in queue order).
+    A batch that fails, or follows one that failed, queues nothing."""
+
+    def __init__(self, before: Turn | None = None) -> None:
+        self.before = before
+        loop = asyncio.get_running_loop()
+        self.validated: asyncio.Future[bool] = loop.create_future()
+        self.queued: asyncio.Future[bool] = loop.create_future()
+
+    async def validate(self) -> None:
+        """Wait for the batch before to be validated (or found a duplicate)."""
+        if self.before is not None and not await self.before.validated:
+            raise _AbandonedError
+
+    def validated_now(self) -> None:
+        self._settle(self.validated, True)
+
+    async def queue(self) -> None:
+        """Wait for the batch before to be queued (or found a duplicate)."""
+        if self.before is not None and not await self.before.queued:
+            raise _AbandonedError
+
+    async def done(self) -> None:
+        """This batch is queued, or was a duplicate: once the ones before are, the next may go on."""
+        await self.validate()
+        self.validated_now()
+        await self.queue()
+        self._settle(self.queued, True)
+
+    def failed(self) -> None:
+        self._settle(self.validated, False)
+        self._settle(self.queued, False)
+
+    @staticmethod
+    def _settle(future: asyncio.Future[bool], ok: bool) -> None:
+        if not future.done():
+            future.set_result(ok)
+
+
+class _AbandonedError(Exception):
+    """A batch after one that failed: the stream ends with that failure, and this batch queued nothing."""
+
+
+# Batches of one stream worked on at once: while one waits for the store or Redis, the next is validated and encoded.
+STREAM_PIPELINE: Final = 3
+
+
 @dataclass
 class Session:
     """One open upload stream."""
@@ -191,7 +241,22 @@ class Uploads:
             self.redis, queue.stream_key(partition), cap=self.settings.ingest_max_queue_depth + 1
         )
 
-    async def add_batch(self, session: Session, batch: ingest_service_pb2.FrameBatch) -> ingest_service_pb2.BatchAck:
+    async def add_batch(
+        self, session: Session, batch: ingest_service_pb2.FrameBatch, turn: Turn | None = None
+    ) -> ingest_service_pb2.BatchAck:
+        """Take one batch of the stream; `turn` orders it after the batches of the stream sent before it."""
+        turn = turn or Turn()
+        try:
+            ack = await self._add_batch(session, batch, turn)
+            await turn.done()
+        except BaseException:
+            turn.failed()
+            raise
+        return ack
+
+    async def _add_batch(
+        self, session: Session, batch: ingest_service_pb2.FrameBatch, turn: Turn
+    ) -> ingest_service_pb2.BatchAck:
         name = str(session.name)
         if batch.seq < 0:
             raise InvalidArgument.of(
@@ -216,20 +281,13 @@ class Uploads:
             if summary.get("digest", digest) != digest:  # records made before digests were kept match any content
                 raise _seq_mismatch(name, batch.seq)
             return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=summary["accepted"], duplicate=True)
-        depth = await self.queue_depth(session.partition)
-        pipeline_metrics.INGEST_QUEUE_DEPTH.labels(partition=str(session.partition)).set(depth)
-        if depth >= self.settings.ingest_max_queue_depth:
-            pipeline_metrics.INGEST_BATCHES_REFUSED.inc()
-            raise ResourceExhausted(
-                f"the ingest queue holds {depth} batches (limit {self.settings.ingest_max_queue_depth}); retry later",
-                reason="QUEUE_FULL",
-                metadata={"queue_depth": str(depth)},
-                retry_delay_seconds=min(30.0, 0.5 + depth / max(1, self.settings.ingest_max_queue_depth)),
-            )
+        await self._room(session)
         resent = await self._claim_seq(name, batch.seq, digest)
         urls = batch_urls(batch)
         assets = await self._io(self.asset_facts, urls) if urls else {}
+        await turn.validate()
         result = session.validator.validate(batch, assets)
+        turn.validated_now()
         accepted = _size(result.accepted)
         key = ""
         if accepted:
@@ -259,6 +317,9 @@ class Uploads:
                 "digest": digest,
             }
         )
+        await turn.queue()
+        if accepted:
+            await self._room(session)  # again, now the batches before it in the stream are queued
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(queue.upload_batches_key(name), str(batch.seq), summary)
             if accepted:
@@ -278,6 +339,19 @@ class Uploads:
         pipeline_metrics.INGEST_FRAMES.labels(outcome="accepted").inc(accepted)
         pipeline_metrics.INGEST_FRAMES.labels(outcome="rejected").inc(result.rejected)
         return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=accepted, rejected=result.errors)
+
+    async def _room(self, session: Session) -> None:
+        """RESOURCE_EXHAUSTED (with a retry delay) while the partition's queue is full."""
+        depth = await self.queue_depth(session.partition)
+        pipeline_metrics.INGEST_QUEUE_DEPTH.labels(partition=str(session.partition)).set(depth)
+        if depth >= self.settings.ingest_max_queue_depth:
+            pipeline_metrics.INGEST_BATCHES_REFUSED.inc()
+            raise ResourceExhausted(
+                f"the ingest queue holds {depth} batches (limit {self.settings.ingest_max_queue_depth}); retry later",
+                reason="QUEUE_FULL",
+                metadata={"queue_depth": str(depth)},
+                retry_delay_seconds=min(30.0, 0.5 + depth / max(1, self.settings.ingest_max_queue_depth)),
+            )
 
     def _write_rows(
         self, session: Session, accepted: ingest_service_pb2.FrameBatch, body: bytes, name: str, seq: int
@@ -430,33 +504,70 @@ async def stream_upload(
     requests: AsyncIterator[ingest_service_pb2.UploadFramesRequest],
     authorize: Callable[[DatasetName | InferenceSetName], Awaitable[None]],
 ) -> AsyncIterator[ingest_service_pb2.UploadFramesResponse]:
-    """The UploadFrames conversation: `start`, then batches each answered by an ack, then a summary. While it lasts,
-    the upload is kept alive; however it ends, the heartbeat stops."""
-    session: Session | None = None
+    """The UploadFrames conversation: `start`, then batches each answered by an ack, then a summary. Up to
+    `STREAM_PIPELINE` batches are worked on at once, in the order their `Turn`s set; their acks go back in the order
+    the batches came, and the first failure ends the stream (the batches after it queue nothing). While it lasts,
+    the upload is kept alive; however it ends, the heartbeat stops and the batches still being worked on are
+    cancelled."""
     heartbeat: asyncio.Task[None] | None = None
+    reader: asyncio.Task[None] | None = None
+    working: asyncio.Queue[asyncio.Task[ingest_service_pb2.BatchAck] | Exception | None] = asyncio.Queue(
+        STREAM_PIPELINE
+    )
     try:
-        async for request in requests:
-            kind = request.WhichOneof("kind")
-            if session is None:
-                if kind != "start":
-                    raise InvalidArgument.of(
-                        [FieldViolation("start", "the first message of an upload must be `start`")],
-                        reason="MISSING_START",
-                    )
-                target = parse_target(request.start.target, "start.target")
-                await authorize(target)
-                session, upload = await uploads.open(target, request.start.upload_id)
-                heartbeat = asyncio.create_task(uploads.keep_alive(session))
-                yield ingest_service_pb2.UploadFramesResponse(upload=upload)
-            elif kind == "batch":
-                ack = await uploads.add_batch(session, request.batch)
-                yield ingest_service_pb2.UploadFramesResponse(ack=ack)
+        first = await anext(aiter(requests), None)
+        if first is None:
+            return
+        if first.WhichOneof("kind") != "start":
+            raise InvalidArgument.of(
+                [FieldViolation("start", "the first message of an upload must be `start`")], reason="MISSING_START"
+            )
+        target = parse_target(first.start.target, "start.target")
+        await authorize(target)
+        session, upload = await uploads.open(target, first.start.upload_id)
+        heartbeat = asyncio.create_task(uploads.keep_alive(session))
+        yield ingest_service_pb2.UploadFramesResponse(upload=upload)
+
+        async def read() -> None:
+            before: Turn | None = None
+            seqs: set[int] = set()
+            try:
+                async for request in requests:
+                    if request.WhichOneof("kind") != "batch":
+                        raise InvalidArgument.of(
+                            [FieldViolation("start", "an upload has one `start` message")], reason="DUPLICATE_START"
+                        )
+                    if request.batch.seq in seqs and before is not None:
+                        await before.queued  # a seq sent twice: the second is a duplicate of the first, once queued
+                    seqs.add(request.batch.seq)
+                    before = Turn(before)
+                    task = asyncio.create_task(uploads.add_batch(session, request.batch, before))
+                    try:
+                        await working.put(task)
+                    except asyncio.CancelledError:
+                        task.cancel()
+                        raise
+            except Exception as err:  # the stream broke, or sent what it must not: after the acks before it
+                await working.put(err)
             else:
-                raise InvalidArgument.of(
-                    [FieldViolation("start", "an upload has one `start` message")], reason="DUPLICATE_START"
-                )
-        if session is not None:
-            yield ingest_service_pb2.UploadFramesResponse(summary=await uploads.close(session))
+                await working.put(None)
+
+        reader = asyncio.create_task(read())
+        while (item := await working.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield ingest_service_pb2.UploadFramesResponse(ack=await item)
+        yield ingest_service_pb2.UploadFramesResponse(summary=await uploads.close(session))
     finally:
         if heartbeat is not None:
             heartbeat.cancel()
+        if reader is not None:
+            reader.cancel()
+        while not working.empty():
+            left = working.get_nowait()
+            if not isinstance(left, asyncio.Task):
+                continue
+            if not left.done():
+                left.cancel()
+            elif not left.cancelled():
+                left.exception()  # seen: a batch after the one that failed
