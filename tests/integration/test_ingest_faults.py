@@ -227,15 +227,6 @@ def test_a_streams_batches_are_worked_on_together_but_validated_queued_and_ackno
     still follow the order the batches came in, and a batch that fails ends the stream with nothing after it
     queued."""
     store = StoreSettings(url=(tmp_path / "store").as_uri())
-    ingest = start_service("ingest", build_ingest, redis_url=redis_db, store=store)
-    catalog = start_service("versioning", build_versioning, redis_url=redis_db, store=store)
-    with shoal.Client(
-        api_key=ADMIN_KEY, addresses={"versioning": catalog.target, "ingest": ingest.target}, show_progress=False
-    ) as client:
-        p = unique("p")
-        client.create_project(p, shoal.LabelClassMap.from_classnames(["car", "person", "bike"]))
-        client.create_dataset(p, "d")
-        target = f"projects/{p}/datasets/d"
     batches = [
         ingest_service_pb2.FrameBatch(seq=s, frames=[make_frame(s * 10 + i).to_proto() for i in range(10)])
         for s in range(10)
@@ -247,13 +238,13 @@ def test_a_streams_batches_are_worked_on_together_but_validated_queued_and_ackno
         ingest_service_pb2.FrameBatch(seq=-1),
         ingest_service_pb2.FrameBatch(seq=11, frames=[make_frame(999).to_proto()]),
     ]
-    start = ingest_service_pb2.UploadFramesRequest(start=ingest_service_pb2.UploadStart(target=target))
-    requests = [start] + [ingest_service_pb2.UploadFramesRequest(batch=b) for b in batches]
-    stub = ingest_service_pb2_grpc.IngestServiceStub(grpc.insecure_channel(ingest.target))
-    responses: list[ingest_service_pb2.UploadFramesResponse] = []
-    call = stub.UploadFrames(iter(requests), metadata=(("x-api-key", ADMIN_KEY),), timeout=60)
-    with pytest.raises(grpc.RpcError) as info:
-        responses.extend(call)
+    with queued_upload(start_service, store, redis_db, 0) as queued:  # a dataset, and no worker
+        start = ingest_service_pb2.UploadFramesRequest(start=ingest_service_pb2.UploadStart(target=queued.target))
+        requests = [start] + [ingest_service_pb2.UploadFramesRequest(batch=b) for b in batches]
+        responses: list[ingest_service_pb2.UploadFramesResponse] = []
+        call = queued.client.ingest.UploadFrames(iter(requests), metadata=(("x-api-key", ADMIN_KEY),), timeout=60)
+        with pytest.raises(grpc.RpcError) as info:
+            responses.extend(call)
     assert (unpack(info.value).code, unpack(info.value).reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_SEQ")
     acks = [r.ack for r in responses if r.HasField("ack")]
     assert [(a.seq, a.duplicate) for a in acks] == [(s, False) for s in range(6)] + [(2, True)] + [
@@ -263,11 +254,11 @@ def test_a_streams_batches_are_worked_on_together_but_validated_queued_and_ackno
     r = redis.Redis.from_url(redis_db)
     try:
         partitions = service_settings("ingest", redis_db, store).ingest_partitions
-        entries = r.xrange(queue.stream_key(queue.partition_of(target, partitions)))
-        queued = [int(fields[b"seq"]) for _, fields in entries if fields[b"target"].decode() == target]
+        entries = r.xrange(queue.stream_key(queue.partition_of(queued.target, partitions)))
+        seqs = [int(fields[b"seq"]) for _, fields in entries if fields[b"target"].decode() == queued.target]
     finally:
         r.close()
-    assert queued == list(range(10))  # in the order sent, and nothing of the batch after the failing one
+    assert seqs == list(range(10))  # in the order sent, and nothing of the batch after the failing one
 
 
 def test_a_worker_killed_between_commit_and_progress_record_loses_no_version(
