@@ -160,12 +160,12 @@ def open_dataset(
 
 class _LogRows:
     """Where each frame's rows are in the change logs this process reads, so a frame's history finds them without a
-    query: a query through the frame-id index cost 4-10 ms (planning the scan, then the index), this a hash and a
-    binary search per fragment. Per fragment (named by its first data file, which no other fragment ever has, so a
-    table made again under the same path shares nothing), the frame-id hashes of its rows, sorted, each with its row
-    address and the `commit` value it was written with (which says the columns to take). A fragment is read once, by
-    the warmer as commits add it or by the first history that needs it; what compaction replaced is forgotten with
-    the handle that held it."""
+    query: a query through the frame-id index cost 2.7-3.7 ms (planning the scan, then the index), this a hash and
+    a binary search per fragment (0.4-0.6 ms over 1.2 million log rows in 73 fragments). Per fragment (named by its
+    first data file, which no other fragment ever has, so a table made again under the same path shares nothing),
+    the frame-id hashes of its rows, sorted, each with its row address and the `commit` value it was written with
+    (which says the columns to take). A fragment is read once, by the warmer as commits add it or by the first
+    history that needs it; what compaction replaced is forgotten with the handle that held it."""
 
     @dataclass
     class Part:

@@ -377,6 +377,7 @@ class Worker:
         for q in queued:
             outcome = applied.outcomes.get(q.key, BatchOutcome())
             self.store.put(queue.outcome_object(q.upload, q.seq), _outcome_json(outcome), "application/json")
+        located = {frame_id: s for frame_id, s in stored.items() if s.address >= 0}  # where the lookup found them
         commit = Commit(
             version=base_version + 1,
             changes=applied.changes,
@@ -387,9 +388,9 @@ class Worker:
             deleted=applied.deleted,
             embedding_dimension=applied.embedding_dimension,
             metadata=[] if inference else columnar.metadata_columns(dataset.metadata_schema),
-            found={frame_id: s.address for frame_id, s in stored.items() if s.address >= 0},
+            found={frame_id: s.address for frame_id, s in located.items()},
             found_at=found_at,
-            found_labels={frame_id: len(s.label_ids) for frame_id, s in stored.items() if s.address >= 0},
+            found_labels={frame_id: len(s.label_ids) for frame_id, s in located.items()},
         )
         try:
             record = tables.commit(commit)
