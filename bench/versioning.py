@@ -98,6 +98,12 @@ def _cpu_by_service(state: Path) -> dict[str, float]:
     return {service: n / os.sysconf("SC_CLK_TCK") for service, n in sorted(ticks.items())}
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has spent so far outside idle and I/O wait (every process, the kernel too)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _service_cpu_seconds(state: Path) -> float:
     """CPU seconds used so far by the suite's services (not this process)."""
     return sum(v for k, v in _cpu_by_service(state).items() if k != "bench")
@@ -207,10 +213,14 @@ def main() -> None:
         # Histories through the RPC first: reading the tables in this process (below) warms its own caches on these
         # two cores, beside the service.
         rpc_histories = []
+        cpu = _cpu_by_service(state)
+        machine_busy = _machine_busy()
         for i in rng.sample(changed, 20):
             t = time.perf_counter()
             client.get_frame_history("bench", "big", f"f{i:07d}")
             rpc_histories.append(time.perf_counter() - t)
+        rpc_cpu = cpu_per_frame(cpu, _cpu_by_service(state), len(rpc_histories))
+        rpc_machine_busy = (_machine_busy() - machine_busy) / max(1e-9, sum(rpc_histories))
         settle(state)  # the RPCs warmed nothing here, but timing them let this process' warming of the log start
         histories = []
         latest_version = versions[0].version
@@ -284,6 +294,9 @@ def main() -> None:
             "frame_history_rpc_ms": {
                 "median": round(statistics.median(rpc_histories) * 1000, 3),
                 "samples": [round(s * 1000, 1) for s in rpc_histories],
+                # What each process spent per history, and how many cores the whole machine kept busy meanwhile.
+                "cpu_us_per_history": rpc_cpu,
+                "machine_cores_busy": round(rpc_machine_busy, 2),
             },
             "frame_history_after_compaction_ms": {"median": round(statistics.median(compacted_histories) * 1000, 3)},
             "read_old_version": {

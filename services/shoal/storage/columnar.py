@@ -25,6 +25,7 @@ struct is spread with one `take`, so a message type with many oneof members cost
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -178,9 +179,12 @@ def _offsets(lengths: Sequence[int]) -> pa.Array:
     return pa.array(out)
 
 
+@functools.lru_cache(maxsize=512)
 def nulls(n: int, arrow: pa.DataType) -> pa.Array:
     """`n` nulls of type `arrow`, every buffer (its children's too) sized for `n` rows. (`pa.nulls` shares one
-    short buffer among a struct's children, which Lance's writer rejects once it slices a batch.)"""
+    short buffer among a struct's children, which Lance's writer rejects once it slices a batch.) Arrays are
+    immutable, so the same few shapes (a batch's frames, its labels) are made once: a wide struct's `take` costs
+    about as much as encoding the fields that are set."""
     return pa.array([], arrow).take(pa.nulls(n, pa.int64()))
 
 
