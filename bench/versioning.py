@@ -77,9 +77,11 @@ def growth_by_kind(before: dict[str, int], after: dict[str, int]) -> dict[str, i
 
 def _cpu_by_service(state: Path) -> dict[str, float]:
     """CPU seconds used so far by each service of the suite whose state directory is `state` (its processes run
-    `-m shoal.<service>` with the state directory in their environment; replicas add up), and by this process (the
-    client, as "bench")."""
+    `-m shoal.<service>` with the state directory in their environment; replicas, and the helper processes they
+    start, add up), and by this process (the client, as "bench")."""
     ticks: dict[str, int] = {}
+    helpers: list[tuple[int, int]] = []  # (parent pid, ticks) of processes started by a service process
+    services: dict[int, str] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -87,14 +89,24 @@ def _cpu_by_service(state: Path) -> dict[str, float]:
             cmdline = (proc / "cmdline").read_bytes()
             if proc.name == str(os.getpid()):
                 service = "bench"
-            elif b"-m\x00shoal." in cmdline and str(state).encode() in (proc / "environ").read_bytes():
+            elif str(state).encode() not in (proc / "environ").read_bytes():
+                continue
+            elif b"-m\x00shoal." in cmdline:
                 service = cmdline.split(b"-m\x00shoal.", 1)[1].split(b"\x00", 1)[0].decode()
             else:
-                continue
+                service = ""
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ticks[service] = ticks.get(service, 0) + int(fields[11]) + int(fields[12])  # utime + stime
+        used = int(fields[11]) + int(fields[12])  # utime + stime
+        if service:
+            services[int(proc.name)] = service
+            ticks[service] = ticks.get(service, 0) + used
+        else:
+            helpers.append((int(fields[1]), used))
+    for parent, used in helpers:
+        if parent in services:
+            ticks[services[parent]] = ticks.get(services[parent], 0) + used
     return {service: n / os.sysconf("SC_CLK_TCK") for service, n in sorted(ticks.items())}
 
 

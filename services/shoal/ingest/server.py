@@ -62,9 +62,11 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
 
 def build(runtime: Runtime) -> Sequence[Service]:
     runtime.background.append(measured_when_scraped(runtime.redis, runtime.settings.ingest_partitions))
+    servicer = IngestServicer(runtime)
+    runtime.closers.append(servicer.uploads.aclose)
     return [
         Service(
-            IngestServicer(runtime),
+            servicer,
             ingest_service_pb2_grpc.add_IngestServiceServicer_to_server,
             "shoal.v1.IngestService",
         )

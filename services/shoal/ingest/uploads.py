@@ -31,13 +31,14 @@ from google.protobuf import json_format, timestamp_pb2
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shoal.ingest.encoders import Encoders
 from shoal.ingest.validation import AssetFacts, BatchValidator, TargetRules, batch_urls, rules_for
 from shoal.kit import pipeline_metrics
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id, parse_target, parse_upload
 from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
 from shoal.kit.settings import Settings
-from shoal.storage import batchrows, columnar, queue
+from shoal.storage import columnar, queue
 from shoal.storage.assetnames import AssetName, referenced_asset
 from shoal.storage.catalog import Catalog
 from shoal.v1 import asset_pb2, dataset_pb2, ingest_service_pb2, upload_pb2
@@ -142,6 +143,11 @@ class Uploads:
         self._groups_ready: set[int] = set()
         self._scripts = queue.Scripts(redis)
         self._asset_cache: dict[AssetName, tuple[AssetFacts, float]] = {}
+        self.encoders = Encoders(settings.ingest_encode_processes)
+
+    async def aclose(self) -> None:
+        """Stop the row encoder processes."""
+        self.encoders.close()
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -296,7 +302,7 @@ class Uploads:
             stored = await self._write_once(key, body, name, batch.seq, resent=resent)
             if stored is body:
                 try:
-                    await self._io(self._write_rows, session, result.accepted, body, name, batch.seq)
+                    await self._write_rows(session, body, name, batch.seq)
                 except Exception:  # the rows only save the worker work: without them it encodes the frames itself
                     log.exception("rows of %s#%d were not stored", name, batch.seq)
             else:
@@ -353,10 +359,9 @@ class Uploads:
                 retry_delay_seconds=min(30.0, 0.5 + depth / max(1, self.settings.ingest_max_queue_depth)),
             )
 
-    def _write_rows(
-        self, session: Session, accepted: ingest_service_pb2.FrameBatch, body: bytes, name: str, seq: int
-    ) -> None:
-        """The accepted frames as table rows beside the batch object, for the worker (see `storage.batchrows`)."""
+    async def _write_rows(self, session: Session, body: bytes, name: str, seq: int) -> None:
+        """The accepted frames (stored as `body`) as table rows beside the batch object, for the worker (see
+        `storage.batchrows`), encoded by a helper process while the stream's next batch is validated here."""
         rules = session.validator.target
         schema = dataset_pb2.MetadataSchema(
             fields=[
@@ -364,8 +369,7 @@ class Uploads:
                 for k, (t, e) in rules.schema.items()
             ]
         )
-        rows = batchrows.encode(
-            accepted,
+        rows = await self.encoders.encode(
             body,
             inference=rules.inference,
             embedding_dimension=session.validator.memory.embedding_dimension or rules.embedding_dimension,
@@ -373,8 +377,12 @@ class Uploads:
         )
         if rows is None:
             return
-        with contextlib.suppress(WriteConflict):  # written by an earlier try of this batch: the same rows
-            self.store.put_if(queue.rows_object(name, seq), rows, "application/vnd.apache.arrow.stream", etag=None)
+
+        def put() -> None:
+            with contextlib.suppress(WriteConflict):  # written by an earlier try of this batch: the same rows
+                self.store.put_if(queue.rows_object(name, seq), rows, "application/vnd.apache.arrow.stream", etag=None)
+
+        await self._io(put)
 
     async def _claim_seq(self, name: str, seq: int, digest: str) -> bool:
         """Record in the store what `seq` carries, create-only. True when it was recorded before with the same digest

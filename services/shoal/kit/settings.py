@@ -106,6 +106,9 @@ class Settings:
     # An upload whose stream is gone (refused, broken, its client or server dead) without closing it is over after
     # this long: it ends as what it queued ends (FAILED when nothing was committed) unless a stream resumes it.
     ingest_upload_idle_seconds: float = 900.0
+    # Helper processes each ingest process encodes accepted batches into table rows with, beside the one that
+    # validates them (0: encode on a thread of the ingest process).
+    ingest_encode_processes: int = 1
     # Worker processes sharing the gRPC port (SO_REUSEPORT): Python runs one core per process, so a CPU-bound
     # service (ingest validation) scales across cores this way; the parent serves the merged Prometheus metrics.
     processes: int = 1
@@ -173,6 +176,7 @@ class Settings:
             ingest_max_attribute_bytes=max(1, _int(env, "SHOAL_INGEST_MAX_ATTRIBUTE_BYTES", 64 * 1024)),
             ingest_max_frame_bytes=max(1, _int(env, "SHOAL_INGEST_MAX_FRAME_BYTES", 4 * 1024 * 1024)),
             ingest_upload_idle_seconds=max(1.0, _float(env, "SHOAL_INGEST_UPLOAD_IDLE_SECONDS", 900.0)),
+            ingest_encode_processes=max(0, _int(env, "SHOAL_INGEST_ENCODE_PROCESSES", 1)),
             processes=max(1, _int(env, "SHOAL_PROCESSES", 1)),
             reuse_port=_bool(env, "SHOAL_REUSE_PORT", default=False),
             run_worker=_bool(env, "SHOAL_VERSIONING_WORKER", default=True),

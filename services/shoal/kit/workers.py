@@ -34,13 +34,20 @@ def die_with_parent() -> None:
     pass anything on) leaves no orphans holding the port beside its successor. Exits at once when the parent is
     already gone. Linux only; elsewhere the parent's SIGTERM handling is all there is."""
     parent = os.environ.get(PARENT_ENV, "")
-    if not parent.isdigit() or not sys.platform.startswith("linux"):
+    if parent.isdigit():
+        die_with(int(parent))
+
+
+def die_with(parent: int) -> None:
+    """SIGTERM to this process when `parent` (its parent process) dies; exits at once when it is already gone.
+    Linux only."""
+    if not sys.platform.startswith("linux"):
         return
     import ctypes  # noqa: PLC0415
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != int(parent):  # it died before the request took effect
+    if os.getppid() != parent:  # it died before the request took effect
         raise SystemExit(0)
 
 

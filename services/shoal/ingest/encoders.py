@@ -1,0 +1,87 @@
+"""Encoding accepted batches into table rows (see `shoal.storage.batchrows`) in helper processes.
+
+An upload stream is served by one ingest process, and Python runs one core per process. Validation must stay in that
+process (it follows the stream's order and remembers the upload's label ids), but encoding a batch's rows needs only
+the batch, so it goes to a helper process while the stream's next batch is validated: one stream then keeps two cores
+busy. The helpers are spawned (not forked: the server's gRPC threads do not survive a fork) on first use, die with
+their ingest process, and are replaced if one dies; a batch whose encoding fails for any reason is encoded in-process
+instead, since the rows only save the versioning worker work and never decide what is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from shoal.kit import workers
+from shoal.storage import batchrows, columnar
+from shoal.v1 import ingest_service_pb2
+
+log = logging.getLogger("shoal.ingest.encoders")
+
+
+def encode_rows(
+    body: bytes, inference: bool, embedding_dimension: int, metadata: Sequence[columnar.MetadataColumn]
+) -> bytes | None:
+    """The rows of the batch stored as `body`, as Arrow IPC (None: the batch carries no whole frames)."""
+    return batchrows.encode(
+        ingest_service_pb2.FrameBatch.FromString(body),
+        body,
+        inference=inference,
+        embedding_dimension=embedding_dimension,
+        metadata=metadata,
+    )
+
+
+def _start_helper(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent decides
+    workers.die_with(parent)
+
+
+class Encoders:
+    """Up to `processes` helper processes encoding rows; with 0, rows are encoded on a thread of this process."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_helper,
+                initargs=(os.getpid(),),
+            )
+        return self._pool
+
+    async def encode(
+        self, body: bytes, *, inference: bool, embedding_dimension: int, metadata: Sequence[columnar.MetadataColumn]
+    ) -> bytes | None:
+        args = (body, inference, embedding_dimension, list(metadata))
+        if self.processes > 0:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._executor(), encode_rows, *args)
+            except BrokenProcessPool:
+                log.warning("a row encoder process died; starting new ones")
+                self.close()
+            except Exception:
+                log.exception("encoding rows in a helper process failed; encoding them here")
+        return await asyncio.to_thread(encode_rows, *args)
+
+    def pids(self) -> list[int]:
+        """The helper processes running now."""
+        if self._pool is None:
+            return []
+        return [p.pid for p in self._pool._processes.values() if p.is_alive() and p.pid is not None]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
