@@ -354,11 +354,19 @@ def _lengths(array: pa.Array) -> np.ndarray:
 
 def _decode(plan: _Plan, columns: Mapping[str, pa.Array], messages: Sequence[Message]) -> None:
     """Fill `messages` (one per row) from the columns named like the fields of `plan`; absent columns are skipped."""
+    chosen_anywhere: dict[str, set[str]] = {}  # per oneof, the members set on some row
     for f in plan.fields:
         array = columns.get(f.name)
         if array is None:
             continue
         name = f.name
+        if f.oneof is not None and f.oneof in columns:
+            # A member no row chose holds nothing to read: skipped without a comparison per row (most members of
+            # a oneof, each a few compute calls, which small reads such as a frame's history pay in full).
+            if f.oneof not in chosen_anywhere:
+                chosen_anywhere[f.oneof] = {c for c in pc.unique(columns[f.oneof]).to_pylist() if c is not None}
+            if name not in chosen_anywhere[f.oneof]:
+                continue
         if f.kind == _SCALAR:
             values = array.to_pylist()
             if f.presence:

@@ -402,6 +402,27 @@ def fragment_takes(ds: lance.LanceDataset, addresses: Sequence[int]) -> list[Cal
 _LOG_HEAD: Final = ("version", "frame_id", "change_type", "upload", "commit_time")
 
 
+_LOG_COLUMNS: OrderedDict[tuple[str, int], list[str]] = OrderedDict()
+_LOG_COLUMNS_LOCK: Final = threading.Lock()
+
+
+def _log_columns(ds: lance.LanceDataset) -> list[str]:
+    """The change log's columns but `commit`, per table version (a handle converts its schema anew each time it is
+    asked: 0.3-1 ms, a tenth of a history)."""
+    key = (ds.uri, ds.version)
+    with _LOG_COLUMNS_LOCK:
+        found = _LOG_COLUMNS.get(key)
+        if found is not None:
+            _LOG_COLUMNS.move_to_end(key)
+            return found
+    names = [c for c in ds.schema.names if c != "commit"]
+    with _LOG_COLUMNS_LOCK:
+        _LOG_COLUMNS[key] = names
+        while len(_LOG_COLUMNS) > 256:
+            _LOG_COLUMNS.popitem(last=False)
+    return names
+
+
 def _read_back(commits: Sequence[str], everything: Sequence[str]) -> list[str]:
     """The change-log columns to read for rows of `commits` (their `commit` values): what each commit recorded its
     frames need (see `Layout.read_back`), or `everything` for commits logged before that was recorded."""
@@ -1253,10 +1274,12 @@ class VersionedTables:
             # This process's map of the log finds the rows (see `_LogRows`; the version is checked after the take);
             # then only those rows are read, each fragment's at once, fragments side by side (see `fragment_takes`),
             # and only the columns their commits wrote something in (a take costs per column read).
-            everything = [c for c in ds.schema.names if c != "commit"]
+            everything = _log_columns(ds)
             warm_log(ds, everything)
             found, commits = LOG_ROWS.find(ds, frame_id)
             rows = take_addresses(ds, found, _read_back(commits, everything))
+            if all(i == frame_id for i in rows.column("frame_id").to_pylist()):
+                return [rows]
             return [rows.filter(pc.equal(rows.column("frame_id"), frame_id))]  # equal hashes, other frames
 
         parts = self._read_log(up_to, read)
