@@ -204,8 +204,8 @@ def service_settings(
         # The session's Redis is shared by tests with stores of their own: only tests that ask run a worker, each on
         # a Redis database of its own (see `redis_db`).
         run_worker=run_worker,
-        # Rows are encoded on a thread unless a test asks for helper processes: spawning one per server started
-        # would cost every test a second (the suites `shoal up` starts, and test_ingest, use them).
+        # Rows are encoded on a thread unless a test asks for helper processes (test_ingest_encoders): spawning one
+        # per server started would cost every test a second. The suites `shoal up` starts use them.
         **({"ingest_encode_processes": 0} | overrides),
     )
 

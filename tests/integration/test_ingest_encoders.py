@@ -88,6 +88,7 @@ def test_helper_encoded_rows_are_exact_and_committed(
         target = f"projects/{p}/datasets/d"
         first = client.upload(target, [make_frame(i).to_proto() for i in range(250)])
         assert first.accepted == 250
+        assert encoders.fallbacks == 0  # every batch was encoded by the helper
         helpers = encoders.pids()
         assert len(helpers) == 1
         assert helpers[0] != os.getpid()
@@ -100,6 +101,9 @@ def test_helper_encoded_rows_are_exact_and_committed(
         wait_until(lambda: not _alive(helpers[0]))
         second = client.upload(target, [make_frame(i).to_proto() for i in range(250, 550)])
         assert second.accepted == 300
+        # The batches that found the pool broken (the first, and those sent before its helper's death was noticed)
+        # were encoded here.
+        assert 1 <= encoders.fallbacks <= 3
         assert _rows_match(store, second.name, range(3)) == 300
         assert encoders.pids()
         assert helpers[0] not in encoders.pids()

@@ -50,6 +50,7 @@ class Encoders:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
+        self.fallbacks = 0  # batches encoded here because no helper could (the pool broke or was shut down)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -66,22 +67,33 @@ class Encoders:
     ) -> bytes | None:
         args = (body, inference, embedding_dimension, list(metadata))
         if self.processes > 0:
+            pool = self._executor()
             try:
-                return await asyncio.get_running_loop().run_in_executor(self._executor(), encode_rows, *args)
+                return await asyncio.get_running_loop().run_in_executor(pool, encode_rows, *args)
             except BrokenProcessPool:
-                log.warning("a row encoder process died; starting new ones")
-                self.close()
+                # Every batch waiting on the dead helper's pool lands here; only the first replaces that pool (a
+                # later one must not close the new pool another stream may be using already).
+                if self._pool is pool:
+                    log.warning("a row encoder process died; starting new ones")
+                    self.close()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # this batch's stream is going away
+                # The pool was shut down under this batch (the server is stopping): encode it here.
             except Exception:
                 log.exception("encoding rows in a helper process failed; encoding them here")
+        self.fallbacks += 1
         return await asyncio.to_thread(encode_rows, *args)
 
     def pids(self) -> list[int]:
-        """The helper processes running now."""
-        if self._pool is None:
+        """The helper processes running now (for tests and diagnostics)."""
+        pool = self._pool
+        if pool is None:
             return []
-        return [p.pid for p in self._pool._processes.values() if p.is_alive() and p.pid is not None]
+        return [p.pid for p in list(pool._processes.values()) if p.is_alive() and p.pid is not None]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)

@@ -25,7 +25,6 @@ struct is spread with one `take`, so a message type with many oneof members cost
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import math
@@ -179,13 +178,22 @@ def _offsets(lengths: Sequence[int]) -> pa.Array:
     return pa.array(out)
 
 
-@functools.lru_cache(maxsize=512)
 def nulls(n: int, arrow: pa.DataType) -> pa.Array:
     """`n` nulls of type `arrow`, every buffer (its children's too) sized for `n` rows. (`pa.nulls` shares one
-    short buffer among a struct's children, which Lance's writer rejects once it slices a batch.) Arrays are
-    immutable, so the same few shapes (a batch's frames, its labels) are made once: a wide struct's `take` costs
-    about as much as encoding the fields that are set."""
-    return pa.array([], arrow).take(pa.nulls(n, pa.int64()))
+    short buffer among a struct's children, which Lance's writer rejects once it slices a batch.) The last one made
+    of each type is kept (arrays are immutable): batches of one size ask for the same ones over and over, and a wide
+    struct's `take` costs about as much as encoding the fields that are set."""
+    kept = _NULLS.get(arrow)
+    if kept is not None and len(kept) == n:
+        return kept
+    made = pa.array([], arrow).take(pa.nulls(n, pa.int64()))
+    if len(_NULLS) >= 256:
+        _NULLS.clear()
+    _NULLS[arrow] = made
+    return made
+
+
+_NULLS: dict[pa.DataType, pa.Array] = {}
 
 
 def _spread(values: pa.Array, present: Sequence[bool], n: int) -> pa.Array:

@@ -402,22 +402,22 @@ def fragment_takes(ds: lance.LanceDataset, addresses: Sequence[int]) -> list[Cal
 _LOG_HEAD: Final = ("version", "frame_id", "change_type", "upload", "commit_time")
 
 
-_LOG_COLUMNS: OrderedDict[tuple[str, int], list[str]] = OrderedDict()
+_LOG_COLUMNS: OrderedDict[str, tuple[lance.LanceDataset, list[str]]] = OrderedDict()
 _LOG_COLUMNS_LOCK: Final = threading.Lock()
 
 
 def _log_columns(ds: lance.LanceDataset) -> list[str]:
-    """The change log's columns but `commit`, per table version (a handle converts its schema anew each time it is
-    asked: 0.3-1 ms, a tenth of a history)."""
-    key = (ds.uri, ds.version)
+    """The change log's columns but `commit`, per handle (a handle converts its schema anew each time it is asked:
+    0.3-1 ms, a tenth of a history); the handle last asked about is kept per table."""
     with _LOG_COLUMNS_LOCK:
-        found = _LOG_COLUMNS.get(key)
-        if found is not None:
-            _LOG_COLUMNS.move_to_end(key)
-            return found
+        found = _LOG_COLUMNS.get(ds.uri)
+        if found is not None and found[0] is ds:
+            _LOG_COLUMNS.move_to_end(ds.uri)
+            return found[1]
     names = [c for c in ds.schema.names if c != "commit"]
     with _LOG_COLUMNS_LOCK:
-        _LOG_COLUMNS[key] = names
+        _LOG_COLUMNS[ds.uri] = (ds, names)
+        _LOG_COLUMNS.move_to_end(ds.uri)
         while len(_LOG_COLUMNS) > 256:
             _LOG_COLUMNS.popitem(last=False)
     return names
