@@ -22,21 +22,12 @@ from shoal.storage import batchrows, columnar, queue
 from shoal.v1 import dataset_pb2
 from shoal.versioning.server import build as build_versioning
 
-from tests.conftest import ADMIN_KEY, ServerThread, unique, wait_until
+from tests.conftest import ADMIN_KEY, ServerThread, process_alive, unique, wait_until
 from tests.integration.test_ingest import CLASSES, make_frame
 
 pytestmark = pytest.mark.integration
 
 SCHEMA = [{"name": "weather", "type": "STRING"}, {"name": "speed", "type": "FLOAT"}]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) is gone for this purpose.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _rows_match(store: LocalObjectStore, upload: str, seqs: range) -> int:
@@ -92,13 +83,13 @@ def test_helper_encoded_rows_are_exact_and_committed(
         helpers = encoders.pids()
         assert len(helpers) == 1
         assert helpers[0] != os.getpid()
-        assert _alive(helpers[0])
+        assert process_alive(helpers[0])
         assert _rows_match(store, first.name, range(3)) == 250
 
         # A helper killed between batches: the next batch finds its pool broken and is encoded here; the one after
         # goes to a new helper. Every batch has its rows either way.
         os.kill(helpers[0], signal.SIGKILL)
-        wait_until(lambda: not _alive(helpers[0]))
+        wait_until(lambda: not process_alive(helpers[0]))
         second = client.upload(target, [make_frame(i).to_proto() for i in range(250, 550)])
         assert second.accepted == 300
         # The batches that found the pool broken (the first, and those sent before its helper's death was noticed)
@@ -120,6 +111,7 @@ def test_helper_encoded_rows_are_exact_and_committed(
             assert stored[sent.frame_id] == sent
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_helpers_die_with_their_ingest_process(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
@@ -142,9 +134,9 @@ def test_helpers_die_with_their_ingest_process(tmp_path: Path) -> None:
         try:
             assert parent.stdout is not None
             helper = int(parent.stdout.readline())
-            assert _alive(helper)
+            assert process_alive(helper)
             parent.kill()  # SIGKILL: nothing in the parent runs to stop its helpers
             parent.wait()
-            wait_until(lambda: not _alive(helper), timeout=10)
+            wait_until(lambda: not process_alive(helper), timeout=10)
         finally:
             parent.kill()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from shoal.runner import health
 
-from tests.conftest import ADMIN_KEY, RedisProcess, free_port, wait_until
+from tests.conftest import ADMIN_KEY, RedisProcess, free_port, process_alive, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +29,6 @@ def _children(pid: int) -> list[int]:
             if f"\nPPid:\t{pid}\n" in status:
                 found.append(int(entry.name))
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
@@ -58,7 +50,7 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path, redis_server: Re
         workers = _children(parent.pid)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        wait_until(lambda: not any(_alive(w) for w in workers), timeout=30)
+        wait_until(lambda: not any(process_alive(w) for w in workers), timeout=30)
     finally:
         if parent.poll() is None:
             parent.kill()
