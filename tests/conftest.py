@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -52,6 +53,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, interval: f
             return
         time.sleep(interval)
     raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def thread_stacks(containing: str = "") -> str:
+    """Where this process' threads are now (those with `containing` somewhere in their stack): what a test that timed
+    out waiting on a server thread reports, so the failure says where the work stood."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    out = []
+    for ident, frame in sys._current_frames().items():
+        stack = "".join(traceback.format_stack(frame))
+        if containing in stack:
+            out.append(f"thread {names.get(ident, ident)}:\n{stack}")
+    return "\n".join(out) or f"no thread has {containing!r} in its stack"
 
 
 def redis_binary() -> str:

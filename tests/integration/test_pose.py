@@ -25,7 +25,7 @@ from shoal.sdk import groundtruth as gt
 from shoal.sdk.errors import OperationError
 from shoal.v1 import evaluation_pb2, frame_pb2, label_pb2, metrics_service_pb2
 
-from tests.conftest import ServerThread, unique, wait_until
+from tests.conftest import ServerThread, thread_stacks, unique, wait_until
 from tests.integration.test_metrics import committed, suite
 
 pytestmark = pytest.mark.integration
@@ -201,10 +201,10 @@ def test_a_running_check_can_be_cancelled(client: shoal.Client, monkeypatch: pyt
     monkeypatch.setattr(operations, "HEARTBEAT_SECONDS", 0.1)
     monkeypatch.setattr(keypoint_checks, "PROGRESS_EVERY", 1)
     real = keypoints.gather
-    gathered: list[int] = []
+    gathered: list[float] = []  # when each batch of one frame was gathered
 
     def slow(*args: Any, **kwargs: Any) -> None:
-        gathered.append(1)
+        gathered.append(time.monotonic())
         time.sleep(0.25)  # paces the scan (40 frames: 10 s) so the cancellation lands in the middle of it
         real(*args, **kwargs)
 
@@ -213,10 +213,22 @@ def test_a_running_check_can_be_cancelled(client: shoal.Client, monkeypatch: pyt
     try:
         wait_until(lambda: len(gathered) > 0, timeout=30)
     except TimeoutError:
-        pytest.fail("the check never started scanning frames")
+        pytest.fail(f"the check never started scanning frames\n{thread_stacks('keypoint_checks')}")
+    cancelled = time.monotonic()
     client.cancel_operation(op)
+
+    def wait() -> None:
+        try:
+            client.wait_operation(op, timeout=30)
+        except TimeoutError:
+            paces = [round(t - cancelled, 2) for t in gathered]
+            pytest.fail(
+                f"the check still ran 30 s after it was cancelled; batches gathered at {paces} s from the "
+                f"cancellation\n{thread_stacks('keypoint_checks')}"
+            )
+
     with pytest.raises(OperationError) as info:
-        client.wait_operation(op, timeout=30)
+        wait()
     assert info.value.reason == "CANCELLED"
     assert len(gathered) < 40, "the scan read every frame: the cancellation did not stop it"
     # Nothing was stored: asking again starts afresh and finishes.
