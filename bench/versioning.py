@@ -233,6 +233,15 @@ def main() -> None:
             rpc_histories.append(time.perf_counter() - t)
         rpc_cpu = cpu_per_frame(cpu, _cpu_by_service(state), len(rpc_histories))
         rpc_machine_busy = (_machine_busy() - machine_busy) / max(1e-9, sum(rpc_histories))
+        # The cheapest read of the same service through the same client (one catalog record, no table): what any
+        # RPC costs on this machine, the floor under the history's figure.
+        floor = []
+        cpu = _cpu_by_service(state)
+        for _ in range(200):
+            t = time.perf_counter()
+            client.get_dataset("bench", "big")
+            floor.append(time.perf_counter() - t)
+        floor_cpu = cpu_per_frame(cpu, _cpu_by_service(state), len(floor))
         settle(state)  # the RPCs warmed nothing here, but timing them let this process' warming of the log start
         histories = []
         latest_version = versions[0].version
@@ -309,6 +318,11 @@ def main() -> None:
                 # What each process spent per history, and how many cores the whole machine kept busy meanwhile.
                 "cpu_us_per_history": rpc_cpu,
                 "machine_cores_busy": round(rpc_machine_busy, 2),
+            },
+            "rpc_floor_ms": {
+                "rpc": "GetDataset",
+                "median": round(statistics.median(floor) * 1000, 3),
+                "cpu_us_per_call": floor_cpu,
             },
             "frame_history_after_compaction_ms": {"median": round(statistics.median(compacted_histories) * 1000, 3)},
             "read_old_version": {
