@@ -158,6 +158,12 @@ def test_frames_with_little_in_them_need_few_columns() -> None:
     assert "sensors.item.point_cloud_bins" not in paths
     assert "coordinate_frames" not in paths
     assert not {"digest", "label_ids", "label_count", "labels.item.area"} & set(paths)
+    # Scalars without presence left at their defaults everywhere decode to nothing: not read.
+    assert not {"device_id", "sensors.item.coordinate_frame_id", "labels.item.coordinate_frame_id"} & set(paths)
+    frame.device_id = "rig-7"
+    frame.labels[0].confidence = 0.0  # `optional`: a zero set is a value, read like any other
+    paths = columnar.FRAMES.read_back(columnar.FRAMES.encode([frame]))
+    assert {"device_id", "labels.item.confidence"} <= set(paths)
 
 
 @given(data=st.data())

@@ -348,6 +348,27 @@ def _empty(array: pa.Array | pa.ChunkedArray) -> bool:
     return False
 
 
+def _holds_nothing(f: _Field, array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether the column of field `f` holds nothing a frame would read back: `_empty`, or a scalar without presence
+    that has its default on every row (decoding sets no default, so such a column is never worth a read: an
+    unused `device_id` or `coordinate_frame_id`). -0.0 is a value of its own."""
+    if _empty(array):
+        return True
+    if f.kind != _SCALAR or f.presence:
+        return False
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_string(kind):
+        return not pc.any(pc.greater(pc.binary_length(array), 0)).as_py()
+    if pa.types.is_boolean(kind):
+        return not pc.any(array).as_py()
+    if pa.types.is_floating(kind):
+        values = pc.fill_null(array, 0).to_numpy(zero_copy_only=False)
+        return not (values != 0).any() and not np.signbit(values).any()
+    if pa.types.is_integer(kind):
+        return not pc.any(pc.not_equal(array, 0)).as_py()
+    return False
+
+
 def _lengths(array: pa.Array) -> np.ndarray:
     """Elements per row of a list or map array (0 for null rows)."""
     if isinstance(array, pa.FixedSizeListArray):
@@ -580,15 +601,16 @@ class Layout:
 
     def read_back(self, rows: pa.Table) -> list[str]:
         """The columns a reader of `rows` needs to decode them into frames, as Lance projection paths: the message
-        fields that hold something in any of the rows (an all-null column, or lists and maps all empty, read back as
-        absent ones do), each list of labels, sensors or other messages narrowed to the children that do. Derived
+        fields that hold something in any of the rows (an all-null column, lists and maps all empty, or a scalar
+        without presence at its default on every row, read back as absent ones do), each list of labels, sensors or
+        other messages narrowed to the children that do. Derived
         columns (digests, label ids and counts, areas, typed metadata) are not needed to decode."""
         out = []
         for f in self.plan.fields:
             if f.name not in rows.column_names:
                 continue
             array = rows.column(f.name).combine_chunks()
-            if _empty(array):
+            if _holds_nothing(f, array):
                 continue
             if f.kind == _MESSAGE_LIST and f.plan is not None:
                 children = _children(array.flatten())
@@ -600,7 +622,7 @@ class Layout:
                         # A member stored on every item counts where its oneof chose it, even with nothing in it.
                         pc.any(pc.equal(children[g.oneof], g.name)).as_py()
                         if g.always and g.oneof in children
-                        else not _empty(children[g.name])
+                        else not _holds_nothing(g, children[g.name])
                     )
                 ]
                 wanted += [o for o in f.plan.oneofs if o in children]
