@@ -37,6 +37,7 @@ from shoal.kit import pipeline_metrics
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id, parse_target, parse_upload
 from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
+from shoal.kit.paging import offset_of, offset_token
 from shoal.kit.settings import Settings
 from shoal.storage import columnar, queue
 from shoal.storage.assetnames import AssetName, referenced_asset
@@ -464,20 +465,20 @@ class Uploads:
         self, target: DatasetName | InferenceSetName, page_size: int, page_token: str
     ) -> tuple[list[upload_pb2.Upload], str]:
         size = 50 if page_size <= 0 else min(page_size, 500)
-        start = _offset(page_token)
+        start = offset_of(page_token)
         names = cast(list[bytes], await self.redis.zrevrange(queue.uploads_index_key(str(target)), start, start + size))
         page = [await self.get(parse_upload(n.decode())) for n in names[:size]]
-        return page, (str(start + size) if len(names) > size else "")
+        return page, (offset_token(start + size) if len(names) > size else "")
 
     async def list_errors(
         self, name: UploadName, page_size: int, page_token: str
     ) -> tuple[list[upload_pb2.FrameError], str]:
         await self.get(name)
         size = 100 if page_size <= 0 else min(page_size, 1000)
-        start = _offset(page_token)
+        start = offset_of(page_token)
         raw = cast(list[bytes], await self.redis.lrange(queue.upload_errors_key(str(name)), start, start + size))
         errors = [upload_pb2.FrameError.FromString(r) for r in raw[:size]]
-        return errors, (str(start + size) if len(raw) > size else "")
+        return errors, (offset_token(start + size) if len(raw) > size else "")
 
 
 def _size(batch: ingest_service_pb2.FrameBatch) -> int:
@@ -495,16 +496,6 @@ def _seq_mismatch(upload: str, seq: int) -> FailedPrecondition:
             ),
         ),
     )
-
-
-def _offset(token: str) -> int:
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise InvalidArgument.of(
-            [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
-        )
-    return int(token)
 
 
 async def stream_upload(

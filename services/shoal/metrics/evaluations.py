@@ -9,12 +9,9 @@ is there.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import itertools
-import json
 import logging
 import math
 import re
@@ -31,6 +28,8 @@ from PIL import Image
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import InferenceSetName, parse_inference_set
 from shoal.kit.objectstore import ObjectStore
+from shoal.kit.paging import offset_of, offset_token
+from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.parsed import ParsedObjects
 from shoal.kit.settings import StoreSettings
 from shoal.metrics import tasks
@@ -46,8 +45,6 @@ log = logging.getLogger("shoal.metrics.evaluations")
 #: Bump when a change to the computation changes any figure: cached results of older engines are not reused.
 #: 2: COCO areas from the labels' `area` attribute; images in pycocotools' order (integer ids by value).
 ENGINE_VERSION: Final = "2"
-MAX_PAGE: Final = 1000
-DEFAULT_PAGE: Final = 100
 MAX_DETECTIONS: Final = 10_000
 EVALUATION_ID: Final = re.compile(r"[0-9a-f]{32}")
 
@@ -77,30 +74,6 @@ def _now() -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.GetCurrentTime()
     return ts
-
-
-def _page_size(size: int) -> int:
-    if size < 0:
-        raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
-    return DEFAULT_PAGE if size == 0 else min(size, MAX_PAGE)
-
-
-def _offset(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        value = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if isinstance(value, int) and value >= 0:
-            return value
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        pass
-    raise InvalidArgument.of(
-        [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
-    )
-
-
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
 def validate_params(params: evaluation_pb2.EvaluationParams) -> list[FieldViolation]:
@@ -255,8 +228,8 @@ class Evaluations:
     ) -> tuple[list[evaluation_pb2.Evaluation], str]:
         name = parse_inference_set(parent, "parent")
         self.catalog.get_inference_set(name)
-        size = _page_size(page_size)
-        start = _offset(page_token)
+        size = page_size_of(page_size)
+        start = offset_of(page_token)
         keys = sorted(o.key for o in self.store.iter_all(_prefix(name)) if o.key.endswith("/evaluation.binpb"))
         out = []
         for key in keys[start : start + size]:
@@ -267,7 +240,7 @@ class Evaluations:
             evaluation.ClearField("result")
             evaluation.ClearField("strata")
             out.append(evaluation)
-        return out, _token(start + size) if start + size < len(keys) else ""
+        return out, offset_token(start + size) if start + size < len(keys) else ""
 
     def frame_matches(
         self,
@@ -307,10 +280,10 @@ class Evaluations:
                     for m in f.matches
                 )
             ]
-        size, start = _page_size(page_size), _offset(page_token)
+        size, start = page_size_of(page_size), offset_of(page_token)
         return metrics_service_pb2.ListFrameMatchesResponse(
             frames=frames[start : start + size],
-            next_page_token=_token(start + size) if start + size < len(frames) else "",
+            next_page_token=offset_token(start + size) if start + size < len(frames) else "",
         )
 
     def candidates(
@@ -322,10 +295,10 @@ class Evaluations:
             or metrics_service_pb2.ListLabelErrorCandidatesResponse()
         )
         items = [c for c in stored.candidates if not reasons or c.reason in reasons]
-        size, start = _page_size(page_size), _offset(page_token)
+        size, start = page_size_of(page_size), offset_of(page_token)
         return metrics_service_pb2.ListLabelErrorCandidatesResponse(
             candidates=items[start : start + size],
-            next_page_token=_token(start + size) if start + size < len(items) else "",
+            next_page_token=offset_token(start + size) if start + size < len(items) else "",
         )
 
     def _require_done(self, name: str) -> None:

@@ -14,10 +14,11 @@ from typing import Final
 from shoal.kit.errors import FieldViolation, InvalidArgument
 from shoal.kit.names import DatasetName
 from shoal.kit.objectstore import ObjectStore
+from shoal.kit.paging import offset_of, offset_token
+from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.parsed import ParsedObjects
 from shoal.kit.settings import StoreSettings
 from shoal.metrics import keypoints
-from shoal.metrics.evaluations import _offset, _page_size, _token
 from shoal.storage.catalog import Catalog
 from shoal.storage.reads import Reads
 from shoal.storage.tables import VersionedTables
@@ -108,10 +109,10 @@ class KeypointChecks:
     def page(
         result: metrics_service_pb2.CheckKeypointsResponse, page_size: int, page_token: str
     ) -> metrics_service_pb2.CheckKeypointsResponse:
-        size, start = _page_size(page_size), _offset(page_token)
+        size, start = page_size_of(page_size), offset_of(page_token)
         return metrics_service_pb2.CheckKeypointsResponse(
             candidates=result.candidates[start : start + size],
-            next_page_token=_token(start + size) if start + size < len(result.candidates) else "",
+            next_page_token=offset_token(start + size) if start + size < len(result.candidates) else "",
             dataset_version=result.dataset_version,
             labels_checked=result.labels_checked,
             total_candidates=len(result.candidates),

@@ -8,8 +8,6 @@ frame, so every version of a dataset that ingest accepted can be read whatever i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,16 +18,16 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName, InferenceSetName, check_id, parse_dataset
 from shoal.kit.objectstore import ObjectStore
+from shoal.kit.paging import offset_of, offset_token, payload_of, payload_token
+from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.settings import StoreSettings
 from shoal.storage import columnar, filters
 from shoal.storage.catalog import Catalog
 from shoal.storage.tables import TableRoot, VersionedTables, VersionRecord
 from shoal.v1 import dataset_pb2, frame_pb2, versioning_service_pb2
 
-MAX_PAGE: Final = 1000
 # Frame ids one ListInferenceFrames call may name.
 MAX_FRAME_IDS: Final = 1000
-DEFAULT_PAGE: Final = 100
 # The most frame bytes in one response: a quarter of the 64 MiB message limit, so a page of frames at ingest's size
 # limit still leaves room.
 RESPONSE_BYTES: Final = 16 * 1024 * 1024
@@ -50,28 +48,15 @@ def _ts(when: object) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def _token(payload: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
-
-
-def _untoken(token: str) -> dict[str, object]:
-    if not token:
-        return {}
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        data = None
-    if not isinstance(data, dict):
+def _resume(token: str) -> tuple[int | None, str]:
+    """(The version a page token pins, the frame id its page ends after); (None, "") for no token."""
+    payload = payload_of(token)
+    version, after = payload.get("version"), payload.get("after", "")
+    if (version is not None and not isinstance(version, int)) or not isinstance(after, str):
         raise InvalidArgument.of(
             [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
         )
-    return data
-
-
-def _page_size(size: int) -> int:
-    if size < 0:
-        raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
-    return DEFAULT_PAGE if size == 0 else min(size, MAX_PAGE)
+    return version, after
 
 
 def _columns(mask: field_mask_pb2.FieldMask | None) -> list[str] | None:
@@ -157,12 +142,11 @@ class Reads:
         self.catalog.get_dataset(dataset)
         tables = self.root.tables(dataset)
         records = list(reversed(tables.versions()))
-        start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]
-        size = _page_size(page_size)
+        start, size = offset_of(page_token), page_size_of(page_size)
         checkpoints = self._checkpoints_by_version(dataset)
         readable = tables.readable_table_versions()
         page = [self._version_proto(dataset, r, checkpoints, readable) for r in records[start : start + size]]
-        return page, (_token({"offset": start + size}) if start + size < len(records) else "")
+        return page, (offset_token(start + size) if start + size < len(records) else "")
 
     def get_version(self, ref: str) -> dataset_pb2.DatasetVersion:
         resolved = self.resolve(ref)
@@ -217,16 +201,16 @@ class Reads:
     def list_frames(
         self, ref: str, page_size: int, page_token: str, read_mask: field_mask_pb2.FieldMask | None, filter_text: str
     ) -> tuple[list[frame_pb2.Frame], str, int]:
-        token = _untoken(page_token)
+        pinned, after = _resume(page_token)
         resolved = self.resolve(ref, "parent")
         # A token pins the version it started on, so paging a moving dataset never mixes versions.
-        version = int(token.get("version", resolved.version))  # type: ignore[call-overload]
+        version = resolved.version if pinned is None else pinned
         if version != resolved.version:
             resolved = VersionRef(resolved.dataset, version, resolved.tables)
-        size = _page_size(page_size)
+        size = page_size_of(page_size)
         frames: list[frame_pb2.Frame] = []
         used, last, more = 0, "", False
-        for stored in self._rows(resolved, str(token.get("after", "")), filter_text, size + 1, read_mask):
+        for stored in self._rows(resolved, after, filter_text, size + 1, read_mask):
             frame, cost = self._framed(stored, read_mask)
             if len(frames) == size or (frames and used + cost > self.response_bytes):
                 more = True
@@ -234,7 +218,7 @@ class Reads:
             frames.append(frame)
             used += cost
             last = frame.frame_id
-        next_token = _token({"version": resolved.version, "after": last}) if more else ""
+        next_token = payload_token({"version": resolved.version, "after": last}) if more else ""
         return frames, next_token, resolved.version
 
     def _framed(
@@ -248,7 +232,7 @@ class Reads:
         self, ref: str, batch_size: int, read_mask: field_mask_pb2.FieldMask | None, filter_text: str
     ) -> tuple[int, Iterator[list[frame_pb2.Frame]]]:
         resolved = self.resolve(ref, "parent")
-        size = _page_size(batch_size or 500)
+        size = page_size_of(batch_size or 500, "batch_size")
         _columns(read_mask)  # INVALID_ARGUMENT for unknown fields before the stream starts
 
         def batches() -> Iterator[list[frame_pb2.Frame]]:
@@ -292,8 +276,7 @@ class Reads:
         rows = self.root.tables(dataset).history(frame_id, up_to=latest)
         if not rows:
             raise NotFound(f"frame {frame_id!r} never was in {dataset}", reason="FRAME_NOT_FOUND")
-        start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]
-        size = _page_size(page_size)
+        start, size = offset_of(page_token), page_size_of(page_size)
         out = []
         for row in rows[start : start + size]:
             revision = dataset_pb2.FrameRevision(
@@ -303,7 +286,7 @@ class Reads:
                 revision.frame.CopyFrom(row["frame"])
             revision.commit_time.CopyFrom(_ts(row["commit_time"]))
             out.append(revision)
-        return out, (_token({"offset": start + size}) if start + size < len(rows) else "")
+        return out, (offset_token(start + size) if start + size < len(rows) else "")
 
     def diff(
         self, base_ref: str, target_ref: str, include_frames: bool, page_size: int, page_token: str
@@ -335,12 +318,11 @@ class Reads:
                 if b is not None:
                     diff.target.CopyFrom(b)  # type: ignore[arg-type]
             diffs.append(diff)
-        start = int(_untoken(page_token).get("offset", 0))  # type: ignore[call-overload]
-        size = _page_size(page_size)
+        start, size = offset_of(page_token), page_size_of(page_size)
         kinds = [d.kind for d in diffs]
         return versioning_service_pb2.DiffVersionsResponse(
             diffs=diffs[start : start + size],
-            next_page_token=_token({"offset": start + size}) if start + size < len(diffs) else "",
+            next_page_token=offset_token(start + size) if start + size < len(diffs) else "",
             added_count=kinds.count(dataset_pb2.FRAME_DIFF_KIND_ADDED),
             modified_count=kinds.count(dataset_pb2.FRAME_DIFF_KIND_MODIFIED),
             deleted_count=kinds.count(dataset_pb2.FRAME_DIFF_KIND_DELETED),
@@ -360,20 +342,20 @@ class Reads:
         inference_set = self.catalog.get_inference_set(name)
         tables = self.root.tables(name)
         latest = tables.latest()
-        token = _untoken(page_token)
-        version = int(token.get("version", latest.version if latest else 0))  # type: ignore[call-overload]
+        pinned, after = _resume(page_token)
+        version = pinned if pinned is not None else latest.version if latest else 0
         reply = versioning_service_pb2.ListInferenceFramesResponse(
             dataset_version=inference_set.dataset_version, inference_version=version
         )
         if version == 0:
             return reply
-        size = _page_size(page_size)
+        size = page_size_of(page_size)
         if frame_ids:
             found = tables.get(sorted(set(frame_ids)), version)
             rows = sorted(found.items())
             size = len(rows)
         else:
-            rows = list(tables.frames(version, after=str(token.get("after", "")), limit=size + 1))
+            rows = list(tables.frames(version, after=after, limit=size + 1))
         page = rows[:size]
         truth = (
             self.root.tables(name.dataset_name).get([frame_id for frame_id, _ in page], inference_set.dataset_version)
@@ -386,7 +368,7 @@ class Reads:
             if frame_id in truth:
                 pair.ground_truth.CopyFrom(truth[frame_id])  # type: ignore[arg-type]
         if len(rows) > size:
-            reply.next_page_token = _token({"version": version, "after": page[-1][0]})
+            reply.next_page_token = payload_token({"version": version, "after": page[-1][0]})
         return reply
 
     # checkpoints -----------------------------------------------------------------------------------------------
