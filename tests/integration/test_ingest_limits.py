@@ -1,15 +1,19 @@
 """Size limits end to end: ingest refuses oversized values and frames per frame, and a dataset of frames at the
-limits reads back whole through ListFrames and StreamFrames, whose responses are cut by bytes."""
+limits reads back whole through ListFrames and StreamFrames, whose responses are cut by bytes (and ListFrames refuses
+page tokens it did not issue)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 import shoal
 from shoal.ingest.server import build as build_ingest
+from shoal.kit import paging
 from shoal.kit.settings import StoreSettings
+from shoal.kit.status import unpack
 from shoal.storage.reads import RESPONSE_BYTES
 from shoal.v1 import frame_pb2, ingest_service_pb2, upload_pb2, versioning_service_pb2
 from shoal.versioning.server import build as build_versioning
@@ -108,3 +112,14 @@ def test_oversized_values_fail_their_frames_and_large_datasets_read_back_whole(c
     )
     assert [f.frame_id for f in mask_page.frames] == wanted
     assert not mask_page.next_page_token
+
+    # A token ListFrames did not issue is the caller's error, naming the field: another listing's (a position), or
+    # one whose payload was tampered with.
+    for token in (paging.offset_token(3), paging.payload_token({"version": "1", "after": "f0"})):
+        with pytest.raises(grpc.RpcError) as info:
+            client.versioning.ListFrames(
+                versioning_service_pb2.ListFramesRequest(parent=target, page_token=token), metadata=AUTH, timeout=60
+            )
+        details = unpack(info.value)
+        assert (details.code, details.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")
+        assert [v.field for v in details.violations] == ["page_token"]
