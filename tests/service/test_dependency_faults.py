@@ -14,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shoal.asset.server import build as build_asset
 from shoal.ingest.server import build as build_ingest
+from shoal.kit.objectstore import open_store
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
 from shoal.v1 import (
@@ -112,6 +113,9 @@ def test_hung_object_store_flips_readiness_and_fails_calls_fast(
 ) -> None:
     s3, proc = own_s3
     settings = s3.store_settings("hung-store")
+    # The bucket is made first, with the default timeout: a fresh S3 server's first answers can take longer than the
+    # 2 s given to the service below while the machine runs other tests, and that is not the fault under test.
+    open_store(settings)
     store = StoreSettings(**{**settings.__dict__, "s3_timeout_seconds": 2.0})
     server = start_service("asset", build_asset, store=store)
     service = "shoal.v1.AssetService"
