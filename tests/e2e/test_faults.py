@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 import shoal
+from shoal.kit.objectstore import open_store
 from shoal.runner import health
 from shoal.v1 import frame_pb2, upload_pb2
 
-from tests.conftest import moto_server, unique, wait_until
+from tests.conftest import S3Server, moto_server, unique, wait_until
 from tests.e2e.test_suite import Suite
 from tests.e2e.test_suite import suite as suite  # noqa: PLC0414 - the fixture, re-exported for this module
 from tests.integration.test_ingest import make_frame
@@ -101,12 +102,16 @@ def test_one_upload_survives_every_fault(
     suite: Suite, paused_s3: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     endpoint, moto = paused_s3
+    bucket = unique("faults")
+    # The bucket is made first, with the default timeout: a fresh S3 server's first answers can take longer than the
+    # 3 s the suite is given below while the machine runs other tests, and that is not a fault under test.
+    open_store(S3Server(endpoint, "shoal-faults", "shoal-faults-secret").store_settings(bucket))
     suite.env |= {
         "SHOAL_S3_ACCESS_KEY": "shoal-faults",
         "SHOAL_S3_SECRET_KEY": "shoal-faults-secret",
         "SHOAL_S3_TIMEOUT_SECONDS": "3",
     }
-    up = suite.up("--store-url", f"s3://{unique('faults')}", "--s3-endpoint", endpoint)
+    up = suite.up("--store-url", f"s3://{bucket}", "--s3-endpoint", endpoint)
     assert up.returncode == 0, up.stderr + up.stdout
     key = (suite.state / "admin_api_key").read_text().strip()
     addresses = {name: f"127.0.0.1:{ports.grpc_port}" for name, ports in suite.config.services.items()}
