@@ -33,6 +33,7 @@ from shoal.kit.errors import (
     error_type,
 )
 from shoal.kit.paging import offset_of, offset_token
+from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.server import Service
 from shoal.v1 import operation_pb2, operation_pb2_grpc
 
@@ -270,9 +271,7 @@ class OperationStore:
     ) -> tuple[list[operation_pb2.Operation], str]:
         """Operations newest first: every project's, or only `project`'s."""
         index = INDEX if project is None else PROJECT_INDEX_PREFIX + project
-        if page_size < 0:
-            raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
-        size = min(page_size or 100, MAX_PAGE)
+        size = page_size_of(page_size)
         start = offset_of(page_token)
         out: list[operation_pb2.Operation] = []
         position = start

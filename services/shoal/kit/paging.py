@@ -15,7 +15,8 @@ DEFAULT_PAGE: Final = 100
 MAX_PAGE: Final = 1000
 
 
-def _not_issued(field: str) -> InvalidArgument:
+def not_issued(field: str = "page_token") -> InvalidArgument:
+    """The error for a page token this server did not issue (or issued for another listing)."""
     return InvalidArgument.of([FieldViolation(field, "not a token this server issued")], reason="INVALID_PAGE_TOKEN")
 
 
@@ -41,9 +42,9 @@ def offset_of(token: str, field: str = "page_token") -> int:
             raise ValueError(text)
         position = int(text[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise _not_issued(field) from None
+        raise not_issued(field) from None
     if position < 0:
-        raise _not_issued(field)
+        raise not_issued(field)
     return position
 
 
@@ -63,5 +64,5 @@ def payload_of(token: str, field: str = "page_token") -> dict[str, object]:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict):
-        raise _not_issued(field)
+        raise not_issued(field)
     return data

@@ -603,8 +603,8 @@ class Layout:
         """The columns a reader of `rows` needs to decode them into frames, as Lance projection paths: the message
         fields that hold something in any of the rows (an all-null column, lists and maps all empty, or a scalar
         without presence at its default on every row, read back as absent ones do), each list of labels, sensors or
-        other messages narrowed to the children that do. Derived
-        columns (digests, label ids and counts, areas, typed metadata) are not needed to decode."""
+        other messages narrowed to the children that do. Derived columns (digests, label ids and counts, areas,
+        typed metadata) are not needed to decode."""
         out = []
         for f in self.plan.fields:
             if f.name not in rows.column_names:

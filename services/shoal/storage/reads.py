@@ -18,7 +18,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from shoal.kit.errors import FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName, InferenceSetName, check_id, parse_dataset
 from shoal.kit.objectstore import ObjectStore
-from shoal.kit.paging import offset_of, offset_token, payload_of, payload_token
+from shoal.kit.paging import not_issued, offset_of, offset_token, payload_of, payload_token
 from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.settings import StoreSettings
 from shoal.storage import columnar, filters
@@ -53,9 +53,7 @@ def _resume(token: str) -> tuple[int | None, str]:
     payload = payload_of(token)
     version, after = payload.get("version"), payload.get("after", "")
     if (version is not None and not isinstance(version, int)) or not isinstance(after, str):
-        raise InvalidArgument.of(
-            [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
-        )
+        raise not_issued()
     return version, after
 
 

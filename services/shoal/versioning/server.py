@@ -23,7 +23,7 @@ from shoal.kit.bootstrap import Runtime
 from shoal.kit.context import Principal
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from shoal.kit.names import DatasetName, ProjectName, check_id, parse_dataset, parse_inference_set, parse_project
-from shoal.kit.paging import offset_of, offset_token
+from shoal.kit.paging import offset_of, offset_token, page_size
 from shoal.kit.server import Service
 from shoal.storage.catalog import Catalog
 from shoal.storage.deletion import Deleter
@@ -341,11 +341,9 @@ class VersioningServicer(versioning_service_pb2_grpc.VersioningServiceServicer):
         self, request: versioning_service_pb2.ListApiKeysRequest, context: Ctx
     ) -> versioning_service_pb2.ListApiKeysResponse:
         who = auth.current()
-        if request.page_size < 0:
-            raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
+        size = page_size(request.page_size)
         records = [r for r in await asyncio.to_thread(list_keys, self.runtime.store) if _manages(who, r)]
         start = offset_of(request.page_token)
-        size = min(request.page_size or 100, 1000)
         page = records[start : start + size]
         token = offset_token(start + size) if start + size < len(records) else ""
         return versioning_service_pb2.ListApiKeysResponse(
