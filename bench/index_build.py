@@ -82,7 +82,7 @@ def main() -> None:
         build_seconds = time.perf_counter() - started
         assert index.count == args.frames
         # The same build again in this process: what a build costs once the process has paid its one-time costs
-        # (the first one imports ONNX for the int8 prefilter, and touches its memory for the first time).
+        # (the first one touches the memory of its arrays for the first time).
         del index
         started = time.perf_counter()
         index = indexes.build(str(dataset), latest.version, "frame", 0, "index")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -51,6 +52,25 @@ def brute(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
         qn = q / np.linalg.norm(q, axis=1, keepdims=True)
         return 1 - qn.astype(np.float64) @ xn.T.astype(np.float64)
     return np.sqrt(((q[:, None, :].astype(np.float64) - x[None].astype(np.float64)) ** 2).sum(-1))
+
+
+@pytest.mark.parametrize("metric", [compute.COSINE, compute.EUCLIDEAN])
+def test_a_base_prepared_from_parts_is_the_base_prepared_whole(metric: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index's vectors come as the chunks of a column: scaled from them straight into one array, they are what
+    the joined array gives, zero rows included, across pieces smaller than a chunk too."""
+    monkeypatch.setattr(compute, "UNIT_ROWS_CHUNK", 7)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((50, 6)).astype(np.float32)
+    x[[0, 23, 49]] = 0
+    parts = [x[:20], x[20:21], x[21:50]]
+    whole = BACKEND.to_host(compute.prepare(BACKEND, x, metric))
+    np.testing.assert_array_equal(BACKEND.to_host(compute.prepare(BACKEND, parts, metric)), whole)
+    if metric == compute.COSINE:
+        norms = np.linalg.norm(whole, axis=1)
+        np.testing.assert_allclose(np.delete(norms, [0, 23, 49]), 1, rtol=1e-6)
+        assert not norms[[0, 23, 49]].any()
+    else:
+        np.testing.assert_array_equal(whole, x)
 
 
 @pytest.mark.parametrize("metric", [compute.COSINE, compute.EUCLIDEAN])
@@ -114,6 +134,25 @@ def test_vnni_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
         info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
         assert quantized.cpu_has_vnni(str(info)) is has
     assert quantized.cpu_has_vnni(str(tmp_path / "missing")) is False
+
+
+def test_building_needs_no_onnx_import_and_warming_makes_the_session() -> None:
+    """Knowing the int8 product is available imports nothing (an index build must not pay most of a second for ONNX
+    Runtime); `warm`, which the service runs in the background at start-up, makes the session. In a fresh process,
+    since this one may have imported it already."""
+    script = (
+        "import sys\n"
+        "from shoal.embedding import compute, quantized\n"
+        "import numpy as np\n"
+        "quantized.MIN_ROWS = 0\n"
+        "base = compute.prepare(compute.Backend.detect('cpu'), np.eye(8, dtype=np.float32), compute.COSINE)\n"
+        "print(quantized.available(), quantized.CACHE.get(base) is not None, 'onnxruntime' in sys.modules)\n"
+        "quantized.warm()\n"
+        "print('onnxruntime' in sys.modules, len(quantized._SESSION))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    available = quantized.available()
+    assert out.stdout.split() == [str(available), str(available), "False", str(available), str(int(available))]
 
 
 def test_the_cpu_backend_turns_numpy_huge_page_advice_off_unless_told() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
@@ -83,39 +83,58 @@ def advise_huge_pages(setting: str) -> None:
         setter(setting.strip().lower() in ("on", "1", "true"))
 
 
-def prepare(backend: Backend, vectors: np.ndarray, metric: str, dtype: Any = np.float32) -> Any:
-    """Vectors as the index keeps them: on the backend's device, in `dtype`, unit length for cosine. A cosine base
-    on the CPU large enough for it also gets its int8 form (see `quantized`), kept beside it."""
+def prepare(backend: Backend, vectors: np.ndarray | Sequence[np.ndarray], metric: str, dtype: Any = np.float32) -> Any:
+    """Vectors as the index keeps them: on the backend's device, in `dtype`, unit length for cosine. `vectors` is one
+    [rows, dim] array or its parts in order (a column's chunks as the table hands them over); a cosine base on the
+    CPU is scaled from the parts straight into the index's array, with no joined copy of them made first. A cosine
+    base on the CPU large enough for it also gets its int8 form (see `quantized`), kept beside it."""
     xp = backend.xp
-    x = xp.asarray(vectors, dtype=xp.float32)
-    if metric == COSINE:
-        x = _unit_rows(xp, x)
+    parts = [vectors] if isinstance(vectors, np.ndarray) else list(vectors)
+    if metric == COSINE and xp is np:
+        x = _unit_rows(parts)
+    else:
+        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        x = xp.asarray(joined, dtype=xp.float32)
+        if metric == COSINE:
+            x = x / _safe_norms(xp, x)
     x = x.astype(dtype, copy=False)
     if _int8_wanted(backend, x, metric):
         quantized.CACHE.put(x, quantized.quantize(x))
     return x
 
 
-def _unit_rows(xp: Any, x: Any) -> Any:
-    """`x` with every non-zero row scaled to unit length, as a new array. Row norms come from one pass of einsum
-    (no squared copy of the rows, as `linalg.norm` makes) and the division is a second one; on the CPU, in chunks
-    on every core."""
-    out = xp.empty_like(x)
-    chunk = UNIT_ROWS_CHUNK if xp is np else max(1, len(x))  # a GPU takes the whole base at once
+def _safe_norms(xp: Any, rows: Any) -> Any:
+    """Row norms [n, 1] from one pass of einsum (no squared copy of the rows, as `linalg.norm` makes); 1 for a zero
+    row."""
+    norms = xp.sqrt(xp.einsum("ij,ij->i", rows, rows))[:, None]
+    norms[norms == 0] = 1
+    return norms
 
-    def part(start: int) -> None:
-        rows = x[start : start + chunk]
-        norms = xp.sqrt(xp.einsum("ij,ij->i", rows, rows))[:, None]
-        norms[norms == 0] = 1
-        xp.divide(rows, norms, out=out[start : start + chunk])
 
-    starts = range(0, len(x), chunk)
-    if xp is not np or len(starts) <= 1:
-        for start in starts:
-            part(start)
+def _unit_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """The rows of `parts`, in order, each non-zero one scaled to unit length, in one new float32 array: a norm pass
+    and a division per piece of at most UNIT_ROWS_CHUNK rows, the pieces on every core at once (NumPy releases the
+    GIL in both). Each row is read from its part and written once, so the array's memory is first touched here."""
+    parts = [np.asarray(p, dtype=np.float32) for p in parts]
+    dim = int(parts[0].shape[1]) if parts and parts[0].ndim == 2 else 0
+    out = np.empty((sum(len(p) for p in parts), dim), np.float32)
+    pieces: list[tuple[np.ndarray, int]] = []
+    at = 0
+    for part in parts:
+        for start in range(0, len(part), UNIT_ROWS_CHUNK):
+            pieces.append((part[start : start + UNIT_ROWS_CHUNK], at + start))
+        at += len(part)
+
+    def scale(piece: tuple[np.ndarray, int]) -> None:
+        rows, start = piece
+        np.divide(rows, _safe_norms(np, rows), out=out[start : start + len(rows)])
+
+    if len(pieces) <= 1:
+        for piece in pieces:
+            scale(piece)
         return out
-    with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
-        list(pool.map(part, starts))
+    with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
+        list(pool.map(scale, pieces))
     return out
 
 
@@ -248,7 +267,9 @@ def exact_engine(backend: Backend, *, masked: bool = False, base: Any = None, me
 
 def _int8_form(base: Any, metric: str, k: int) -> quantized.QuantizedBase | None:
     """The int8 form that answers a cosine search of `k` neighbours in `base`, if it has one and k is in range."""
-    return quantized.CACHE.get(base) if metric == COSINE and 0 < k <= quantized.MAX_K else None
+    if metric != COSINE or not 0 < k <= quantized.MAX_K or not quantized.available():
+        return None
+    return quantized.CACHE.get(base)
 
 
 def _int8_knn(

@@ -221,7 +221,7 @@ class Indexes:
         )
         table = ref.tables.read(ref.version, ["frame_id", "embedding" if kind == "frame" else "crop_embeddings"])
         dtype = np.float16 if precision == embedding_pb2.INDEX_PRECISION_FLOAT16 else np.float32
-        array, frame_ids, label_ids, rows = _vectors(table, kind, dataset.embedding_dimension)
+        parts, frame_ids, label_ids, rows = _vectors(table, kind, dataset.embedding_dimension)
         tables, number = ref.tables, ref.version
 
         def attributes() -> pa.Table:
@@ -229,7 +229,7 @@ class Indexes:
             typed = [n for n in schema.names if n.startswith(columnar.METADATA_PREFIX)] if schema else []
             return _attributes(tables.read(number, ["user_metadata", "labels", *typed]), rows, label_ids, kind)
 
-        vectors = compute.prepare(self.backend, array, metric, dtype=dtype)
+        vectors = compute.prepare(self.backend, parts, metric, dtype=dtype)
         created = timestamp_pb2.Timestamp()
         created.GetCurrentTime()
         index = Index(
@@ -411,26 +411,30 @@ def _plain(value: dict[str, Any]) -> Any:
     return None
 
 
-def _vectors(table: pa.Table, kind: str, dimension: int) -> tuple[np.ndarray, list[str], list[str], pa.Array]:
+def _vectors(table: pa.Table, kind: str, dimension: int) -> tuple[list[np.ndarray], list[str], list[str], pa.Array]:
     """(vectors, frame ids, label ids, rows of `table`) of the index rows in a version's columns: one row per frame
-    with an embedding, or one per crop embedding. Column reads only: no frame is decoded."""
+    with an embedding, or one per crop embedding. The vectors come as [rows, dim] float32 parts in row order, views
+    of the column's chunks where they can be (no joined copy: `compute.prepare` makes the index's own array). Column
+    reads only: no frame is decoded."""
     if kind == "frame":
-        embedding = table.column("embedding").combine_chunks()
-        present = embedding.is_valid()
+        embedding = table.column("embedding")
+        present = pc.is_valid(embedding)
         rows = pa.array(np.flatnonzero(present.to_numpy(zero_copy_only=False)))
-        values = (embedding if embedding.null_count == 0 else embedding.filter(present)).flatten()
+        chunks = [c if c.null_count == 0 else c.filter(pc.is_valid(c)) for c in embedding.chunks]
+        values = [(c.flatten(), len(c)) for c in chunks if len(c)]
         label_ids = [""] * len(rows)
     else:
         crops = table.column("crop_embeddings").combine_chunks()
-        flat = crops.flatten()
         rows = pc.list_parent_indices(crops)
-        values = flat.field("values").flatten()
+        flat = crops.flatten()
+        values = [(flat.field("values").flatten(), len(rows))]
         label_ids = flat.field("label_id").to_pylist()
     ids = table.column("frame_id")
     frame_ids = (ids if len(rows) == len(ids) else ids.take(rows)).to_pylist()
-    flat = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    array = flat.reshape(len(rows), -1) if len(rows) else np.zeros((0, dimension or 1), np.float32)
-    return array, frame_ids, label_ids, rows
+    parts = [v.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(n, -1) for v, n in values]
+    if not len(rows):
+        parts = [np.zeros((0, dimension or 1), np.float32)]
+    return parts, frame_ids, label_ids, rows
 
 
 def _attributes(table: pa.Table, rows: pa.Array, label_ids: list[str], kind: str) -> pa.Table:

@@ -16,6 +16,7 @@ in Python.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -114,13 +115,11 @@ _MISSING: list[bool] = []
 def available() -> bool:
     """Whether the int8 product can run exactly here: ONNX Runtime (and onnx, to describe the product) installed,
     and a CPU with VNNI dot-product instructions. Without VNNI, ONNX Runtime's x86 kernel adds uint8 × int8 pairs in
-    16 bits with saturation, so a score could be wrong and the error bound would not hold."""
+    16 bits with saturation, so a score could be wrong and the error bound would not hold. Finding the packages
+    imports neither (that takes most of a second): the session is made by `warm`, or by the first search."""
     if not _MISSING:
         missing = False
-        try:
-            import onnx  # noqa: F401, PLC0415
-            import onnxruntime  # noqa: F401, PLC0415
-        except ImportError:
+        if any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime")):
             log.info("onnxruntime is not installed: exact cosine search runs on faiss' float32 kernel")
             missing = True
         if not missing and not cpu_has_vnni():
@@ -143,10 +142,22 @@ def cpu_has_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return False
 
 
-def _scores(queries_u8: np.ndarray, block: np.ndarray) -> np.ndarray:
-    """int32 scores [queries, rows] of uint8 queries (zero point 128) against one transposed int8 block: a
-    one-node ONNX graph (MatMulInteger, the form ONNX Runtime's VNNI kernels take), one session for every shape
-    (sessions are safe to share between threads)."""
+def warm() -> None:
+    """Make the ONNX Runtime session now when the int8 product is available, so the first search does not pay for
+    importing it. The embedding service runs this in the background at start-up. A session that cannot be made
+    (a broken install) is logged, and exact cosine search then runs on faiss' float32 kernel."""
+    if not available():
+        return
+    try:
+        _session()
+    except Exception:
+        log.exception("ONNX Runtime could not make the int8 product: exact cosine search runs on faiss' float32 kernel")
+        _MISSING[:] = [True]
+
+
+def _session() -> Any:
+    """The one ONNX Runtime session of the int8 product (sessions are safe to share between threads): a one-node
+    graph, MatMulInteger, the form ONNX Runtime's VNNI kernels take."""
     with _LOCK:
         if not _SESSION:
             import onnxruntime as ort  # noqa: PLC0415
@@ -170,8 +181,12 @@ def _scores(queries_u8: np.ndarray, block: np.ndarray) -> np.ndarray:
             _SESSION.append(
                 ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
             )
-        session = _SESSION[0]
-    return session.run(None, {"queries": queries_u8, "rows": block})[0]  # type: ignore[no-any-return]
+        return _SESSION[0]
+
+
+def _scores(queries_u8: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """int32 scores [queries, rows] of uint8 queries (zero point 128) against one transposed int8 block."""
+    return _session().run(None, {"queries": queries_u8, "rows": block})[0]  # type: ignore[no-any-return]
 
 
 def search(
