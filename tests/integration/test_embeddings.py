@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import shoal
 from shoal.embedding.server import build as build_embedding
+from shoal.kit import paging
 from shoal.kit.settings import StoreSettings
 from shoal.kit.status import unpack
 from shoal.v1 import (
@@ -234,6 +235,19 @@ def test_duplicates_uniqueness_and_projection(
     with pytest.raises(grpc.RpcError) as err:
         stub.FindDuplicates(embedding_service_pb2.FindDuplicatesRequest(index=name, threshold=-1), metadata=MD)
     assert unpack(err.value).violations[0].field == "threshold"
+    # Page tokens are the server's own: a position written by hand (a negative one once paged from the end), or a
+    # token of another listing's kind, is refused naming the field, on every paged analysis.
+    foreign = paging.payload_token({"after": "f001"})
+    for token in ("-5", "25", foreign):
+        for call, request in (
+            (stub.ComputeUniqueness, embedding_service_pb2.ComputeUniquenessRequest(index=name, page_token=token)),
+            (stub.FindDuplicates, embedding_service_pb2.FindDuplicatesRequest(index=name, page_token=token)),
+            (stub.ProjectEmbeddings, embedding_service_pb2.ProjectEmbeddingsRequest(index=name, page_token=token)),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                call(request, metadata=MD)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert [v.field for v in unpack(err.value).violations] == ["page_token"]
 
 
 def test_select_samples_saves_a_segment(

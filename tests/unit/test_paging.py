@@ -65,6 +65,8 @@ def test_page_sizes() -> None:
     assert paging.page_size(0) == paging.DEFAULT_PAGE
     assert paging.page_size(7) == 7
     assert paging.page_size(10**9) == paging.MAX_PAGE
+    assert paging.page_size(10**9, cap=100_000) == 100_000  # a listing of small items may allow more
+    assert paging.page_size(0, cap=100_000) == paging.DEFAULT_PAGE
     with pytest.raises(InvalidArgument) as info:
         paging.page_size(-1, "batch_size")
     assert [v.field for v in info.value.violations] == ["batch_size"]

@@ -20,6 +20,7 @@ from google.protobuf import timestamp_pb2
 
 from shoal.embedding import approximate as approximate_module
 from shoal.embedding import compute, quantized
+from shoal.kit import paging
 from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from shoal.kit.names import DatasetName
 from shoal.kit.objectstore import ObjectStore
@@ -484,25 +485,17 @@ def _self_neighbours(index: Index) -> compute.Neighbours | None:
     return shared
 
 
-MAX_PAGE: Final = 1000
 # Projected points are three small fields: a scatter of 100,000 takes one page.
 MAX_PROJECTION_PAGE: Final = 100_000
 
 
-def _page(size: int, token: str, cap: int = MAX_PAGE) -> tuple[int, int]:
-    if size < 0:
-        raise InvalidArgument.of([FieldViolation("page_size", "must not be negative")])
-    try:
-        start = int(token) if token else 0
-    except ValueError:
-        raise InvalidArgument.of(
-            [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
-        ) from None
-    return start, min(size or 100, cap)
+def _page(size: int, token: str, cap: int = paging.MAX_PAGE) -> tuple[int, int]:
+    """(first row, rows) of the page a request asks for: the shared position tokens of `kit.paging`."""
+    return paging.offset_of(token), paging.page_size(size, cap=cap)
 
 
 def _next(start: int, size: int, total: int) -> str:
-    return str(start + size) if start + size < total else ""
+    return paging.offset_token(start + size) if start + size < total else ""
 
 
 class Analyses:

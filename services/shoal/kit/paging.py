@@ -20,11 +20,12 @@ def not_issued(field: str = "page_token") -> InvalidArgument:
     return InvalidArgument.of([FieldViolation(field, "not a token this server issued")], reason="INVALID_PAGE_TOKEN")
 
 
-def page_size(size: int, field: str = "page_size") -> int:
-    """The page size a request asks for: DEFAULT_PAGE for 0, at most MAX_PAGE; INVALID_ARGUMENT when negative."""
+def page_size(size: int, field: str = "page_size", *, cap: int = MAX_PAGE) -> int:
+    """The page size a request asks for: DEFAULT_PAGE for 0, at most `cap` (MAX_PAGE unless a listing of small items
+    allows more); INVALID_ARGUMENT when negative."""
     if size < 0:
         raise InvalidArgument.of([FieldViolation(field, "must not be negative")])
-    return DEFAULT_PAGE if size == 0 else min(size, MAX_PAGE)
+    return DEFAULT_PAGE if size == 0 else min(size, cap)
 
 
 def offset_token(position: int) -> str:
