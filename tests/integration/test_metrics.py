@@ -414,3 +414,48 @@ def test_an_operation_whose_process_died_reads_as_abandoned(redis_db: str) -> No
         await redis.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_callers_operations_page_across_its_projects(redis_db: str) -> None:
+    """A caller who is not the admin lists its projects' operations one project after another: every page token
+    says which project and where in it, pages of any size give each operation once, newest first per project, and
+    a token this server did not issue (or a negative page size) is refused naming the field."""
+    import asyncio
+
+    from redis.asyncio import Redis
+    from shoal.kit import paging
+    from shoal.kit.errors import InvalidArgument
+    from shoal.kit.operations import OperationsServicer, OperationStore
+    from shoal.v1 import operation_pb2
+
+    async def scenario() -> None:
+        redis = Redis.from_url(redis_db)
+        store = OperationStore(redis)
+        projects = [f"projects/{unique('q')}" for _ in range(3)]
+        counts = dict(zip(projects, (3, 0, 2), strict=True))
+        made = {p: [(await store.create(project=p))[0].name for _ in range(n)] for p, n in counts.items()}
+        servicer = OperationsServicer(store)
+        want = [name for p in projects for name in reversed(made[p])]
+        for size in (1, 2, 3, 5, 0):
+            seen: list[str] = []
+            token = ""
+            while True:
+                request = operation_pb2.ListOperationsRequest(page_size=size, page_token=token)
+                ops, token = await servicer._list_projects(projects, None, request)
+                assert len(ops) <= (size or paging.DEFAULT_PAGE)
+                seen += [op.name for op in ops]
+                if not token:
+                    break
+            assert seen == want, size
+        foreign = [paging.offset_token(1), paging.payload_token({"project": 7, "inner": ""}), "0.", "x"]
+        for token in foreign:
+            request = operation_pb2.ListOperationsRequest(page_token=token)
+            with pytest.raises(InvalidArgument) as err:
+                await servicer._list_projects(projects, None, request)
+            assert [v.field for v in err.value.violations] == ["page_token"], token
+        with pytest.raises(InvalidArgument) as err:
+            await servicer._list_projects(projects, None, operation_pb2.ListOperationsRequest(page_size=-1))
+        assert [v.field for v in err.value.violations] == ["page_size"]
+        await redis.aclose()
+
+    asyncio.run(scenario())

@@ -38,6 +38,7 @@ from shoal.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from shoal.kit.names import DatasetName, InferenceSetName, UploadName, check_id, parse_target, parse_upload
 from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
 from shoal.kit.paging import offset_of, offset_token
+from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.settings import Settings
 from shoal.storage import columnar, queue
 from shoal.storage.assetnames import AssetName, referenced_asset
@@ -45,6 +46,8 @@ from shoal.storage.catalog import Catalog
 from shoal.v1 import asset_pb2, dataset_pb2, ingest_service_pb2, upload_pb2
 
 ASSET_CACHE_SECONDS: Final = 60.0
+# Uploads a ListUploads page holds at most: each is read from Redis on its own (its progress hash).
+LIST_UPLOADS_CAP: Final = 500
 
 log = logging.getLogger("shoal.ingest.uploads")
 
@@ -464,7 +467,7 @@ class Uploads:
     async def list_uploads(
         self, target: DatasetName | InferenceSetName, page_size: int, page_token: str
     ) -> tuple[list[upload_pb2.Upload], str]:
-        size = 50 if page_size <= 0 else min(page_size, 500)
+        size = page_size_of(page_size, cap=LIST_UPLOADS_CAP)
         start = offset_of(page_token)
         names = cast(list[bytes], await self.redis.zrevrange(queue.uploads_index_key(str(target)), start, start + size))
         page = [await self.get(parse_upload(n.decode())) for n in names[:size]]
@@ -474,7 +477,7 @@ class Uploads:
         self, name: UploadName, page_size: int, page_token: str
     ) -> tuple[list[upload_pb2.FrameError], str]:
         await self.get(name)
-        size = 100 if page_size <= 0 else min(page_size, 1000)
+        size = page_size_of(page_size)
         start = offset_of(page_token)
         raw = cast(list[bytes], await self.redis.lrange(queue.upload_errors_key(str(name)), start, start + size))
         errors = [upload_pb2.FrameError.FromString(r) for r in raw[:size]]

@@ -32,7 +32,7 @@ from shoal.kit.errors import (
     ShoalError,
     error_type,
 )
-from shoal.kit.paging import offset_of, offset_token
+from shoal.kit.paging import not_issued, offset_of, offset_token, payload_of, payload_token
 from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.server import Service
 from shoal.v1 import operation_pb2, operation_pb2_grpc
@@ -47,7 +47,6 @@ PROJECT_INDEX_PREFIX: Final = INDEX + ":"
 KEEP_SECONDS: Final = 7 * 24 * 3600
 HEARTBEAT_SECONDS: Final = 5.0
 STALE_AFTER: Final = 60.0
-MAX_PAGE: Final = 1000
 
 #: gRPC status numbers of the domain error codes, for OperationError.code.
 GRPC_CODES: Final = {
@@ -393,24 +392,19 @@ class OperationsServicer(operation_pb2_grpc.OperationsServiceServicer):
         where in it)."""
         if not projects:
             return [], ""
-        which, _, inner = request.page_token.partition(".")
-        try:
-            first = int(which) if request.page_token else 0
-            if not 0 <= first < len(projects):
-                raise ValueError(which)
-        except ValueError:
-            raise InvalidArgument.of(
-                [FieldViolation("page_token", "not a token this server issued")], reason="INVALID_PAGE_TOKEN"
-            ) from None
-        size = min(request.page_size or 100, MAX_PAGE)
+        where = payload_of(request.page_token)
+        first, inner = where.get("project", 0), where.get("inner", "")
+        if not (isinstance(first, int) and 0 <= first < len(projects) and isinstance(inner, str)):
+            raise not_issued()
+        size = page_size_of(request.page_size)
         out: list[operation_pb2.Operation] = []
         for i in range(first, len(projects)):
             ops, token = await self.store.list(done, size - len(out), inner if i == first else "", project=projects[i])
             out.extend(ops)
             if token:
-                return out, f"{i}.{token}"
+                return out, payload_token({"project": i, "inner": token})
             if len(out) >= size:
-                return out, f"{i + 1}." if i + 1 < len(projects) else ""
+                return out, payload_token({"project": i + 1, "inner": ""}) if i + 1 < len(projects) else ""
         return out, ""
 
     async def CancelOperation(

@@ -21,8 +21,8 @@ def not_issued(field: str = "page_token") -> InvalidArgument:
 
 
 def page_size(size: int, field: str = "page_size", *, cap: int = MAX_PAGE) -> int:
-    """The page size a request asks for: DEFAULT_PAGE for 0, at most `cap` (MAX_PAGE unless a listing of small items
-    allows more); INVALID_ARGUMENT when negative."""
+    """The page size a request asks for: DEFAULT_PAGE for 0, at most `cap` (MAX_PAGE unless a listing sets its own:
+    more for small items, fewer for costly ones); INVALID_ARGUMENT when negative."""
     if size < 0:
         raise InvalidArgument.of([FieldViolation(field, "must not be negative")])
     return DEFAULT_PAGE if size == 0 else min(size, cap)
