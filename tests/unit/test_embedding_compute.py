@@ -309,3 +309,26 @@ def test_duplicates_and_uniqueness_through_an_approximate_index_match_the_exact_
     u_approx = compute.uniqueness(BACKEND, base, compute.EUCLIDEAN, neighbours=neighbours)
     assert np.corrcoef(u_exact, u_approx)[0, 1] > 0.98
     assert int(np.argmax(u_exact)) == int(np.argmax(u_approx))
+
+
+def test_an_index_reads_its_vectors_from_every_chunk_and_skips_frames_without_one() -> None:
+    """A version's embedding column comes in chunks, some with frames that have no embedding: the index's rows are
+    the frames with one, in table order, each with its own vector."""
+    import pyarrow as pa
+    from shoal.embedding import indexes
+
+    kind = pa.list_(pa.float32(), 2)
+    chunks = [
+        pa.array([[1, 0], None, [0, 2]], kind),
+        pa.array([None, None], kind),
+        pa.array([[3, 3]], kind),
+        pa.array([[0, 0], None], kind),
+    ]
+    table = pa.table({"frame_id": [f"f{i}" for i in range(8)], "embedding": pa.chunked_array(chunks)})
+    parts, frame_ids, label_ids, rows = indexes._vectors(table, "frame", 2)
+    assert frame_ids == ["f0", "f2", "f5", "f6"]
+    assert rows.to_pylist() == [0, 2, 5, 6]
+    assert label_ids == [""] * 4
+    np.testing.assert_array_equal(np.concatenate(parts), [[1, 0], [0, 2], [3, 3], [0, 0]])
+    base = BACKEND.to_host(compute.prepare(BACKEND, parts, compute.EUCLIDEAN))
+    np.testing.assert_array_equal(base, [[1, 0], [0, 2], [3, 3], [0, 0]])

@@ -421,7 +421,11 @@ def _vectors(table: pa.Table, kind: str, dimension: int) -> tuple[list[np.ndarra
         embedding = table.column("embedding")
         present = pc.is_valid(embedding)
         rows = pa.array(np.flatnonzero(present.to_numpy(zero_copy_only=False)))
-        chunks = [c if c.null_count == 0 else c.filter(pc.is_valid(c)) for c in embedding.chunks]
+        # `present` is chunked as the column is: each chunk with nulls keeps its rows with a vector.
+        chunks = [
+            c if c.null_count == 0 else c.filter(valid)
+            for c, valid in zip(embedding.chunks, present.chunks, strict=True)
+        ]
         values = [(c.flatten(), len(c)) for c in chunks if len(c)]
         label_ids = [""] * len(rows)
     else:

@@ -8,8 +8,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from shoal.embedding import quantized
 from shoal.embedding.compute import Backend
 from shoal.embedding.indexes import Analyses, Indexes, parse_index_name
@@ -39,7 +37,7 @@ class EmbeddingServicer(embedding_service_pb2_grpc.EmbeddingServiceServicer):
         # Chosen once at start-up (SHOAL_EMBEDDING_DEVICE): CuPy on a GPU when one is usable, else NumPy.
         self.backend = Backend.detect(runtime.settings.embedding_device)
         self.indexes = Indexes(runtime.store, runtime.settings.store, self.backend)
-        if self.backend.xp is np:
+        if self.backend.device == "cpu":
             # Exact cosine search on the CPU runs its int8 product in ONNX Runtime: import it now, not in the first
             # search someone waits for.
             threading.Thread(target=quantized.warm, name="int8-warm", daemon=True).start()
