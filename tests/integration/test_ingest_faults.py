@@ -357,7 +357,7 @@ def test_the_worker_maintains_only_once_its_partitions_are_quiet(
                     if worker.commits == 3:
                         break
                     await asyncio.sleep(0.05)
-                await asyncio.sleep(0.5)  # ten passes of the idle loop
+                await asyncio.sleep(1.2)  # passes of the idle loop, each waiting in Redis for new entries
                 assert worker.commits == 3
                 assert maintained == []  # the partition committed just now (by the worker's clock)
                 now[0] += worker_module.QUIET_SECONDS + 0.1
@@ -373,6 +373,54 @@ def test_the_worker_maintains_only_once_its_partitions_are_quiet(
 
         asyncio.run(run())
         assert queued.client.get_upload(queued.upload).frames_committed == 30
+
+
+def test_an_idle_worker_waits_in_redis_and_wakes_for_an_entry_queued_after_its_last_look(
+    tmp_path: Path, redis_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle worker blocks in Redis instead of polling: an entry newer than what it saw before its last pass ends
+    the wait, whether it came before the wait began or during it; so does being stopped. (The waits are long: a
+    worker that missed the entry would still be waiting when the test's guard runs out.)"""
+    store = StoreSettings(url=(tmp_path / "store").as_uri())
+    settings = service_settings("versioning", redis_db, store)
+    monkeypatch.setattr(worker_module, "IDLE_WAIT_SECONDS", 60.0)
+
+    async def run() -> None:
+        r = redisconn.connect(redis_db)
+        stop = asyncio.Event()
+        try:
+            worker = Worker(settings, open_store(store), r)
+            worker.owned.update({0, 1})
+            streams = [queue.stream_key(0), queue.stream_key(1)]
+            await r.delete(*streams)
+            ends = await worker._stream_ends()
+            assert ends == {streams[0]: b"0-0", streams[1]: b"0-0"}
+            # Queued between the pass and the wait: the wait ends at once.
+            added = await r.xadd(streams[1], {"k": "v"})
+            await asyncio.wait_for(worker._wait_for_entries(stop, ends), 20)
+            ends = await worker._stream_ends()
+            assert ends == {streams[0]: b"0-0", streams[1]: added}
+            # Queued while it waits, on the other partition: the wait ends.
+            waiting = asyncio.create_task(worker._wait_for_entries(stop, ends))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            await r.xadd(streams[0], {"k": "v"})
+            await asyncio.wait_for(waiting, 20)
+            # Nothing new: only stopping ends it.
+            ends = await worker._stream_ends()
+            waiting = asyncio.create_task(worker._wait_for_entries(stop, ends))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            stop.set()
+            await asyncio.wait_for(waiting, 20)
+            # Holding no partition, it waits on the stop alone.
+            worker.owned.clear()
+            assert await worker._stream_ends() == {}
+            await asyncio.wait_for(worker._wait_for_entries(stop, {}), 20)
+        finally:
+            await r.aclose()
+
+    asyncio.run(run())
 
 
 def test_a_gathered_group_that_failed_half_way_commits_again_as_it_was_first_read(

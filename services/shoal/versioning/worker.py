@@ -25,7 +25,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import pyarrow as pa
 from redis.asyncio import Redis
@@ -59,6 +59,9 @@ MAINTAIN_EVERY: Final = 8
 # A partition with no commit for this long no longer streams: the worker gathers no more for it, and maintenance
 # waits until every partition it holds is this quiet (between the batches of a stream the worker is only waiting).
 QUIET_SECONDS: Final = 1.0
+# The longest an idle worker waits in Redis for new entries before it looks again at its leases, pending entries and
+# maintenance; new entries end the wait at once.
+IDLE_WAIT_SECONDS: Final = 0.5
 # Small fragments the frames table and the change log may hold before compaction. What compaction replaces stays
 # on disk (for time travel in the frames table, for a grace period in the log), so it runs seldom; each commit keeps
 # the frame-id indexes over its own rows, so lookups by frame id stay fast over many fragments.
@@ -133,6 +136,7 @@ class Worker:
         try:
             while not stop.is_set():
                 try:
+                    ends = await self._stream_ends()
                     worked = False
                     for partition in sorted(self.owned):
                         worked |= await self.drain(partition)
@@ -141,7 +145,7 @@ class Worker:
                     elif not worked and self._dirty and self._quiet():
                         await asyncio.to_thread(self.maintain_one)
                     elif not worked:
-                        await _sleep_or_stop(stop, 0.05)
+                        await self._wait_for_entries(stop, ends)
                 except ShoalError as err:
                     log.warning("worker step failed: %s", err)
                     await _sleep_or_stop(stop, 1.0)
@@ -156,11 +160,42 @@ class Worker:
             leases.cancel()
             await self.release()
 
+    async def _stream_ends(self) -> dict[str, bytes]:
+        """The id of the newest entry of each partition held (`0-0` for an empty one), read before a pass over them."""
+        streams = [queue.stream_key(p) for p in sorted(self.owned)]
+        if not streams:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xrevrange(stream, count=1)
+            newest = await pipe.execute()
+        return {s: (found[0][0] if found else b"0-0") for s, found in zip(streams, newest, strict=True)}
+
+    async def _wait_for_entries(self, stop: asyncio.Event, ends: dict[str, bytes]) -> None:
+        """Idle: wait (up to `IDLE_WAIT_SECONDS`, or until stopped) for an entry newer than `ends` in a partition held,
+        blocked in Redis rather than polling: an idle worker used to read every partition twenty times a second. An
+        entry queued after `ends` was read ends the wait at once; the next pass reads it through the consumer group."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+        if ends:
+            waits.append(
+                asyncio.ensure_future(
+                    self.redis.xread(cast(dict[Any, Any], ends), count=1, block=int(IDLE_WAIT_SECONDS * 1000))
+                )
+            )
+        try:
+            # Redis ends the block itself; the timeout only guards against a reply that never comes.
+            done, _ = await asyncio.wait(waits, timeout=IDLE_WAIT_SECONDS + 2, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a Redis error reaches the loop's handler
+        finally:
+            for task in waits:
+                task.cancel()
+
     async def drain(self, partition: int) -> bool:
         """Apply what the partition holds: first entries read before (pending), then new ones."""
         stream = queue.stream_key(partition)
         consumer = queue.consumer_name(partition)
-        # The consumer group is made once (an idle worker polls every partition twenty times a second); when Redis
+        # The consumer group is made once (an idle worker looks at every partition twice a second); when Redis
         # lost it (restarted empty), the read fails with NOGROUP and the next pass makes it again.
         if stream not in self._groups:
             await queue.ensure_group(self.redis, stream)
