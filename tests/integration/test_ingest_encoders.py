@@ -4,6 +4,7 @@ process."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 import shoal
-from shoal.ingest.encoders import encode_rows
+from shoal.ingest.encoders import Encoders, encode_rows
 from shoal.ingest.server import build as build_ingest
+from shoal.kit import heap
 from shoal.kit.objectstore import LocalObjectStore
 from shoal.kit.settings import StoreSettings
 from shoal.storage import batchrows, columnar, queue
@@ -140,3 +142,17 @@ def test_helpers_die_with_their_ingest_process(tmp_path: Path) -> None:
             wait_until(lambda: not process_alive(helper), timeout=10)
         finally:
             parent.kill()
+
+
+def test_helpers_run_with_a_settled_heap() -> None:
+    """A helper's imports (protobuf, Arrow) are frozen out of the collector's walks, as in a service process: the
+    batches it encodes allocate enough objects to set off collections many times a second."""
+    encoders = Encoders(1)
+    try:
+        pool = encoders._executor()
+        frozen = pool.submit(gc.get_freeze_count).result(timeout=60)
+        threshold = pool.submit(gc.get_threshold).result(timeout=60)
+    finally:
+        encoders.close()
+    assert frozen > 10_000
+    assert threshold[0] == heap.YOUNG_THRESHOLD

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from shoal.kit import workers
+from shoal.kit import heap, workers
 from shoal.storage import batchrows, columnar
 from shoal.v1 import ingest_service_pb2
 
@@ -42,6 +42,7 @@ def encode_rows(
 def _start_helper(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent decides
     workers.die_with(parent)
+    heap.settle()
 
 
 class Encoders:

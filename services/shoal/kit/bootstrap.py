@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from shoal.kit import logs, redisconn
+from shoal.kit import heap, logs, redisconn
 from shoal.kit.apikeys import ApiKeyVerifier
 from shoal.kit.errors import ShoalError
 from shoal.kit.objectstore import ObjectStore, open_store
@@ -76,4 +76,5 @@ def run_service(service: str, build: Build) -> None:
     except ShoalError as err:
         log.error("cannot start: %s", err)
         raise SystemExit(1) from None
+    heap.settle()
     asyncio.run(serve_until_signalled(server))
