@@ -41,7 +41,7 @@ from shoal.kit.paging import offset_of, offset_token
 from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.settings import Settings
 from shoal.storage import columnar, queue
-from shoal.storage.assetnames import AssetName, referenced_asset
+from shoal.storage.assetnames import AssetName, may_reference_assets, referenced_asset
 from shoal.storage.catalog import Catalog
 from shoal.v1 import asset_pb2, dataset_pb2, ingest_service_pb2, upload_pb2
 
@@ -293,7 +293,7 @@ class Uploads:
             return ingest_service_pb2.BatchAck(seq=batch.seq, accepted=summary["accepted"], duplicate=True)
         await self._room(session)
         resent = await self._claim_seq(name, batch.seq, digest)
-        urls = batch_urls(batch)
+        urls = batch_urls(batch) if may_reference_assets(raw) else set()
         assets = await self._io(self.asset_facts, urls) if urls else {}
         await turn.validate()
         result = session.validator.validate(batch, assets)

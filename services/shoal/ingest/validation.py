@@ -456,8 +456,9 @@ class BatchValidator:
         url = data.pointcloud_url if kind == "point_cloud_bins" else data.url
         if not url:
             check.add(f"{where}.{kind}", "MISSING_URL", "a URL is required")
-        for ref in sensor_urls(sensor):
-            self._asset(ref, f"{where}.{kind}", check)
+        if self._assets:
+            for ref in sensor_urls(sensor):
+                self._asset(ref, f"{where}.{kind}", check)
 
     # assets ----------------------------------------------------------------------------------------------------
 
@@ -484,6 +485,8 @@ class BatchValidator:
         self, labels: Sequence[label_pb2.Label], prefix: str, check: _Frame, images: Mapping[str, tuple[int, int]]
     ) -> None:
         """A segmentation label that points to a Shoal asset must point to a mask (of its image's size)."""
+        if not self._assets:
+            return  # the batch points to no Shoal asset: nothing to check against
         for i, label in enumerate(labels):
             geometry = label.WhichOneof("geometry")
             if geometry not in _CLASSLESS:

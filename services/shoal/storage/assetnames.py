@@ -57,6 +57,13 @@ def parse_asset(name: str, field: str = "name") -> AssetName:
     return AssetName(*found.groups())
 
 
+def may_reference_assets(serialized: bytes) -> bool:
+    """Whether a serialized message can hold a URL that `referenced_asset` takes for a Shoal asset's. False rules out
+    every URL in it by one scan of its bytes (strings are stored as they are), without walking its fields: such a URL
+    starts with `shoal://` or holds `/blobs/`, unless percent-encoding hides it, so any `%` keeps the answer True."""
+    return b"shoal://" in serialized or b"/blobs/" in serialized or b"%" in serialized
+
+
 def referenced_asset(url: str) -> AssetName | None:
     """The Shoal asset a frame's URL points to, if it points to one."""
     if url.startswith("shoal://"):
