@@ -413,10 +413,12 @@ def test_an_idle_worker_waits_in_redis_and_wakes_for_an_entry_queued_after_its_l
             assert not waiting.done()
             stop.set()
             await asyncio.wait_for(waiting, 20)
-            # Holding no partition, it waits on the stop alone.
+            # Holding no partition, it waits on the stop alone, and no longer than a wait in Redis would last.
             worker.owned.clear()
             assert await worker._stream_ends() == {}
             await asyncio.wait_for(worker._wait_for_entries(stop, {}), 20)
+            monkeypatch.setattr(worker_module, "IDLE_WAIT_SECONDS", 0.1)
+            await asyncio.wait_for(worker._wait_for_entries(asyncio.Event(), {}), 20)
         finally:
             await r.aclose()
 

@@ -182,9 +182,10 @@ class Worker:
                     self.redis.xread(cast(dict[Any, Any], ends), count=1, block=int(IDLE_WAIT_SECONDS * 1000))
                 )
             )
+        # Redis ends its block itself: the longer timeout only guards against a reply that never comes.
+        timeout = IDLE_WAIT_SECONDS + 2 if ends else IDLE_WAIT_SECONDS
         try:
-            # Redis ends the block itself; the timeout only guards against a reply that never comes.
-            done, _ = await asyncio.wait(waits, timeout=IDLE_WAIT_SECONDS + 2, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # a Redis error reaches the loop's handler
         finally:
