@@ -215,6 +215,27 @@ def test_conditional_create_and_update(store: ObjectStore) -> None:
         store.put_if("catalog/missing.json", b"x", etag=second.etag)
 
 
+def test_a_read_with_its_etag_is_one_version_of_the_object(store: ObjectStore) -> None:
+    """The bytes and the etag come from one read: the etag is the one `stat` gives for those bytes, a `put_if` under
+    it succeeds while nobody wrote meanwhile and conflicts once somebody did."""
+    first = store.put("catalog/d.json", b'{"v": 1}')
+    body, etag = store.get_with_etag("catalog/d.json")
+    assert (body, etag) == (b'{"v": 1}', first.etag)
+    assert etag == store.stat("catalog/d.json").etag
+    store.put("catalog/d.json", b'{"v": 2}')
+    with pytest.raises(WriteConflict):
+        store.put_if("catalog/d.json", b'{"v": 3}', etag=etag)
+    body, etag = store.get_with_etag("catalog/d.json")
+    assert body == b'{"v": 2}'
+    store.put_if("catalog/d.json", b'{"v": 3}', etag=etag)
+    assert store.get_with_etag("catalog/d.json")[0] == b'{"v": 3}'
+    big = os.urandom(3 * 1024 * 1024)  # more than one chunk of a streamed read
+    info = store.put("catalog/big.bin", big)
+    assert store.get_with_etag("catalog/big.bin") == (big, info.etag)
+    with pytest.raises(ObjectNotFound):
+        store.get_with_etag("catalog/missing.json")
+
+
 def test_concurrent_conditional_updates_lose_nothing(store: ObjectStore) -> None:
     """Eight writers increment one counter with read-modify-write under etags: every increment lands."""
     import json
@@ -225,10 +246,10 @@ def test_concurrent_conditional_updates_lose_nothing(store: ObjectStore) -> None
     def bump(times: int) -> None:
         done = 0
         while done < times:
-            info = store.stat("counter.json")
-            value = json.loads(store.get("counter.json"))
+            body, etag = store.get_with_etag("counter.json")
+            value = json.loads(body)
             try:
-                store.put_if("counter.json", json.dumps({"n": value["n"] + 1}).encode(), etag=info.etag)
+                store.put_if("counter.json", json.dumps({"n": value["n"] + 1}).encode(), etag=etag)
             except WriteConflict:
                 continue
             done += 1

@@ -113,8 +113,8 @@ def drop_project(store: ObjectStore, key_id: str, project: str) -> bool:
     key = KEY_PREFIX + key_id + ".json"
     for _ in range(20):
         try:
-            etag = store.stat(key).etag
-            record = ApiKeyRecord.from_json(store.get(key))
+            body, etag = store.get_with_etag(key)
+            record = ApiKeyRecord.from_json(body)
         except ObjectNotFound:
             return True  # revoked meanwhile
         rest = tuple(p for p in record.projects if p != project)

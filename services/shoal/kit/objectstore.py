@@ -131,6 +131,11 @@ class ObjectStore(abc.ABC):
         """Facts about `key`; raises ObjectNotFound."""
 
     @abc.abstractmethod
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        """The whole object and its etag, from one read: the etag is that of the bytes returned, for a later
+        `put_if` (a stat and a get apart could pair one writer's etag with another's bytes, and cost two requests)."""
+
+    @abc.abstractmethod
     def list(self, prefix: str = "", page_size: int = 0, page_token: str = "") -> ObjectPage:
         """Objects whose keys start with `prefix`, in key order, paged."""
 
@@ -297,6 +302,13 @@ class LocalObjectStore(ObjectStore):
                 if remaining > 0:
                     remaining -= len(chunk)
                 yield chunk
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        try:
+            data = self._path(key).read_bytes()  # objects are replaced by rename: one open reads one version
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"no object {key!r}", reason="OBJECT_NOT_FOUND", metadata={"key": key}) from None
+        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
@@ -477,6 +489,15 @@ class S3ObjectStore(ObjectStore):
         finally:
             response.close()
             response.release_conn()
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        with self._errors(key):
+            response = self.client.get_object(self.bucket, self._k(key))
+            try:
+                return response.read(), (response.headers.get("ETag") or "").strip('"')
+            finally:
+                response.close()
+                response.release_conn()
 
     def stat(self, key: str) -> ObjectInfo:
         with self._errors(key):

@@ -175,12 +175,11 @@ class Catalog:
 
     def _read(self, key: str, message: M, what: str) -> tuple[M, str]:
         try:
-            info = self.store.stat(key)
-            raw = json.loads(self.store.get(key))
+            body, etag = self.store.get_with_etag(key)
         except ObjectNotFound:
             raise NotFound(f"{what} does not exist", reason="NOT_FOUND", metadata={"name": what}) from None
-        json_format.ParseDict(raw["resource"], message, ignore_unknown_fields=True)
-        return message, info.etag
+        json_format.ParseDict(json.loads(body)["resource"], message, ignore_unknown_fields=True)
+        return message, etag
 
     def _create(self, key: str, message: Message, request_id: str, what: str) -> None:
         body = json.dumps({"resource": json_format.MessageToDict(message), "request_id": request_id}).encode()
