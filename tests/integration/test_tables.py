@@ -648,3 +648,47 @@ def test_pages_follow_frame_id_order_at_any_depth_filtered_or_not(tmp_path: Path
     assert pages(5, 1000, "count(labels) > 5") == []
     assert pages(4, 250) == ids  # before the deletes
     assert pages(2, 64) == sorted(shuffled[:600])
+
+
+def test_a_services_first_history_imports_nothing_it_did_not_import_at_start(tmp_path: Path) -> None:
+    """What libraries import on first use (`bootstrap.FIRST_USE_IMPORTS`) is imported when a service starts: the first
+    frame history a fresh versioning process answers imports nothing more, so no caller waits for an import."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    from shoal.kit.names import ProjectName
+    from shoal.kit.objectstore import LocalObjectStore
+    from shoal.storage.catalog import Catalog
+    from shoal.v1 import dataset_pb2, project_pb2
+
+    store_url = (tmp_path / "store").as_uri()
+    catalog = Catalog(LocalObjectStore(tmp_path / "store"))
+    catalog.create_project("p", project_pb2.Project())
+    catalog.create_dataset(ProjectName("p"), "d", dataset_pb2.Dataset())
+    t = tables(tmp_path)
+    t.commit(Commit(1, [change("a", "sun"), change("b", "sun")], ["u"], ["u#0"], added=2))
+    t.commit(Commit(2, [change("a", "rain", frame_pb2.CHANGE_TYPE_MODIFY)], ["u"], ["u#1"]))
+    catalog.update_dataset_internal(DatasetName("p", "d"), lambda d: setattr(d, "latest_version", 2))
+    script = textwrap.dedent(
+        f"""
+        import importlib, json, sys
+        import shoal.versioning.server  # what a versioning process has imported when it starts serving
+        from shoal.kit import bootstrap
+        from shoal.kit.objectstore import open_store
+        from shoal.kit.settings import StoreSettings
+        from shoal.storage.reads import Reads
+
+        for module in bootstrap.FIRST_USE_IMPORTS:
+            importlib.import_module(module)
+        settings = StoreSettings(url={store_url!r})
+        reads = Reads(open_store(settings), settings)
+        before = set(sys.modules)
+        revisions, _ = reads.history("projects/p/datasets/d/frames/a", 0, "")
+        print(json.dumps({{"versions": [r.version for r in revisions], "new": sorted(set(sys.modules) - before)}}))
+        """
+    )
+    out = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert out["versions"] == [1, 2]
+    assert out["new"] == []
