@@ -136,15 +136,16 @@ def _project(table: pa.Table, paths: list[str]) -> pa.Table:
 def test_every_frame_round_trips_exactly(dimension: int, data: st.DataObject) -> None:
     frames = data.draw(st.lists(messages(frame_pb2.Frame, dimension=dimension), max_size=5))
     table = columnar.FRAMES.encode(frames, embedding_dimension=dimension)
-    back = columnar.FRAMES.decode(table)
-    assert [f.SerializeToString(deterministic=True) for f in back] == [
-        f.SerializeToString(deterministic=True) for f in frames
-    ]
-    # Only the columns `read_back` names (as a history read takes them) decode the same frames.
-    assert columnar.FRAMES.decode(_project(table, ["frame_id", *columnar.FRAMES.read_back(table)])) == back
-    # A slice of the rows (as a reader's batch is) decodes the same frames.
-    if len(frames) > 1:
-        assert columnar.FRAMES.decode(table.slice(1)) == back[1:]
+    expected = [f.SerializeToString(deterministic=True) for f in frames]
+    projected = _project(table, ["frame_id", *columnar.FRAMES.read_back(table)])
+    for one_by_one in (False, True):  # column by column (many rows), row by row (a few): the same frames
+        back = columnar.FRAMES.decode(table, one_by_one=one_by_one)
+        assert [f.SerializeToString(deterministic=True) for f in back] == expected
+        # Only the columns `read_back` names (as a history read takes them) decode the same frames.
+        assert columnar.FRAMES.decode(projected, one_by_one=one_by_one) == back
+        # A slice of the rows (as a reader's batch is) decodes the same frames.
+        if len(frames) > 1:
+            assert columnar.FRAMES.decode(table.slice(1), one_by_one=one_by_one) == back[1:]
 
 
 def test_frames_with_little_in_them_need_few_columns() -> None:
@@ -170,8 +171,9 @@ def test_frames_with_little_in_them_need_few_columns() -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 def test_every_inference_frame_round_trips_exactly(data: st.DataObject) -> None:
     frames = data.draw(st.lists(messages(frame_pb2.InferenceFrame, dimension=2), max_size=5))
-    back = columnar.INFERENCES.decode(columnar.INFERENCES.encode(frames, embedding_dimension=2))
-    assert back == frames
+    table = columnar.INFERENCES.encode(frames, embedding_dimension=2)
+    for one_by_one in (False, True):
+        assert columnar.INFERENCES.decode(table, one_by_one=one_by_one) == frames
 
 
 def _sample() -> list[frame_pb2.Frame]:
