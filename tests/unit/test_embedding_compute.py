@@ -4,6 +4,7 @@ present (SHOAL_TEST_BACKEND=gpu insists on one, =cpu leaves it out)."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import subprocess
@@ -36,7 +37,11 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     elif name in ("faiss", "int8-rerank"):
         assert compute.faiss_module() is not None, "faiss-cpu is a server dependency: pip install 'shoal[server]'"
     if name == "int8-rerank":
-        assert quantized.available(), "onnxruntime is a server dependency: pip install 'shoal[server]'"
+        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        assert not missing, f"{missing} are server dependencies: pip install 'shoal[server]'"
+        if not quantized.cpu_has_vnni():
+            pytest.skip("the int8 engine needs a CPU with VNNI dot-product instructions, which this one lacks")
+        assert quantized.available()
         monkeypatch.setattr(quantized, "MIN_ROWS", 0)
         base = compute.prepare(backend, np.eye(4, dtype=np.float32), compute.COSINE)
         assert compute.exact_engine(backend, base=base, metric=compute.COSINE) == name
