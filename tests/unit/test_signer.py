@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 import time
 import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from shoal.asset.assets import UrlSigner
@@ -44,9 +46,16 @@ _PLAIN = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="%"), 
 
 
 def _quoted(text: str, data: st.DataObject) -> str:
-    """`text` with some of its characters percent-encoded, as a URL may carry them."""
-    mask = data.draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
-    return "".join(urllib.parse.quote(c, safe="") if m else c for c, m in zip(text, mask, strict=True))
+    """`text` with some of its characters percent-encoded (letters and digits too, in either case of hex), as a URL
+    may carry them."""
+    out = []
+    for c in text:
+        if data.draw(st.booleans()):
+            escape = "".join(f"%{b:02x}" for b in c.encode())
+            out.append(escape.upper() if data.draw(st.booleans()) else escape)
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 @given(project=_ID, dataset=_ID, sha=_SHA, before=_PLAIN, after=_PLAIN, data=st.data())
@@ -78,8 +87,27 @@ def test_a_batch_that_points_to_an_asset_is_never_passed_over(
     assert may_reference_assets(batch.SerializeToString(deterministic=True))
 
 
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("position", range(len("/blobs/")))
+def test_a_blob_key_with_one_character_escaped_is_never_passed_over(position: int, upper: bool) -> None:
+    escape = f"%{ord('/blobs/'[position]):02x}"
+    hidden = "/blobs/"[:position] + (escape.upper() if upper else escape) + "/blobs/"[position + 1 :]
+    url = f"https://s3.example/bucket/assets/p/d{hidden}{'ab' * 32}"
+    assert referenced_asset(url) is not None
+    frame = frame_pb2.Frame(frame_id="f1")
+    frame.sensors.add(sensor_id="cam").image.url = url
+    assert may_reference_assets(ingest_service_pb2.FrameBatch(frames=[frame]).SerializeToString())
+
+
 def test_a_batch_of_the_users_own_urls_is_passed_over() -> None:
     frame = frame_pb2.Frame(frame_id="f1")
-    frame.sensors.add(sensor_id="cam").image.url = "s3://their-bucket/images/1.jpg"
+    frame.sensors.add(sensor_id="cam").image.url = "s3://their-bucket/images/1%20a.jpg"
     frame.labels.add(label_id="l1", classification="car").semantic_segmentation_2d.mask_url = "https://h/masks/1.png"
-    assert not may_reference_assets(ingest_service_pb2.FrameBatch(frames=[frame]).SerializeToString())
+    # An embedding whose float bytes hold `%`, some of it followed by what reads as hex.
+    frame.embedding.values.extend(struct.unpack("<3f", b"%%%%%20xa%7E"))
+    raw = ingest_service_pb2.FrameBatch(frames=[frame]).SerializeToString()
+    assert b"%" in raw
+    assert not may_reference_assets(raw)
+    # Bytes that read as an escape of a character of `/blobs/` are taken as one: the scan errs only one way.
+    frame.embedding.values[0] = struct.unpack("<f", b"%2fx")[0]
+    assert may_reference_assets(ingest_service_pb2.FrameBatch(frames=[frame]).SerializeToString())

@@ -57,11 +57,20 @@ def parse_asset(name: str, field: str = "name") -> AssetName:
     return AssetName(*found.groups())
 
 
+# A percent-escape of a character of `/blobs/`, in either case: the only way a URL can hide that part of a blob key
+# from a scan of its bytes, since `urllib.parse.unquote` makes these characters from nothing else.
+_HIDDEN_BLOB_CHARACTER: Final = re.compile(rb"%(?:2[fF]|6[2cCfF]|73)")
+
+
 def may_reference_assets(serialized: bytes) -> bool:
     """Whether a serialized message can hold a URL that `referenced_asset` takes for a Shoal asset's. False rules out
     every URL in it by one scan of its bytes (strings are stored as they are), without walking its fields: such a URL
-    starts with `shoal://` or holds `/blobs/`, unless percent-encoding hides it, so any `%` keeps the answer True."""
-    return b"shoal://" in serialized or b"/blobs/" in serialized or b"%" in serialized
+    starts with `shoal://` or holds `/blobs/` once unquoted, so it holds `/blobs/` as it is or a percent-escape of one
+    of those characters. Any `%` alone is no sign: frame embeddings are raw float bytes, and nearly every batch with
+    them holds one."""
+    return (
+        b"shoal://" in serialized or b"/blobs/" in serialized or _HIDDEN_BLOB_CHARACTER.search(serialized) is not None
+    )
 
 
 def referenced_asset(url: str) -> AssetName | None:
