@@ -134,6 +134,37 @@ def test_first_embedding_fixes_the_dimension_when_the_dataset_has_none() -> None
     assert reasons([a, b], rules) == ["WRONG_EMBEDDING_DIMENSION"]
 
 
+def test_each_frame_of_a_batch_answers_for_its_own_embedding() -> None:
+    """The batch's embeddings are looked at together: each problem still lands on its own frame, whatever the frames
+    around it hold (none, an empty one, another dimension)."""
+    values: dict[str, list[float] | None] = {
+        "a": [1, 2, 3],
+        "b": None,
+        "c": [],
+        "d": [float("nan"), 2, 3],
+        "e": [1, 2, 3],
+        "f": [1, 2, float("inf")],
+        "f2": [4, 5, 6],  # right after a value that is not finite
+        "g": [1, 2],
+        "h": [0, -0.0, 1e30],
+    }
+    frames = []
+    for frame_id, vector in values.items():
+        frame = good_frame(frame_id)
+        if vector is not None:
+            frame.embedding.SetInParent()
+            frame.embedding.values.extend(vector)
+        frames.append(frame)
+    result = BatchValidator(RULES).validate(ingest_service_pb2.FrameBatch(frames=frames))
+    assert [(e.frame_id, e.reason, e.field) for e in result.errors] == [
+        ("c", "EMPTY_EMBEDDING", "frames[2].embedding.values"),
+        ("d", "NOT_FINITE", "frames[3].embedding.values"),
+        ("f", "NOT_FINITE", "frames[5].embedding.values"),
+        ("g", "WRONG_EMBEDDING_DIMENSION", "frames[7].embedding.values"),
+    ]
+    assert [f.frame_id for f in result.accepted.frames] == ["a", "b", "e", "f2", "h"]
+
+
 @pytest.mark.parametrize(
     ("counts", "closed", "state"),
     [
