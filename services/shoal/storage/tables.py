@@ -177,8 +177,9 @@ class _LogRows:
     class Keys:
         """The sorted keys of every part of one handle in one array, each part's prefixed by its position, so one
         `searchsorted` finds a hash in all of them: a search per fragment cost 0.44 ms a history over 73 fragments
-        (two NumPy calls each). A prefixed key holds the part's position in its top 16 bits and the hash's top 47
-        (an arithmetic shift keeps each part's order); hashes equal there are told apart by the parts' own keys."""
+        (two NumPy calls each). A prefixed key holds the hash's top 47 bits, made non-negative, and the part's position
+        above them (an arithmetic shift keeps each part's order); hashes equal there are told apart by the parts' own
+        keys."""
 
         SHIFT: Final = 17  # a hash keeps its top 47 bits, offset to be non-negative; parts sit above them
 
