@@ -278,6 +278,20 @@ def test_frames_without_labels_beside_polygons_read_back_from_lance(tmp_path: An
     assert [label["area"] for label in back.column("labels").to_pylist()[0]] == [2.0, 0.0]
 
 
+def test_a_member_stored_on_every_row_is_empty_where_no_label_has_it() -> None:
+    """The polygon list (see `columnar._lists_in_lists`) is stored on every label, empty on those of another
+    geometry, also when no label of the batch is a polygon list (then it is made without visiting the labels)."""
+    frames = [frame_pb2.Frame(frame_id=f"f{i}") for i in range(3)]
+    for i, frame in enumerate(frames):
+        for j in range(i):
+            frame.labels.add(label_id=f"b{i}{j}").box_2d.width = 1.0 + j
+    labels = columnar.FRAMES.encode(frames).column("labels").combine_chunks().flatten()
+    polygons = labels.field("polygon_list_2d")
+    assert polygons.null_count == 0
+    assert polygons.to_pylist() == [{"polygons": []}] * 3
+    assert labels.field("geometry").to_pylist() == ["box_2d"] * 3
+
+
 def test_testing_the_polygon_list_against_null_asks_whether_a_label_is_a_polygon() -> None:
 
     box = frame_pb2.Frame(frame_id="box")

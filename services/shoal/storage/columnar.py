@@ -35,6 +35,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -86,6 +87,7 @@ class _Plan:
     oneofs: list[str]
     skip: frozenset[str] = frozenset()
     arrow_fields: list[pa.Field] = field(default_factory=list)
+    empty: pa.Array | None = None  # one empty message, encoded (see `_empties`)
 
     @property
     def arrow(self) -> pa.StructType:
@@ -196,6 +198,14 @@ def nulls(n: int, arrow: pa.DataType) -> pa.Array:
 _NULLS: dict[pa.DataType, pa.Array] = {}
 
 
+def _empties(plan: _Plan, n: int) -> pa.Array:
+    """`n` empty messages of `plan` as a struct array: one encoded once, then repeated."""
+    if plan.empty is None:
+        message = message_factory.GetMessageClass(plan.descriptor)()
+        plan.empty = pa.StructArray.from_arrays(_encode(plan, [message]), fields=plan.arrow_fields)
+    return plan.empty.take(pa.array(np.zeros(n, dtype=np.int32)))
+
+
 def _spread(values: pa.Array, present: Sequence[bool], n: int) -> pa.Array:
     """`values` (one per present row) placed at the present rows of `n`, null elsewhere."""
     if len(values) == n:
@@ -212,18 +222,23 @@ def _encode(plan: _Plan, messages: Sequence[Message]) -> list[pa.Array]:
     """One array per field of `plan` (then one per oneof), a row per message."""
     n = len(messages)
     which = {o: [m.WhichOneof(o) for m in messages] for o in plan.oneofs}
+    chosen = {o: set(members) for o, members in which.items()}  # the members set on some message
     arrays: list[pa.Array] = []
     for f in plan.fields:
         name = f.name
         present: list[bool] | None = None
         if f.oneof is not None:
-            present = [w == name for w in which[f.oneof]]
+            present = [w == name for w in which[f.oneof]] if name in chosen[f.oneof] else []
         elif f.presence:
             present = [m.HasField(name) for m in messages]
-        if present is not None and not f.always and not any(present):
+        if present is not None and not any(present):
             # Set on no message (most members of a oneof, most optional fields): nulls, without visiting the
-            # messages or, for a message field, encoding its fields for none of them.
-            arrays.append(nulls(n, f.plan.arrow if f.plan is not None else f.arrow))
+            # messages or, for a message field, encoding its fields for none of them; a member stored on every row
+            # is then empty on every row.
+            if f.always and f.plan is not None:
+                arrays.append(_empties(f.plan, n))
+            else:
+                arrays.append(nulls(n, f.plan.arrow if f.plan is not None else f.arrow))
         elif f.kind == _SCALAR:
             if present is None:
                 values = [getattr(m, name) for m in messages]
@@ -271,20 +286,23 @@ def _encode(plan: _Plan, messages: Sequence[Message]) -> list[pa.Array]:
 
 
 def _encode_map(f: _Field, maps: Sequence[Any]) -> pa.Array:
+    lengths = [len(e) for e in maps]
     keys: list[Any] = []
     values: list[Any] = []
-    for entries in maps:
-        for k, v in entries.items():
-            keys.append(k)
-            values.append(v)
+    if any(lengths):
+        for entries in maps:
+            for k in entries:  # a map's `items()` is a slow Python view
+                keys.append(k)
+                values.append(entries[k])
     value = f.map_value
     assert value is not None
-    if value.plan is not None:
-        items: pa.Array = pa.StructArray.from_arrays(_encode(value.plan, values), fields=value.plan.arrow_fields)
+    if not values:
+        items: pa.Array = nulls(0, value.plan.arrow if value.plan is not None else value.arrow)
+    elif value.plan is not None:
+        items = pa.StructArray.from_arrays(_encode(value.plan, values), fields=value.plan.arrow_fields)
     else:
         items = pa.array(values, type=value.arrow)
-    key_type = f.arrow.key_type
-    return pa.MapArray.from_arrays(_offsets([len(e) for e in maps]), pa.array(keys, type=key_type), items, type=f.arrow)
+    return pa.MapArray.from_arrays(_offsets(lengths), pa.array(keys, type=f.arrow.key_type), items, type=f.arrow)
 
 
 def sound(array: pa.Array, gone: pa.Array | None = None) -> pa.Array:
