@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import pyarrow as pa
+
 from shoal.kit import heap, workers
 from shoal.storage import batchrows, columnar
 from shoal.v1 import ingest_service_pb2
@@ -27,16 +29,27 @@ log = logging.getLogger("shoal.ingest.encoders")
 
 
 def encode_rows(
-    body: bytes, inference: bool, embedding_dimension: int, metadata: Sequence[columnar.MetadataColumn]
+    body: bytes,
+    inference: bool,
+    embedding_dimension: int,
+    metadata: Sequence[columnar.MetadataColumn],
+    unchecked: bool = False,
 ) -> bytes | None:
-    """The rows of the batch stored as `body`, as Arrow IPC (None: the batch carries no whole frames)."""
-    return batchrows.encode(
-        ingest_service_pb2.FrameBatch.FromString(body),
-        body,
-        inference=inference,
-        embedding_dimension=embedding_dimension,
-        metadata=metadata,
-    )
+    """The rows of the batch stored as `body`, as Arrow IPC (None: the batch carries no whole frames). `unchecked`:
+    the batch is not validated yet, and frames that cannot be encoded (a date out of range, embeddings of two
+    dimensions) give None instead of an error."""
+    try:
+        return batchrows.encode(
+            ingest_service_pb2.FrameBatch.FromString(body),
+            body,
+            inference=inference,
+            embedding_dimension=embedding_dimension,
+            metadata=metadata,
+        )
+    except (ValueError, TypeError, OverflowError, ArithmeticError, pa.ArrowException):
+        if unchecked:
+            return None
+        raise
 
 
 def _start_helper(parent: int) -> None:
@@ -64,9 +77,15 @@ class Encoders:
         return self._pool
 
     async def encode(
-        self, body: bytes, *, inference: bool, embedding_dimension: int, metadata: Sequence[columnar.MetadataColumn]
+        self,
+        body: bytes,
+        *,
+        inference: bool,
+        embedding_dimension: int,
+        metadata: Sequence[columnar.MetadataColumn],
+        unchecked: bool = False,
     ) -> bytes | None:
-        args = (body, inference, embedding_dimension, list(metadata))
+        args = (body, inference, embedding_dimension, list(metadata), unchecked)
         if self.processes > 0:
             pool = self._executor()
             try:

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+import pyarrow as pa
 from google.protobuf import json_format, timestamp_pb2
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -40,10 +41,10 @@ from shoal.kit.objectstore import ObjectNotFound, ObjectStore, WriteConflict
 from shoal.kit.paging import offset_of, offset_token
 from shoal.kit.paging import page_size as page_size_of
 from shoal.kit.settings import Settings
-from shoal.storage import columnar, queue
+from shoal.storage import batchrows, columnar, queue
 from shoal.storage.assetnames import AssetName, may_reference_assets, referenced_asset
 from shoal.storage.catalog import Catalog
-from shoal.v1 import asset_pb2, dataset_pb2, ingest_service_pb2, upload_pb2
+from shoal.v1 import asset_pb2, dataset_pb2, frame_pb2, ingest_service_pb2, upload_pb2
 
 ASSET_CACHE_SECONDS: Final = 60.0
 # Uploads a ListUploads page holds at most: each is read from Redis on its own (its progress hash).
@@ -295,8 +296,9 @@ class Uploads:
         resent = await self._claim_seq(name, batch.seq, digest)
         urls = batch_urls(batch) if may_reference_assets(raw) else set()
         assets = await self._io(self.asset_facts, urls) if urls else {}
+        early = None if urls else await self._early_rows(session, batch, raw)
         await turn.validate()
-        result = session.validator.validate(batch, assets)
+        result = session.validator.validate(batch, assets, early.table if early is not None else None)
         turn.validated_now()
         accepted = _size(result.accepted)
         key = ""
@@ -306,7 +308,10 @@ class Uploads:
             stored = await self._write_once(key, body, name, batch.seq, resent=resent)
             if stored is body:
                 try:
-                    await self._write_rows(session, body, name, batch.seq)
+                    if early is not None and result.accepted is batch and early.dimension == _dimension(session):
+                        await self._put_rows(name, batch.seq, early.encoded)  # the rows are those of `body`
+                    else:
+                        await self._write_rows(session, body, name, batch.seq)
                 except Exception:  # the rows only save the worker work: without them it encodes the frames itself
                     log.exception("rows of %s#%d were not stored", name, batch.seq)
             else:
@@ -363,9 +368,26 @@ class Uploads:
                 retry_delay_seconds=min(30.0, 0.5 + depth / max(1, self.settings.ingest_max_queue_depth)),
             )
 
-    async def _write_rows(self, session: Session, body: bytes, name: str, seq: int) -> None:
-        """The accepted frames (stored as `body`) as table rows beside the batch object, for the worker (see
-        `storage.batchrows`), encoded by a helper process while the stream's next batch is validated here."""
+    async def _early_rows(
+        self, session: Session, batch: ingest_service_pb2.FrameBatch, raw: bytes
+    ) -> _EarlyRows | None:
+        """The rows of a batch of whole frames of a dataset (serialized as `raw`), encoded by a helper process before
+        the batch is validated, so validation reads their columns (see `BatchValidator.validate`); None for other
+        batches, or frames that cannot be encoded."""
+        if session.validator.target.inference or batch.label_updates or not batch.frames:
+            return None
+        if any(f.change_type not in _WHOLE_CHANGES for f in batch.frames):
+            return None
+        dimension = _dimension(session)
+        encoded = await self._encode(session, raw, dimension, unchecked=True)
+        if encoded is None:
+            return None
+        table = pa.ipc.open_stream(encoded).read_all()
+        if (table.schema.metadata or {}).get(batchrows.WHOLE_KEY) != b"1":
+            return None
+        return _EarlyRows(table, encoded, dimension)
+
+    async def _encode(self, session: Session, body: bytes, dimension: int, *, unchecked: bool = False) -> bytes | None:
         rules = session.validator.target
         schema = dataset_pb2.MetadataSchema(
             fields=[
@@ -373,15 +395,22 @@ class Uploads:
                 for k, (t, e) in rules.schema.items()
             ]
         )
-        rows = await self.encoders.encode(
+        return await self.encoders.encode(
             body,
             inference=rules.inference,
-            embedding_dimension=session.validator.memory.embedding_dimension or rules.embedding_dimension,
+            embedding_dimension=dimension,
             metadata=[] if rules.inference else columnar.metadata_columns(schema),
+            unchecked=unchecked,
         )
-        if rows is None:
-            return
 
+    async def _write_rows(self, session: Session, body: bytes, name: str, seq: int) -> None:
+        """The accepted frames (stored as `body`) as table rows beside the batch object, for the worker (see
+        `storage.batchrows`), encoded by a helper process while the stream's next batch is validated here."""
+        rows = await self._encode(session, body, _dimension(session))
+        if rows is not None:
+            await self._put_rows(name, seq, rows)
+
+    async def _put_rows(self, name: str, seq: int, rows: bytes) -> None:
         def put() -> None:
             with contextlib.suppress(WriteConflict):  # written by an earlier try of this batch: the same rows
                 self.store.put_if(queue.rows_object(name, seq), rows, "application/vnd.apache.arrow.stream", etag=None)
@@ -482,6 +511,23 @@ class Uploads:
         raw = cast(list[bytes], await self.redis.lrange(queue.upload_errors_key(str(name)), start, start + size))
         errors = [upload_pb2.FrameError.FromString(r) for r in raw[:size]]
         return errors, (offset_token(start + size) if len(raw) > size else "")
+
+
+_WHOLE_CHANGES: Final = (frame_pb2.CHANGE_TYPE_UNSPECIFIED, frame_pb2.CHANGE_TYPE_ADD)
+
+
+@dataclass(frozen=True)
+class _EarlyRows:
+    """A batch's rows encoded before it was validated: as a table, as stored, and the embedding dimension used."""
+
+    table: pa.Table
+    encoded: bytes
+    dimension: int
+
+
+def _dimension(session: Session) -> int:
+    """The embedding dimension a session's rows are encoded with: the upload's, else the dataset's (0: not known)."""
+    return session.validator.memory.embedding_dimension or session.validator.target.embedding_dimension
 
 
 def _size(batch: ingest_service_pb2.FrameBatch) -> int:

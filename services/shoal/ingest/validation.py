@@ -15,6 +15,8 @@ from itertools import accumulate
 from typing import Final
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf import timestamp_pb2
 
 from shoal import validation as rules
@@ -149,9 +151,19 @@ class BatchResult:
     errors: list[upload_pb2.FrameError]
     received: int
     rejected: int
+    by_columns: bool = False  # checked from the batch's encoded rows (see `BatchValidator.validate`)
 
 
 _BAD_ID_RE: Final = re.compile(r"[#\[\]?*,/\x00-\x1f\x7f]")
+
+
+def _ids_valid(ids: Sequence[str]) -> bool:
+    """Whether every one of `ids` passes `rules.id_problem`: one scan of them all, joined by a character that is
+    itself valid."""
+    joined = " ".join(ids)
+    return not (
+        "" in ids or _BAD_ID_RE.search(joined) or not joined.isprintable() or max(map(len, ids)) > rules.MAX_ID_LENGTH
+    )
 
 
 class _Frame:
@@ -203,11 +215,21 @@ class BatchValidator:
         self._vectors: dict[int, tuple[int, bool]] = {}
 
     def validate(
-        self, batch: ingest_service_pb2.FrameBatch, assets: Mapping[str, AssetFacts | None] | None = None
+        self,
+        batch: ingest_service_pb2.FrameBatch,
+        assets: Mapping[str, AssetFacts | None] | None = None,
+        rows: pa.Table | None = None,
     ) -> BatchResult:
         """Check one batch. `assets` maps the batch's URLs that point to Shoal assets to what the asset service
-        recorded about them (None: no such asset); other URLs are the user's own and are taken as given."""
+        recorded about them (None: no such asset); other URLs are the user's own and are taken as given. `rows`:
+        the batch's frames encoded in the table layout, one row per frame in order (`storage.batchrows`), when the
+        batch holds only whole frames; the batch is then first checked from their columns (`_by_columns`), and
+        frame by frame only when those show something they do not prove right. The result is the same either way."""
         self._assets = assets or {}
+        if rows is not None and not self._assets:
+            found = self._by_columns(batch, rows)
+            if found is not None:
+                return found
         accepted = ingest_service_pb2.FrameBatch(seq=batch.seq)
         errors: list[upload_pb2.FrameError] = []
         rejected = 0
@@ -266,6 +288,123 @@ class BatchValidator:
         if clean:
             accepted = batch  # nothing rejected: the batch goes on as it came, without copying its frames
         return BatchResult(accepted, errors, received, rejected)
+
+    # the common batch, from its columns ----------------------------------------------------------------------
+
+    def _by_columns(self, batch: ingest_service_pb2.FrameBatch, rows: pa.Table) -> BatchResult | None:
+        """The result of checking `batch` when its encoded `rows` prove it clean, else None (nothing is changed).
+
+        The columns are read whole, so a batch costs a few passes over flat arrays instead of a visit of every field
+        of every frame (34.5 µs a frame, most of ingest's own time). They cover the common frame: image sensors,
+        box labels without attributes, scalar metadata, a frame embedding. A frame holding anything else (dates,
+        geo, coordinate frames, other sensors or geometries, crop embeddings, list metadata), or any rule broken,
+        sends the batch to the checks frame by frame, which name each problem; so the rules are written once for
+        the answers, and these only say when there is nothing to answer."""
+        target, memory = self.target, self.memory
+        frames = batch.frames
+        n = len(frames)
+        if target.inference or batch.label_updates or batch.inference_frames or not n or rows.num_rows != n:
+            return None
+        ids = rows.column("frame_id").to_pylist()
+        if not _ids_valid(ids) or len(set(ids)) != n:
+            return None
+        if max(f.ByteSize() for f in frames) > self._size_floor:
+            return None
+        if rows.column("date_captured").null_count != n or rows.column("geo").null_count != n:
+            return None
+        if not all(columnar.holds_nothing(rows.column(name)) for name in ("coordinate_frames", "crop_embeddings")):
+            return None
+        sensor_of, sensor = _flat(rows.column("sensors"))
+        sensor_ids = sensor["sensor_id"].to_pylist()
+        if sensor_ids:
+            image = columnar.struct_children(sensor["image"])
+            if (
+                set(sensor["data"].to_pylist()) != {"image"}
+                or pc.any(pc.equal(pc.utf8_length(image["url"]), 0)).as_py()
+                or pc.any(pc.not_equal(sensor["coordinate_frame_id"], "")).as_py()
+                or sensor["date_captured"].null_count != len(sensor_ids)
+                or not _ids_valid(sensor_ids)
+            ):
+                return None
+        sensor_keys = set(zip(sensor_of.tolist(), sensor_ids, strict=True))
+        if len(sensor_keys) != len(sensor_ids):
+            return None  # a sensor id twice in a frame
+        kinds = self._metadata_by_columns(rows.column("user_metadata"))
+        if kinds is None:
+            return None
+        label_of, label = _flat(rows.column("labels"))
+        label_ids = label["label_id"].to_pylist()
+        hashes = [hash(i) for i in label_ids]
+        if label_ids:
+            box = columnar.struct_children(label["box_2d"])
+            sides = np.column_stack([box[k].to_numpy(zero_copy_only=False) for k in ("left", "top", "width", "height")])
+            if (
+                set(label["geometry"].to_pylist()) != {"box_2d"}
+                or not target.classes.issuperset(label["classification"].to_pylist())
+                or not sensor_keys.issuperset(zip(label_of.tolist(), label["sensor_id"].to_pylist(), strict=True))
+                or pc.any(pc.not_equal(label["coordinate_frame_id"], "")).as_py()
+                or not columnar.holds_nothing(label["attributes"])
+                or not _ids_valid(label_ids)
+                or len(set(hashes)) != len(hashes)
+                or not memory.label_ids.isdisjoint(hashes)
+                or not np.isfinite(sides).all()
+                or not ((sides[:, 2] > 0) & (sides[:, 3] > 0)).all()
+            ):
+                return None
+        dimension = self._embeddings_by_columns(rows.column("embedding"), rows.column("embedding_model_id"))
+        if dimension is None:
+            return None
+        # Clean: what the checks frame by frame would remember, remembered.
+        for key, kind in kinds.items():
+            memory.metadata_kinds.setdefault(key, kind)
+        if dimension and not memory.embedding_dimension:
+            memory.embedding_dimension = dimension
+        memory.label_ids.update(hashes)
+        return BatchResult(batch, [], n, 0, by_columns=True)
+
+    def _metadata_by_columns(self, column: pa.ChunkedArray) -> dict[str, str] | None:
+        """The one kind of each metadata key of the batch, when every value passes `_metadata`; else None."""
+        _, keys, values = columnar.map_entries(column.combine_chunks())
+        if not len(keys):
+            return {}
+        value = columnar.struct_children(values)
+        pairs = set(zip(keys.to_pylist(), value["kind"].to_pylist(), strict=True))
+        kinds = dict(pairs)
+        if len(kinds) != len(pairs):
+            return None  # a key with two kinds in the batch
+        known = self.memory.metadata_kinds
+        for key, kind in kinds.items():
+            if kind not in _COLUMN_KINDS or rules.metadata_key_problem(key) or known.get(key, kind) != kind:
+                return None
+            declared = self.target.schema.get(key)
+            if declared is not None and kind not in _SCALAR_KINDS.get(declared[0], set()):
+                return None  # (an ARRAY field allows no scalar kind)
+        floats = value["float_value"].fill_null(0.0).to_numpy(zero_copy_only=False)
+        return kinds if np.isfinite(floats).all() else None
+
+    def _embeddings_by_columns(self, column: pa.ChunkedArray, models: pa.ChunkedArray) -> int | None:
+        """The dimension of the batch's frame embeddings (0: none) when every one passes `_embeddings`; else None."""
+        present = column.combine_chunks().drop_null()
+        if not len(present):
+            return 0
+        if pa.types.is_fixed_size_list(present.type):
+            lengths = {present.type.list_size}
+            values = present.flatten()
+        else:
+            lengths = set(pc.list_value_length(present).to_numpy(zero_copy_only=False).tolist())
+            values = pc.list_flatten(present)
+        if len(lengths) != 1:
+            return None
+        (dimension,) = lengths
+        expected = self.memory.embedding_dimension
+        if not dimension or (expected and dimension != expected):
+            return None
+        if not np.isfinite(values.to_numpy(zero_copy_only=False)).all():
+            return None
+        source = self.target.embedding_source
+        if source and not {source, ""}.issuperset(models.drop_null().to_pylist()):
+            return None
+        return int(dimension)
 
     # sizes -----------------------------------------------------------------------------------------------------
 
@@ -606,14 +745,7 @@ class BatchValidator:
         ids = [label.label_id for label in labels]
         geometries = [label.WhichOneof("geometry") for label in labels]
         classes = [label.classification for label in labels]
-        # Ids: one scan of all ids joined by a character that is itself valid.
-        joined = " ".join(ids)
-        if (
-            "" in ids
-            or _BAD_ID_RE.search(joined)
-            or not joined.isprintable()
-            or max(map(len, ids)) > rules.MAX_ID_LENGTH
-        ):
+        if not _ids_valid(ids):
             for k, lid in enumerate(ids):
                 problem = rules.id_problem(lid)
                 if problem:
@@ -865,6 +997,17 @@ def embedding_facts(embeddings: Sequence[frame_pb2.FrameEmbedding]) -> list[tupl
     bad = np.concatenate([[0], np.cumsum(~np.isfinite(values), dtype=np.int64)])
     bad_in_each = bad[ends] - bad[ends - np.asarray(lengths, dtype=np.int64)]
     return [(n, not b) for n, b in zip(lengths, bad_in_each.tolist(), strict=True)]
+
+
+# Metadata value kinds `_metadata_by_columns` checks (list values and typed nulls go frame by frame).
+_COLUMN_KINDS: Final = frozenset({"string_value", "int_value", "float_value", "bool_value"})
+
+
+def _flat(column: pa.ChunkedArray) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """(the row of each element, the elements' fields) of a list-of-struct column (a repeated field: no row null)."""
+    lists = column.combine_chunks()
+    owners = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    return owners, columnar.struct_children(pc.list_flatten(lists))
 
 
 def rules_for(

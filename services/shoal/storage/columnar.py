@@ -339,7 +339,7 @@ def sound(array: pa.Array, gone: pa.Array | None = None) -> pa.Array:
 # columns → messages ---------------------------------------------------------------------------------------------
 
 
-def _children(array: pa.Array) -> dict[str, pa.Array]:
+def struct_children(array: pa.Array) -> dict[str, pa.Array]:
     """A struct array's children by name, with the parent's offset and nulls applied."""
     struct = array.type
     return {struct.field(i).name: child for i, child in enumerate(array.flatten())}
@@ -354,7 +354,7 @@ def map_entries(array: pa.Array) -> tuple[np.ndarray, pa.Array, pa.Array]:
     return owners, pc.struct_field(flat, [0]), pc.struct_field(flat, [1])
 
 
-def _empty(array: pa.Array | pa.ChunkedArray) -> bool:
+def holds_nothing(array: pa.Array | pa.ChunkedArray) -> bool:
     """Whether `array` holds nothing a frame would read back: every value null, or every list or map empty (fields
     without presence read back empty when absent). A struct that is set anywhere holds something: its presence."""
     if array.null_count == len(array):
@@ -370,7 +370,7 @@ def _holds_nothing(f: _Field, array: pa.Array | pa.ChunkedArray) -> bool:
     """Whether the column of field `f` holds nothing a frame would read back: `_empty`, or a scalar without presence
     that has its default on every row (decoding sets no default, so such a column is never worth a read: an
     unused `device_id` or `coordinate_frame_id`). -0.0 is a value of its own."""
-    if _empty(array):
+    if holds_nothing(array):
         return True
     if f.kind != _SCALAR or f.presence:
         return False
@@ -448,7 +448,7 @@ def _decode(plan: _Plan, columns: Mapping[str, pa.Array], messages: Sequence[Mes
             subs = [getattr(messages[i], name) for i in np.flatnonzero(valid).tolist()]
             for sub in subs:
                 sub.SetInParent()
-            _decode(f.plan, _children(array if valid.all() else array.filter(pa.array(valid))), subs)
+            _decode(f.plan, struct_children(array if valid.all() else array.filter(pa.array(valid))), subs)
         elif f.kind == _SCALAR_LIST:
             lengths = _lengths(array)
             flat = array.flatten().to_pylist()
@@ -466,7 +466,7 @@ def _decode(plan: _Plan, columns: Mapping[str, pa.Array], messages: Sequence[Mes
                     container = getattr(m, name)
                     subs.extend(container.add() for _ in range(k))
             if subs:
-                _decode(f.plan, _children(array.flatten()), subs)
+                _decode(f.plan, struct_children(array.flatten()), subs)
         else:
             _decode_map(f, array, messages)
 
@@ -584,7 +584,7 @@ def _decode_map(f: _Field, array: pa.Array, messages: Sequence[Message]) -> None
     subs = [getattr(messages[i], f.name)[k] for i, k in zip(owners.tolist(), keys, strict=True)]
     for sub in subs:
         sub.SetInParent()
-    _decode(value.plan, _children(items), subs)
+    _decode(value.plan, struct_children(items), subs)
 
 
 # the row layout ----------------------------------------------------------------------------------------------------
@@ -678,7 +678,7 @@ class Layout:
         columns["digest"] = pa.array([digest(f) for f in frames], type=pa.binary(16))
         labels = columns["labels"]
         columns["label_count"] = pc.list_value_length(labels).cast(pa.int32())
-        label_ids = _children(labels.flatten())["label_id"]
+        label_ids = struct_children(labels.flatten())["label_id"]
         columns["label_ids"] = pa.ListArray.from_arrays(labels.offsets, label_ids)
         for column in metadata:
             columns[column.column] = metadata_values(columns["user_metadata"], column)
@@ -746,7 +746,7 @@ class Layout:
             if _holds_nothing(f, array):
                 continue
             if f.kind == _MESSAGE_LIST and f.plan is not None:
-                children = _children(array.flatten())
+                children = struct_children(array.flatten())
                 wanted = [
                     g.name
                     for g in f.plan.fields
@@ -838,14 +838,14 @@ def _areas_added(labels: pa.ListArray) -> pa.ListArray:
     """Labels with their COCO-style `area`: the numeric `area` attribute where a label has one (what a COCO import
     carries over), else the area of its polygons, else of its box (or its keypoints' box)."""
     flat = labels.flatten()
-    children = _children(flat)
+    children = struct_children(flat)
     n = len(flat)
     area = np.full(n, np.nan)
     for box_path in (("keypoints_2d", "box"), ("box_2d",)):
         box = children[box_path[0]]
         if len(box_path) == 2:
-            box = _children(box)[box_path[1]]
-        parts = _children(box)
+            box = struct_children(box)[box_path[1]]
+        parts = struct_children(box)
         valid = box.is_valid().to_numpy(zero_copy_only=False)
         width = parts["width"].fill_null(0).to_numpy(zero_copy_only=False)
         height = parts["height"].fill_null(0).to_numpy(zero_copy_only=False)
@@ -859,7 +859,7 @@ def _areas_added(labels: pa.ListArray) -> pa.ListArray:
         hits = pc.equal(keys, "area").to_numpy(zero_copy_only=False)
         if hits.any():
             owners = owners[hits]
-            value = _children(items.filter(pa.array(hits)))
+            value = struct_children(items.filter(pa.array(hits)))
             given = pc.coalesce(value["float_value"], value["int_value"].cast(pa.float64())).to_numpy(
                 zero_copy_only=False
             )
@@ -874,12 +874,12 @@ def _areas_added(labels: pa.ListArray) -> pa.ListArray:
 
 def _polygon_areas(polygons: pa.StructArray) -> np.ndarray:
     """Total shoelace area of each label's polygons (0 where a label has none)."""
-    lists = _children(polygons)["polygons"]  # list<struct<vertices: list<point>>> per label
+    lists = struct_children(polygons)["polygons"]  # list<struct<vertices: list<point>>> per label
     per_label = _lengths(lists)
     flat_polygons = lists.flatten()
-    vertices = _children(flat_polygons)["vertices"]
+    vertices = struct_children(flat_polygons)["vertices"]
     per_polygon = _lengths(vertices)
-    points = _children(vertices.flatten())
+    points = struct_children(vertices.flatten())
     x = points["x"].to_numpy(zero_copy_only=False)
     y = points["y"].to_numpy(zero_copy_only=False)
     starts = (
@@ -906,10 +906,10 @@ def metadata_values(user_metadata: pa.Array, column: MetadataColumn) -> pa.Array
         return nulls(n, column.arrow)
     hits = pc.equal(keys, column.name).to_numpy(zero_copy_only=False)
     owners = owners[hits]
-    members = _children(items.filter(pa.array(hits)))
+    members = struct_children(items.filter(pa.array(hits)))
     found = [members[kind] for kind in column.kinds]
     if column.kinds[0].endswith("_list_value"):
-        found = [_children(v)["values"] if len(v) else pa.array([], v.type.field("values").type) for v in found]
+        found = [struct_children(v)["values"] if len(v) else pa.array([], v.type.field("values").type) for v in found]
     values = found[0].cast(column.arrow)
     for other in found[1:]:
         values = pc.if_else(values.is_null(), other.cast(column.arrow), values)
